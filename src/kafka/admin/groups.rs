@@ -1,0 +1,445 @@
+//! Consumer groups: listing, coordinators, descriptions, committed offsets.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    ApiKey, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{broker_error, Outcome};
+use crate::kafka::cluster::{Cluster, TopicPartition};
+use crate::kafka::error::{is_routing_code, KafkaError, Result};
+use crate::kafka::wire;
+
+/// A group as ListGroups reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    /// Only brokers answering ListGroups v4+ report a state here.
+    pub state: Option<String>,
+}
+
+/// A group as DescribeGroups reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// One member of a group and the partitions assigned to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Decoded from the ConsumerProtocol assignment (empty for other protocol types).
+    pub assignment: Vec<TopicPartition>,
+    /// Why the assignment bytes could not be decoded, if they could not.
+    pub assignment_error: Option<String>,
+}
+
+/// A group's committed offsets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupOffsets {
+    /// Committed offset per partition, as the coordinator returned it (-1 = no commit).
+    pub offsets: BTreeMap<TopicPartition, i64>,
+    /// Partitions the coordinator answered with an error code.
+    pub partition_errors: BTreeMap<TopicPartition, i16>,
+}
+
+impl Cluster {
+    /// Every group on every broker (one ListGroups per broker, concurrently).
+    ///
+    /// Fails when any broker fails: a partial list would make groups vanish.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        let calls = nodes.into_iter().map(|node| async move {
+            let mut attempt = 0;
+            loop {
+                let result = self
+                    .send_to(node, |_| ListGroupsRequest::default())
+                    .await
+                    .and_then(|(r, _)| {
+                        if r.error_code == 0 {
+                            Ok(r.groups)
+                        } else {
+                            Err(broker_error(
+                                node,
+                                ApiKey::ListGroups,
+                                r.error_code,
+                                "listing groups",
+                                None,
+                            ))
+                        }
+                    });
+                match result {
+                    Err(e)
+                        if (e.is_transport() || e.is_retriable_routing())
+                            && attempt < self.config().max_retries =>
+                    {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        });
+        let mut seen = HashMap::new();
+        for result in futures_util::future::join_all(calls).await {
+            for g in result? {
+                seen.entry(g.group_id.clone()).or_insert(GroupListing {
+                    group_id: g.group_id,
+                    protocol_type: g.protocol_type,
+                    state: g.state,
+                });
+            }
+        }
+        let mut groups: Vec<GroupListing> = seen.into_values().collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(groups)
+    }
+
+    /// Forget a cached coordinator (after NOT_COORDINATOR and friends).
+    pub fn forget_coordinator(&self, group: &str) {
+        self.coordinators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(group);
+    }
+
+    /// The coordinator node of each group. Cached; uncached groups are looked up with one
+    /// batched FindCoordinator (v4+) or, on older brokers, one request per group.
+    pub async fn find_coordinators(&self, groups: &[String]) -> HashMap<String, Result<i32>> {
+        let mut results = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.coordinators.lock().unwrap_or_else(|p| p.into_inner());
+            for g in groups {
+                match cache.get(g) {
+                    Some(node) => {
+                        results.insert(g.clone(), Ok(*node));
+                    }
+                    None => missing.push(g.clone()),
+                }
+            }
+        }
+        let mut attempt = 0;
+        while !missing.is_empty() {
+            let mut retry = Vec::new();
+            for (group, outcome) in self.lookup_coordinators(&missing).await {
+                match outcome {
+                    Outcome::Done(Ok(node)) => {
+                        self.coordinators
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(group.clone(), node);
+                        results.insert(group, Ok(node));
+                    }
+                    Outcome::Done(Err(e)) => {
+                        results.insert(group, Err(e));
+                    }
+                    Outcome::Retry(e) => retry.push((group, e)),
+                }
+            }
+            if retry.is_empty() {
+                break;
+            }
+            if attempt >= self.config().max_retries {
+                results.extend(retry.into_iter().map(|(g, e)| (g, Err(e))));
+                break;
+            }
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
+            missing = retry.into_iter().map(|(g, _)| g).collect();
+        }
+        // A coordinator we have never heard of needs fresh metadata before it can be dialled.
+        let meta = self.metadata();
+        if results
+            .values()
+            .any(|r| matches!(r, Ok(n) if !meta.brokers.contains_key(n)))
+        {
+            if let Err(e) = self.refresh_metadata().await {
+                tracing::warn!(error = %e, "metadata refresh for new coordinators failed");
+            }
+        }
+        results
+    }
+
+    async fn lookup_coordinators(&self, groups: &[String]) -> Vec<(String, Outcome<i32>)> {
+        let node = match self.any_node().await {
+            Ok(node) => node,
+            Err(e) => {
+                return groups
+                    .iter()
+                    .map(|g| (g.clone(), Outcome::Retry(super::copy_error(&e))))
+                    .collect()
+            }
+        };
+        let version = match self.version_for::<FindCoordinatorRequest>(node).await {
+            Ok(v) => v,
+            Err(e) => {
+                return groups
+                    .iter()
+                    .map(|g| (g.clone(), Outcome::Done(Err(super::copy_error(&e)))))
+                    .collect()
+            }
+        };
+        let classify = |key: &str, c: wire::find_coordinator::Coordinator| {
+            Outcome::from_code(
+                c.error_code,
+                || {
+                    broker_error(
+                        node,
+                        ApiKey::FindCoordinator,
+                        c.error_code,
+                        format!("group {key}"),
+                        c.error_message.clone(),
+                    )
+                },
+                || Ok(c.node_id),
+            )
+        };
+        let to_retry = |e: &KafkaError| {
+            groups
+                .iter()
+                .map(|g| (g.clone(), Outcome::Retry(super::copy_error(e))))
+                .collect::<Vec<_>>()
+        };
+        if version >= 4 {
+            let keys = groups
+                .iter()
+                .map(|g| StrBytes::from_string(g.clone()))
+                .collect();
+            let req = FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(keys);
+            match self.send_to(node, |_| req).await {
+                Ok((r, _)) => {
+                    let mut by_key: HashMap<String, wire::find_coordinator::Coordinator> = r
+                        .coordinators
+                        .into_iter()
+                        .map(|c| (c.key.clone(), c))
+                        .collect();
+                    groups
+                        .iter()
+                        .map(|g| match by_key.remove(g) {
+                            Some(c) => (g.clone(), classify(g, c)),
+                            None => (
+                                g.clone(),
+                                Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
+                                    "coordinator for group {g} in the FindCoordinator response"
+                                )))),
+                            ),
+                        })
+                        .collect()
+                }
+                Err(e) => to_retry(&e),
+            }
+        } else {
+            let calls = groups.iter().map(|g| async move {
+                let req = FindCoordinatorRequest::default()
+                    .with_key(StrBytes::from_string(g.clone()))
+                    .with_key_type(0);
+                match self.send_to(node, |_| req).await {
+                    Ok((mut r, _)) if !r.coordinators.is_empty() => {
+                        let c = r.coordinators.swap_remove(0);
+                        (g.clone(), classify(g, c))
+                    }
+                    Ok(_) => (
+                        g.clone(),
+                        Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
+                            "coordinator for group {g} in the FindCoordinator response"
+                        )))),
+                    ),
+                    Err(e) => (g.clone(), Outcome::Retry(e)),
+                }
+            });
+            futures_util::future::join_all(calls).await
+        }
+    }
+
+    /// Describe groups: one DescribeGroups per coordinator with all of its groups.
+    pub async fn describe_groups(
+        &self,
+        groups: &[String],
+    ) -> HashMap<String, Result<GroupDescription>> {
+        self.per_coordinator(groups, |node, batch| async move {
+            let ids: Vec<GroupId> = batch
+                .iter()
+                .map(|g| GroupId(StrBytes::from_string(g.clone())))
+                .collect();
+            let (r, _) = self
+                .send_to(node, |_| DescribeGroupsRequest::default().with_groups(ids))
+                .await?;
+            Ok(r.groups
+                .into_iter()
+                .map(|g| {
+                    let group_id = g.group_id.clone();
+                    let code = g.error_code;
+                    let outcome = Outcome::from_code(
+                        code,
+                        || {
+                            broker_error(
+                                node,
+                                ApiKey::DescribeGroups,
+                                code,
+                                format!("group {group_id}"),
+                                None,
+                            )
+                        },
+                        || Ok(describe(g)),
+                    );
+                    (group_id, outcome)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Committed offsets of many groups: one OffsetFetch per coordinator (v8+), or one per
+    /// group on older brokers.
+    pub async fn committed_offsets(
+        &self,
+        groups: &[String],
+    ) -> HashMap<String, Result<GroupOffsets>> {
+        self.per_coordinator(groups, |node, batch| async move {
+            let version = self.version_for::<OffsetFetchRequest>(node).await?;
+            if version >= 8 {
+                let req_groups = batch
+                    .iter()
+                    .map(|g| {
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                            .with_topics(None)
+                    })
+                    .collect();
+                let req = OffsetFetchRequest::default()
+                    .with_groups(req_groups)
+                    .with_require_stable(false);
+                let (r, _) = self.send_to(node, |_| req).await?;
+                Ok(r.groups
+                    .into_iter()
+                    .map(|g| (g.group_id.clone(), self.group_offsets(node, g)))
+                    .collect())
+            } else {
+                let calls = batch.into_iter().map(|g| async move {
+                    let req = OffsetFetchRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                        .with_topics(None);
+                    match self.send_to(node, |_| req).await {
+                        Ok((mut r, _)) if !r.groups.is_empty() => {
+                            let mut only = r.groups.swap_remove(0);
+                            only.group_id = g.clone();
+                            (g, self.group_offsets(node, only))
+                        }
+                        Ok(_) => {
+                            let e = KafkaError::UnknownInMetadata(format!(
+                                "group {g} in the OffsetFetch response"
+                            ));
+                            (g, Outcome::Done(Err(e)))
+                        }
+                        Err(e) => (g, Outcome::Retry(e)),
+                    }
+                });
+                Ok(futures_util::future::join_all(calls).await)
+            }
+        })
+        .await
+    }
+
+    fn group_offsets(
+        &self,
+        node: i32,
+        g: wire::offset_fetch::OffsetFetchGroup,
+    ) -> Outcome<GroupOffsets> {
+        let group_id = g.group_id.clone();
+        let meta = self.metadata();
+        Outcome::from_code(
+            g.error_code,
+            || {
+                broker_error(
+                    node,
+                    ApiKey::OffsetFetch,
+                    g.error_code,
+                    format!("group {group_id}"),
+                    None,
+                )
+            },
+            || {
+                let mut out = GroupOffsets::default();
+                for t in g.topics {
+                    let topic = meta
+                        .topic_name(&t.name)
+                        .unwrap_or_else(|| t.name.as_str().into());
+                    for p in t.partitions {
+                        let tp = TopicPartition::new(topic.clone(), p.partition);
+                        if p.error_code != 0 {
+                            if is_routing_code(p.error_code) {
+                                tracing::debug!(group = %group_id, partition = %tp, code = p.error_code, "partition-level OffsetFetch error");
+                            }
+                            out.partition_errors.insert(tp, p.error_code);
+                        } else {
+                            out.offsets.insert(tp, p.committed_offset);
+                        }
+                    }
+                }
+                Ok(out)
+            },
+        )
+    }
+}
+
+fn describe(g: wire::describe_groups::DescribedGroup) -> GroupDescription {
+    let consumer = g.protocol_type == "consumer" || g.protocol_type.is_empty();
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| {
+            let (assignment, assignment_error) = if consumer && !m.assignment.is_empty() {
+                match wire::assignment::ConsumerAssignment::decode(m.assignment.clone()) {
+                    Ok(a) => (
+                        a.topics
+                            .into_iter()
+                            .flat_map(|t| {
+                                let topic: std::sync::Arc<str> = t.topic.into();
+                                t.partitions
+                                    .into_iter()
+                                    .map(move |p| TopicPartition::new(topic.clone(), p))
+                            })
+                            .collect(),
+                        None,
+                    ),
+                    Err(e) => {
+                        tracing::warn!(group = %g.group_id, member = %m.member_id, error = %e, "undecodable assignment");
+                        (Vec::new(), Some(e.to_string()))
+                    }
+                }
+            } else {
+                (Vec::new(), None)
+            };
+            MemberDescription {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                assignment,
+                assignment_error,
+            }
+        })
+        .collect();
+    GroupDescription {
+        group_id: g.group_id,
+        state: g.state,
+        protocol_type: g.protocol_type,
+        protocol: g.protocol,
+        members,
+    }
+}

@@ -1,0 +1,476 @@
+//! The cluster handle: bootstrap, metadata, one connection per broker, routing, retries.
+//!
+//! Connections are dialled lazily per node id and redialled when their transport fails.
+//! Routing errors (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR, ...) are handled by the
+//! operations in [`super::admin`]: they refresh metadata or coordinators through this handle
+//! and retry only the items that failed, with [`Cluster::backoff`] between attempts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::messages::MetadataRequest;
+
+use super::conn::{ApiCounters, ApiRequest, Connection, ConnectionConfig};
+use super::error::{KafkaError, Result};
+use super::wire::metadata::MetadataResponse;
+
+/// Node id under which the counters of bootstrap connections are kept.
+pub const BOOTSTRAP_NODE: i32 = -1;
+
+/// How to reach a cluster and how hard to try.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// "host:port" entries, tried in order until one answers Metadata.
+    pub bootstrap_servers: Vec<String>,
+    /// Settings of every broker connection.
+    pub connection: ConnectionConfig,
+    /// Retries after a routing error (stale leader / coordinator) before giving up on an item.
+    pub max_retries: u32,
+    /// First retry delay; doubles per attempt up to `max_backoff`.
+    pub retry_backoff: Duration,
+    /// Upper bound of the retry delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: Vec::new(),
+            connection: ConnectionConfig::default(),
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A topic partition. The topic name is shared, so cloning is cheap.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// A broker as advertised in metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    /// "host:port", with IPv6 literals bracketed.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A partition's leadership as of the last metadata refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub error_code: i16,
+}
+
+/// A topic as of the last metadata refresh.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub internal: bool,
+    pub error_code: i16,
+    pub partitions: BTreeMap<i32, PartitionInfo>,
+}
+
+/// An immutable snapshot of cluster metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<Arc<str>, TopicInfo>,
+}
+
+impl Metadata {
+    /// Build from a Metadata response; topics without a name are skipped.
+    pub fn from_response(r: MetadataResponse) -> Metadata {
+        let brokers = r
+            .brokers
+            .into_iter()
+            .map(|b| {
+                let info = BrokerInfo {
+                    node_id: b.node_id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                };
+                (b.node_id, info)
+            })
+            .collect();
+        let topics = r
+            .topics
+            .into_iter()
+            .filter_map(|t| {
+                let name: Arc<str> = Arc::from(t.name?);
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let info = PartitionInfo {
+                            leader: p.leader_id,
+                            leader_epoch: p.leader_epoch,
+                            error_code: p.error_code,
+                        };
+                        (p.partition, info)
+                    })
+                    .collect();
+                let info = TopicInfo {
+                    internal: t.is_internal,
+                    error_code: t.error_code,
+                    partitions,
+                };
+                Some((name, info))
+            })
+            .collect();
+        Metadata {
+            cluster_id: r.cluster_id,
+            controller_id: r.controller_id,
+            brokers,
+            topics,
+        }
+    }
+
+    /// The leader of a partition, if it has one.
+    pub fn leader(&self, tp: &TopicPartition) -> Option<i32> {
+        let p = self.topics.get(&tp.topic)?.partitions.get(&tp.partition)?;
+        (p.leader >= 0).then_some(p.leader)
+    }
+
+    /// The shared name of a topic, so callers can build cheap [`TopicPartition`]s.
+    pub fn topic_name(&self, topic: &str) -> Option<Arc<str>> {
+        self.topics.get_key_value(topic).map(|(k, _)| k.clone())
+    }
+
+    /// Every partition of every topic, in order.
+    pub fn partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
+        self.topics.iter().flat_map(|(name, t)| {
+            t.partitions
+                .keys()
+                .map(move |p| TopicPartition::new(name.clone(), *p))
+        })
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
+
+/// A handle on one Kafka cluster. Share it behind an `Arc`.
+pub struct Cluster {
+    config: ClusterConfig,
+    conn_config: Arc<ConnectionConfig>,
+    metadata: RwLock<Arc<Metadata>>,
+    slots: Mutex<HashMap<i32, Slot>>,
+    counters: Mutex<BTreeMap<i32, Arc<ApiCounters>>>,
+    pub(crate) coordinators: Mutex<HashMap<String, i32>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("bootstrap_servers", &self.config.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Try the bootstrap servers in order until one answers Metadata.
+    pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
+        if config.bootstrap_servers.is_empty() {
+            return Err(KafkaError::Config("bootstrap_servers is empty".to_string()));
+        }
+        let cluster = Cluster {
+            conn_config: Arc::new(config.connection.clone()),
+            config,
+            metadata: RwLock::new(Arc::new(Metadata::default())),
+            slots: Mutex::new(HashMap::new()),
+            counters: Mutex::new(BTreeMap::new()),
+            coordinators: Mutex::new(HashMap::new()),
+        };
+        cluster.bootstrap().await?;
+        Ok(cluster)
+    }
+
+    /// The configuration this handle was built with.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// The last metadata snapshot.
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.metadata
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Request counters per node id (bootstrap connections under [`BOOTSTRAP_NODE`]).
+    pub fn counters(&self) -> BTreeMap<i32, Arc<ApiCounters>> {
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn counters_for(&self, node: i32) -> Arc<ApiCounters> {
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(node)
+            .or_default()
+            .clone()
+    }
+
+    fn slot(&self, node: i32) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(node)
+            .or_default()
+            .clone()
+    }
+
+    /// Delay before retry number `attempt` (0-based): exponential, capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+        self.config
+            .retry_backoff
+            .saturating_mul(factor)
+            .min(self.config.max_backoff)
+    }
+
+    async fn bootstrap(&self) -> Result<()> {
+        let mut attempts = Vec::new();
+        for server in &self.config.bootstrap_servers {
+            let counters = self.counters_for(BOOTSTRAP_NODE);
+            let conn = match Connection::connect(server, self.conn_config.clone(), counters).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(%server, error = %e, "bootstrap server unreachable");
+                    attempts.push(format!("{server}: {e}"));
+                    continue;
+                }
+            };
+            match fetch_metadata(&conn).await {
+                Ok(meta) => {
+                    // The bootstrap connection is dropped: brokers are addressed by node id
+                    // from now on (the bootstrap address may be a load balancer).
+                    self.store_metadata(meta);
+                    return Ok(());
+                }
+                Err(e) => attempts.push(format!("{server}: {e}")),
+            }
+        }
+        Err(KafkaError::Bootstrap { attempts })
+    }
+
+    fn store_metadata(&self, meta: Metadata) {
+        *self.metadata.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(meta);
+    }
+
+    /// Refresh metadata from any reachable broker (falling back to the bootstrap list).
+    pub async fn refresh_metadata(&self) -> Result<Arc<Metadata>> {
+        let nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        let mut last_error = None;
+        for node in nodes {
+            match self.connection(node).await {
+                Ok(conn) => match fetch_metadata(&conn).await {
+                    Ok(meta) => {
+                        self.store_metadata(meta);
+                        return Ok(self.metadata());
+                    }
+                    Err(e) => {
+                        self.forget_if_broken(node, &conn, &e).await;
+                        last_error = Some(e);
+                    }
+                },
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let Some(e) = last_error {
+            tracing::debug!(error = %e, "no known broker answered Metadata, trying bootstrap servers");
+        }
+        self.bootstrap().await?;
+        Ok(self.metadata())
+    }
+
+    /// The live connection to `node`, dialling it when needed.
+    pub async fn connection(&self, node: i32) -> Result<Arc<Connection>> {
+        let slot = self.slot(node);
+        let mut guard = slot.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            if !conn.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        let address = self
+            .metadata()
+            .brokers
+            .get(&node)
+            .map(BrokerInfo::address)
+            .ok_or_else(|| KafkaError::UnknownInMetadata(format!("broker with node id {node}")))?;
+        let conn = Connection::connect(&address, self.conn_config.clone(), self.counters_for(node))
+            .await?;
+        let conn = Arc::new(conn);
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Any broker: the lowest node id with a live connection, else the first that dials.
+    pub async fn any_node(&self) -> Result<i32> {
+        let nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        for node in &nodes {
+            let slot = self.slot(*node);
+            let live = slot
+                .try_lock()
+                .map(|g| g.as_ref().is_some_and(|c| !c.is_closed()))
+                .unwrap_or(false);
+            if live {
+                return Ok(*node);
+            }
+        }
+        let mut attempts = Vec::new();
+        for node in nodes {
+            match self.connection(node).await {
+                Ok(_) => return Ok(node),
+                Err(e) => attempts.push(format!("node {node}: {e}")),
+            }
+        }
+        Err(KafkaError::Bootstrap { attempts })
+    }
+
+    /// Send a request to `node`, building it for the negotiated version.
+    ///
+    /// A transport failure drops the connection (the next call redials) and is returned.
+    pub async fn send_to<R: ApiRequest>(
+        &self,
+        node: i32,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<(R::Response, i16)> {
+        let conn = self.connection(node).await?;
+        let version = conn.version_for::<R>()?;
+        let req = build(version);
+        match conn.send_version(&req, version).await {
+            Ok(r) => Ok((r, version)),
+            Err(e) => {
+                self.forget_if_broken(node, &conn, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The version of `R` that `node` would be sent (dialling it if needed).
+    pub async fn version_for<R: ApiRequest>(&self, node: i32) -> Result<i16> {
+        self.connection(node).await?.version_for::<R>()
+    }
+
+    async fn forget_if_broken(&self, node: i32, conn: &Arc<Connection>, e: &KafkaError) {
+        if !e.is_transport() {
+            return;
+        }
+        let slot = self.slot(node);
+        let mut guard = slot.lock().await;
+        if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *guard = None;
+        }
+    }
+}
+
+async fn fetch_metadata(conn: &Connection) -> Result<Metadata> {
+    let version = conn.version_for::<MetadataRequest>()?;
+    let mut req = MetadataRequest::default().with_topics(None);
+    if version >= 4 {
+        req = req.with_allow_auto_topic_creation(false);
+    }
+    let response = conn.send_version(&req, version).await?;
+    Ok(Metadata::from_response(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_address_brackets_ipv6() {
+        let b = BrokerInfo {
+            node_id: 1,
+            host: "::1".into(),
+            port: 9092,
+            rack: None,
+        };
+        assert_eq!(b.address(), "[::1]:9092");
+        let b = BrokerInfo {
+            host: "kafka-1".into(),
+            ..b
+        };
+        assert_eq!(b.address(), "kafka-1:9092");
+    }
+
+    #[tokio::test]
+    async fn empty_bootstrap_is_a_config_error() {
+        let err = Cluster::connect(ClusterConfig::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bootstrap_servers"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_bootstrap_names_every_server() {
+        // Port 1 on loopback refuses connections.
+        let config = ClusterConfig {
+            bootstrap_servers: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            ..Default::default()
+        };
+        let err = Cluster::connect(config).await.unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:1") && err.contains("127.0.0.1:2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let cluster = Cluster {
+            config: ClusterConfig::default(),
+            conn_config: Arc::new(ConnectionConfig::default()),
+            metadata: RwLock::new(Arc::new(Metadata::default())),
+            slots: Mutex::new(HashMap::new()),
+            counters: Mutex::new(BTreeMap::new()),
+            coordinators: Mutex::new(HashMap::new()),
+        };
+        assert_eq!(cluster.backoff(0), Duration::from_millis(100));
+        assert_eq!(cluster.backoff(1), Duration::from_millis(200));
+        assert_eq!(cluster.backoff(3), Duration::from_millis(800));
+        assert_eq!(cluster.backoff(10), Duration::from_secs(2));
+        assert_eq!(cluster.backoff(40), Duration::from_secs(2));
+    }
+}

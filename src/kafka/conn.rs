@@ -1,0 +1,567 @@
+//! One broker connection: transport, ApiVersions negotiation, pipelined requests.
+//!
+//! A connection owns two tasks. The writer task takes encoded frames from a channel and
+//! writes them whole, so a caller that is cancelled mid-request can never leave half a frame
+//! on the socket. The reader task splits response frames (size-capped, see
+//! [`codec::take_frame`]) and hands each to the request waiting on its correlation id.
+//! Response bodies are decoded in the caller's task, never in the reader.
+//!
+//! Every request has a timeout. When the transport fails, every waiting request fails with
+//! the reason and the connection is marked closed; the cluster handle redials.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetFetchRequest,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::codec::{self, DEFAULT_MAX_FRAME_BYTES};
+use super::error::{KafkaError, Result};
+use super::wire::{self, DecodeError};
+
+/// How a connection reaches its broker. TLS and SASL variants join this enum; the
+/// connection code is already shaped around a boxed byte stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP.
+    #[default]
+    Plaintext,
+}
+
+/// Settings shared by every connection of a cluster.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// Sent as `client_id` in every request header.
+    pub client_id: String,
+    /// TCP connect + ApiVersions (+ authentication) must finish within this.
+    pub connect_timeout: Duration,
+    /// Every request must be answered within this.
+    pub request_timeout: Duration,
+    /// Response frames larger than this are refused (the connection is closed).
+    pub max_frame_bytes: usize,
+    /// Transport security.
+    pub security: Security,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "tidemark".to_string(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            security: Security::Plaintext,
+        }
+    }
+}
+
+/// A request tidemark sends: its API, the versions tidemark speaks, and its response decoder.
+pub trait ApiRequest: Encodable + Send + Sync {
+    const API: ApiKey;
+    /// Lowest version tidemark can send and decode.
+    const MIN_VERSION: i16;
+    /// Highest version tidemark can send and decode.
+    const MAX_VERSION: i16;
+    type Response: Send;
+    fn decode_response(body: Bytes, version: i16) -> Result<Self::Response, DecodeError>;
+}
+
+macro_rules! api_request {
+    ($req:ty, $api:ident, $min:expr, $max:expr, $resp:ty) => {
+        impl ApiRequest for $req {
+            const API: ApiKey = ApiKey::$api;
+            const MIN_VERSION: i16 = $min;
+            const MAX_VERSION: i16 = $max;
+            type Response = $resp;
+            fn decode_response(body: Bytes, version: i16) -> Result<$resp, DecodeError> {
+                <$resp>::decode(body, version)
+            }
+        }
+    };
+}
+
+api_request!(
+    ApiVersionsRequest,
+    ApiVersions,
+    0,
+    3,
+    wire::api_versions::ApiVersionsResponse
+);
+api_request!(
+    MetadataRequest,
+    Metadata,
+    1,
+    12,
+    wire::metadata::MetadataResponse
+);
+api_request!(
+    ListGroupsRequest,
+    ListGroups,
+    0,
+    4,
+    wire::list_groups::ListGroupsResponse
+);
+api_request!(
+    FindCoordinatorRequest,
+    FindCoordinator,
+    0,
+    4,
+    wire::find_coordinator::FindCoordinatorResponse
+);
+api_request!(
+    DescribeGroupsRequest,
+    DescribeGroups,
+    0,
+    5,
+    wire::describe_groups::DescribeGroupsResponse
+);
+// OffsetFetch starts at v2: "all topics" (null) is not expressible in v1.
+api_request!(
+    OffsetFetchRequest,
+    OffsetFetch,
+    2,
+    8,
+    wire::offset_fetch::OffsetFetchResponse
+);
+api_request!(
+    ListOffsetsRequest,
+    ListOffsets,
+    1,
+    7,
+    wire::list_offsets::ListOffsetsResponse
+);
+// Fetch stops at v12: v13+ addresses topics by id only.
+api_request!(FetchRequest, Fetch, 4, 12, wire::fetch::FetchResponse);
+api_request!(
+    DescribeConfigsRequest,
+    DescribeConfigs,
+    1,
+    4,
+    wire::describe_configs::DescribeConfigsResponse
+);
+
+/// Per-API request, error and byte counters of one broker; they survive reconnects.
+pub struct ApiCounters {
+    requests: [AtomicU64; 128],
+    errors: [AtomicU64; 128],
+    bytes_received: AtomicU64,
+}
+
+impl Default for ApiCounters {
+    fn default() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            bytes_received: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ApiCounters {
+    fn slot(api: ApiKey) -> usize {
+        (api as i16).clamp(0, 127) as usize
+    }
+    fn count_request(&self, api: ApiKey) {
+        self.requests[Self::slot(api)].fetch_add(1, Ordering::Relaxed);
+    }
+    fn count_error(&self, api: ApiKey) {
+        self.errors[Self::slot(api)].fetch_add(1, Ordering::Relaxed);
+    }
+    /// Requests sent for `api` so far.
+    pub fn requests(&self, api: ApiKey) -> u64 {
+        self.requests[Self::slot(api)].load(Ordering::Relaxed)
+    }
+    /// Requests for `api` that failed (timeout, transport, undecodable response).
+    pub fn errors(&self, api: ApiKey) -> u64 {
+        self.errors[Self::slot(api)].load(Ordering::Relaxed)
+    }
+    /// Requests sent for every API, excluding ApiVersions (connection setup).
+    pub fn total_requests(&self) -> u64 {
+        ApiKey::iter()
+            .filter(|k| *k != ApiKey::ApiVersions)
+            .map(|k| self.requests(k))
+            .sum()
+    }
+    /// Response bytes received.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
+    }
+}
+
+/// Anything a connection can run over (TCP today; TLS joins later).
+pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {}
+
+struct Shared {
+    broker: Arc<str>,
+    state: Mutex<State>,
+    next_id: AtomicI32,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: HashMap<i32, oneshot::Sender<Bytes>>,
+    closed: Option<String>,
+}
+
+impl Shared {
+    fn close(&self, reason: String) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closed.is_none() {
+            tracing::debug!(broker = %self.broker, %reason, "connection closed");
+            state.closed = Some(reason);
+        }
+        // Dropping the senders wakes every waiter with an error.
+        state.waiting.clear();
+    }
+
+    fn closed_error(&self) -> KafkaError {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        KafkaError::ConnectionClosed {
+            broker: self.broker.to_string(),
+            reason: state.closed.clone(),
+        }
+    }
+}
+
+/// A connection to one broker. Cheap to share behind an `Arc`; requests pipeline.
+pub struct Connection {
+    shared: Arc<Shared>,
+    outbound: mpsc::Sender<Bytes>,
+    versions: HashMap<i16, (i16, i16)>,
+    config: Arc<ConnectionConfig>,
+    counters: Arc<ApiCounters>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.shared.broker)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Dial `broker` ("host:port"), negotiate API versions, authenticate when configured.
+    pub async fn connect(
+        broker: &str,
+        config: Arc<ConnectionConfig>,
+        counters: Arc<ApiCounters>,
+    ) -> Result<Connection> {
+        let after = config.connect_timeout;
+        let dial = async {
+            let tcp = TcpStream::connect(broker)
+                .await
+                .map_err(|source| KafkaError::Io {
+                    broker: broker.to_string(),
+                    source,
+                })?;
+            // Best effort: latency matters more than packet count for small requests.
+            let _ = tcp.set_nodelay(true);
+            let stream: Box<dyn TransportBox> = match config.security {
+                Security::Plaintext => Box::new(tcp),
+            };
+            let mut conn = Connection::start(broker, stream, config.clone(), counters);
+            conn.negotiate_versions().await?;
+            Ok(conn)
+        };
+        match tokio::time::timeout(after, dial).await {
+            Ok(result) => result,
+            Err(_) => Err(KafkaError::ConnectTimeout {
+                broker: broker.to_string(),
+                after,
+            }),
+        }
+    }
+
+    /// Start the reader and writer tasks over an established stream (no negotiation).
+    pub fn start<S: Transport>(
+        broker: &str,
+        stream: S,
+        config: Arc<ConnectionConfig>,
+        counters: Arc<ApiCounters>,
+    ) -> Connection {
+        let shared = Arc::new(Shared {
+            broker: Arc::from(broker),
+            state: Mutex::new(State::default()),
+            next_id: AtomicI32::new(1),
+        });
+        let (read_half, write_half) = tokio::io::split(stream);
+        let (outbound, frames) = mpsc::channel(64);
+        let writer = tokio::spawn(write_loop(write_half, frames, shared.clone()));
+        let reader = tokio::spawn(read_loop(
+            read_half,
+            shared.clone(),
+            config.max_frame_bytes,
+            counters.clone(),
+        ));
+        Connection {
+            shared,
+            outbound,
+            versions: HashMap::new(),
+            config,
+            counters,
+            tasks: [writer, reader],
+        }
+    }
+
+    /// "host:port" of the broker.
+    pub fn broker(&self) -> &str {
+        &self.shared.broker
+    }
+
+    /// Whether the transport has failed; a closed connection never recovers.
+    pub fn is_closed(&self) -> bool {
+        let state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.closed.is_some()
+    }
+
+    /// The broker's advertised version range for `api`, if it supports it.
+    pub fn broker_versions(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.versions.get(&(api as i16)).copied()
+    }
+
+    /// The highest version of `R` both sides speak.
+    pub fn version_for<R: ApiRequest>(&self) -> Result<i16> {
+        negotiate(
+            &self.shared.broker,
+            R::API,
+            (R::MIN_VERSION, R::MAX_VERSION),
+            self.broker_versions(R::API),
+        )
+    }
+
+    /// Send `req` at the negotiated version and decode the response.
+    pub async fn send<R: ApiRequest>(&self, req: &R) -> Result<(R::Response, i16)> {
+        let version = self.version_for::<R>()?;
+        Ok((self.send_version(req, version).await?, version))
+    }
+
+    /// Send `req` at an explicit version and decode the response.
+    pub async fn send_version<R: ApiRequest>(&self, req: &R, version: i16) -> Result<R::Response> {
+        let body = self.round_trip(R::API, version, req).await?;
+        R::decode_response(body, version).map_err(|e| {
+            self.counters.count_error(R::API);
+            KafkaError::Decode {
+                broker: self.shared.broker.to_string(),
+                api: R::API,
+                version,
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// Encode, send, and wait for the response body of one request.
+    async fn round_trip<T: Encodable>(&self, api: ApiKey, version: i16, body: &T) -> Result<Bytes> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::new();
+        codec::encode_request(&mut frame, api, version, id, &self.config.client_id, body).map_err(
+            |message| KafkaError::Encode {
+                api,
+                version,
+                message,
+            },
+        )?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.closed.is_some() {
+                drop(state);
+                return Err(self.shared.closed_error());
+            }
+            state.waiting.insert(id, tx);
+        }
+        self.counters.count_request(api);
+        if self.outbound.send(frame.freeze()).await.is_err() {
+            self.forget(id);
+            self.counters.count_error(api);
+            return Err(self.shared.closed_error());
+        }
+        match tokio::time::timeout(self.config.request_timeout, rx).await {
+            Ok(Ok(frame)) => codec::response_body(frame, api, version).map_err(|e| {
+                self.counters.count_error(api);
+                KafkaError::Decode {
+                    broker: self.shared.broker.to_string(),
+                    api,
+                    version,
+                    message: e.to_string(),
+                }
+            }),
+            Ok(Err(_)) => {
+                self.counters.count_error(api);
+                Err(self.shared.closed_error())
+            }
+            Err(_) => {
+                self.forget(id);
+                self.counters.count_error(api);
+                Err(KafkaError::Timeout {
+                    broker: self.shared.broker.to_string(),
+                    api,
+                    after: self.config.request_timeout,
+                })
+            }
+        }
+    }
+
+    fn forget(&self, id: i32) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.waiting.remove(&id);
+    }
+
+    /// ApiVersions: try v3; a broker that does not speak it answers with a v0 body that
+    /// lists its own range, and we retry at the best common version.
+    async fn negotiate_versions(&mut self) -> Result<()> {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("tidemark"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let ours = (
+            ApiVersionsRequest::MIN_VERSION,
+            ApiVersionsRequest::MAX_VERSION,
+        );
+        let body = self.round_trip(ApiKey::ApiVersions, ours.1, &req).await?;
+        let response = match wire::api_versions::ApiVersionsResponse::decode(body.clone(), ours.1) {
+            Ok(r) if r.error_code == 0 => r,
+            _ => {
+                let v0 = wire::api_versions::ApiVersionsResponse::decode(body, 0).map_err(|e| {
+                    KafkaError::Decode {
+                        broker: self.shared.broker.to_string(),
+                        api: ApiKey::ApiVersions,
+                        version: 0,
+                        message: e.to_string(),
+                    }
+                })?;
+                let theirs = v0
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map(|k| (k.min_version, k.max_version));
+                let version = negotiate(&self.shared.broker, ApiKey::ApiVersions, ours, theirs)?;
+                let r = self.send_version(&req, version).await?;
+                if r.error_code != 0 {
+                    return Err(KafkaError::Broker {
+                        broker: self.shared.broker.to_string(),
+                        api: ApiKey::ApiVersions,
+                        code: r.error_code,
+                        context: format!("ApiVersions v{version}"),
+                        message: None,
+                    });
+                }
+                r
+            }
+        };
+        self.versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(())
+    }
+}
+
+/// The highest version in both ranges, or an error naming both.
+pub fn negotiate(
+    broker: &str,
+    api: ApiKey,
+    ours: (i16, i16),
+    theirs: Option<(i16, i16)>,
+) -> Result<i16> {
+    match theirs {
+        Some((min, max)) if min <= ours.1 && ours.0 <= max => Ok(ours.1.min(max)),
+        _ => Err(KafkaError::NoCommonVersion {
+            broker: broker.to_string(),
+            api,
+            ours_min: ours.0,
+            ours_max: ours.1,
+            theirs,
+        }),
+    }
+}
+
+/// Object-safe alias used for the boxed stream.
+trait TransportBox: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> TransportBox for T {}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut frames: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+) {
+    while let Some(frame) = frames.recv().await {
+        if let Err(e) = writer.write_all(&frame).await {
+            shared.close(format!("write failed: {e}"));
+            return;
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
+    shared: Arc<Shared>,
+    max_frame: usize,
+    counters: Arc<ApiCounters>,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        match codec::take_frame(&mut buf, max_frame) {
+            Ok(Some(frame)) => {
+                counters
+                    .bytes_received
+                    .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
+                let Ok(id) = codec::correlation_id(&frame) else {
+                    shared.close("response frame shorter than its header".to_string());
+                    return;
+                };
+                let waiter = {
+                    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.waiting.remove(&id)
+                };
+                match waiter {
+                    // The receiver may be gone (caller cancelled); nothing to do then.
+                    Some(tx) => drop(tx.send(frame)),
+                    // Responses come in request order: an unknown id is a late answer to a
+                    // request that already timed out.
+                    None => tracing::debug!(broker = %shared.broker, id, "dropping late response"),
+                }
+            }
+            Ok(None) => match reader.read_buf(&mut buf).await {
+                Ok(0) => {
+                    shared.close("broker closed the connection".to_string());
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    shared.close(format!("read failed: {e}"));
+                    return;
+                }
+            },
+            Err(e) => {
+                shared.close(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

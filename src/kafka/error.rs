@@ -1,0 +1,203 @@
+//! Errors of the Kafka wire client.
+//!
+//! Every variant names what failed (broker, API, version, topic/group) so that a log line
+//! is enough to act on. Nothing here ever carries payload bytes or secrets.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+
+/// Result alias for the wire client.
+pub type Result<T, E = KafkaError> = std::result::Result<T, E>;
+
+/// An error talking to a Kafka cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// TCP connect, read or write failed.
+    #[error("I/O error talking to broker {broker}: {source}")]
+    Io {
+        broker: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The connection was closed (by the broker, or after an earlier failure).
+    #[error("connection to broker {broker} is closed{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    ConnectionClosed {
+        broker: String,
+        reason: Option<String>,
+    },
+
+    /// A request got no response within its timeout.
+    #[error("{api:?} request to broker {broker} timed out after {after:?}")]
+    Timeout {
+        broker: String,
+        api: ApiKey,
+        after: Duration,
+    },
+
+    /// Connecting (TCP + ApiVersions + auth) took longer than the timeout.
+    #[error("connecting to broker {broker} timed out after {after:?}")]
+    ConnectTimeout { broker: String, after: Duration },
+
+    /// A request could not be encoded (a bug or an out-of-range value).
+    #[error("cannot encode {api:?} v{version} request: {message}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        message: String,
+    },
+
+    /// A response (or part of it) could not be decoded.
+    #[error("cannot decode {api:?} v{version} response from broker {broker}: {message}")]
+    Decode {
+        broker: String,
+        api: ApiKey,
+        version: i16,
+        message: String,
+    },
+
+    /// No version of `api` is supported by both tidemark and the broker.
+    #[error(
+        "broker {broker} and tidemark share no version of {api:?}: tidemark speaks {ours_min}..={ours_max}, broker {}",
+        match theirs { Some((a, b)) => format!("speaks {a}..={b}"), None => "does not support it at all".to_string() }
+    )]
+    NoCommonVersion {
+        broker: String,
+        api: ApiKey,
+        ours_min: i16,
+        ours_max: i16,
+        theirs: Option<(i16, i16)>,
+    },
+
+    /// The broker answered with an error code.
+    #[error("{api:?} failed on broker {broker} for {context}: {} (error code {code}){}",
+        error_name(*code),
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        broker: String,
+        api: ApiKey,
+        code: i16,
+        context: String,
+        message: Option<String>,
+    },
+
+    /// None of the bootstrap servers could be reached.
+    #[error("no bootstrap server answered: {}", attempts.join("; "))]
+    Bootstrap { attempts: Vec<String> },
+
+    /// A configuration value for the client is invalid.
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+
+    /// Metadata does not know a node, topic or partition we need.
+    #[error("cluster metadata has no {0}")]
+    UnknownInMetadata(String),
+
+    /// An item could not be resolved (e.g. a record beyond the fetch cap).
+    #[error("{0}")]
+    Unresolved(String),
+
+    /// Record bytes could not be decoded.
+    #[error("records of {topic}/{partition}: {source}")]
+    Records {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: crate::kafka::records::RecordsError,
+    },
+}
+
+/// Kafka's name for an error code: "NOT_COORDINATOR", or "UNKNOWN(code)".
+pub fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(e) => {
+            let camel = format!("{e:?}");
+            let mut out = String::with_capacity(camel.len() + 8);
+            for (i, ch) in camel.chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(ch.to_ascii_uppercase());
+            }
+            out
+        }
+        None => "UNKNOWN_ERROR_CODE".to_string(),
+    }
+}
+
+impl KafkaError {
+    /// Whether a broker error code means routing is stale: refresh metadata / coordinators and retry.
+    pub fn is_retriable_routing(&self) -> bool {
+        match self {
+            KafkaError::Broker { code, .. } => is_routing_code(*code),
+            _ => false,
+        }
+    }
+
+    /// Whether the failure is of the transport (the connection should be dropped and redialled).
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::Io { .. }
+                | KafkaError::ConnectionClosed { .. }
+                | KafkaError::Timeout { .. }
+                | KafkaError::ConnectTimeout { .. }
+        )
+    }
+}
+
+/// Error codes after which metadata or coordinators are refreshed and the request retried.
+pub fn is_routing_code(code: i16) -> bool {
+    matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            ResponseError::NotLeaderOrFollower
+                | ResponseError::NotCoordinator
+                | ResponseError::CoordinatorLoadInProgress
+                | ResponseError::CoordinatorNotAvailable
+                | ResponseError::LeaderNotAvailable
+                | ResponseError::FencedLeaderEpoch
+                | ResponseError::UnknownLeaderEpoch
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_known_and_unknown_codes() {
+        assert_eq!(error_name(16), "NOT_COORDINATOR");
+        assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(error_name(-12345), "UNKNOWN(-12345)");
+    }
+
+    #[test]
+    fn routing_codes() {
+        assert!(is_routing_code(6)); // NOT_LEADER_OR_FOLLOWER
+        assert!(is_routing_code(16)); // NOT_COORDINATOR
+        assert!(is_routing_code(14)); // COORDINATOR_LOAD_IN_PROGRESS
+        assert!(is_routing_code(5)); // LEADER_NOT_AVAILABLE
+        assert!(!is_routing_code(3)); // UNKNOWN_TOPIC_OR_PARTITION
+        assert!(!is_routing_code(0));
+    }
+
+    #[test]
+    fn no_common_version_names_both_sides() {
+        let e = KafkaError::NoCommonVersion {
+            broker: "b1:9092".into(),
+            api: ApiKey::OffsetFetch,
+            ours_min: 1,
+            ours_max: 8,
+            theirs: Some((9, 10)),
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("OffsetFetch") && s.contains("1..=8") && s.contains("9..=10"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! tidemark's own Kafka wire client.
+//!
+//! - [`codec`]: sans-io framing (request encoding, size-capped frames, response headers);
+//! - [`wire`]: bounded, panic-free decoders for every response tidemark reads;
+//! - [`conn`]: one broker connection (pipelining, timeouts, ApiVersions negotiation);
+//! - [`cluster`]: bootstrap, metadata, routing, connection pool, backoff;
+//! - [`admin`]: the batched operations (O(brokers) requests per cycle);
+//! - [`records`]: the timestamp of the record at an offset, from Fetch bytes.
+
+pub mod admin;
+pub mod cluster;
+pub mod codec;
+pub mod conn;
+pub mod error;
+pub mod records;
+pub mod wire;
+
+pub use admin::{
+    GroupDescription, GroupListing, GroupOffsets, MemberDescription, TimestampQuery,
+    TimestampResult, Watermarks,
+};
+pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};
+pub use conn::{ConnectionConfig, Security};
+pub use error::{KafkaError, Result};
