@@ -13,6 +13,7 @@ use kafka_protocol::messages::MetadataRequest;
 
 use super::conn::{ApiCounters, ApiRequest, Connection, ConnectionConfig};
 use super::error::{KafkaError, Result};
+use super::requests;
 use super::wire::metadata::MetadataResponse;
 
 /// Node id under which the counters of bootstrap connections are kept.
@@ -407,11 +408,9 @@ impl Cluster {
 
 async fn fetch_metadata(conn: &Connection) -> Result<Metadata> {
     let version = conn.version_for::<MetadataRequest>()?;
-    let mut req = MetadataRequest::default().with_topics(None);
-    if version >= 4 {
-        req = req.with_allow_auto_topic_creation(false);
-    }
-    let response = conn.send_version(&req, version).await?;
+    let response = conn
+        .send_version(&requests::metadata_all(version), version)
+        .await?;
     Ok(Metadata::from_response(response))
 }
 

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
     OffsetFetchRequest,
 };
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -432,9 +432,7 @@ impl Connection {
     /// ApiVersions: try v3; a broker that does not speak it answers with a v0 body that
     /// lists its own range, and we retry at the best common version.
     async fn negotiate_versions(&mut self) -> Result<()> {
-        let req = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("tidemark"))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let req = super::requests::api_versions();
         let ours = (
             ApiVersionsRequest::MIN_VERSION,
             ApiVersionsRequest::MAX_VERSION,

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod conn;
 pub mod error;
 pub mod records;
+pub mod requests;
 pub mod wire;
 
 pub use admin::{

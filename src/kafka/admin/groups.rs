@@ -2,17 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, OffsetFetchRequest};
 
 use super::{broker_error, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{is_routing_code, KafkaError, Result};
-use crate::kafka::wire;
+use crate::kafka::{requests, wire};
 
 /// A group as ListGroups reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +60,7 @@ impl Cluster {
             let mut attempt = 0;
             loop {
                 let result = self
-                    .send_to(node, |_| ListGroupsRequest::default())
+                    .send_to(node, |_| requests::list_groups())
                     .await
                     .and_then(|(r, _)| {
                         if r.error_code == 0 {
@@ -214,13 +209,7 @@ impl Cluster {
                 .collect::<Vec<_>>()
         };
         if version >= 4 {
-            let keys = groups
-                .iter()
-                .map(|g| StrBytes::from_string(g.clone()))
-                .collect();
-            let req = FindCoordinatorRequest::default()
-                .with_key_type(0)
-                .with_coordinator_keys(keys);
+            let req = requests::find_coordinators(groups);
             match self.send_to(node, |_| req).await {
                 Ok((r, _)) => {
                     let mut by_key: HashMap<String, wire::find_coordinator::Coordinator> = r
@@ -245,9 +234,7 @@ impl Cluster {
             }
         } else {
             let calls = groups.iter().map(|g| async move {
-                let req = FindCoordinatorRequest::default()
-                    .with_key(StrBytes::from_string(g.clone()))
-                    .with_key_type(0);
+                let req = requests::find_coordinator(g);
                 match self.send_to(node, |_| req).await {
                     Ok((mut r, _)) if !r.coordinators.is_empty() => {
                         let c = r.coordinators.swap_remove(0);
@@ -272,12 +259,8 @@ impl Cluster {
         groups: &[String],
     ) -> HashMap<String, Result<GroupDescription>> {
         self.per_coordinator(groups, |node, batch| async move {
-            let ids: Vec<GroupId> = batch
-                .iter()
-                .map(|g| GroupId(StrBytes::from_string(g.clone())))
-                .collect();
             let (r, _) = self
-                .send_to(node, |_| DescribeGroupsRequest::default().with_groups(ids))
+                .send_to(node, |_| requests::describe_groups(&batch))
                 .await?;
             Ok(r.groups
                 .into_iter()
@@ -313,17 +296,7 @@ impl Cluster {
         self.per_coordinator(groups, |node, batch| async move {
             let version = self.version_for::<OffsetFetchRequest>(node).await?;
             if version >= 8 {
-                let req_groups = batch
-                    .iter()
-                    .map(|g| {
-                        OffsetFetchRequestGroup::default()
-                            .with_group_id(GroupId(StrBytes::from_string(g.clone())))
-                            .with_topics(None)
-                    })
-                    .collect();
-                let req = OffsetFetchRequest::default()
-                    .with_groups(req_groups)
-                    .with_require_stable(false);
+                let req = requests::offset_fetch_groups(&batch);
                 let (r, _) = self.send_to(node, |_| req).await?;
                 Ok(r.groups
                     .into_iter()
@@ -331,9 +304,7 @@ impl Cluster {
                     .collect())
             } else {
                 let calls = batch.into_iter().map(|g| async move {
-                    let req = OffsetFetchRequest::default()
-                        .with_group_id(GroupId(StrBytes::from_string(g.clone())))
-                        .with_topics(None);
+                    let req = requests::offset_fetch_group(&g);
                     match self.send_to(node, |_| req).await {
                         Ok((mut r, _)) if !r.groups.is_empty() => {
                             let mut only = r.groups.swap_remove(0);

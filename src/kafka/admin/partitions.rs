@@ -3,23 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeConfigsRequest, ListOffsetsRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 
 use super::{broker_error, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{KafkaError, Result};
-
-/// ListOffsets timestamp asking for the log start offset.
-const EARLIEST: i64 = -2;
-/// ListOffsets timestamp asking for the high watermark.
-const LATEST: i64 = -1;
-/// DescribeConfigs resource type of a topic.
-const TOPIC_RESOURCE: i8 = 2;
+use crate::kafka::requests::{self, EARLIEST, LATEST};
 
 /// The first offset still in the log and the high watermark of a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,32 +64,7 @@ impl Cluster {
         partitions: &[TopicPartition],
         timestamp: i64,
     ) -> Result<HashMap<TopicPartition, Outcome<i64>>> {
-        let mut by_topic: BTreeMap<&Arc<str>, Vec<i32>> = BTreeMap::new();
-        for tp in partitions {
-            by_topic.entry(&tp.topic).or_default().push(tp.partition);
-        }
-        let topics = by_topic
-            .into_iter()
-            .map(|(topic, parts)| {
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(
-                        parts
-                            .into_iter()
-                            .map(|p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_isolation_level(0)
-            .with_topics(topics);
+        let req = requests::list_offsets(partitions, timestamp);
         let (r, _) = self.send_to(node, |_| req).await?;
         let which = if timestamp == EARLIEST {
             "earliest"
@@ -138,23 +102,7 @@ impl Cluster {
         keys: Option<&[&str]>,
     ) -> Result<HashMap<String, Result<BTreeMap<String, String>>>> {
         let node = self.any_node().await?;
-        let resources = topics
-            .iter()
-            .map(|t| {
-                DescribeConfigsResource::default()
-                    .with_resource_type(TOPIC_RESOURCE)
-                    .with_resource_name(StrBytes::from_string(t.clone()))
-                    .with_configuration_keys(keys.map(|k| {
-                        k.iter()
-                            .map(|k| StrBytes::from_string(k.to_string()))
-                            .collect()
-                    }))
-            })
-            .collect();
-        let req = DescribeConfigsRequest::default()
-            .with_resources(resources)
-            .with_include_synonyms(false)
-            .with_include_documentation(false);
+        let req = requests::describe_topic_configs(topics, keys);
         let (r, _) = self.send_to(node, |_| req).await?;
         let mut out = HashMap::new();
         for res in r.results {

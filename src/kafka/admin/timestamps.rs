@@ -11,16 +11,14 @@
 //! [`MAX_PARTITION_FETCH_BYTES`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 
 use super::{broker_error, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{KafkaError, Result};
 use crate::kafka::records::{self, AbortedTxn, Lookup, RecordAt};
+use crate::kafka::requests::{self, FetchAt};
 use crate::kafka::wire::fetch::FetchPartition as FetchedPartition;
 
 /// The product promise: never ask a broker for more than this per partition.
@@ -161,38 +159,15 @@ impl Cluster {
         items: Vec<PartitionWork>,
         query: TimestampQuery,
     ) -> Result<Vec<(TopicPartition, Outcome<RoundResult>)>> {
-        let mut by_topic: BTreeMap<Arc<str>, Vec<&PartitionWork>> = BTreeMap::new();
-        for w in &items {
-            by_topic.entry(w.tp.topic.clone()).or_default().push(w);
-        }
-        let topics = by_topic
+        let at: Vec<FetchAt> = items
             .iter()
-            .map(|(topic, parts)| {
-                let partitions = parts
-                    .iter()
-                    .map(|w| {
-                        FetchPartition::default()
-                            .with_partition(w.tp.partition)
-                            .with_current_leader_epoch(-1)
-                            .with_fetch_offset(lowest(&w.targets))
-                            .with_log_start_offset(-1)
-                            .with_partition_max_bytes(w.max_bytes)
-                    })
-                    .collect();
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(partitions)
+            .map(|w| FetchAt {
+                tp: w.tp.clone(),
+                offset: lowest(&w.targets),
+                max_bytes: w.max_bytes,
             })
             .collect();
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(0)
-            .with_max_bytes(query.response_max_bytes)
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(topics);
+        let req = requests::fetch(&at, query.response_max_bytes);
         let (response, _) = self.send_to(node, |_| req).await?;
         if response.error_code != 0 {
             return Err(broker_error(
@@ -203,14 +178,16 @@ impl Cluster {
                 None,
             ));
         }
+        let names: HashMap<&str, &TopicPartition> =
+            items.iter().map(|w| (&*w.tp.topic, &w.tp)).collect();
         let mut fetched: HashMap<TopicPartition, FetchedPartition> = HashMap::new();
         for t in response.topics {
             // Reuse our shared name; a topic we did not ask for is ignored.
-            let Some((topic, _)) = by_topic.get_key_value(t.name.as_str()) else {
+            let Some(known) = names.get(t.name.as_str()) else {
                 continue;
             };
             for p in t.partitions {
-                fetched.insert(TopicPartition::new(topic.clone(), p.partition), p);
+                fetched.insert(TopicPartition::new(known.topic.clone(), p.partition), p);
             }
         }
         Ok(items

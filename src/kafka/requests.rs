@@ -1,0 +1,189 @@
+//! Every request tidemark sends, built by pure functions.
+//!
+//! The operations in [`super::admin`] call these, and `proto-tests` encodes them at every
+//! version tidemark speaks and compares the bytes with golden files, so what is tested is
+//! exactly what goes on the wire.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    ApiVersionsRequest, BrokerId, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::cluster::TopicPartition;
+
+/// ListOffsets timestamp asking for the log start offset (low watermark).
+pub const EARLIEST: i64 = -2;
+/// ListOffsets timestamp asking for the high watermark.
+pub const LATEST: i64 = -1;
+/// DescribeConfigs resource type of a topic.
+pub const TOPIC_RESOURCE: i8 = 2;
+
+fn str(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// ApiVersions, announcing tidemark and its version (v3+ fields).
+pub fn api_versions() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("tidemark"))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")))
+}
+
+/// Metadata for all topics, never creating any.
+pub fn metadata_all(version: i16) -> MetadataRequest {
+    let req = MetadataRequest::default().with_topics(None);
+    if version >= 4 {
+        req.with_allow_auto_topic_creation(false)
+    } else {
+        req
+    }
+}
+
+/// ListGroups for all groups (no state or type filter).
+pub fn list_groups() -> ListGroupsRequest {
+    ListGroupsRequest::default()
+}
+
+/// FindCoordinator v4+: many group keys at once.
+pub fn find_coordinators(groups: &[String]) -> FindCoordinatorRequest {
+    FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(groups.iter().map(|g| str(g)).collect())
+}
+
+/// FindCoordinator v0..=3: one group key.
+pub fn find_coordinator(group: &str) -> FindCoordinatorRequest {
+    FindCoordinatorRequest::default()
+        .with_key(str(group))
+        .with_key_type(0)
+}
+
+/// DescribeGroups for many groups.
+pub fn describe_groups(groups: &[String]) -> DescribeGroupsRequest {
+    DescribeGroupsRequest::default()
+        .with_groups(groups.iter().map(|g| GroupId(str(g))).collect())
+        .with_include_authorized_operations(false)
+}
+
+/// OffsetFetch v8+: all committed partitions of many groups.
+pub fn offset_fetch_groups(groups: &[String]) -> OffsetFetchRequest {
+    OffsetFetchRequest::default()
+        .with_groups(
+            groups
+                .iter()
+                .map(|g| {
+                    OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(str(g)))
+                        .with_topics(None)
+                })
+                .collect(),
+        )
+        .with_require_stable(false)
+}
+
+/// OffsetFetch v2..=7: all committed partitions of one group.
+pub fn offset_fetch_group(group: &str) -> OffsetFetchRequest {
+    OffsetFetchRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_topics(None)
+        .with_require_stable(false)
+}
+
+/// ListOffsets for `partitions` at `timestamp` ([`EARLIEST`] or [`LATEST`]).
+pub fn list_offsets(partitions: &[TopicPartition], timestamp: i64) -> ListOffsetsRequest {
+    let mut by_topic: BTreeMap<&Arc<str>, Vec<i32>> = BTreeMap::new();
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(topic, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|p| {
+                    ListOffsetsPartition::default()
+                        .with_partition_index(p)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(timestamp)
+                })
+                .collect();
+            ListOffsetsTopic::default()
+                .with_name(TopicName(str(topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(0)
+        .with_topics(topics)
+}
+
+/// DescribeConfigs of topics: all keys, or only `keys`.
+pub fn describe_topic_configs(topics: &[String], keys: Option<&[&str]>) -> DescribeConfigsRequest {
+    let resources = topics
+        .iter()
+        .map(|t| {
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(str(t))
+                .with_configuration_keys(keys.map(|k| k.iter().map(|k| str(k)).collect()))
+        })
+        .collect();
+    DescribeConfigsRequest::default()
+        .with_resources(resources)
+        .with_include_synonyms(false)
+        .with_include_documentation(false)
+}
+
+/// One partition of a timestamp Fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchAt {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: i32,
+}
+
+/// A sessionless, non-waiting Fetch (read uncommitted) of `partitions`.
+pub fn fetch(partitions: &[FetchAt], response_max_bytes: i32) -> FetchRequest {
+    let mut by_topic: BTreeMap<&Arc<str>, Vec<&FetchAt>> = BTreeMap::new();
+    for f in partitions {
+        by_topic.entry(&f.tp.topic).or_default().push(f);
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(topic, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|f| {
+                    FetchPartition::default()
+                        .with_partition(f.tp.partition)
+                        .with_current_leader_epoch(-1)
+                        .with_fetch_offset(f.offset)
+                        .with_log_start_offset(-1)
+                        .with_partition_max_bytes(f.max_bytes)
+                })
+                .collect();
+            FetchTopic::default()
+                .with_topic(TopicName(str(topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}

@@ -1,0 +1,157 @@
+//! Integration-test harness shared by every tidemark test binary (`mod common;`).
+//!
+//! * [`Broker`] — a real Kafka-protocol broker (Tansu 0.6.0) in a locally built
+//!   `FROM scratch` image, one container per test, on its own host port.
+//! * [`Workload`] — a small Kafka client that is independent of tidemark's own
+//!   client: it creates topics, produces record batches with chosen CreateTime
+//!   timestamps and codecs, and commits consumer-group offsets. It keeps a
+//!   [`Ledger`] of everything it wrote, the truth tests compare tidemark against.
+//! * [`Connection`] — the raw request/response connection the workload is built on,
+//!   public so tests can send any request (`kafka_protocol::messages::*`) themselves.
+//! * [`codec`] — pure-Rust batch compression (and decompression, to read back).
+//!
+//! Everything is `async` and safe to use from many
+//! `#[tokio::test(flavor = "multi_thread")]` tests running in parallel in one binary.
+//!
+//! Environment:
+//! * `TIDEMARK_REPO_ROOT` — where `docker/tansu/Dockerfile` and `.cache/tansu/` live
+//!   (default: the crate's `CARGO_MANIFEST_DIR`).
+//! * `TIDEMARK_TANSU_BINARY` — use this tansu binary instead of downloading one.
+// Each test binary compiles this module separately and uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod broker;
+pub mod codec;
+pub mod ledger;
+pub mod wire;
+pub mod workload;
+
+pub use broker::Broker;
+pub use codec::Codec;
+pub use ledger::{Ledger, ProducedRecord};
+pub use wire::Connection;
+pub use workload::Workload;
+
+use std::fmt;
+
+/// Everything the harness can fail with. `Display` says what was being done.
+#[derive(Debug)]
+pub enum HarnessError {
+    /// Socket-level failure (connect, read, write) with what was being attempted.
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// A request got no complete answer in time.
+    Timeout { context: String },
+    /// Bytes from the broker could not be decoded, or a request could not be encoded.
+    Protocol { context: String },
+    /// The broker answered with a Kafka error code.
+    Kafka {
+        context: String,
+        code: i16,
+        message: Option<String>,
+    },
+    /// Preparing or running the broker container failed (pip, docker, tansu).
+    Setup { context: String },
+}
+
+impl HarnessError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        HarnessError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn protocol(context: impl Into<String>) -> Self {
+        HarnessError::Protocol {
+            context: context.into(),
+        }
+    }
+
+    pub(crate) fn setup(context: impl Into<String>) -> Self {
+        HarnessError::Setup {
+            context: context.into(),
+        }
+    }
+
+    /// Turns a non-zero Kafka error code into an error.
+    pub(crate) fn check(code: i16, context: impl FnOnce() -> String) -> Result<(), Self> {
+        Self::check_msg(code, None, context)
+    }
+
+    pub(crate) fn check_msg(
+        code: i16,
+        message: Option<&kafka_protocol::protocol::StrBytes>,
+        context: impl FnOnce() -> String,
+    ) -> Result<(), Self> {
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(HarnessError::Kafka {
+                context: context(),
+                code,
+                message: message.map(|m| m.as_str().to_owned()),
+            })
+        }
+    }
+
+    /// The Kafka error code, when the broker answered with one.
+    pub fn kafka_code(&self) -> Option<i16> {
+        match self {
+            HarnessError::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HarnessError::Io { context, source } => write!(f, "{context}: {source}"),
+            HarnessError::Timeout { context } => write!(f, "{context}: timed out"),
+            HarnessError::Protocol { context } => write!(f, "{context}"),
+            HarnessError::Kafka {
+                context,
+                code,
+                message,
+            } => {
+                write!(f, "{context}: Kafka error code {code}")?;
+                if let Some(e) = kafka_protocol::ResponseError::try_from_code(*code) {
+                    write!(f, " {e:?}")?;
+                }
+                if let Some(m) = message {
+                    write!(f, " ({m})")?;
+                }
+                Ok(())
+            }
+            HarnessError::Setup { context } => write!(f, "test broker setup: {context}"),
+        }
+    }
+}
+
+impl std::error::Error for HarnessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HarnessError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = HarnessError> = std::result::Result<T, E>;
+
+/// A name unique within this process and across processes started at the same
+/// time: `<prefix>-<pid>-<counter>-<nanos>`. Use it for topics and groups so tests
+/// sharing a broker (or re-running) never collide.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}

@@ -1,0 +1,546 @@
+//! The workload client: creates topics, produces record batches with chosen
+//! CreateTime timestamps and codecs, and commits group offsets as a simple
+//! (non-member) consumer. Everything it wrote successfully is in its [`Ledger`].
+//!
+//! Produce goes to the partition leader (from Metadata), commits to the group
+//! coordinator (from FindCoordinator). A connection that fails is dropped and
+//! reopened by the next call, so a workload survives a broker restart.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorResponse, GroupId, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::codec::{self, Codec};
+use super::ledger::{Ledger, ProducedRecord};
+use super::wire::Connection;
+use super::{HarnessError, Result};
+
+/// Highest versions the workload uses (the next ones switch to topic ids).
+const PRODUCE_MAX: i16 = 9;
+const METADATA_MAX: i16 = 12;
+const CREATE_TOPICS_MAX: i16 = 7;
+const FIND_COORDINATOR_MAX: i16 = 4;
+const OFFSET_COMMIT_MAX: i16 = 8;
+const FETCH_MAX: i16 = 12;
+
+/// A Kafka client for setting up test scenarios, independent of tidemark.
+#[derive(Debug)]
+pub struct Workload {
+    bootstrap: String,
+    /// Open connections by "host:port".
+    conns: HashMap<String, Connection>,
+    /// Leader address per (topic, partition), from Metadata.
+    leaders: HashMap<(String, i32), String>,
+    ledger: Ledger,
+}
+
+impl Workload {
+    /// Connects to the bootstrap broker ("host:port").
+    pub async fn try_connect(bootstrap: &str) -> Result<Workload> {
+        let conn = Connection::connect(bootstrap).await?;
+        let mut conns = HashMap::new();
+        conns.insert(bootstrap.to_owned(), conn);
+        Ok(Workload {
+            bootstrap: bootstrap.to_owned(),
+            conns,
+            leaders: HashMap::new(),
+            ledger: Ledger::default(),
+        })
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Everything produced and committed so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Mutable ledger, e.g. to [`Ledger::clear`] it after a broker restart.
+    pub fn ledger_mut(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+
+    /// The connection to the bootstrap broker (opened if needed), for raw requests.
+    pub async fn connection(&mut self) -> Result<&mut Connection> {
+        let addr = self.bootstrap.clone();
+        self.conn(&addr).await
+    }
+
+    /// Creates a topic with `partitions` partitions, replication factor 1.
+    pub async fn try_create_topic(&mut self, name: &str, partitions: i32) -> Result<()> {
+        self.try_create_topic_with_configs(name, partitions, &[])
+            .await
+    }
+
+    /// Creates a topic with topic configs, e.g. `[("retention.ms", "60000")]`.
+    /// Tansu stores configs (DescribeConfigs returns them) but does not apply
+    /// `message.timestamp.type=LogAppendTime`: use
+    /// [`Workload::produce_log_append_time`] for LogAppendTime batches.
+    pub async fn try_create_topic_with_configs(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
+        let topic = CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(str_bytes(k))
+                            .with_value(Some(str_bytes(v)))
+                    })
+                    .collect(),
+            );
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(10_000);
+        let addr = self.bootstrap.clone();
+        let resp: CreateTopicsResponse = self
+            .call(&addr, ApiKey::CreateTopics, CREATE_TOPICS_MAX, &req)
+            .await?;
+        let result = resp
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == name)
+            .ok_or_else(|| {
+                HarnessError::protocol(format!("CreateTopics: no result for topic {name}"))
+            })?;
+        HarnessError::check_msg(result.error_code, result.error_message.as_ref(), || {
+            format!("creating topic {name}")
+        })?;
+        self.ledger.add_topic(name, partitions);
+        Ok(())
+    }
+
+    /// Produces `records` — (CreateTime timestamp ms, value) — as ONE batch
+    /// compressed with `codec`, acks=all. Returns the base offset; record i gets
+    /// offset base + i. Ledger entries at or above the base offset are replaced
+    /// (they cannot exist any more, e.g. after a broker restart).
+    ///
+    /// Tansu quirk: its ListOffsets LATEST is off for multi-record batches; tests
+    /// that read watermarks with ListOffsets should produce one record per call.
+    pub async fn try_produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        codec: Codec,
+        records: &[(i64, Vec<u8>)],
+    ) -> Result<i64> {
+        self.produce_batch(topic, partition, codec, records, false)
+            .await
+    }
+
+    /// Like [`Workload::try_produce`], but the batch is written as a Kafka broker
+    /// writes a LogAppendTime batch (attributes bit 3, maxTimestamp = now, CRC
+    /// fixed), so readers must report the batch's maxTimestamp for every record.
+    ///
+    /// Tansu ignores the topic config `message.timestamp.type` but honours this
+    /// bit: it overwrites baseTimestamp and maxTimestamp with its own clock,
+    /// leaves the CRC stale, and answers `log_append_time_ms = -1`. So the ledger
+    /// takes the append time from the response when the broker gives one, and
+    /// otherwise reads the stored batch back (Fetch) and takes its maxTimestamp.
+    pub async fn try_produce_log_append_time(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        codec: Codec,
+        records: &[(i64, Vec<u8>)],
+    ) -> Result<i64> {
+        self.produce_batch(topic, partition, codec, records, true)
+            .await
+    }
+
+    async fn produce_batch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        codec: Codec,
+        records: &[(i64, Vec<u8>)],
+        log_append_time: bool,
+    ) -> Result<i64> {
+        let mut batch = codec::encode_batch(codec, records)?;
+        if log_append_time {
+            let mut bytes = batch.to_vec();
+            codec::set_log_append_time(&mut bytes, now_ms())?;
+            batch = bytes.into();
+        }
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch))])]);
+        let leader = self.leader(topic, partition).await?;
+        let resp: ProduceResponse = self
+            .call(&leader, ApiKey::Produce, PRODUCE_MAX, &req)
+            .await?;
+        let part = resp
+            .responses
+            .iter()
+            .filter(|t| t.name.0.as_str() == topic)
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == partition)
+            .ok_or_else(|| {
+                HarnessError::protocol(format!("Produce: no result for {topic}-{partition}"))
+            })?;
+        if part.error_code != 0 {
+            self.leaders.remove(&(topic.to_owned(), partition));
+        }
+        HarnessError::check_msg(part.error_code, part.error_message.as_ref(), || {
+            format!("producing to {topic}-{partition}")
+        })?;
+        let base = part.base_offset;
+        let response_append_time = part.log_append_time_ms;
+        let log_append_time = if response_append_time >= 0 {
+            Some(response_append_time)
+        } else if log_append_time {
+            Some(self.stored_max_timestamp(topic, partition, base).await?)
+        } else {
+            None
+        };
+        self.ledger.add_batch(
+            topic,
+            partition,
+            records
+                .iter()
+                .enumerate()
+                .map(|(i, (ts, value))| ProducedRecord {
+                    offset: base + i as i64,
+                    timestamp_ms: *ts,
+                    log_append_time_ms: log_append_time,
+                    codec,
+                    value: value.clone(),
+                    batch_base_offset: base,
+                }),
+        );
+        Ok(base)
+    }
+
+    /// maxTimestamp of the stored batch that starts at `base_offset`.
+    async fn stored_max_timestamp(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        base_offset: i64,
+    ) -> Result<i64> {
+        let req = FetchRequest::default()
+            // Tansu answers max_wait_ms = 0 with no partitions at all.
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(1024 * 1024)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(base_offset)
+                    .with_partition_max_bytes(1024 * 1024)])]);
+        let leader = self.leader(topic, partition).await?;
+        let resp: FetchResponse = self.call(&leader, ApiKey::Fetch, FETCH_MAX, &req).await?;
+        HarnessError::check(resp.error_code, || {
+            format!("Fetch from {topic}-{partition}")
+        })?;
+        let part = resp
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| {
+                HarnessError::protocol(format!("Fetch: no result for {topic}-{partition}"))
+            })?;
+        HarnessError::check(part.error_code, || {
+            format!("Fetch from {topic}-{partition}")
+        })?;
+        let records = part.records.clone().unwrap_or_default();
+        codec::batch_headers(&records)
+            .into_iter()
+            .find(|h| h.base_offset == base_offset)
+            .map(|h| h.max_timestamp)
+            .ok_or_else(|| {
+                HarnessError::protocol(format!(
+                    "Fetch: no batch at {topic}-{partition}@{base_offset}"
+                ))
+            })
+    }
+
+    /// Commits `offset` (the next record the group will read) for one partition.
+    pub async fn try_commit(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<()> {
+        self.try_commit_offsets(group, &[(topic, partition, offset)])
+            .await
+    }
+
+    /// Commits several (topic, partition, offset) in one OffsetCommit, as a simple
+    /// consumer (generation -1, empty member id: no group membership), sent to
+    /// the group's coordinator.
+    pub async fn try_commit_offsets(
+        &mut self,
+        group: &str,
+        offsets: &[(&str, i32, i64)],
+    ) -> Result<()> {
+        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (topic, partition, offset) in offsets {
+            by_topic.entry(topic).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_committed_offset(*offset)
+                    .with_committed_metadata(Some(StrBytes::new())),
+            );
+        }
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::new())
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let coordinator = self.coordinator(group).await?;
+        let resp: OffsetCommitResponse = self
+            .call(&coordinator, ApiKey::OffsetCommit, OFFSET_COMMIT_MAX, &req)
+            .await?;
+        for (topic, partition, offset) in offsets {
+            let code = resp
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == *topic)
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == *partition)
+                .map(|p| p.error_code)
+                .ok_or_else(|| {
+                    HarnessError::protocol(format!(
+                        "OffsetCommit: no result for {group} {topic}-{partition}"
+                    ))
+                })?;
+            HarnessError::check(code, || {
+                format!("committing {offset} for {group} on {topic}-{partition}")
+            })?;
+            self.ledger.add_commit(group, topic, *partition, *offset);
+        }
+        Ok(())
+    }
+
+    /// Address ("host:port") of the coordinator of `group`.
+    pub async fn coordinator(&mut self, group: &str) -> Result<String> {
+        let addr = self.bootstrap.clone();
+        let version = self
+            .conn(&addr)
+            .await?
+            .version(ApiKey::FindCoordinator, FIND_COORDINATOR_MAX)?;
+        let req = if version >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![str_bytes(group)])
+        } else {
+            FindCoordinatorRequest::default().with_key(str_bytes(group))
+        };
+        let resp: FindCoordinatorResponse = self
+            .call(&addr, ApiKey::FindCoordinator, FIND_COORDINATOR_MAX, &req)
+            .await?;
+        let context = || format!("FindCoordinator for group {group}");
+        let (host, port) = if version >= 4 {
+            let c = resp
+                .coordinators
+                .iter()
+                .find(|c| c.key.as_str() == group)
+                .ok_or_else(|| HarnessError::protocol(format!("{}: no answer", context())))?;
+            HarnessError::check_msg(c.error_code, c.error_message.as_ref(), context)?;
+            (c.host.as_str().to_owned(), c.port)
+        } else {
+            HarnessError::check_msg(resp.error_code, resp.error_message.as_ref(), context)?;
+            (resp.host.as_str().to_owned(), resp.port)
+        };
+        Ok(format!("{host}:{port}"))
+    }
+
+    /// Address ("host:port") of the leader of a partition (cached).
+    pub async fn leader(&mut self, topic: &str, partition: i32) -> Result<String> {
+        let key = (topic.to_owned(), partition);
+        if let Some(addr) = self.leaders.get(&key) {
+            return Ok(addr.clone());
+        }
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+            ]))
+            .with_allow_auto_topic_creation(false);
+        let addr = self.bootstrap.clone();
+        let resp: MetadataResponse = self
+            .call(&addr, ApiKey::Metadata, METADATA_MAX, &req)
+            .await?;
+        let t = resp
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            .ok_or_else(|| HarnessError::protocol(format!("Metadata: no topic {topic}")))?;
+        HarnessError::check(t.error_code, || format!("Metadata for topic {topic}"))?;
+        for p in &t.partitions {
+            if let Some(b) = resp.brokers.iter().find(|b| b.node_id == p.leader_id) {
+                let addr = format!("{}:{}", b.host.as_str(), b.port);
+                self.leaders
+                    .insert((topic.to_owned(), p.partition_index), addr);
+            }
+        }
+        self.leaders.get(&key).cloned().ok_or_else(|| {
+            HarnessError::protocol(format!("Metadata: no leader for {topic}-{partition}"))
+        })
+    }
+
+    async fn conn(&mut self, addr: &str) -> Result<&mut Connection> {
+        if !self.conns.contains_key(addr) {
+            let conn = Connection::connect(addr).await?;
+            self.conns.insert(addr.to_owned(), conn);
+        }
+        self.conns
+            .get_mut(addr)
+            .ok_or_else(|| HarnessError::protocol(format!("connection to {addr} vanished")))
+    }
+
+    /// One request to `addr` at the best common version ≤ `max`; a connection that
+    /// fails below the Kafka level is dropped so the next call reconnects.
+    async fn call<Req, Resp>(
+        &mut self,
+        addr: &str,
+        key: ApiKey,
+        max: i16,
+        req: &Req,
+    ) -> Result<Resp>
+    where
+        Req: kafka_protocol::protocol::Encodable,
+        Resp: kafka_protocol::protocol::Decodable,
+    {
+        let conn = self.conn(addr).await?;
+        let version = conn.version(key, max)?;
+        let result = conn.request(key, version, req).await;
+        if matches!(
+            result,
+            Err(HarnessError::Io { .. }
+                | HarnessError::Timeout { .. }
+                | HarnessError::Protocol { .. })
+        ) {
+            self.conns.remove(addr);
+            self.leaders.clear();
+        }
+        result
+    }
+}
+
+/// The shorthands tests use: the same operations, panicking with the full
+/// error (what was attempted, Kafka error code and name) instead of returning it.
+/// Use the `try_` forms to test failures.
+impl Workload {
+    /// Connects to the bootstrap broker ("host:port"); panics if it cannot.
+    pub async fn connect(bootstrap: &str) -> Workload {
+        Self::try_connect(bootstrap)
+            .await
+            .unwrap_or_else(|e| panic!("workload: {e}"))
+    }
+
+    /// [`Workload::try_create_topic`], panicking on failure.
+    pub async fn create_topic(&mut self, name: &str, partitions: i32) {
+        if let Err(e) = self.try_create_topic(name, partitions).await {
+            panic!("workload: {e}");
+        }
+    }
+
+    /// [`Workload::try_create_topic_with_configs`], panicking on failure.
+    pub async fn create_topic_with_configs(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) {
+        if let Err(e) = self
+            .try_create_topic_with_configs(name, partitions, configs)
+            .await
+        {
+            panic!("workload: {e}");
+        }
+    }
+
+    /// [`Workload::try_produce`], panicking on failure: one batch, returns its
+    /// base offset (record i is at base + i).
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        codec: Codec,
+        records: &[(i64, Vec<u8>)],
+    ) -> i64 {
+        self.try_produce(topic, partition, codec, records)
+            .await
+            .unwrap_or_else(|e| panic!("workload: {e}"))
+    }
+
+    /// [`Workload::try_produce_log_append_time`], panicking on failure.
+    pub async fn produce_log_append_time(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        codec: Codec,
+        records: &[(i64, Vec<u8>)],
+    ) -> i64 {
+        self.try_produce_log_append_time(topic, partition, codec, records)
+            .await
+            .unwrap_or_else(|e| panic!("workload: {e}"))
+    }
+
+    /// [`Workload::try_commit`], panicking on failure.
+    pub async fn commit(&mut self, group: &str, topic: &str, partition: i32, offset: i64) {
+        if let Err(e) = self.try_commit(group, topic, partition, offset).await {
+            panic!("workload: {e}");
+        }
+    }
+
+    /// [`Workload::try_commit_offsets`], panicking on failure.
+    pub async fn commit_offsets(&mut self, group: &str, offsets: &[(&str, i32, i64)]) {
+        if let Err(e) = self.try_commit_offsets(group, offsets).await {
+            panic!("workload: {e}");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
