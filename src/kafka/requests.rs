@@ -152,7 +152,12 @@ pub struct FetchAt {
     pub max_bytes: i32,
 }
 
-/// A sessionless, non-waiting Fetch (read uncommitted) of `partitions`.
+/// Longest a Fetch may wait on the broker for data. tidemark only fetches partitions that
+/// have records past the target, so the broker answers at once in practice.
+pub const FETCH_MAX_WAIT_MS: i32 = 100;
+
+/// A sessionless Fetch (read uncommitted) of `partitions`, answered as soon as any data is
+/// there (`min_bytes` 1, the shape of a standard consumer fetch).
 pub fn fetch(partitions: &[FetchAt], response_max_bytes: i32) -> FetchRequest {
     let mut by_topic: BTreeMap<&Arc<str>, Vec<&FetchAt>> = BTreeMap::new();
     for f in partitions {
@@ -179,8 +184,8 @@ pub fn fetch(partitions: &[FetchAt], response_max_bytes: i32) -> FetchRequest {
         .collect();
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
+        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+        .with_min_bytes(1)
         .with_max_bytes(response_max_bytes)
         .with_isolation_level(0)
         .with_session_id(0)

@@ -6,6 +6,8 @@
 //!   client: it creates topics, produces record batches with chosen CreateTime
 //!   timestamps and codecs, and commits consumer-group offsets. It keeps a
 //!   [`Ledger`] of everything it wrote, the truth tests compare tidemark against.
+//!   Its plain methods (`create_topic`, `produce`, `commit`, ...) panic with the full
+//!   error; the `try_` forms return [`HarnessError`] for tests of failures.
 //! * [`Connection`] — the raw request/response connection the workload is built on,
 //!   public so tests can send any request (`kafka_protocol::messages::*`) themselves.
 //! * [`codec`] — pure-Rust batch compression (and decompression, to read back).
