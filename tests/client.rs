@@ -10,7 +10,13 @@ use tidemark::kafka::records::TimestampType;
 use tidemark::kafka::{Cluster, ClusterConfig, TimestampQuery, TimestampResult, TopicPartition};
 
 const BASE_TS: i64 = 1_700_000_000_000;
-const CODECS: [Codec; 5] = [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];
+const CODECS: [Codec; 5] = [
+    Codec::None,
+    Codec::Gzip,
+    Codec::Snappy,
+    Codec::Lz4,
+    Codec::Zstd,
+];
 
 /// What the workload wrote: per partition, the timestamp of every offset.
 #[derive(Default)]
@@ -24,6 +30,10 @@ impl Ledger {
         self.timestamps[&(topic.to_string(), partition)].len() as i64
     }
 }
+
+/// A group of the workload: its name, where it commits given the high watermark, and the
+/// topics it consumes.
+type GroupPlan = (&'static str, fn(i64) -> i64, &'static [&'static str]);
 
 /// 2 topics, 9 partitions, all five codecs, multi-record batches (each partition ends with
 /// a one-record batch: the test broker's ListOffsets LATEST is only right for those).
@@ -55,7 +65,14 @@ async fn workload(w: &mut Workload) -> Ledger {
             }
             // ...then one single-record batch.
             let ts = BASE_TS + (n as i64) * 100_000 + 50_000;
-            let base = w.produce(topic, p, CODECS[n % CODECS.len()], &[(ts, b"last".to_vec())]).await;
+            let base = w
+                .produce(
+                    topic,
+                    p,
+                    CODECS[n % CODECS.len()],
+                    &[(ts, b"last".to_vec())],
+                )
+                .await;
             assert_eq!(base, stamps.len() as i64);
             stamps.push(ts);
             ledger.timestamps.insert((topic.to_string(), p), stamps);
@@ -64,7 +81,7 @@ async fn workload(w: &mut Workload) -> Ledger {
     }
     // Four groups: one at the start, one in the middle of batches, one caught up, one on a
     // single topic only.
-    let groups: [(&str, fn(i64) -> i64, &[&str]); 4] = [
+    let groups: [GroupPlan; 4] = [
         ("g-start", |_| 0, &["orders", "payments"]),
         ("g-middle", |h| h / 2, &["orders", "payments"]),
         ("g-caught-up", |h| h, &["orders", "payments"]),
@@ -104,32 +121,53 @@ async fn client_reads_exactly_what_the_workload_wrote() {
 
     // Topics and partitions.
     for (topic, partitions) in [("orders", 6), ("payments", 3)] {
-        let t = meta.topics.get(topic).unwrap_or_else(|| panic!("metadata lacks {topic}"));
+        let t = meta
+            .topics
+            .get(topic)
+            .unwrap_or_else(|| panic!("metadata lacks {topic}"));
         assert_eq!(t.partitions.len(), partitions, "{topic}");
     }
 
     // Groups.
-    let listed: Vec<String> = cluster.list_groups().await.unwrap().into_iter().map(|g| g.group_id).collect();
+    let listed: Vec<String> = cluster
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
     let expected: Vec<String> = ledger.commits.keys().cloned().collect();
     assert_eq!(listed, expected);
 
     // Committed offsets.
     let offsets = cluster.committed_offsets(&expected).await;
     for (group, commits) in &ledger.commits {
-        let got = offsets[group].as_ref().unwrap_or_else(|e| panic!("{group}: {e}"));
-        let got: BTreeMap<(String, i32), i64> =
-            got.offsets.iter().map(|(tp, o)| ((tp.topic.to_string(), tp.partition), *o)).collect();
+        let got = offsets[group]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{group}: {e}"));
+        let got: BTreeMap<(String, i32), i64> = got
+            .offsets
+            .iter()
+            .map(|(tp, o)| ((tp.topic.to_string(), tp.partition), *o))
+            .collect();
         assert_eq!(&got, commits, "committed offsets of {group}");
     }
 
     // Watermarks.
-    let partitions: Vec<TopicPartition> = meta.partitions().filter(|tp| !tp.topic.starts_with("__")).collect();
+    let partitions: Vec<TopicPartition> = meta
+        .partitions()
+        .filter(|tp| !tp.topic.starts_with("__"))
+        .collect();
     let marks = cluster.watermarks(&partitions).await;
     assert_eq!(marks.len(), 9);
     for tp in &partitions {
         let m = marks[tp].as_ref().unwrap_or_else(|e| panic!("{tp}: {e}"));
         assert_eq!(m.low, 0, "{tp} low watermark");
-        assert_eq!(m.high, ledger.high(&tp.topic, tp.partition), "{tp} high watermark");
+        assert_eq!(
+            m.high,
+            ledger.high(&tp.topic, tp.partition),
+            "{tp} high watermark"
+        );
     }
 
     // Timestamps at every committed offset below the high watermark, and at every offset
@@ -147,7 +185,9 @@ async fn client_reads_exactly_what_the_workload_wrote() {
             targets.push((TopicPartition::new(topic, p), offset));
         }
     }
-    let answers = cluster.record_timestamps(&targets, TimestampQuery::default()).await;
+    let answers = cluster
+        .record_timestamps(&targets, TimestampQuery::default())
+        .await;
     for (tp, offset) in &targets {
         let expected = ledger.timestamps[&(tp.topic.to_string(), tp.partition)][*offset as usize];
         match answers[&(tp.clone(), *offset)].as_ref() {
@@ -163,8 +203,13 @@ async fn client_reads_exactly_what_the_workload_wrote() {
     // At the high watermark there is no record.
     let end = TopicPartition::new("orders", 0);
     let high = ledger.high("orders", 0);
-    let answers = cluster.record_timestamps(&[(end.clone(), high)], TimestampQuery::default()).await;
-    assert!(matches!(answers[&(end, high)], Ok(TimestampResult::EndOfLog)));
+    let answers = cluster
+        .record_timestamps(&[(end.clone(), high)], TimestampQuery::default())
+        .await;
+    assert!(matches!(
+        answers[&(end, high)],
+        Ok(TimestampResult::EndOfLog)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +217,8 @@ async fn describe_groups_reports_state_of_groups_without_members() {
     let broker = Broker::start().await;
     let mut w = Workload::connect(&broker.bootstrap).await;
     w.create_topic("t", 1).await;
-    w.produce("t", 0, Codec::None, &[(BASE_TS, b"a".to_vec())]).await;
+    w.produce("t", 0, Codec::None, &[(BASE_TS, b"a".to_vec())])
+        .await;
     w.commit("lonely", "t", 0, 1).await;
     let cluster = cluster(&broker).await;
     let described = cluster.describe_groups(&["lonely".to_string()]).await;
@@ -192,7 +238,13 @@ async fn a_cycle_for_50_groups_costs_at_most_8_requests_per_broker() {
     let mut high = HashMap::new();
     for p in 0..4 {
         for i in 0..10 {
-            w.produce("busy", p, CODECS[i % 5], &[(BASE_TS + i as i64, vec![1; 30])]).await;
+            w.produce(
+                "busy",
+                p,
+                CODECS[i % 5],
+                &[(BASE_TS + i as i64, vec![1; 30])],
+            )
+            .await;
         }
         high.insert(p, 10i64);
     }
@@ -206,13 +258,22 @@ async fn a_cycle_for_50_groups_costs_at_most_8_requests_per_broker() {
 
     let cycle = || async {
         let before = totals(&cluster);
-        let listed: Vec<String> = cluster.list_groups().await.unwrap().into_iter().map(|g| g.group_id).collect();
+        let listed: Vec<String> = cluster
+            .list_groups()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.group_id)
+            .collect();
         assert_eq!(listed.len(), 50);
         let described = cluster.describe_groups(&listed).await;
         assert!(described.values().all(|d| d.is_ok()));
         let offsets = cluster.committed_offsets(&listed).await;
         let meta = cluster.refresh_metadata().await.unwrap();
-        let partitions: Vec<TopicPartition> = meta.partitions().filter(|tp| &*tp.topic == "busy").collect();
+        let partitions: Vec<TopicPartition> = meta
+            .partitions()
+            .filter(|tp| &*tp.topic == "busy")
+            .collect();
         let marks = cluster.watermarks(&partitions).await;
         let mut targets = Vec::new();
         for o in offsets.values() {
@@ -222,10 +283,14 @@ async fn a_cycle_for_50_groups_costs_at_most_8_requests_per_broker() {
                 }
             }
         }
-        let answers = cluster.record_timestamps(&targets, TimestampQuery::default()).await;
+        let answers = cluster
+            .record_timestamps(&targets, TimestampQuery::default())
+            .await;
         for ((tp, offset), a) in &answers {
             match a {
-                Ok(TimestampResult::Found(r)) => assert_eq!(r.timestamp_ms, BASE_TS + offset, "{tp}@{offset}"),
+                Ok(TimestampResult::Found(r)) => {
+                    assert_eq!(r.timestamp_ms, BASE_TS + offset, "{tp}@{offset}")
+                }
                 other => panic!("{tp}@{offset}: {other:?}"),
             }
         }
@@ -246,5 +311,9 @@ async fn a_cycle_for_50_groups_costs_at_most_8_requests_per_broker() {
 }
 
 fn totals(cluster: &Cluster) -> BTreeMap<i32, u64> {
-    cluster.counters().iter().map(|(node, c)| (*node, c.total_requests())).collect()
+    cluster
+        .counters()
+        .iter()
+        .map(|(node, c)| (*node, c.total_requests()))
+        .collect()
 }
