@@ -1,0 +1,472 @@
+//! Record-batch fixtures: the timestamp of the record at an offset.
+//!
+//! `fixtures/records/*.bin` hold the raw `records` bytes of one Fetch partition, encoded by
+//! kafka-python and librdkafka (every codec, xerial and raw snappy, LogAppendTime,
+//! transactions with control batches, a truncated tail); `manifest.json` says what each
+//! offset must decode to (see fixtures/README.md). For every file:
+//!
+//! * each record's offset → exactly that record, its `expected_timestamp_ms` and the file's
+//!   timestamp type;
+//! * a control marker's offset, or an aborted record's offset when the aborted-transaction
+//!   list is given → the next visible record;
+//! * past the last offset → `Lookup::Missing` (truncated only for the truncated file);
+//! * every prefix of the bytes (a Fetch cut anywhere) → no panic, no error, and either the
+//!   right record (whenever its batch is complete in the prefix) or `Missing` with
+//!   `truncated` telling whether a partial batch was cut off — never a wrong timestamp.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use tidemark::kafka::records::{record_at, AbortedTxn, Lookup, RecordAt, TimestampType};
+
+#[derive(Debug, Clone)]
+struct Record {
+    offset: i64,
+    /// `None` for control markers.
+    timestamp_ms: Option<i64>,
+    control: bool,
+    aborted: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Batch {
+    base_offset: i64,
+    last_offset: i64,
+    /// Byte range of the batch in the file.
+    start: usize,
+    end: usize,
+    transactional: bool,
+    producer_id: i64,
+}
+
+#[derive(Debug)]
+struct Case {
+    name: String,
+    bytes: Vec<u8>,
+    timestamp_type: TimestampType,
+    records: Vec<Record>,
+    /// Complete batches, in order.
+    batches: Vec<Batch>,
+    /// The file ends in a partial batch.
+    truncated: bool,
+    high_watermark: i64,
+    /// What a READ_COMMITTED Fetch from Apache Kafka would list (empty for most files).
+    aborted: Vec<AbortedTxn>,
+}
+
+fn int(v: &Value, what: &str) -> i64 {
+    v.as_i64()
+        .unwrap_or_else(|| panic!("manifest field {what} is not an integer: {v}"))
+}
+
+fn cases() -> Vec<Case> {
+    let manifest: Value =
+        serde_json::from_slice(&proto_tests::read("fixtures/records/manifest.json"))
+            .expect("manifest.json");
+    assert_eq!(manifest["format"], 1, "manifest format");
+    let files = manifest["files"].as_object().expect("files");
+    // The manifest describes exactly the .bin files of the directory.
+    let dir = proto_tests::path("fixtures/records");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bin"))
+        .collect();
+    on_disk.sort();
+    let listed: Vec<String> = files.keys().cloned().collect();
+    assert_eq!(listed, on_disk, "manifest.json vs fixtures/records/*.bin");
+    assert!(files.len() >= 13, "manifest lists {} files", files.len());
+    files
+        .iter()
+        .map(|(name, f)| {
+            let bytes = proto_tests::read(&format!("fixtures/records/{name}"));
+            assert_eq!(
+                bytes.len() as i64,
+                int(&f["size_bytes"], "size_bytes"),
+                "{name}"
+            );
+            let timestamp_type = match f["timestamp_type"].as_str() {
+                Some("CreateTime") => TimestampType::CreateTime,
+                Some("LogAppendTime") => TimestampType::LogAppendTime,
+                other => panic!("{name}: timestamp_type {other:?}"),
+            };
+            let records = f["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .map(|r| Record {
+                    offset: int(&r["offset"], "offset"),
+                    timestamp_ms: r["expected_timestamp_ms"].as_i64(),
+                    control: r["control"].as_bool().unwrap_or(false),
+                    aborted: r["aborted"].as_bool().unwrap_or(false),
+                })
+                .collect::<Vec<_>>();
+            for r in &records {
+                assert_eq!(
+                    r.timestamp_ms.is_none(),
+                    r.control,
+                    "{name} offset {}",
+                    r.offset
+                );
+            }
+            let batches = f["batches"]
+                .as_array()
+                .expect("batches")
+                .iter()
+                .map(|b| {
+                    let start = int(&b["byte_pos"], "byte_pos") as usize;
+                    Batch {
+                        base_offset: int(&b["base_offset"], "base_offset"),
+                        last_offset: int(&b["last_offset"], "last_offset"),
+                        start,
+                        end: start + int(&b["byte_len"], "byte_len") as usize,
+                        transactional: b["transactional"].as_bool().unwrap_or(false),
+                        producer_id: int(&b["producer_id"], "producer_id"),
+                    }
+                })
+                .collect::<Vec<_>>();
+            let aborted = f["read_committed_fetch"]
+                ["apache_kafka_would_return_aborted_transactions"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|a| AbortedTxn {
+                            producer_id: int(&a["producer_id"], "producer_id"),
+                            first_offset: int(&a["first_offset"], "first_offset"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // The complete batches tile the file from byte 0; only the truncated file has
+            // bytes after them.
+            let mut end = 0;
+            for b in &batches {
+                assert_eq!(
+                    b.start, end,
+                    "{name}: batch at {} is not contiguous",
+                    b.base_offset
+                );
+                end = b.end;
+            }
+            let truncated = f.get("truncated_from").is_some();
+            assert_eq!(
+                bytes.len() > end,
+                truncated,
+                "{name}: bytes after the last batch"
+            );
+            Case {
+                name: name.clone(),
+                truncated,
+                high_watermark: int(&f["high_watermark"], "high_watermark"),
+                bytes,
+                timestamp_type,
+                records,
+                batches,
+                aborted,
+            }
+        })
+        .collect()
+}
+
+impl Case {
+    /// Read-committed when `committed`: the file's aborted list applies.
+    fn aborted_list(&self, committed: bool) -> &[AbortedTxn] {
+        if committed {
+            &self.aborted
+        } else {
+            &[]
+        }
+    }
+
+    /// The record a lookup of `target` must return: the first data record at or after it
+    /// (skipping aborted ones when `committed`), if the file holds one.
+    fn expected(&self, target: i64, committed: bool) -> Option<&Record> {
+        self.records
+            .iter()
+            .find(|r| r.offset >= target && !r.control && !(committed && r.aborted))
+    }
+
+    fn found(&self, r: &Record) -> Lookup {
+        Lookup::Found(RecordAt {
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms.expect("data record"),
+            timestamp_type: self.timestamp_type,
+        })
+    }
+
+    /// Targets to try: every listed offset (markers included), and one past the end.
+    fn targets(&self) -> Vec<i64> {
+        let mut t: Vec<i64> = self.records.iter().map(|r| r.offset).collect();
+        t.push(self.records.last().map_or(0, |r| r.offset + 1));
+        t.push(self.high_watermark);
+        t.dedup();
+        t
+    }
+
+    /// What `record_at` must return for `target` on the first `len` bytes of the file.
+    fn expected_on_prefix(&self, len: usize, target: i64, committed: bool) -> Lookup {
+        let complete: Vec<&Batch> = self.batches.iter().filter(|b| b.end <= len).collect();
+        if let Some(r) = self.expected(target, committed) {
+            let in_complete_batch = complete
+                .iter()
+                .any(|b| (b.base_offset..=b.last_offset).contains(&r.offset));
+            if in_complete_batch {
+                return self.found(r);
+            }
+        }
+        let consumed = complete.last().map_or(0, |b| b.end);
+        // A partial batch follows the complete ones (always so for the whole truncated file).
+        let partial = len > consumed;
+        debug_assert!(partial || !(self.truncated && len == self.bytes.len()));
+        Lookup::Missing {
+            truncated: partial,
+            next_offset: complete.last().map(|b| b.last_offset + 1),
+        }
+    }
+
+    fn modes(&self) -> &'static [bool] {
+        if self.aborted.is_empty() {
+            &[false]
+        } else {
+            &[false, true]
+        }
+    }
+}
+
+fn mode_name(committed: bool) -> &'static str {
+    if committed {
+        "read_committed (manifest's aborted list)"
+    } else {
+        "read_uncommitted"
+    }
+}
+
+/// Every file, every record: the right offset, timestamp and timestamp type.
+#[test]
+fn every_record_has_its_expected_timestamp() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in cases() {
+        for r in case.records.iter().filter(|r| !r.control) {
+            let want = case.found(r);
+            let got = record_at(&case.bytes, r.offset, &[]);
+            checked += 1;
+            if !matches!(&got, Ok(g) if *g == want) {
+                failures.push(format!(
+                    "{}: offset {}: want {want:?}, got {got:?}",
+                    case.name, r.offset
+                ));
+            }
+        }
+    }
+    assert!(checked >= 98, "only {checked} records checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// LogAppendTime files report each batch's maxTimestamp with the LogAppendTime type, never
+/// baseTimestamp + delta (what kafka-protocol's own decoder gets wrong).
+#[test]
+fn log_append_time_files_report_max_timestamp() {
+    let cases = cases();
+    let lat: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.timestamp_type == TimestampType::LogAppendTime)
+        .collect();
+    assert_eq!(lat.len(), 2, "two LogAppendTime fixtures");
+    for case in lat {
+        for r in case.records.iter().filter(|r| !r.control) {
+            match record_at(&case.bytes, r.offset, &[]) {
+                Ok(Lookup::Found(found)) => {
+                    assert_eq!(found.timestamp_type, TimestampType::LogAppendTime);
+                    assert_eq!(Some(found.timestamp_ms), r.timestamp_ms, "{}", case.name);
+                }
+                other => panic!("{} offset {}: {other:?}", case.name, r.offset),
+            }
+        }
+    }
+}
+
+/// Control markers resolve to the next data record; with the aborted-transaction list, so
+/// do aborted records; past the end of a file is `Missing`.
+#[test]
+fn markers_aborted_records_and_the_end() {
+    let mut failures = Vec::new();
+    let mut markers = 0;
+    let mut aborted = 0;
+    for case in cases() {
+        let full = case.bytes.len();
+        for &committed in case.modes() {
+            for target in case.targets() {
+                let want = case.expected_on_prefix(full, target, committed);
+                let got = record_at(&case.bytes, target, case.aborted_list(committed));
+                if let Some(r) = case.records.iter().find(|r| r.offset == target) {
+                    if r.control {
+                        markers += 1;
+                    }
+                    if r.aborted && committed {
+                        aborted += 1;
+                    }
+                }
+                if !matches!(&got, Ok(g) if *g == want) {
+                    failures.push(format!(
+                        "{} ({}): target {target}: want {want:?}, got {got:?}",
+                        case.name,
+                        mode_name(committed)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        markers >= 3 && aborted >= 2,
+        "{markers} markers, {aborted} aborted records"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The transactional fixture, spelled out: commit(0,1) · marker 2 · abort(3,4) · marker 5 ·
+/// commit(6) · marker 7.
+#[test]
+fn transactional_fixture_spelled_out() {
+    let cases = cases();
+    let case = cases
+        .iter()
+        .find(|c| c.name == "txn-control.bin")
+        .expect("txn-control.bin");
+    let at = |target: i64, aborted: &[AbortedTxn]| match record_at(&case.bytes, target, aborted) {
+        Ok(Lookup::Found(r)) => Some(r.offset),
+        Ok(Lookup::Missing { .. }) => None,
+        Err(e) => panic!("txn-control.bin target {target}: {e}"),
+    };
+    let uncommitted: Vec<_> = (0..=8).map(|t| at(t, &[])).collect();
+    let committed: Vec<_> = (0..=8).map(|t| at(t, &case.aborted)).collect();
+    assert_eq!(
+        uncommitted,
+        [
+            Some(0),
+            Some(1),
+            Some(3),
+            Some(3),
+            Some(4),
+            Some(6),
+            Some(6),
+            None,
+            None
+        ]
+    );
+    assert_eq!(
+        committed,
+        [
+            Some(0),
+            Some(1),
+            Some(6),
+            Some(6),
+            Some(6),
+            Some(6),
+            Some(6),
+            None,
+            None
+        ]
+    );
+}
+
+/// An aborted-transaction entry only drops transactional batches: naming the producer of a
+/// non-transactional (idempotent) batch must not hide its records.
+#[test]
+fn aborted_list_ignores_non_transactional_batches() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let Some(batch) = case.batches.iter().find(|b| !b.transactional) else {
+            continue;
+        };
+        let bogus = [AbortedTxn {
+            producer_id: batch.producer_id,
+            first_offset: batch.base_offset,
+        }];
+        for r in case.records.iter().filter(|r| !r.control) {
+            let got = record_at(&case.bytes, r.offset, &bogus);
+            if !matches!(&got, Ok(g) if *g == case.found(r)) {
+                failures.push(format!("{}: offset {}: got {got:?}", case.name, r.offset));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A Fetch cut at any byte: every prefix of every file decodes without panic or error, and
+/// gives the right record whenever its batch is complete in the prefix, `Missing` otherwise
+/// (`truncated` exactly when a partial batch follows the complete ones) — never a wrong
+/// timestamp.
+#[test]
+fn every_prefix_gives_the_right_answer_or_missing() {
+    // Failure kinds, so a report separates wrong answers from over-cautious ones.
+    let mut failures: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut lookups = 0u64;
+    for case in cases() {
+        let targets = case.targets();
+        for len in 0..=case.bytes.len() {
+            let prefix = &case.bytes[..len];
+            for &committed in case.modes() {
+                for &target in &targets {
+                    lookups += 1;
+                    let want = case.expected_on_prefix(len, target, committed);
+                    let got = record_at(prefix, target, case.aborted_list(committed));
+                    let kind = match (&got, &want) {
+                        (Ok(g), w) if g == w => continue,
+                        (Err(_), _) => "error instead of an answer",
+                        (Ok(Lookup::Found(g)), Lookup::Found(w)) if g.offset == w.offset => {
+                            "WRONG TIMESTAMP"
+                        }
+                        (Ok(Lookup::Found(_)), _) => "WRONG RECORD",
+                        (Ok(Lookup::Missing { .. }), Lookup::Found(_)) => {
+                            "missing although its batch is complete"
+                        }
+                        (Ok(Lookup::Missing { .. }), Lookup::Missing { .. }) => {
+                            "wrong truncated flag or next_offset"
+                        }
+                    };
+                    failures.entry(kind).or_default().push(format!(
+                        "{} [..{len}] ({}) target {target}: want {want:?}, got {got:?}",
+                        case.name,
+                        mode_name(committed)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(lookups > 50_000, "only {lookups} lookups");
+    if !failures.is_empty() {
+        let mut m = String::new();
+        for (kind, list) in &failures {
+            m.push_str(&format!("{kind}: {} cases, first ones:\n", list.len()));
+            for line in list.iter().take(8) {
+                m.push_str(&format!("  {line}\n"));
+            }
+        }
+        panic!("{m}");
+    }
+}
+
+/// The truncated fixture as the README describes it: offsets 0-4 found, 5-7 reported as
+/// absent from a truncated buffer, with the next offset to fetch.
+#[test]
+fn truncated_fixture_spelled_out() {
+    let bytes = proto_tests::read("fixtures/records/none-truncated.bin");
+    for target in 0..=4 {
+        assert!(
+            matches!(record_at(&bytes, target, &[]), Ok(Lookup::Found(r)) if r.offset == target),
+            "offset {target}"
+        );
+    }
+    for target in 5..=8 {
+        assert_eq!(
+            record_at(&bytes, target, &[]).ok(),
+            Some(Lookup::Missing {
+                truncated: true,
+                next_offset: Some(5),
+            }),
+            "offset {target}"
+        );
+    }
+}

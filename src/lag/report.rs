@@ -1,0 +1,57 @@
+//! The output of the lag math: every value the metrics expose, per cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::snapshot::{GroupState, Member};
+use crate::kafka::TopicPartition;
+
+/// Lag of every monitored group and partition of one cluster.
+#[derive(Clone, Debug, Default)]
+pub struct LagReport {
+    pub cluster: String,
+    pub partitions: Vec<PartitionOffsets>,
+    pub group_partitions: Vec<GroupPartitionLag>,
+    pub groups: Vec<GroupLag>,
+    /// Group partitions on compacted topics in this report.
+    pub compaction_partitions: u64,
+    /// Group partitions whose committed offset is below the low watermark.
+    pub data_loss_partitions: u64,
+}
+
+/// Watermarks of one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub tp: TopicPartition,
+    pub low: i64,
+    pub high: i64,
+}
+
+/// One group on one partition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPartitionLag {
+    pub group: Arc<str>,
+    pub tp: TopicPartition,
+    pub member: Option<Arc<Member>>,
+    pub committed: i64,
+    pub lag: i64,
+    /// None when the timestamp could not be sampled (no series then).
+    pub lag_seconds: Option<f64>,
+    pub messages_lost: i64,
+    pub retention_margin: i64,
+    pub retention_ratio: f64,
+    pub compaction_detected: bool,
+    pub data_loss: bool,
+}
+
+/// A group's aggregates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupLag {
+    pub group: Arc<str>,
+    pub state: GroupState,
+    pub max_lag: i64,
+    /// Max over the partitions that have a time lag; None when none has one.
+    pub max_lag_seconds: Option<f64>,
+    pub sum_lag: i64,
+    pub topic_sum_lag: BTreeMap<Arc<str>, i64>,
+}

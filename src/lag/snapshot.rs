@@ -1,0 +1,87 @@
+//! What one collection cycle saw: immutable input of the lag math.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::kafka::records::RecordAt;
+use crate::kafka::{TopicPartition, Watermarks};
+
+/// Everything one cycle collected from one cluster.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterSnapshot {
+    /// The cluster's configured name.
+    pub cluster: String,
+    /// Watermarks of every monitored partition (topic filters applied).
+    pub watermarks: BTreeMap<TopicPartition, Watermarks>,
+    /// Every monitored group with its committed offsets.
+    pub groups: Vec<GroupSnapshot>,
+    /// Topics whose cleanup.policy contains "compact".
+    pub compacted_topics: BTreeSet<Arc<str>>,
+    /// Time spent reading committed offsets and watermarks.
+    pub poll_time: Duration,
+}
+
+/// One consumer group.
+#[derive(Clone, Debug)]
+pub struct GroupSnapshot {
+    pub group: Arc<str>,
+    pub state: GroupState,
+    /// Partitions with a committed offset (never -1), monitored topics only.
+    pub partitions: Vec<GroupPartition>,
+}
+
+/// A group's position on one partition.
+#[derive(Clone, Debug)]
+pub struct GroupPartition {
+    pub tp: TopicPartition,
+    pub committed: i64,
+    /// The member the partition is assigned to, if any.
+    pub member: Option<Arc<Member>>,
+    /// The record at the committed offset (or the first after it when that one is gone),
+    /// when it was sampled.
+    pub record: Option<RecordAt>,
+}
+
+/// The labels of a group member.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Member {
+    pub host: String,
+    pub consumer_id: String,
+    pub client_id: String,
+}
+
+/// Consumer group state as the metric encodes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GroupState {
+    #[default]
+    Unknown = 0,
+    PreparingRebalance = 1,
+    CompletingRebalance = 2,
+    Stable = 3,
+    Dead = 4,
+    Empty = 5,
+    Assigning = 6,
+    Reconciling = 7,
+}
+
+impl GroupState {
+    /// Parse the state string of DescribeGroups (classic and KIP-848 groups).
+    pub fn parse(state: &str) -> GroupState {
+        match state {
+            "PreparingRebalance" => GroupState::PreparingRebalance,
+            "CompletingRebalance" | "AwaitingSync" => GroupState::CompletingRebalance,
+            "Stable" => GroupState::Stable,
+            "Dead" => GroupState::Dead,
+            "Empty" => GroupState::Empty,
+            "Assigning" => GroupState::Assigning,
+            "Reconciling" => GroupState::Reconciling,
+            _ => GroupState::Unknown,
+        }
+    }
+
+    /// The metric value.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}

@@ -1,0 +1,238 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::kafka::records::{RecordAt, TimestampType};
+use crate::kafka::{TopicPartition, Watermarks};
+
+const NOW: i64 = 1_700_000_100_000;
+
+fn tp(topic: &str, p: i32) -> TopicPartition {
+    TopicPartition::new(topic, p)
+}
+
+fn at(offset: i64, ts: i64) -> Option<RecordAt> {
+    Some(RecordAt {
+        offset,
+        timestamp_ms: ts,
+        timestamp_type: TimestampType::CreateTime,
+    })
+}
+
+fn snapshot(
+    watermarks: &[(&str, i32, i64, i64)],
+    groups: Vec<(&str, GroupState, Vec<GroupPartition>)>,
+) -> ClusterSnapshot {
+    ClusterSnapshot {
+        cluster: "c1".into(),
+        watermarks: watermarks
+            .iter()
+            .map(|(t, p, low, high)| {
+                (
+                    tp(t, *p),
+                    Watermarks {
+                        low: *low,
+                        high: *high,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        groups: groups
+            .into_iter()
+            .map(|(g, state, partitions)| GroupSnapshot {
+                group: Arc::from(g),
+                state,
+                partitions,
+            })
+            .collect(),
+        compacted_topics: BTreeSet::new(),
+        poll_time: std::time::Duration::from_millis(5),
+    }
+}
+
+fn gp(t: &str, p: i32, committed: i64, record: Option<RecordAt>) -> GroupPartition {
+    GroupPartition {
+        tp: tp(t, p),
+        committed,
+        member: None,
+        record,
+    }
+}
+
+#[test]
+fn offset_and_time_lag_per_partition() {
+    let s = snapshot(
+        &[("t", 0, 0, 100), ("t", 1, 0, 200), ("u", 0, 0, 50)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![
+                gp("t", 0, 90, at(90, NOW - 100_000)),
+                gp("t", 1, 150, at(150, NOW - 2_500)),
+                gp("u", 0, 50, None),
+            ],
+        )],
+    );
+    let r = compute(&s, NOW);
+    let rows: Vec<(i64, Option<f64>)> = r
+        .group_partitions
+        .iter()
+        .map(|x| (x.lag, x.lag_seconds))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(10, Some(100.0)), (50, Some(2.5)), (0, Some(0.0))]
+    );
+    let g = &r.groups[0];
+    assert_eq!((g.max_lag, g.sum_lag), (50, 60));
+    assert_eq!(g.max_lag_seconds, Some(100.0));
+    assert_eq!(g.state.code(), 3);
+    assert_eq!(g.topic_sum_lag[&Arc::<str>::from("t")], 60);
+    assert_eq!(g.topic_sum_lag[&Arc::<str>::from("u")], 0);
+    assert_eq!(r.partitions.len(), 3);
+}
+
+#[test]
+fn lag_seconds_absent_without_a_sample_and_never_negative() {
+    let s = snapshot(
+        &[("t", 0, 0, 10), ("t", 1, 0, 10)],
+        vec![(
+            "g",
+            GroupState::Empty,
+            vec![gp("t", 0, 5, None), gp("t", 1, 5, at(5, NOW + 3_000))],
+        )],
+    );
+    let r = compute(&s, NOW);
+    assert_eq!(r.group_partitions[0].lag_seconds, None);
+    // A producer clock ahead of ours gives 0, not a negative age.
+    assert_eq!(r.group_partitions[1].lag_seconds, Some(0.0));
+    assert_eq!(r.groups[0].max_lag_seconds, Some(0.0));
+}
+
+#[test]
+fn group_without_any_time_lag_has_no_max_lag_seconds() {
+    let s = snapshot(
+        &[("t", 0, 0, 10)],
+        vec![("g", GroupState::Stable, vec![gp("t", 0, 5, None)])],
+    );
+    assert_eq!(compute(&s, NOW).groups[0].max_lag_seconds, None);
+}
+
+#[test]
+fn data_loss_zeroes_lag_and_reports_the_gap() {
+    // Retention moved the low watermark to 100; the group is still at 40.
+    let s = snapshot(
+        &[("t", 0, 100, 500)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![gp("t", 0, 40, at(100, NOW - 7_000))],
+        )],
+    );
+    let r = compute(&s, NOW);
+    let row = &r.group_partitions[0];
+    assert!(row.data_loss);
+    assert_eq!(row.lag, 0);
+    assert_eq!(row.messages_lost, 60);
+    assert_eq!(row.retention_margin, -60);
+    assert_eq!(row.retention_ratio, 460.0 / 400.0 * 100.0);
+    assert_eq!(
+        row.lag_seconds,
+        Some(7.0),
+        "age of the first record still there"
+    );
+    assert_eq!(r.data_loss_partitions, 1);
+    // Without a sample the series still shows, at 0, flagged.
+    let s = snapshot(
+        &[("t", 0, 100, 500)],
+        vec![("g", GroupState::Stable, vec![gp("t", 0, 40, None)])],
+    );
+    assert_eq!(compute(&s, NOW).group_partitions[0].lag_seconds, Some(0.0));
+}
+
+#[test]
+fn retention_ratio_and_margin() {
+    // The README example: offsets 1000..2000, group at 1200 → 80 %.
+    let s = snapshot(
+        &[("t", 0, 1000, 2000)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![gp("t", 0, 1200, at(1200, NOW))],
+        )],
+    );
+    let row = &compute(&s, NOW).group_partitions[0];
+    assert_eq!(row.retention_ratio, 80.0);
+    assert_eq!(row.retention_margin, 200);
+    assert_eq!(row.messages_lost, 0);
+    assert!(!row.data_loss);
+    // Empty partition: ratio 0.
+    let s = snapshot(
+        &[("t", 0, 7, 7)],
+        vec![("g", GroupState::Stable, vec![gp("t", 0, 7, None)])],
+    );
+    assert_eq!(compute(&s, NOW).group_partitions[0].retention_ratio, 0.0);
+}
+
+#[test]
+fn committed_beyond_high_watermark_is_zero_lag() {
+    let s = snapshot(
+        &[("t", 0, 0, 10)],
+        vec![("g", GroupState::Stable, vec![gp("t", 0, 12, None)])],
+    );
+    let row = &compute(&s, NOW).group_partitions[0];
+    assert_eq!((row.lag, row.lag_seconds), (0, Some(0.0)));
+}
+
+#[test]
+fn compaction_flag_follows_the_topic_policy() {
+    let mut s = snapshot(
+        &[("compacted", 0, 0, 10), ("plain", 0, 0, 10)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![
+                gp("compacted", 0, 3, at(5, NOW - 1_000)),
+                gp("plain", 0, 3, at(3, NOW - 1_000)),
+            ],
+        )],
+    );
+    s.compacted_topics.insert(Arc::from("compacted"));
+    let r = compute(&s, NOW);
+    assert!(r.group_partitions[0].compaction_detected);
+    assert!(!r.group_partitions[1].compaction_detected);
+    assert_eq!(r.compaction_partitions, 1);
+}
+
+#[test]
+fn partitions_missing_from_watermarks_are_skipped() {
+    let s = snapshot(
+        &[("t", 0, 0, 10)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![gp("gone", 0, 3, None), gp("t", 0, 4, None)],
+        )],
+    );
+    let r = compute(&s, NOW);
+    assert_eq!(r.group_partitions.len(), 1);
+    assert_eq!(r.groups[0].sum_lag, 6);
+}
+
+#[test]
+fn group_states_parse() {
+    for (text, code) in [
+        ("Unknown", 0),
+        ("PreparingRebalance", 1),
+        ("CompletingRebalance", 2),
+        ("Stable", 3),
+        ("Dead", 4),
+        ("Empty", 5),
+        ("Assigning", 6),
+        ("Reconciling", 7),
+        ("", 0),
+        ("Whatever", 0),
+    ] {
+        assert_eq!(GroupState::parse(text).code(), code, "{text}");
+    }
+}
