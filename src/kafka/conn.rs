@@ -275,7 +275,7 @@ impl Connection {
                 .await
                 .map_err(|source| KafkaError::Io {
                     broker: broker.to_string(),
-                    source,
+                    source: Arc::new(source),
                 })?;
             // Best effort: latency matters more than packet count for small requests.
             let _ = tcp.set_nodelay(true);

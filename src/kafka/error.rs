@@ -3,6 +3,7 @@
 //! Every variant names what failed (broker, API, version, topic/group) so that a log line
 //! is enough to act on. Nothing here ever carries payload bytes or secrets.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
@@ -11,15 +12,16 @@ use kafka_protocol::ResponseError;
 /// Result alias for the wire client.
 pub type Result<T, E = KafkaError> = std::result::Result<T, E>;
 
-/// An error talking to a Kafka cluster.
-#[derive(Debug, thiserror::Error)]
+/// An error talking to a Kafka cluster. Cheap to clone (sources are shared), so one failed
+/// batch request can be reported on each of its items.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum KafkaError {
     /// TCP connect, read or write failed.
     #[error("I/O error talking to broker {broker}: {source}")]
     Io {
         broker: String,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
 
     /// The connection was closed (by the broker, or after an earlier failure).
@@ -105,7 +107,7 @@ pub enum KafkaError {
         topic: String,
         partition: i32,
         #[source]
-        source: crate::kafka::records::RecordsError,
+        source: Arc<crate::kafka::records::RecordsError>,
     },
 }
 

@@ -11,6 +11,10 @@
 //! * [`Connection`] — the raw request/response connection the workload is built on,
 //!   public so tests can send any request (`kafka_protocol::messages::*`) themselves.
 //! * [`codec`] — pure-Rust batch compression (and decompression, to read back).
+//! * [`StubCluster`] — a scripted in-process Kafka cluster (several node ids, one port
+//!   each) answering from a model of topics and groups, with injected error codes, a
+//!   handler for anything else, and a log of every request: for routing, retry and
+//!   version-negotiation tests that a real broker cannot stage.
 //!
 //! Everything is `async` and safe to use from many
 //! `#[tokio::test(flavor = "multi_thread")]` tests running in parallel in one binary.
@@ -25,12 +29,14 @@
 pub mod broker;
 pub mod codec;
 pub mod ledger;
+pub mod stub;
 pub mod wire;
 pub mod workload;
 
 pub use broker::Broker;
 pub use codec::Codec;
 pub use ledger::{Ledger, ProducedRecord};
+pub use stub::{Stub, StubCluster};
 pub use wire::Connection;
 pub use workload::Workload;
 

@@ -174,7 +174,7 @@ impl Cluster {
             Err(e) => {
                 return groups
                     .iter()
-                    .map(|g| (g.clone(), Outcome::Retry(super::copy_error(&e))))
+                    .map(|g| (g.clone(), Outcome::Retry(e.clone())))
                     .collect()
             }
         };
@@ -183,7 +183,7 @@ impl Cluster {
             Err(e) => {
                 return groups
                     .iter()
-                    .map(|g| (g.clone(), Outcome::Done(Err(super::copy_error(&e)))))
+                    .map(|g| (g.clone(), Outcome::Done(Err(e.clone()))))
                     .collect()
             }
         };
@@ -205,7 +205,7 @@ impl Cluster {
         let to_retry = |e: &KafkaError| {
             groups
                 .iter()
-                .map(|g| (g.clone(), Outcome::Retry(super::copy_error(e))))
+                .map(|g| (g.clone(), Outcome::Retry(e.clone())))
                 .collect::<Vec<_>>()
         };
         if version >= 4 {

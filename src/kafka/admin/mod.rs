@@ -80,34 +80,6 @@ pub(crate) fn broker_error(
     }
 }
 
-/// Re-create a transport/decode failure for each item of a failed batch.
-pub(crate) fn copy_error(e: &KafkaError) -> KafkaError {
-    match e {
-        KafkaError::Timeout { broker, api, after } => KafkaError::Timeout {
-            broker: broker.clone(),
-            api: *api,
-            after: *after,
-        },
-        KafkaError::Broker {
-            broker,
-            api,
-            code,
-            context,
-            message,
-        } => KafkaError::Broker {
-            broker: broker.clone(),
-            api: *api,
-            code: *code,
-            context: context.clone(),
-            message: message.clone(),
-        },
-        other => KafkaError::ConnectionClosed {
-            broker: "batch".to_string(),
-            reason: Some(other.to_string()),
-        },
-    }
-}
-
 impl Cluster {
     /// Run `op` once per leader for the partitions it leads, retrying stale items.
     ///
@@ -169,11 +141,11 @@ impl Cluster {
                         }
                     }
                     Err(e) if e.is_transport() || e.is_retriable_routing() => {
-                        retry.extend(batch.into_iter().map(|i| (i, copy_error(&e))));
+                        retry.extend(batch.into_iter().map(|i| (i, e.clone())));
                     }
                     Err(e) => {
                         for item in batch {
-                            results.insert(key(&item).clone(), Err(copy_error(&e)));
+                            results.insert(key(&item).clone(), Err(e.clone()));
                         }
                     }
                 }
@@ -248,11 +220,11 @@ impl Cluster {
                         }
                     }
                     Err(e) if e.is_transport() || e.is_retriable_routing() => {
-                        retry.extend(batch.into_iter().map(|g| (g, copy_error(&e))));
+                        retry.extend(batch.into_iter().map(|g| (g, e.clone())));
                     }
                     Err(e) => {
                         for group in batch {
-                            results.insert(group, Err(copy_error(&e)));
+                            results.insert(group, Err(e.clone()));
                         }
                     }
                 }

@@ -134,7 +134,7 @@ impl Cluster {
                     }
                     Err(e) => {
                         for target in targets_of.get(&tp).into_iter().flatten() {
-                            answers.insert((tp.clone(), *target), Err(super::copy_error(&e)));
+                            answers.insert((tp.clone(), *target), Err(e.clone()));
                         }
                     }
                 }
@@ -309,7 +309,7 @@ fn lookup(
         Err(source) => Step::Answer(Err(KafkaError::Records {
             topic: w.tp.topic.to_string(),
             partition: w.tp.partition,
-            source,
+            source: std::sync::Arc::new(source),
         })),
     }
 }
