@@ -1,2 +1,14 @@
+//! tidemark: a Kafka consumer-group lag exporter with exact time lag, in pure Rust.
+//!
+//! Data flows one way: [`config`] → [`collect`] (one task per cluster, using the [`kafka`]
+//! wire client) → [`lag`] (pure math) → [`metrics`] (rendered once per cycle into
+//! [`state`]) → [`http`], whose handlers never wait on Kafka. [`exporter`] ties them up.
+
+pub mod collect;
+pub mod config;
+pub mod exporter;
+pub mod http;
 pub mod kafka;
 pub mod lag;
+pub mod metrics;
+pub mod state;

@@ -1,1 +1,145 @@
-fn main() {}
+//! The `tidemark` binary: CLI, logging, signals. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use tidemark::config::{self, Config, SecurityProtocol};
+use tidemark::exporter::Exporter;
+
+/// Exit status for an invalid configuration.
+const CONFIG_ERROR: u8 = 2;
+/// How long running work may take to wind down after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Kafka consumer-group lag exporter with exact time lag.
+#[derive(Parser, Debug)]
+#[command(name = "tidemark", version, about)]
+struct Cli {
+    /// Configuration file (klag-exporter's TOML format).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    #[arg(
+        short = 'l',
+        long = "log-level",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    log_level: String,
+
+    /// Validate FILE, print the resolved configuration with secrets redacted, and exit
+    /// (status 0 when valid, 2 when not).
+    #[arg(long = "check-config", value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: --log-level {:?} is not a level or filter: {e}",
+                cli.log_level
+            );
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+
+    if let Some(path) = cli.check_config {
+        return match load(&path) {
+            Ok(config) => {
+                print!("{}", config.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        };
+    }
+    let Some(path) = cli.config else {
+        eprintln!("error: no configuration file: run `tidemark -c FILE` (see --help)");
+        return ExitCode::from(CONFIG_ERROR);
+    };
+    let config = match load(&path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => {
+            // Abandon whatever is still running (a cycle stuck on a dead broker).
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Load and vet the configuration, reporting problems; `Err` carries the exit status.
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    let config = config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(CONFIG_ERROR)
+    })?;
+    if !config.unknown_keys.is_empty() {
+        tracing::warn!(keys = %config.unknown_keys.join(", "), "ignoring configuration keys tidemark does not know");
+    }
+    if config.exporter.otel.enabled {
+        tracing::warn!("[exporter.otel] enabled = true: OTLP export is not supported yet; metrics are served on /metrics only");
+    }
+    for (index, cluster) in config.clusters.iter().enumerate() {
+        let client = &cluster.client;
+        if client.security_protocol != SecurityProtocol::Plaintext {
+            eprintln!(
+                "error: {}: clusters[{index}].consumer_properties.\"security.protocol\" (cluster {:?}): {:?} is not supported by this build yet (TLS and SASL are planned); only PLAINTEXT works",
+                config.source, cluster.name, client.security_protocol
+            );
+            return Err(ExitCode::from(CONFIG_ERROR));
+        }
+        if !client.unsupported.is_empty() {
+            tracing::warn!(cluster = %cluster.name, keys = %client.unsupported.join(", "), "consumer_properties keys not supported by tidemark are ignored");
+        }
+        if !client.ignored.is_empty() {
+            tracing::info!(cluster = %cluster.name, keys = %client.ignored.join(", "), "consumer_properties keys that only matter to consuming clients are ignored");
+        }
+    }
+    Ok(config)
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let exporter = Exporter::start(config).await?;
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    exporter.shutdown(SHUTDOWN_GRACE).await;
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! One collection cycle of one cluster: groups → descriptions → committed offsets →
+//! watermarks → timestamps → [`ClusterSnapshot`].
+//!
+//! Committed offsets are read before watermarks, so a high watermark is never older than
+//! the offsets it is compared with and lag cannot come out negative from a race.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::ClusterSettings;
+use crate::kafka::{
+    Cluster, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
+};
+use crate::lag::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+
+use super::cache::TimestampCache;
+
+/// How often topic configs (cleanup.policy) are re-read.
+pub const COMPACTION_REFRESH: Duration = Duration::from_secs(3600);
+
+/// Why a cycle failed as a whole (item-level failures are logged and skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("cannot reach the cluster: {0}")]
+    Connect(#[source] KafkaError),
+    #[error("listing consumer groups failed: {0}")]
+    ListGroups(#[source] KafkaError),
+    #[error("reading metadata failed: {0}")]
+    Metadata(#[source] KafkaError),
+    #[error("reading committed offsets timed out after {0:?}")]
+    OffsetTimeout(Duration),
+}
+
+/// Counts of what went wrong with single items in a cycle (the cycle still succeeded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CycleIssues {
+    pub groups_without_offsets: usize,
+    pub groups_undescribed: usize,
+    pub partitions_without_watermarks: usize,
+    pub timestamps_failed: usize,
+}
+
+/// Per-cluster state that survives cycles.
+pub struct CycleState {
+    pub settings: Arc<ClusterSettings>,
+    pub sampling: bool,
+    pub offset_fetch_timeout: Duration,
+    pub timestamps: TimestampCache,
+    compacted: Option<CompactionCache>,
+}
+
+/// Topic cleanup policies as last read.
+struct CompactionCache {
+    read_at: Instant,
+    /// Topics whose cleanup.policy contains "compact".
+    compacted: BTreeSet<Arc<str>>,
+    /// Every topic the read covered.
+    known: HashSet<Arc<str>>,
+}
+
+impl CycleState {
+    pub fn new(
+        settings: Arc<ClusterSettings>,
+        sampling: bool,
+        offset_fetch_timeout: Duration,
+    ) -> Self {
+        Self {
+            settings,
+            sampling,
+            offset_fetch_timeout,
+            timestamps: TimestampCache::default(),
+            compacted: None,
+        }
+    }
+
+    /// Run one cycle against `cluster`.
+    pub async fn run(
+        &mut self,
+        cluster: &Cluster,
+    ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
+        let mut issues = CycleIssues::default();
+        let poll_started = Instant::now();
+
+        let groups: Vec<String> = cluster
+            .list_groups()
+            .await
+            .map_err(CycleError::ListGroups)?
+            .into_iter()
+            .map(|g| g.group_id)
+            .filter(|g| self.settings.group_allowed(g))
+            .collect();
+
+        let (described, offsets) = tokio::join!(cluster.describe_groups(&groups), async {
+            tokio::time::timeout(
+                self.offset_fetch_timeout,
+                cluster.committed_offsets(&groups),
+            )
+            .await
+        });
+        let offsets = offsets.map_err(|_| CycleError::OffsetTimeout(self.offset_fetch_timeout))?;
+
+        // Watermarks after committed offsets (see the module docs).
+        let meta = cluster
+            .refresh_metadata()
+            .await
+            .map_err(CycleError::Metadata)?;
+        let monitored: Vec<TopicPartition> = meta
+            .partitions()
+            .filter(|tp| self.settings.topic_allowed(&tp.topic))
+            .collect();
+        let mut watermarks: BTreeMap<TopicPartition, Watermarks> = BTreeMap::new();
+        for (tp, w) in cluster.watermarks(&monitored).await {
+            match w {
+                Ok(w) => {
+                    watermarks.insert(tp, w);
+                }
+                Err(e) => {
+                    issues.partitions_without_watermarks += 1;
+                    tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks");
+                }
+            }
+        }
+        let poll_time = poll_started.elapsed();
+
+        let mut snapshot_groups = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let committed = match offsets.get(group) {
+                Some(Ok(o)) => o,
+                Some(Err(e)) => {
+                    issues.groups_without_offsets += 1;
+                    tracing::warn!(cluster = %self.settings.name, %group, error = %e, "no committed offsets");
+                    continue;
+                }
+                None => continue,
+            };
+            let (state, owners) = match described.get(group) {
+                Some(Ok(d)) => (GroupState::parse(&d.state), owners(d)),
+                Some(Err(e)) => {
+                    issues.groups_undescribed += 1;
+                    tracing::warn!(cluster = %self.settings.name, %group, error = %e, "describe failed");
+                    (GroupState::Unknown, HashMap::new())
+                }
+                None => (GroupState::Unknown, HashMap::new()),
+            };
+            let partitions = committed
+                .offsets
+                .iter()
+                .filter(|(tp, offset)| **offset >= 0 && watermarks.contains_key(*tp))
+                .map(|(tp, offset)| GroupPartition {
+                    tp: tp.clone(),
+                    committed: *offset,
+                    member: owners.get(tp).cloned(),
+                    record: None,
+                })
+                .collect();
+            snapshot_groups.push(GroupSnapshot {
+                group: Arc::from(group.as_str()),
+                state,
+                partitions,
+            });
+        }
+
+        if self.sampling {
+            self.sample_timestamps(cluster, &mut snapshot_groups, &watermarks, &mut issues)
+                .await;
+        }
+        let compacted_topics = self.compacted_topics(cluster, &watermarks).await;
+
+        let snapshot = ClusterSnapshot {
+            cluster: self.settings.name.clone(),
+            watermarks,
+            groups: snapshot_groups,
+            compacted_topics,
+            poll_time,
+        };
+        Ok((snapshot, issues))
+    }
+
+    /// Fill `record` for every lagging group partition: cache first, one batched fetch for
+    /// the rest; evict cache entries no group points at any more.
+    async fn sample_timestamps(
+        &mut self,
+        cluster: &Cluster,
+        groups: &mut [GroupSnapshot],
+        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+        issues: &mut CycleIssues,
+    ) {
+        let mut live = HashSet::new();
+        let mut wanted = BTreeSet::new();
+        for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
+            let Some(w) = watermarks.get(&gp.tp) else {
+                continue;
+            };
+            if gp.committed >= w.high {
+                continue;
+            }
+            live.insert((gp.tp.clone(), gp.committed));
+            match self.timestamps.get(&gp.tp, gp.committed, w.low) {
+                Some(rec) => gp.record = Some(rec),
+                None => {
+                    wanted.insert((gp.tp.clone(), gp.committed));
+                }
+            }
+        }
+        if !wanted.is_empty() {
+            let targets: Vec<(TopicPartition, i64)> = wanted.into_iter().collect();
+            let answers = cluster
+                .record_timestamps(&targets, TimestampQuery::default())
+                .await;
+            for ((tp, offset), answer) in answers {
+                match answer {
+                    Ok(TimestampResult::Found(rec)) => self.timestamps.insert(tp, offset, rec),
+                    Ok(TimestampResult::EndOfLog) => {}
+                    Err(e) => {
+                        issues.timestamps_failed += 1;
+                        tracing::warn!(cluster = %self.settings.name, partition = %tp, offset, error = %e, "no timestamp");
+                    }
+                }
+            }
+            for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
+                if gp.record.is_none() && live.contains(&(gp.tp.clone(), gp.committed)) {
+                    let low = watermarks.get(&gp.tp).map_or(0, |w| w.low);
+                    gp.record = self.timestamps.get(&gp.tp, gp.committed, low);
+                }
+            }
+        }
+        self.timestamps.retain_live(&live);
+    }
+
+    /// Topics whose cleanup.policy contains "compact"; re-read hourly and for new topics.
+    async fn compacted_topics(
+        &mut self,
+        cluster: &Cluster,
+        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+    ) -> BTreeSet<Arc<str>> {
+        let topics: BTreeSet<Arc<str>> = watermarks.keys().map(|tp| tp.topic.clone()).collect();
+        let fresh = self.compacted.as_ref().is_some_and(|c| {
+            c.read_at.elapsed() < COMPACTION_REFRESH && topics.iter().all(|t| c.known.contains(t))
+        });
+        if !fresh && !topics.is_empty() {
+            let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+            match cluster
+                .topic_configs(&names, Some(&["cleanup.policy"]))
+                .await
+            {
+                Ok(configs) => {
+                    let compacted = topics
+                        .iter()
+                        .filter(|t| {
+                            configs
+                                .get(&***t)
+                                .and_then(|r| r.as_ref().ok())
+                                .and_then(|c| c.get("cleanup.policy"))
+                                .is_some_and(|p| p.contains("compact"))
+                        })
+                        .cloned()
+                        .collect();
+                    self.compacted = Some(CompactionCache {
+                        read_at: Instant::now(),
+                        compacted,
+                        known: topics.iter().cloned().collect(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = %self.settings.name, error = %e, "reading topic configs failed; keeping the last known compaction flags");
+                }
+            }
+        }
+        self.compacted
+            .as_ref()
+            .map(|c| c.compacted.intersection(&topics).cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Which member owns each partition, from DescribeGroups assignments.
+fn owners(d: &crate::kafka::GroupDescription) -> HashMap<TopicPartition, Arc<Member>> {
+    let mut map = HashMap::new();
+    for m in &d.members {
+        let member = Arc::new(Member {
+            host: m.client_host.clone(),
+            consumer_id: m.member_id.clone(),
+            client_id: m.client_id.clone(),
+        });
+        for tp in &m.assignment {
+            map.insert(tp.clone(), member.clone());
+        }
+    }
+    map
+}

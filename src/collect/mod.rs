@@ -1,0 +1,154 @@
+//! Collection: one task per cluster, one cycle per poll interval.
+//!
+//! A failed cycle keeps the last good report (its series stay, `up` turns 0) and is retried
+//! with exponential backoff capped at the poll interval. Each cluster has its own task and
+//! its own connections, so a dead or slow cluster never delays another.
+
+mod cache;
+mod cycle;
+
+pub use cache::TimestampCache;
+pub use cycle::{CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::config::{ClusterSettings, ExporterConfig};
+use crate::kafka::{Cluster, ClusterConfig, ConnectionConfig};
+use crate::lag;
+use crate::state::{CycleOutcome, ExporterState};
+
+/// First retry delay after a failed cycle; doubles up to the poll interval.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// The wire-client settings of one cluster.
+pub fn client_config(settings: &ClusterSettings, exporter: &ExporterConfig) -> ClusterConfig {
+    let timeout = settings
+        .client
+        .request_timeout
+        .unwrap_or(exporter.performance.kafka_timeout);
+    ClusterConfig {
+        bootstrap_servers: settings.bootstrap_servers.clone(),
+        connection: ConnectionConfig {
+            client_id: settings
+                .client
+                .client_id
+                .clone()
+                .unwrap_or_else(|| "tidemark".to_string()),
+            connect_timeout: timeout.min(Duration::from_secs(10)),
+            request_timeout: timeout,
+            ..ConnectionConfig::default()
+        },
+        ..ClusterConfig::default()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Collect `settings`' cluster until `shutdown` turns true.
+pub async fn run_cluster(
+    settings: Arc<ClusterSettings>,
+    exporter: Arc<ExporterConfig>,
+    state: Arc<ExporterState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = settings.name.clone();
+    let poll_interval = exporter.poll_interval;
+    let mut cycle = CycleState::new(
+        settings.clone(),
+        exporter.timestamp_sampling.enabled,
+        exporter.performance.offset_fetch_timeout,
+    );
+    let mut cluster: Option<Cluster> = None;
+    let mut retry = FIRST_RETRY;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = one_cycle(&mut cluster, &mut cycle, &settings, &exporter) => r,
+            _ = shutdown.changed() => return,
+        };
+        let duration = started.elapsed();
+        let wait = match result {
+            Ok((report, poll_time)) => {
+                tracing::debug!(cluster = %name, ?duration, groups = report.groups.len(), "cycle done");
+                publish(
+                    &state,
+                    &name,
+                    CycleOutcome::Success { report, poll_time },
+                    duration,
+                )
+                .await;
+                retry = FIRST_RETRY;
+                poll_interval.saturating_sub(duration)
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %name, error = %e, retry_in = ?retry, "cycle failed");
+                publish(
+                    &state,
+                    &name,
+                    CycleOutcome::Failure {
+                        error: e.to_string(),
+                    },
+                    duration,
+                )
+                .await;
+                let wait = retry.min(poll_interval);
+                retry = retry.saturating_mul(2).min(poll_interval);
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn one_cycle(
+    cluster: &mut Option<Cluster>,
+    cycle: &mut CycleState,
+    settings: &ClusterSettings,
+    exporter: &ExporterConfig,
+) -> Result<(Arc<lag::LagReport>, Duration), CycleError> {
+    let kafka = match cluster.take() {
+        Some(kafka) => kafka,
+        None => Cluster::connect(client_config(settings, exporter))
+            .await
+            .map_err(CycleError::Connect)?,
+    };
+    let kafka = cluster.insert(kafka);
+    let (snapshot, issues) = cycle.run(kafka).await?;
+    if issues != CycleIssues::default() {
+        tracing::info!(cluster = %settings.name, ?issues, "cycle finished with item errors");
+    }
+    let poll_time = snapshot.poll_time;
+    // Lag is computed against the time the cycle finished.
+    let report = lag::compute(&snapshot, now_ms());
+    Ok((Arc::new(report), poll_time))
+}
+
+async fn publish(
+    state: &Arc<ExporterState>,
+    cluster: &str,
+    outcome: CycleOutcome,
+    duration: Duration,
+) {
+    let state = state.clone();
+    let cluster = cluster.to_string();
+    // Rendering is CPU-bound and proportional to the series count: keep it off the workers.
+    let done =
+        tokio::task::spawn_blocking(move || state.publish(&cluster, outcome, duration)).await;
+    if let Err(e) = done {
+        tracing::error!(error = %e, "publishing metrics failed");
+    }
+}

@@ -1,0 +1,140 @@
+//! [`Config::to_redacted_toml`]: the resolved config as TOML, secrets redacted.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Serialize;
+
+use super::duration::format_duration;
+use super::{is_secret_key, redact_url_userinfo, Config, REDACTED};
+
+#[derive(Serialize)]
+struct Root {
+    exporter: Exporter,
+    clusters: Vec<Cluster>,
+}
+
+#[derive(Serialize)]
+struct Exporter {
+    poll_interval: String,
+    http_port: u16,
+    http_host: String,
+    granularity: &'static str,
+    timestamp_sampling: TimestampSampling,
+    otel: Otel,
+    performance: Performance,
+}
+
+#[derive(Serialize)]
+struct TimestampSampling {
+    enabled: bool,
+    cache_ttl: String,
+    max_concurrent_fetches: u64,
+}
+
+#[derive(Serialize)]
+struct Otel {
+    enabled: bool,
+    endpoint: String,
+    export_interval: String,
+}
+
+#[derive(Serialize)]
+struct Performance {
+    kafka_timeout: String,
+    offset_fetch_timeout: String,
+    max_concurrent_groups: u64,
+    max_concurrent_watermarks: u64,
+}
+
+#[derive(Serialize)]
+struct Cluster {
+    name: String,
+    bootstrap_servers: String,
+    group_whitelist: Vec<String>,
+    group_blacklist: Vec<String>,
+    topic_whitelist: Vec<String>,
+    topic_blacklist: Vec<String>,
+    consumer_properties: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+}
+
+fn patterns(regexes: &[Regex]) -> Vec<String> {
+    regexes.iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// One comment line: control characters (a newline in a file name) are escaped.
+fn comment(text: &str) -> String {
+    let clean: String = text.chars().flat_map(char::escape_debug).collect();
+    format!("# {clean}\n")
+}
+
+pub(super) fn to_redacted_toml(config: &Config) -> String {
+    let e = &config.exporter;
+    let root = Root {
+        exporter: Exporter {
+            poll_interval: format_duration(e.poll_interval),
+            http_port: e.http_port,
+            http_host: e.http_host.clone(),
+            granularity: e.granularity.as_str(),
+            timestamp_sampling: TimestampSampling {
+                enabled: e.timestamp_sampling.enabled,
+                cache_ttl: format_duration(e.timestamp_sampling.cache_ttl),
+                max_concurrent_fetches: count(e.timestamp_sampling.max_concurrent_fetches),
+            },
+            otel: Otel {
+                enabled: e.otel.enabled,
+                endpoint: redact_url_userinfo(&e.otel.endpoint),
+                export_interval: format_duration(e.otel.export_interval),
+            },
+            performance: Performance {
+                kafka_timeout: format_duration(e.performance.kafka_timeout),
+                offset_fetch_timeout: format_duration(e.performance.offset_fetch_timeout),
+                max_concurrent_groups: count(e.performance.max_concurrent_groups),
+                max_concurrent_watermarks: count(e.performance.max_concurrent_watermarks),
+            },
+        },
+        clusters: config
+            .clusters
+            .iter()
+            .map(|c| Cluster {
+                name: c.name.clone(),
+                bootstrap_servers: c.bootstrap_servers.join(","),
+                group_whitelist: patterns(&c.group_whitelist),
+                group_blacklist: patterns(&c.group_blacklist),
+                topic_whitelist: patterns(&c.topic_whitelist),
+                topic_blacklist: patterns(&c.topic_blacklist),
+                consumer_properties: c
+                    .consumer_properties
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = if is_secret_key(k) { REDACTED } else { v };
+                        (k.clone(), v.to_owned())
+                    })
+                    .collect(),
+                labels: c.labels.clone(),
+            })
+            .collect(),
+    };
+    let mut out = comment(&format!(
+        "tidemark configuration resolved from {} (defaults filled in, secrets redacted)",
+        config.source
+    ));
+    if !config.unknown_keys.is_empty() {
+        out.push_str(&comment(&format!(
+            "ignored unknown keys: {}",
+            config.unknown_keys.join(", ")
+        )));
+    }
+    out.push('\n');
+    match toml::to_string_pretty(&root) {
+        // Escape `${` so that reading the output back substitutes nothing.
+        Ok(body) => out.push_str(&body.replace("${", "$${")),
+        Err(e) => out.push_str(&comment(&format!("cannot render the configuration: {e}"))),
+    }
+    out
+}

@@ -1,0 +1,98 @@
+//! The running exporter: HTTP server plus one collector task per cluster.
+//!
+//! `main` starts one from the configuration file; integration tests start one in-process
+//! on an ephemeral port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::state::ExporterState;
+use crate::{collect, http};
+
+/// A running exporter.
+pub struct Exporter {
+    address: SocketAddr,
+    state: Arc<ExporterState>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Exporter {
+    /// Bind `exporter.http_host:http_port` and start serving and collecting.
+    pub async fn start(config: Config) -> std::io::Result<Exporter> {
+        let exporter = Arc::new(config.exporter.clone());
+        let address = format!("{}:{}", exporter.http_host, exporter.http_port);
+        let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on {address} (exporter.http_host / exporter.http_port): {e}"
+                ),
+            )
+        })?;
+        let address = listener.local_addr()?;
+        let clusters: Vec<(String, Vec<(String, String)>)> = config
+            .clusters
+            .iter()
+            .map(|c| {
+                let labels = c
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (c.name.clone(), labels)
+            })
+            .collect();
+        let state = ExporterState::new(&clusters, exporter.granularity);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(http::serve(
+            listener,
+            state.clone(),
+            stopped.clone(),
+        ))];
+        for cluster in config.clusters {
+            tasks.push(tokio::spawn(collect::run_cluster(
+                Arc::new(cluster),
+                exporter.clone(),
+                state.clone(),
+                stopped.clone(),
+            )));
+        }
+        tracing::info!(%address, clusters = clusters.len(), poll_interval = ?exporter.poll_interval, "tidemark {} started", env!("CARGO_PKG_VERSION"));
+        Ok(Exporter {
+            address,
+            state,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The address the HTTP server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// What the collectors published so far.
+    pub fn state(&self) -> &Arc<ExporterState> {
+        &self.state
+    }
+
+    /// Stop accepting and collecting; wait up to `grace` for tasks to finish, then abandon
+    /// them (a cycle stuck on an unreachable broker is dropped, not awaited).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("work still running after {grace:?} is abandoned");
+            for task in aborts {
+                task.abort();
+            }
+        }
+    }
+}

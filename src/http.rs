@@ -1,0 +1,323 @@
+//! HTTP endpoints: `/metrics`, `/health`, `/ready`, `/leader`, `/`.
+//!
+//! Handlers read what collectors published ([`ExporterState`]) and never await Kafka, so
+//! they answer in microseconds even while every cluster is unreachable.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+use crate::state::ExporterState;
+
+/// Serve until `shutdown` turns true: then stop accepting and return.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ExporterState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Typically EMFILE: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&req, &state)) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Route one request.
+pub fn handle(req: &Request<Incoming>, state: &ExporterState) -> Response<Full<Bytes>> {
+    route(
+        req.method(),
+        req.uri().path(),
+        req.headers().get(ACCEPT),
+        state,
+    )
+}
+
+fn route(
+    method: &Method,
+    path: &str,
+    accept: Option<&HeaderValue>,
+    state: &ExporterState,
+) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET and HEAD\n",
+        );
+    }
+    match path {
+        "/metrics" => {
+            let rendered = state.rendered();
+            let openmetrics = accept
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            if openmetrics {
+                respond(
+                    StatusCode::OK,
+                    OPENMETRICS_CONTENT_TYPE,
+                    rendered.openmetrics.clone(),
+                )
+            } else {
+                respond(
+                    StatusCode::OK,
+                    PROMETHEUS_CONTENT_TYPE,
+                    rendered.prometheus.clone(),
+                )
+            }
+        }
+        "/health" => respond(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
+        "/ready" => {
+            if state.ready() {
+                respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+            } else {
+                let waiting: Vec<String> = state
+                    .status()
+                    .into_iter()
+                    .filter(|(_, s)| s.cycles_ok == 0)
+                    .map(|(name, _)| name)
+                    .collect();
+                let body = format!(
+                    "not ready: no successful cycle yet for {}\n",
+                    waiting.join(", ")
+                );
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    body,
+                )
+            }
+        }
+        "/leader" => respond(StatusCode::OK, "application/json", r#"{"is_leader":true}"#),
+        "/" => respond(StatusCode::OK, "text/html; charset=utf-8", info_page(state)),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn info_page(state: &ExporterState) -> String {
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tidemark</title></head><body>",
+    );
+    let _ = write!(html, "<h1>tidemark {}</h1>", env!("CARGO_PKG_VERSION"));
+    html.push_str("<p>Kafka consumer-group lag exporter. <a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/ready\">/ready</a> · <a href=\"/leader\">/leader</a></p>");
+    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th></tr>");
+    for (name, s) in state.status() {
+        let at = s
+            .last_cycle_at
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or_else(|| "never".to_string(), |d| format_utc(d.as_secs()));
+        let duration = s
+            .last_cycle_duration
+            .map_or_else(|| "-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()));
+        let result = match (&s.last_error, s.last_cycle_at) {
+            (Some(e), _) => format!("failed: {}", escape(e)),
+            (None, Some(_)) => "ok".to_string(),
+            (None, None) => "pending".to_string(),
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{at}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td></tr>",
+            escape(&name),
+            s.cycles_ok,
+            s.cycles_failed
+        );
+    }
+    html.push_str("</table></body></html>\n");
+    html
+}
+
+/// "YYYY-MM-DD HH:MM:SS" for seconds since the epoch (UTC, proleptic Gregorian).
+fn format_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Granularity;
+    use crate::state::CycleOutcome;
+    use std::time::Duration;
+
+    fn state() -> Arc<ExporterState> {
+        ExporterState::new(
+            &[("a".to_string(), vec![]), ("b".to_string(), vec![])],
+            Granularity::Partition,
+        )
+    }
+
+    fn body(r: Response<Full<Bytes>>) -> (StatusCode, String) {
+        use http_body_util::BodyExt;
+        let status = r.status();
+        let bytes = futures_util::FutureExt::now_or_never(r.into_body().collect())
+            .and_then(Result::ok)
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[test]
+    fn ready_only_after_every_cluster_succeeded_once() {
+        let s = state();
+        let (code, text) = body(route(&Method::GET, "/ready", None, &s));
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text.contains("a, b"), "{text}");
+        let ok = CycleOutcome::Success {
+            report: Arc::default(),
+            poll_time: Duration::ZERO,
+        };
+        s.publish("a", ok.clone(), Duration::from_millis(3));
+        assert_eq!(
+            body(route(&Method::GET, "/ready", None, &s)).0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        s.publish("b", ok, Duration::from_millis(3));
+        assert_eq!(
+            body(route(&Method::GET, "/ready", None, &s)).0,
+            StatusCode::OK
+        );
+        // A later failure does not make it unready: the last good report is still served.
+        s.publish(
+            "b",
+            CycleOutcome::Failure {
+                error: "down".into(),
+            },
+            Duration::ZERO,
+        );
+        assert_eq!(
+            body(route(&Method::GET, "/ready", None, &s)).0,
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn metrics_negotiates_the_format() {
+        let s = state();
+        let om =
+            HeaderValue::from_static("application/openmetrics-text;version=1.0.0,text/plain;q=0.5");
+        let r = route(&Method::GET, "/metrics", Some(&om), &s);
+        assert_eq!(r.headers()[CONTENT_TYPE], OPENMETRICS_CONTENT_TYPE);
+        assert!(body(r).1.ends_with("# EOF\n"));
+        let r = route(&Method::GET, "/metrics", None, &s);
+        assert_eq!(r.headers()[CONTENT_TYPE], PROMETHEUS_CONTENT_TYPE);
+        assert!(body(r).1.contains("kafka_lag_exporter_up 0"));
+    }
+
+    #[test]
+    fn other_endpoints() {
+        let s = state();
+        assert_eq!(
+            body(route(&Method::GET, "/health", None, &s)),
+            (StatusCode::OK, "OK\n".into())
+        );
+        assert_eq!(
+            body(route(&Method::GET, "/leader", None, &s)).1,
+            r#"{"is_leader":true}"#
+        );
+        assert_eq!(
+            body(route(&Method::GET, "/nope", None, &s)).0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            body(route(&Method::POST, "/metrics", None, &s)).0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        s.publish(
+            "a",
+            CycleOutcome::Failure {
+                error: "<boom>".into(),
+            },
+            Duration::from_millis(1500),
+        );
+        let (code, html) = body(route(&Method::GET, "/", None, &s));
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            html.contains("failed: &lt;boom&gt;")
+                && html.contains("1.500 s")
+                && html.contains("pending"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,313 @@
+//! Encoding of every family, straight from the reports (no intermediate metric objects).
+
+use std::borrow::Cow;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use super::ClusterView;
+use crate::config::Granularity;
+use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
+
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+#[derive(Debug)]
+pub(super) struct Exposition {
+    pub clusters: Vec<ClusterView>,
+    pub granularity: Granularity,
+}
+
+fn base(c: &ClusterView) -> Labels<'_> {
+    let mut l: Labels<'_> = Vec::with_capacity(8 + c.labels.len());
+    l.push(("cluster_name", Cow::Borrowed(c.name.as_str())));
+    for (k, v) in &c.labels {
+        l.push((k.as_str(), Cow::Borrowed(v.as_str())));
+    }
+    l
+}
+
+fn gauge_f(enc: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: f64) -> std::fmt::Result {
+    ConstGauge::new(v).encode(enc.encode_family(labels)?)
+}
+
+fn gauge_i(enc: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: i64) -> std::fmt::Result {
+    ConstGauge::new(v).encode(enc.encode_family(labels)?)
+}
+
+fn partition_labels<'a>(c: &'a ClusterView, p: &'a PartitionOffsets) -> Labels<'a> {
+    let mut l = base(c);
+    l.push(("topic", Cow::Borrowed(&*p.tp.topic)));
+    l.push(("partition", Cow::Owned(p.tp.partition.to_string())));
+    l
+}
+
+fn member_labels<'a>(c: &'a ClusterView, r: &'a GroupPartitionLag) -> Labels<'a> {
+    let mut l = base(c);
+    l.push(("group", Cow::Borrowed(&*r.group)));
+    l.push(("topic", Cow::Borrowed(&*r.tp.topic)));
+    l.push(("partition", Cow::Owned(r.tp.partition.to_string())));
+    let (host, consumer, client) = match &r.member {
+        Some(m) => (
+            m.host.as_str(),
+            m.consumer_id.as_str(),
+            m.client_id.as_str(),
+        ),
+        None => ("", "", ""),
+    };
+    l.push(("member_host", Cow::Borrowed(host)));
+    l.push(("consumer_id", Cow::Borrowed(consumer)));
+    l.push(("client_id", Cow::Borrowed(client)));
+    l
+}
+
+fn group_labels<'a>(c: &'a ClusterView, g: &'a GroupLag) -> Labels<'a> {
+    let mut l = base(c);
+    l.push(("group", Cow::Borrowed(&*g.group)));
+    l
+}
+
+fn flag(b: bool) -> Cow<'static, str> {
+    Cow::Borrowed(if b { "true" } else { "false" })
+}
+
+impl Exposition {
+    fn reports(&self) -> impl Iterator<Item = (&ClusterView, &LagReport)> {
+        self.clusters
+            .iter()
+            .filter_map(|c| c.report.as_deref().map(|r| (c, r)))
+    }
+
+    /// One gauge family over every partition of every cluster.
+    fn partition_family(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: fn(&PartitionOffsets) -> i64,
+    ) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (c, r) in self.reports() {
+            for p in &r.partitions {
+                gauge_i(&mut enc, &partition_labels(c, p), value(p))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One gauge family over every group partition of every cluster.
+    fn group_partition_family(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: fn(&GroupPartitionLag) -> f64,
+    ) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (c, r) in self.reports() {
+            for row in &r.group_partitions {
+                gauge_f(&mut enc, &member_labels(c, row), value(row))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One gauge family over every group of every cluster.
+    fn group_family(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: fn(&GroupLag) -> Option<f64>,
+    ) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (c, r) in self.reports() {
+            for g in &r.groups {
+                if let Some(v) = value(g) {
+                    gauge_f(&mut enc, &group_labels(c, g), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A gauge family with one series per cluster.
+    fn cluster_gauge(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: fn(&ClusterView) -> Option<f64>,
+    ) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for c in &self.clusters {
+            if let Some(v) = value(c) {
+                gauge_f(&mut enc, &base(c), v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A counter family (`_total`) with one series per cluster.
+    fn cluster_counter(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: fn(&ClusterView) -> u64,
+    ) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for c in &self.clusters {
+            ConstCounter::new(value(c)).encode(enc.encode_family(&base(c))?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let e = &mut encoder;
+        self.partition_family(
+            e,
+            "kafka_partition_latest_offset",
+            "High watermark of the partition.",
+            |p| p.high,
+        )?;
+        self.partition_family(
+            e,
+            "kafka_partition_earliest_offset",
+            "Low watermark (log start offset) of the partition.",
+            |p| p.low,
+        )?;
+
+        if self.granularity == Granularity::Partition {
+            self.group_partition_family(
+                e,
+                "kafka_consumergroup_group_offset",
+                "Committed offset of the group on the partition.",
+                |r| r.committed as f64,
+            )?;
+            self.group_partition_family(
+                e,
+                "kafka_consumergroup_group_lag",
+                "Offset lag: high watermark minus committed offset (0 on data loss).",
+                |r| r.lag as f64,
+            )?;
+            let mut enc = e.encode_descriptor(
+                "kafka_consumergroup_group_lag_seconds",
+                "Age of the record at the committed offset (0 when caught up).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (c, r) in self.reports() {
+                for row in &r.group_partitions {
+                    if let Some(secs) = row.lag_seconds {
+                        let mut labels = member_labels(c, row);
+                        labels.push(("compaction_detected", flag(row.compaction_detected)));
+                        labels.push(("data_loss_detected", flag(row.data_loss)));
+                        gauge_f(&mut enc, &labels, secs)?;
+                    }
+                }
+            }
+            self.group_partition_family(
+                e,
+                "kafka_consumergroup_group_messages_lost",
+                "Records deleted by retention before the group consumed them.",
+                |r| r.messages_lost as f64,
+            )?;
+            self.group_partition_family(
+                e,
+                "kafka_consumergroup_group_retention_margin",
+                "Committed offset minus low watermark (negative means data loss).",
+                |r| r.retention_margin as f64,
+            )?;
+            self.group_partition_family(
+                e,
+                "kafka_consumergroup_group_lag_retention_ratio",
+                "Offset lag as a percentage of the retained offset range.",
+                |r| r.retention_ratio,
+            )?;
+        }
+
+        self.group_family(
+            e,
+            "kafka_consumergroup_group_max_lag",
+            "Largest offset lag over the group's partitions.",
+            |g| Some(g.max_lag as f64),
+        )?;
+        self.group_family(
+            e,
+            "kafka_consumergroup_group_max_lag_seconds",
+            "Largest time lag over the group's partitions that have one.",
+            |g| g.max_lag_seconds,
+        )?;
+        self.group_family(
+            e,
+            "kafka_consumergroup_group_sum_lag",
+            "Sum of offset lag over the group's partitions.",
+            |g| Some(g.sum_lag as f64),
+        )?;
+        {
+            let mut enc = e.encode_descriptor(
+                "kafka_consumergroup_group_topic_sum_lag",
+                "Sum of offset lag of the group per topic.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (c, r) in self.reports() {
+                for g in &r.groups {
+                    for (topic, sum) in &g.topic_sum_lag {
+                        let mut labels = group_labels(c, g);
+                        labels.push(("topic", Cow::Borrowed(&**topic)));
+                        gauge_i(&mut enc, &labels, *sum)?;
+                    }
+                }
+            }
+        }
+        self.group_family(e, "kafka_consumergroup_group_state", "Group state: 0 Unknown, 1 PreparingRebalance, 2 CompletingRebalance, 3 Stable, 4 Dead, 5 Empty, 6 Assigning, 7 Reconciling.", |g| Some(g.state.code() as f64))?;
+
+        self.cluster_gauge(
+            e,
+            "kafka_consumergroup_poll_time_ms",
+            "Milliseconds spent reading offsets and watermarks in the last cycle (legacy name).",
+            |c| c.poll_time.map(|d| d.as_secs_f64() * 1000.0),
+        )?;
+        self.cluster_gauge(
+            e,
+            "tidemark_poll_time_seconds",
+            "Seconds spent reading offsets and watermarks in the last cycle.",
+            |c| c.poll_time.map(|d| d.as_secs_f64()),
+        )?;
+        self.cluster_gauge(
+            e,
+            "kafka_lag_exporter_scrape_duration_seconds",
+            "Duration of the last collection cycle.",
+            |c| c.cycle_duration.map(|d| d.as_secs_f64()),
+        )?;
+        self.cluster_gauge(
+            e,
+            "tidemark_cluster_up",
+            "1 when the last collection cycle of the cluster succeeded, else 0.",
+            |c| Some(if c.up { 1.0 } else { 0.0 }),
+        )?;
+        self.cluster_counter(
+            e,
+            "kafka_lag_exporter_compaction_detected",
+            "Group partitions on compacted topics, summed over collection cycles.",
+            |c| c.compaction_detected_total,
+        )?;
+        self.cluster_counter(e, "kafka_lag_exporter_data_loss_partitions", "Group partitions whose committed offset was below the low watermark, summed over collection cycles.", |c| c.data_loss_total)?;
+
+        let all_up = !self.clusters.is_empty() && self.clusters.iter().all(|c| c.up);
+        let enc = e.encode_descriptor(
+            "kafka_lag_exporter_up",
+            "1 when the last collection cycle of every cluster succeeded, else 0.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(if all_up { 1i64 } else { 0 }).encode(enc)?;
+        Ok(())
+    }
+}

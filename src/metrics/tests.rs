@@ -1,0 +1,198 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::kafka::records::{RecordAt, TimestampType};
+use crate::kafka::{TopicPartition, Watermarks};
+use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+
+const NOW: i64 = 1_700_000_100_000;
+
+fn view() -> ClusterView {
+    let tp = |p| TopicPartition::new("orders", p);
+    let snapshot = ClusterSnapshot {
+        cluster: "prod".into(),
+        watermarks: BTreeMap::from([
+            (tp(0), Watermarks { low: 0, high: 100 }),
+            (tp(1), Watermarks { low: 50, high: 80 }),
+        ]),
+        groups: vec![GroupSnapshot {
+            group: Arc::from("billing"),
+            state: GroupState::Stable,
+            partitions: vec![
+                GroupPartition {
+                    tp: tp(0),
+                    committed: 90,
+                    member: Some(Arc::new(Member {
+                        host: "/10.0.0.7".into(),
+                        consumer_id: "consumer-1-abc".into(),
+                        client_id: "consumer-1".into(),
+                    })),
+                    record: Some(RecordAt {
+                        offset: 90,
+                        timestamp_ms: NOW - 12_500,
+                        timestamp_type: TimestampType::CreateTime,
+                    }),
+                },
+                GroupPartition {
+                    tp: tp(1),
+                    committed: 40,
+                    member: None,
+                    record: None,
+                },
+            ],
+        }],
+        compacted_topics: BTreeSet::new(),
+        poll_time: Duration::from_millis(42),
+    };
+    let report = lag::compute(&snapshot, NOW);
+    ClusterView {
+        name: "prod".into(),
+        labels: vec![("env".into(), "production".into())],
+        compaction_detected_total: report.compaction_partitions,
+        data_loss_total: report.data_loss_partitions,
+        report: Some(Arc::new(report)),
+        up: true,
+        cycle_duration: Some(Duration::from_millis(250)),
+        poll_time: Some(Duration::from_millis(42)),
+    }
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn partition_granularity_exposes_every_family_with_exact_labels() {
+    let text = render(&[view()], Granularity::Partition);
+    let l = lines(&text);
+    let has = |needle: &str| assert!(l.contains(&needle), "missing line {needle:?} in\n{text}");
+    has(
+        r#"kafka_partition_latest_offset{cluster_name="prod",env="production",topic="orders",partition="0"} 100"#,
+    );
+    has(
+        r#"kafka_partition_earliest_offset{cluster_name="prod",env="production",topic="orders",partition="1"} 50"#,
+    );
+    let member = r#"cluster_name="prod",env="production",group="billing",topic="orders",partition="0",member_host="/10.0.0.7",consumer_id="consumer-1-abc",client_id="consumer-1""#;
+    has(&format!(
+        "kafka_consumergroup_group_offset{{{member}}} 90.0"
+    ));
+    has(&format!("kafka_consumergroup_group_lag{{{member}}} 10.0"));
+    has(&format!(
+        r#"kafka_consumergroup_group_lag_seconds{{{member},compaction_detected="false",data_loss_detected="false"}} 12.5"#
+    ));
+    has(&format!(
+        "kafka_consumergroup_group_lag_retention_ratio{{{member}}} 10.0"
+    ));
+    let lost = r#"cluster_name="prod",env="production",group="billing",topic="orders",partition="1",member_host="",consumer_id="",client_id="""#;
+    has(&format!("kafka_consumergroup_group_lag{{{lost}}} 0.0"));
+    has(&format!(
+        "kafka_consumergroup_group_messages_lost{{{lost}}} 10.0"
+    ));
+    has(&format!(
+        "kafka_consumergroup_group_retention_margin{{{lost}}} -10.0"
+    ));
+    has(&format!(
+        r#"kafka_consumergroup_group_lag_seconds{{{lost},compaction_detected="false",data_loss_detected="true"}} 0.0"#
+    ));
+    has(
+        r#"kafka_consumergroup_group_max_lag{cluster_name="prod",env="production",group="billing"} 10.0"#,
+    );
+    has(
+        r#"kafka_consumergroup_group_max_lag_seconds{cluster_name="prod",env="production",group="billing"} 12.5"#,
+    );
+    has(
+        r#"kafka_consumergroup_group_sum_lag{cluster_name="prod",env="production",group="billing"} 10.0"#,
+    );
+    has(
+        r#"kafka_consumergroup_group_topic_sum_lag{cluster_name="prod",env="production",group="billing",topic="orders"} 10"#,
+    );
+    has(
+        r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3.0"#,
+    );
+    has(r#"kafka_consumergroup_poll_time_ms{cluster_name="prod",env="production"} 42.0"#);
+    has(r#"tidemark_poll_time_seconds{cluster_name="prod",env="production"} 0.042"#);
+    has(r#"kafka_lag_exporter_scrape_duration_seconds{cluster_name="prod",env="production"} 0.25"#);
+    has(r#"kafka_lag_exporter_data_loss_partitions_total{cluster_name="prod",env="production"} 1"#);
+    has(r#"kafka_lag_exporter_compaction_detected_total{cluster_name="prod",env="production"} 0"#);
+    has("# TYPE kafka_lag_exporter_data_loss_partitions counter");
+    has("kafka_lag_exporter_up 1");
+    assert_eq!(l.last(), Some(&"# EOF"));
+}
+
+#[test]
+fn topic_granularity_drops_group_partition_families() {
+    let text = render(&[view()], Granularity::Topic);
+    for family in [
+        "kafka_consumergroup_group_offset",
+        "kafka_consumergroup_group_lag{",
+        "kafka_consumergroup_group_lag_seconds",
+        "kafka_consumergroup_group_messages_lost",
+        "kafka_consumergroup_group_retention_margin",
+        "kafka_consumergroup_group_lag_retention_ratio",
+    ] {
+        assert!(
+            !text.contains(family),
+            "{family} present at topic granularity"
+        );
+    }
+    assert!(text.contains("kafka_consumergroup_group_max_lag{"));
+    assert!(text.contains("kafka_consumergroup_group_topic_sum_lag{"));
+    assert!(text.contains("kafka_partition_latest_offset{"));
+}
+
+#[test]
+fn a_down_cluster_keeps_its_last_report_and_turns_up_off() {
+    let mut down = view();
+    down.name = "dr".into();
+    down.up = false;
+    let text = render(&[view(), down], Granularity::Partition);
+    assert!(
+        text.contains(r#"tidemark_cluster_up{cluster_name="dr",env="production"} 0"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"tidemark_cluster_up{cluster_name="prod",env="production"} 1"#));
+    assert!(text.contains("kafka_lag_exporter_up 0"));
+    assert!(text.contains(r#"kafka_partition_latest_offset{cluster_name="dr","#));
+    // Each family is described once, whatever the number of clusters.
+    assert_eq!(
+        text.matches("# TYPE kafka_partition_latest_offset gauge")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn no_cluster_yet_means_not_up_and_no_series() {
+    let text = render(&[], Granularity::Partition);
+    assert!(text.contains("kafka_lag_exporter_up 0"));
+    assert!(!text.contains("cluster_name="));
+}
+
+/// Writes a sample exposition for `promtool check metrics` (run by the integration tests).
+#[test]
+fn sample_exposition_is_written_for_promtool() {
+    let text = to_prometheus_text(&render(&[view()], Granularity::Partition));
+    let path = std::env::temp_dir().join("tidemark-sample-metrics.txt");
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn prometheus_text_names_counters_with_total_and_drops_eof() {
+    let text = to_prometheus_text(&render(&[view()], Granularity::Partition));
+    assert!(text.contains("# TYPE kafka_lag_exporter_data_loss_partitions_total counter\n"));
+    assert!(text.contains("# HELP kafka_lag_exporter_data_loss_partitions_total Group partitions"));
+    assert!(text.contains("# TYPE kafka_partition_latest_offset gauge\n"));
+    assert!(!text.contains("# EOF"));
+    assert!(text.ends_with('\n'));
+    // Samples are untouched.
+    let om = render(&[view()], Granularity::Partition);
+    let samples = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(samples(&om), samples(&text));
+}

@@ -1,0 +1,157 @@
+//! What the collectors publish and the HTTP handlers read.
+//!
+//! Collectors call [`ExporterState::publish`] at the end of each cycle; it replaces that
+//! cluster's view and renders the exposition once. Handlers only clone the rendered bytes
+//! and read small status fields: they never wait on Kafka.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::config::Granularity;
+use crate::lag::LagReport;
+use crate::metrics::{self, ClusterView};
+
+/// The result of one cycle, as published.
+#[derive(Clone, Debug)]
+pub enum CycleOutcome {
+    Success {
+        report: Arc<LagReport>,
+        poll_time: Duration,
+    },
+    Failure {
+        error: String,
+    },
+}
+
+/// Status of one cluster for `/ready` and `/`.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterStatus {
+    pub last_cycle_at: Option<SystemTime>,
+    pub last_cycle_duration: Option<Duration>,
+    pub last_error: Option<String>,
+    pub cycles_ok: u64,
+    pub cycles_failed: u64,
+}
+
+/// The rendered exposition in both formats.
+#[derive(Clone, Debug, Default)]
+pub struct Rendered {
+    pub openmetrics: Bytes,
+    pub prometheus: Bytes,
+}
+
+struct Inner {
+    views: BTreeMap<String, ClusterView>,
+    status: BTreeMap<String, ClusterStatus>,
+}
+
+/// Shared between collectors and HTTP handlers.
+pub struct ExporterState {
+    granularity: Granularity,
+    inner: Mutex<Inner>,
+    rendered: RwLock<Arc<Rendered>>,
+}
+
+impl ExporterState {
+    /// State for the configured clusters (name, custom labels), none collected yet.
+    pub fn new(
+        clusters: &[(String, Vec<(String, String)>)],
+        granularity: Granularity,
+    ) -> Arc<Self> {
+        let views: BTreeMap<String, ClusterView> = clusters
+            .iter()
+            .map(|(name, labels)| {
+                let view = ClusterView {
+                    name: name.clone(),
+                    labels: labels.clone(),
+                    ..ClusterView::default()
+                };
+                (name.clone(), view)
+            })
+            .collect();
+        let status = clusters
+            .iter()
+            .map(|(name, _)| (name.clone(), ClusterStatus::default()))
+            .collect();
+        let state = Arc::new(Self {
+            granularity,
+            inner: Mutex::new(Inner { views, status }),
+            rendered: RwLock::new(Arc::new(Rendered::default())),
+        });
+        state.render_locked(&state.lock());
+        state
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record the outcome of a cycle of `cluster` and re-render the exposition.
+    ///
+    /// Rendering is CPU work proportional to the series count: call this from a blocking
+    /// context for large clusters (the collector uses `spawn_blocking`).
+    pub fn publish(&self, cluster: &str, outcome: CycleOutcome, duration: Duration) {
+        let mut inner = self.lock();
+        let Inner { views, status } = &mut *inner;
+        let (Some(view), Some(st)) = (views.get_mut(cluster), status.get_mut(cluster)) else {
+            return;
+        };
+        view.cycle_duration = Some(duration);
+        st.last_cycle_at = Some(SystemTime::now());
+        st.last_cycle_duration = Some(duration);
+        match outcome {
+            CycleOutcome::Success { report, poll_time } => {
+                view.up = true;
+                view.poll_time = Some(poll_time);
+                view.compaction_detected_total = view
+                    .compaction_detected_total
+                    .saturating_add(report.compaction_partitions);
+                view.data_loss_total = view
+                    .data_loss_total
+                    .saturating_add(report.data_loss_partitions);
+                view.report = Some(report);
+                st.last_error = None;
+                st.cycles_ok += 1;
+            }
+            CycleOutcome::Failure { error } => {
+                // The last good report stays: its series keep their last values.
+                view.up = false;
+                st.last_error = Some(error);
+                st.cycles_failed += 1;
+            }
+        }
+        self.render_locked(&inner);
+    }
+
+    fn render_locked(&self, inner: &Inner) {
+        let views: Vec<ClusterView> = inner.views.values().cloned().collect();
+        let openmetrics = metrics::render(&views, self.granularity);
+        let prometheus = metrics::to_prometheus_text(&openmetrics);
+        let rendered = Arc::new(Rendered {
+            openmetrics: Bytes::from(openmetrics),
+            prometheus: Bytes::from(prometheus),
+        });
+        *self.rendered.write().unwrap_or_else(|p| p.into_inner()) = rendered;
+    }
+
+    /// The last rendered exposition.
+    pub fn rendered(&self) -> Arc<Rendered> {
+        self.rendered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Ready once every cluster has completed one successful cycle.
+    pub fn ready(&self) -> bool {
+        self.lock().status.values().all(|s| s.cycles_ok > 0)
+    }
+
+    /// Status of every cluster, by name.
+    pub fn status(&self) -> BTreeMap<String, ClusterStatus> {
+        self.lock().status.clone()
+    }
+}
