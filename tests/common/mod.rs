@@ -28,6 +28,7 @@
 
 pub mod broker;
 pub mod codec;
+pub mod exporter;
 pub mod ledger;
 pub mod stub;
 pub mod wire;
@@ -35,6 +36,7 @@ pub mod workload;
 
 pub use broker::Broker;
 pub use codec::Codec;
+pub use exporter::{Metrics, RunningExporter};
 pub use ledger::{Ledger, ProducedRecord};
 pub use stub::{Stub, StubCluster};
 pub use wire::Connection;

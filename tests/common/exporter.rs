@@ -1,0 +1,261 @@
+//! Running the real exporter in-process and reading its endpoints.
+//!
+//! [`RunningExporter::start`] parses a TOML config with tidemark's own parser (use
+//! `http_host = "127.0.0.1"` and `http_port = 0` for an ephemeral port) and starts the same
+//! [`tidemark::exporter::Exporter`] the binary runs. [`get`] is a minimal HTTP/1.1 client
+//! (no extra dependency) and [`Metrics`] parses the Prometheus text exposition.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tidemark::config;
+use tidemark::exporter::Exporter;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An exporter running in this process.
+pub struct RunningExporter {
+    exporter: Option<Exporter>,
+    pub address: SocketAddr,
+}
+
+impl RunningExporter {
+    /// Parse `toml` (environment variables from the process) and start the exporter.
+    pub async fn start(toml: &str) -> RunningExporter {
+        let env = |name: &str| std::env::var(name).ok();
+        let config =
+            config::parse(toml, "test.toml", &env).unwrap_or_else(|e| panic!("test config: {e}"));
+        let exporter = Exporter::start(config).await.expect("exporter starts");
+        let address = exporter.address();
+        RunningExporter {
+            exporter: Some(exporter),
+            address,
+        }
+    }
+
+    /// Successful cycles of `cluster` so far.
+    pub fn cycles_ok(&self, cluster: &str) -> u64 {
+        self.exporter
+            .as_ref()
+            .and_then(|e| e.state().status().get(cluster).map(|s| s.cycles_ok))
+            .unwrap_or(0)
+    }
+
+    /// Failed cycles of `cluster` so far.
+    pub fn cycles_failed(&self, cluster: &str) -> u64 {
+        self.exporter
+            .as_ref()
+            .and_then(|e| e.state().status().get(cluster).map(|s| s.cycles_failed))
+            .unwrap_or(0)
+    }
+
+    /// Wait until `cluster` has completed `n` successful cycles (panics after `timeout`).
+    pub async fn wait_cycles(&self, cluster: &str, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.cycles_ok(cluster) < n {
+            assert!(
+                Instant::now() < deadline,
+                "cluster {cluster}: {} successful cycles after {timeout:?}, wanted {n} ({} failed)",
+                self.cycles_ok(cluster),
+                self.cycles_failed(cluster)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Wait until `cluster` has failed `n` cycles (panics after `timeout`).
+    pub async fn wait_failures(&self, cluster: &str, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.cycles_failed(cluster) < n {
+            assert!(
+                Instant::now() < deadline,
+                "cluster {cluster}: fewer than {n} failed cycles after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// GET `path` from the exporter.
+    pub async fn get(&self, path: &str) -> Response {
+        get(self.address, path).await
+    }
+
+    /// GET /metrics (Prometheus text) and parse it.
+    pub async fn metrics(&self) -> Metrics {
+        let r = self.get("/metrics").await;
+        assert_eq!(r.status, 200, "/metrics answered {}: {}", r.status, r.body);
+        Metrics::parse(&r.body)
+    }
+
+    /// Stop the exporter the way SIGTERM does.
+    pub async fn shutdown(mut self) {
+        if let Some(e) = self.exporter.take() {
+            e.shutdown(Duration::from_millis(1500)).await;
+        }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+    /// Time from connect to the last byte.
+    pub latency: Duration,
+}
+
+/// GET `path` from `address` over a fresh connection (`Connection: close`).
+pub async fn get(address: SocketAddr, path: &str) -> Response {
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read response");
+    let latency = started.elapsed();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Response {
+        status,
+        content_type,
+        body: body.to_string(),
+        latency,
+    }
+}
+
+/// One sample of the exposition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed Prometheus text exposition.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub samples: Vec<Sample>,
+}
+
+impl Metrics {
+    /// Parse the text format (label values may contain escaped quotes).
+    pub fn parse(text: &str) -> Metrics {
+        let mut samples = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
+                None => (series, BTreeMap::new()),
+            };
+            samples.push(Sample {
+                name: name.to_string(),
+                labels,
+                value,
+            });
+        }
+        Metrics { samples }
+    }
+
+    /// Samples of `name` whose labels include every `(key, value)` of `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// The single sample of `name` matching `labels`; panics if there are several.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found = self.find(name, labels);
+        assert!(
+            found.len() <= 1,
+            "{name} {labels:?} matches {} series: {found:?}",
+            found.len()
+        );
+        found.first().map(|s| s.value)
+    }
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let key = key.trim_start_matches(',').trim().to_string();
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, n)) = chars.next() {
+                        value.push(match n {
+                            'n' => '\n',
+                            other => other,
+                        });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                other => value.push(other),
+            }
+        }
+        labels.insert(key, value);
+        rest = &after[end..];
+    }
+    labels
+}
+
+/// A config for one cluster at `bootstrap`, ephemeral HTTP port, the given extra
+/// `[exporter]` lines and `[[clusters]]` lines.
+pub fn config(cluster: &str, bootstrap: &str, exporter_lines: &str, cluster_lines: &str) -> String {
+    format!(
+        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\n{exporter_lines}\n\n[[clusters]]\nname = \"{cluster}\"\nbootstrap_servers = \"{bootstrap}\"\n{cluster_lines}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_with_escapes() {
+        let m = Metrics::parse("# HELP x y\nx{a=\"1\",b=\"q\\\"uote\",c=\"\"} 2.5\nup 1\n");
+        assert_eq!(m.value("x", &[("a", "1"), ("c", "")]), Some(2.5));
+        assert_eq!(m.find("x", &[])[0].labels["b"], "q\"uote");
+        assert_eq!(m.value("up", &[]), Some(1.0));
+    }
+}
