@@ -126,13 +126,13 @@ impl CycleState {
         let mut snapshot_groups = Vec::with_capacity(groups.len());
         for group in &groups {
             let committed = match offsets.get(group) {
-                Some(Ok(o)) => o,
+                Some(Ok(o)) => Some(o),
                 Some(Err(e)) => {
                     issues.groups_without_offsets += 1;
                     tracing::warn!(cluster = %self.settings.name, %group, error = %e, "no committed offsets");
-                    continue;
+                    None
                 }
-                None => continue,
+                None => None,
             };
             let (state, owners) = match described.get(group) {
                 Some(Ok(d)) => (GroupState::parse(&d.state), owners(d)),
@@ -144,8 +144,8 @@ impl CycleState {
                 None => (GroupState::Unknown, HashMap::new()),
             };
             let partitions = committed
-                .offsets
-                .iter()
+                .into_iter()
+                .flat_map(|c| c.offsets.iter())
                 .filter(|(tp, offset)| **offset >= 0 && watermarks.contains_key(*tp))
                 .map(|(tp, offset)| GroupPartition {
                     tp: tp.clone(),
@@ -157,6 +157,7 @@ impl CycleState {
             snapshot_groups.push(GroupSnapshot {
                 group: Arc::from(group.as_str()),
                 state,
+                offsets_known: committed.is_some(),
                 partitions,
             });
         }

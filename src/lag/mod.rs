@@ -8,7 +8,9 @@
 //! - time lag = now − timestamp of the record at the committed offset, 0 when lag is 0;
 //! - messages lost = max(low − committed, 0); retention margin = committed − low;
 //! - lag retention ratio = (high − committed) / (high − low) × 100 when high > low, else 0;
-//! - data loss = committed < low; compaction = the topic's cleanup.policy contains "compact".
+//! - data loss = committed < low;
+//! - compaction = the topic's cleanup.policy contains "compact" and the record sampled for
+//!   the committed offset is a later one (the committed record was compacted away).
 
 mod report;
 mod snapshot;
@@ -36,6 +38,7 @@ pub fn compute(snapshot: &ClusterSnapshot, now_ms: i64) -> LagReport {
         let mut agg = GroupLag {
             group: group.group.clone(),
             state: group.state,
+            offsets_known: group.offsets_known,
             max_lag: 0,
             max_lag_seconds: None,
             sum_lag: 0,
@@ -111,7 +114,10 @@ fn partition_lag(
         messages_lost: low.saturating_sub(committed).max(0),
         retention_margin: committed.saturating_sub(low),
         retention_ratio,
-        compaction_detected: snapshot.compacted_topics.contains(&gp.tp.topic),
+        // The record at the committed offset is gone and a later one answered, on a topic
+        // that compacts: its age understates the time lag.
+        compaction_detected: snapshot.compacted_topics.contains(&gp.tp.topic)
+            && gp.record.is_some_and(|r| r.offset > committed),
         data_loss,
     }
 }

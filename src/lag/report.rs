@@ -49,6 +49,9 @@ pub struct GroupPartitionLag {
 pub struct GroupLag {
     pub group: Arc<str>,
     pub state: GroupState,
+    /// False when the group's committed offsets were unknown this cycle: only its state is
+    /// meaningful, the aggregates are not exposed.
+    pub offsets_known: bool,
     pub max_lag: i64,
     /// Max over the partitions that have a time lag; None when none has one.
     pub max_lag_seconds: Option<f64>,

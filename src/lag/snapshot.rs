@@ -27,6 +27,9 @@ pub struct ClusterSnapshot {
 pub struct GroupSnapshot {
     pub group: Arc<str>,
     pub state: GroupState,
+    /// False when the committed offsets could not be read this cycle: the group's state is
+    /// still reported, its lag is not (zeros would read as "caught up").
+    pub offsets_known: bool,
     /// Partitions with a committed offset (never -1), monitored topics only.
     pub partitions: Vec<GroupPartition>,
 }

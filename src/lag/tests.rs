@@ -42,6 +42,7 @@ fn snapshot(
             .map(|(g, state, partitions)| GroupSnapshot {
                 group: Arc::from(g),
                 state,
+                offsets_known: true,
                 partitions,
             })
             .collect(),
@@ -199,9 +200,30 @@ fn compaction_flag_follows_the_topic_policy() {
     );
     s.compacted_topics.insert(Arc::from("compacted"));
     let r = compute(&s, NOW);
+    // Offset 3 was compacted away: record 5 answered.
     assert!(r.group_partitions[0].compaction_detected);
-    assert!(!r.group_partitions[1].compaction_detected);
+    assert!(
+        !r.group_partitions[1].compaction_detected,
+        "not a compacted topic"
+    );
     assert_eq!(r.compaction_partitions, 1);
+    // On a compacted topic whose committed record still exists, nothing is flagged.
+    let s = snapshot(
+        &[("compacted", 0, 0, 10), ("compacted", 1, 0, 10)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![
+                gp("compacted", 0, 3, at(3, NOW)),
+                gp("compacted", 1, 10, None),
+            ],
+        )],
+    );
+    let mut s = s;
+    s.compacted_topics.insert(Arc::from("compacted"));
+    let r = compute(&s, NOW);
+    assert!(r.group_partitions.iter().all(|p| !p.compaction_detected));
+    assert_eq!(r.compaction_partitions, 0);
 }
 
 #[test]
@@ -235,4 +257,13 @@ fn group_states_parse() {
     ] {
         assert_eq!(GroupState::parse(text).code(), code, "{text}");
     }
+}
+
+#[test]
+fn a_group_without_offsets_keeps_its_state_but_no_aggregates() {
+    let mut s = snapshot(&[("t", 0, 0, 10)], vec![("g", GroupState::Stable, vec![])]);
+    s.groups[0].offsets_known = false;
+    let r = compute(&s, NOW);
+    assert!(!r.groups[0].offsets_known);
+    assert_eq!(r.groups[0].state, GroupState::Stable);
 }

@@ -235,19 +235,19 @@ impl Collector for Exposition {
             e,
             "kafka_consumergroup_group_max_lag",
             "Largest offset lag over the group's partitions.",
-            |g| Some(g.max_lag as f64),
+            |g| g.offsets_known.then_some(g.max_lag as f64),
         )?;
         self.group_family(
             e,
             "kafka_consumergroup_group_max_lag_seconds",
             "Largest time lag over the group's partitions that have one.",
-            |g| g.max_lag_seconds,
+            |g| g.max_lag_seconds.filter(|_| g.offsets_known),
         )?;
         self.group_family(
             e,
             "kafka_consumergroup_group_sum_lag",
             "Sum of offset lag over the group's partitions.",
-            |g| Some(g.sum_lag as f64),
+            |g| g.offsets_known.then_some(g.sum_lag as f64),
         )?;
         {
             let mut enc = e.encode_descriptor(

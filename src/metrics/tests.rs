@@ -20,6 +20,7 @@ fn view() -> ClusterView {
         groups: vec![GroupSnapshot {
             group: Arc::from("billing"),
             state: GroupState::Stable,
+            offsets_known: true,
             partitions: vec![
                 GroupPartition {
                     tp: tp(0),

@@ -1677,3 +1677,21 @@ async fn serve(stub: Stub, node: i32, conn: u64, mut stream: TcpStream) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Removing things from the model
+// ---------------------------------------------------------------------------------------
+
+impl Stub {
+    /// Deletes a group: ListGroups stops listing it, DescribeGroups answers it as "Dead"
+    /// and OffsetFetch with no commits.
+    pub fn remove_group(&self, group: &str) {
+        self.model().groups.remove(group);
+    }
+
+    /// Deletes a topic: Metadata stops listing it and partition requests for it answer
+    /// UNKNOWN_TOPIC_OR_PARTITION. Offsets groups committed on it stay, as on a broker.
+    pub fn remove_topic(&self, topic: &str) {
+        self.model().topics.remove(topic);
+    }
+}
