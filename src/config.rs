@@ -34,6 +34,7 @@ mod duration;
 mod env;
 mod render;
 mod schema;
+mod security;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +42,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use regex::Regex;
+
+use crate::kafka::tls::Verification;
+use crate::kafka::Security;
 
 pub use client::{is_secret_key, ClientProperties, SecurityProtocol};
 pub use duration::{format_duration, parse_duration};
@@ -155,6 +159,8 @@ pub struct ClusterSettings {
     pub labels: BTreeMap<String, String>,
     /// What tidemark reads from `consumer_properties`.
     pub client: ClientProperties,
+    /// TLS and SASL, built from `consumer_properties` with every file read and checked.
+    pub security: Security,
 }
 
 impl ClusterSettings {
@@ -170,6 +176,7 @@ impl ClusterSettings {
             consumer_properties: BTreeMap::new(),
             labels: BTreeMap::new(),
             client: ClientProperties::default(),
+            security: Security::Plaintext,
         }
     }
 
@@ -380,6 +387,30 @@ impl Config {
                     cluster.client.unsupported.join(", ")
                 ));
             }
+            if !cluster.client.unused_security.is_empty() {
+                out.push(format!(
+                    "{}: cluster {:?}: security.protocol is {}, so these consumer_properties \
+                     have no effect: {}",
+                    self.source,
+                    cluster.name,
+                    cluster.client.security_protocol,
+                    cluster.client.unused_security.join(", ")
+                ));
+            }
+            match cluster.security.tls().map(|t| t.verification()) {
+                Some(Verification::None) => out.push(format!(
+                    "{}: cluster {:?}: enable.ssl.certificate.verification = false: the \
+                     brokers' TLS certificates are NOT verified, so anyone on the network path \
+                     can impersonate them (and read SASL credentials); use it for tests only",
+                    self.source, cluster.name
+                )),
+                Some(Verification::NoHostname) => out.push(format!(
+                    "{}: cluster {:?}: ssl.endpoint.identification.algorithm = none: the \
+                     brokers' certificates are not checked against their host names",
+                    self.source, cluster.name
+                )),
+                _ => {}
+            }
         }
         out
     }
@@ -435,6 +466,7 @@ impl fmt::Debug for ClusterSettings {
             )
             .field("labels", &self.labels)
             .field("client", &self.client)
+            .field("security", &self.security)
             .finish()
     }
 }

@@ -7,8 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use tidemark::config::{self, Config, SecurityProtocol};
+use tidemark::config::{self, Config};
 use tidemark::exporter::Exporter;
+use tidemark::kafka::sasl::{Credentials, TokenSource};
+use tidemark::kafka::tls::Verification;
+use tidemark::kafka::Security;
 
 /// Exit status for an invalid configuration.
 const CONFIG_ERROR: u8 = 2;
@@ -107,23 +110,67 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     if config.exporter.otel.enabled {
         tracing::warn!("[exporter.otel] enabled = true: OTLP export is not supported yet; metrics are served on /metrics only");
     }
-    for (index, cluster) in config.clusters.iter().enumerate() {
+    for cluster in &config.clusters {
         let client = &cluster.client;
-        if client.security_protocol != SecurityProtocol::Plaintext {
-            eprintln!(
-                "error: {}: clusters[{index}].consumer_properties.\"security.protocol\" (cluster {:?}): {:?} is not supported by this build yet (TLS and SASL are planned); only PLAINTEXT works",
-                config.source, cluster.name, client.security_protocol
-            );
-            return Err(ExitCode::from(CONFIG_ERROR));
-        }
         if !client.unsupported.is_empty() {
             tracing::warn!(cluster = %cluster.name, keys = %client.unsupported.join(", "), "consumer_properties keys not supported by tidemark are ignored");
         }
         if !client.ignored.is_empty() {
             tracing::info!(cluster = %cluster.name, keys = %client.ignored.join(", "), "consumer_properties keys that only matter to consuming clients are ignored");
         }
+        if !client.unused_security.is_empty() {
+            tracing::warn!(cluster = %cluster.name, protocol = %client.security_protocol, keys = %client.unused_security.join(", "), "consumer_properties keys that security.protocol does not use are ignored");
+        }
+        log_security(&cluster.name, &cluster.security);
     }
     Ok(config)
+}
+
+/// One line per cluster saying how it connects (never a secret), and a warning when TLS
+/// certificates are not fully verified.
+fn log_security(cluster: &str, security: &Security) {
+    let tls = security.tls().map(|tls| {
+        let verification = match tls.verification() {
+            Verification::Full => "verified",
+            Verification::NoHostname => "verified without host name check",
+            Verification::None => "NOT verified",
+        };
+        format!(
+            "TLS ({} crypto, server certificate {verification}{})",
+            tidemark::kafka::tls::crypto_provider_name(),
+            if tls.has_client_certificate() {
+                ", client certificate"
+            } else {
+                ""
+            }
+        )
+    });
+    let sasl = security.sasl().map(|sasl| match &sasl.credentials {
+        Credentials::Password { username, .. } => {
+            format!("SASL {} as {username:?}", sasl.mechanism)
+        }
+        Credentials::Token(TokenSource::Static(_)) => {
+            format!("SASL {} with a static token", sasl.mechanism)
+        }
+        Credentials::Token(TokenSource::File(f)) => {
+            format!(
+                "SASL {} with the token in {}",
+                sasl.mechanism,
+                f.path().display()
+            )
+        }
+    });
+    let how: Vec<String> = tls.into_iter().chain(sasl).collect();
+    tracing::info!(%cluster, protocol = security.protocol_name(), "{}", if how.is_empty() { "plain TCP".to_string() } else { how.join(", ") });
+    match security.tls().map(|t| t.verification()) {
+        Some(Verification::None) => {
+            tracing::warn!(%cluster, "enable.ssl.certificate.verification = false: broker TLS certificates are NOT verified; anyone on the network path can impersonate the brokers. Use it for tests only")
+        }
+        Some(Verification::NoHostname) => {
+            tracing::warn!(%cluster, "ssl.endpoint.identification.algorithm = none: broker certificates are not checked against their host names")
+        }
+        _ => {}
+    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

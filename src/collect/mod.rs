@@ -39,6 +39,7 @@ pub fn client_config(settings: &ClusterSettings, exporter: &ExporterConfig) -> C
                 .unwrap_or_else(|| "tidemark".to_string()),
             connect_timeout: timeout.min(Duration::from_secs(10)),
             request_timeout: timeout,
+            security: settings.security.clone(),
             ..ConnectionConfig::default()
         },
         ..ClusterConfig::default()

@@ -3,8 +3,9 @@
 //! klag-exporter hands these to librdkafka. tidemark speaks the wire protocol itself, so
 //! it reads the few that matter to it into [`ClientProperties`] and sorts the rest:
 //! - used now: `security.protocol`, `client.id`, `request.timeout.ms`, `socket.timeout.ms`;
-//! - security settings (`sasl.*`, `ssl.*` locations and PEMs, `sasl.oauthbearer.*`): kept
-//!   in `consumer_properties` for the TLS/SASL layer, listed nowhere;
+//! - TLS and SASL settings ([`SECURITY`], read by `security.rs` into the cluster's
+//!   `Security`); when `security.protocol` does not use them they are listed in
+//!   `unused_security`;
 //! - settings only a consuming client cares about (`group.id`, `fetch.*`, …): `ignored`;
 //! - everything else, Kerberos/GSSAPI included: `unsupported`, for the caller to warn about.
 //!
@@ -75,6 +76,8 @@ pub struct ClientProperties {
     pub ignored: Vec<String>,
     /// Keys tidemark does not support (sorted); the caller should warn about them.
     pub unsupported: Vec<String>,
+    /// TLS (`ssl.*`) or SASL (`sasl.*`) keys that `security.protocol` does not use (sorted).
+    pub unused_security: Vec<String>,
 }
 
 /// A property with a value tidemark cannot use.
@@ -85,11 +88,14 @@ pub(super) struct PropertyError {
     pub expected: String,
 }
 
-const SECURITY: &[&str] = &[
+/// The TLS and SASL keys tidemark maps (see `security.rs`).
+pub const SECURITY: &[&str] = &[
     "sasl.mechanism",
     "sasl.mechanisms",
     "sasl.username",
     "sasl.password",
+    "sasl.oauthbearer.token",
+    "sasl.oauthbearer.token.file",
     "ssl.ca.location",
     "ssl.ca.pem",
     "ssl.certificate.location",
@@ -100,7 +106,6 @@ const SECURITY: &[&str] = &[
     "enable.ssl.certificate.verification",
     "ssl.endpoint.identification.algorithm",
 ];
-const SECURITY_PREFIXES: &[&str] = &["sasl.oauthbearer."];
 
 const IGNORED: &[&str] = &[
     "group.id",
@@ -152,9 +157,13 @@ const SECRET_MARKERS: &[&str] = &[
     "jaas",
 ];
 
-/// Whether a property's value must never be shown (Debug, rendered config, logs).
+/// Whether a property's value must never be shown (Debug, rendered config, logs). A path
+/// (`*.location`, `*.file`, e.g. `sasl.oauthbearer.token.file`) is not a secret.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
+    if key.ends_with(".location") || key.ends_with(".file") {
+        return false;
+    }
     SECRET_MARKERS.iter().any(|m| key.contains(m))
 }
 
@@ -197,11 +206,28 @@ pub(super) fn classify(
                 client.unsupported.push(key.clone());
             }
             k if k.starts_with("sasl.kerberos.") => client.unsupported.push(key.clone()),
-            k if in_class(k, SECURITY, SECURITY_PREFIXES) => {}
+            // Only the static-token method; OIDC client credentials are not supported.
+            "sasl.oauthbearer.method" if value.trim().eq_ignore_ascii_case("default") => {}
+            k if SECURITY.contains(&k) => {}
             k if in_class(k, IGNORED, IGNORED_PREFIXES) => client.ignored.push(key.clone()),
             _ => client.unsupported.push(key.clone()),
         }
     }
+    let protocol = client.security_protocol;
+    client.unused_security = props
+        .keys()
+        .filter(|k| SECURITY.contains(&k.as_str()) || k.as_str() == "sasl.oauthbearer.method")
+        .filter(|k| !client.unsupported.contains(k))
+        .filter(|k| {
+            let tls_key = k.starts_with("ssl.") || k.starts_with("enable.ssl.");
+            if tls_key {
+                !protocol.uses_tls()
+            } else {
+                !protocol.uses_sasl()
+            }
+        })
+        .cloned()
+        .collect();
     Ok(client)
 }
 
@@ -287,6 +313,8 @@ mod tests {
             ("sasl.kerberos.service.name", "kafka"),
             ("compression.type", "lz4"),
             ("bootstrap.servers", "x:1"),
+            ("sasl.oauthbearer.method", "oidc"),
+            ("ssl.keystore.location", "/ks.p12"),
         ]))
         .unwrap();
         assert_eq!(
@@ -307,9 +335,32 @@ mod tests {
             [
                 "bootstrap.servers",
                 "compression.type",
-                "sasl.kerberos.service.name"
+                "sasl.kerberos.service.name",
+                "sasl.oauthbearer.method",
+                "sasl.oauthbearer.token.endpoint.url",
+                "ssl.keystore.location"
             ]
         );
+        // PLAINTEXT uses none of the security keys that are set.
+        assert_eq!(
+            c.unused_security,
+            [
+                "enable.ssl.certificate.verification",
+                "sasl.mechanism",
+                "sasl.password",
+                "sasl.username",
+                "ssl.ca.location"
+            ]
+        );
+        let c = classify(&props(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("ssl.ca.location", "/ca.pem"),
+            ("sasl.oauthbearer.method", "default"),
+        ]))
+        .unwrap();
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert_eq!(c.unused_security, ["ssl.ca.location"]);
         let c = classify(&props(&[("sasl.mechanisms", "gssapi")])).unwrap();
         assert_eq!(c.unsupported, ["sasl.mechanisms"]);
     }
@@ -332,6 +383,8 @@ mod tests {
         for key in [
             "sasl.username",
             "ssl.ca.location",
+            "ssl.key.location",
+            "sasl.oauthbearer.token.file",
             "security.protocol",
             "client.id",
         ] {

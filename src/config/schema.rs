@@ -9,6 +9,7 @@ use toml::{Table, Value};
 
 use super::client::{self, PropertyError};
 use super::duration::parse_duration;
+use super::security;
 use super::{
     ClusterSettings, Config, ConfigError, ExporterConfig, Granularity, OtelConfig, Performance,
     TimestampSampling, RESERVED_LABELS,
@@ -432,6 +433,13 @@ impl Walker<'_> {
                  expected,
              }| self.invalid(&child(&props_path, &key), problem, expected),
         )?;
+        let security = security::build(&consumer_properties, client.security_protocol).map_err(
+            |PropertyError {
+                 key,
+                 problem,
+                 expected,
+             }| self.invalid(&child(&props_path, &key), problem, expected),
+        )?;
 
         let labels = match t.remove("labels") {
             Some(v) => {
@@ -452,6 +460,7 @@ impl Walker<'_> {
             consumer_properties,
             labels,
             client,
+            security,
         })
     }
 

@@ -548,7 +548,7 @@ fn consumer_properties_are_classified_and_kept() {
     let c = ok(&with_cluster(
         "[clusters.consumer_properties]\n\"security.protocol\" = \"ssl\"\n\"client.id\" = \"tidemark\"\n\
          \"socket.timeout.ms\" = 20000\n\"group.id\" = \"lag\"\n\"enable.auto.commit\" = false\n\
-         \"ssl.ca.location\" = \"/etc/ca.pem\"\n\"sasl.kerberos.service.name\" = \"kafka\"\n\
+         \"ssl.endpoint.identification.algorithm\" = \"https\"\n\"sasl.kerberos.service.name\" = \"kafka\"\n\
          \"linger.ms\" = 5\nfetch.wait.max.ms = 100",
     ));
     let k = &c.clusters[0];
@@ -568,7 +568,10 @@ fn consumer_properties_are_classified_and_kept() {
     assert_eq!(k.consumer_properties["socket.timeout.ms"], "20000");
     assert_eq!(k.consumer_properties["enable.auto.commit"], "false");
     assert_eq!(k.consumer_properties["fetch.wait.max.ms"], "100");
-    assert_eq!(k.consumer_properties["ssl.ca.location"], "/etc/ca.pem");
+    assert_eq!(
+        k.consumer_properties["ssl.endpoint.identification.algorithm"],
+        "https"
+    );
     let w = c.warnings();
     assert_eq!(w.len(), 1);
     assert_eq!(

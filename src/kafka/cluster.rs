@@ -99,6 +99,8 @@ pub struct PartitionInfo {
 /// A topic as of the last metadata refresh.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic id (Metadata v10+; all zeros from older brokers).
+    pub topic_id: [u8; 16],
     pub internal: bool,
     pub error_code: i16,
     pub partitions: BTreeMap<i32, PartitionInfo>,
@@ -147,6 +149,7 @@ impl Metadata {
                     })
                     .collect();
                 let info = TopicInfo {
+                    topic_id: t.topic_id,
                     internal: t.is_internal,
                     error_code: t.error_code,
                     partitions,
@@ -329,7 +332,7 @@ impl Cluster {
         let slot = self.slot(node);
         let mut guard = slot.lock().await;
         if let Some(conn) = guard.as_ref() {
-            if !conn.is_closed() {
+            if conn.is_usable() {
                 return Ok(conn.clone());
             }
         }
@@ -353,7 +356,7 @@ impl Cluster {
             let slot = self.slot(*node);
             let live = slot
                 .try_lock()
-                .map(|g| g.as_ref().is_some_and(|c| !c.is_closed()))
+                .map(|g| g.as_ref().is_some_and(|c| c.is_usable()))
                 .unwrap_or(false);
             if live {
                 return Ok(*node);

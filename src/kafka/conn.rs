@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
     FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest,
+    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -28,16 +28,55 @@ use tokio::task::JoinHandle;
 
 use super::codec::{self, DEFAULT_MAX_FRAME_BYTES};
 use super::error::{KafkaError, Result};
+use super::sasl::{self, Sasl};
+use super::tls::Tls;
 use super::wire::{self, DecodeError};
 
-/// How a connection reaches its broker. TLS and SASL variants join this enum; the
-/// connection code is already shaped around a boxed byte stream.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How a connection reaches its broker: Kafka's `security.protocol`, with what each needs.
+#[derive(Clone, Debug, Default)]
 pub enum Security {
     /// Plain TCP.
     #[default]
     Plaintext,
+    /// TLS.
+    Ssl(Tls),
+    /// SASL over plain TCP.
+    SaslPlaintext(Sasl),
+    /// SASL over TLS.
+    SaslSsl(Tls, Sasl),
 }
+
+impl Security {
+    /// The TLS settings, when connections use TLS.
+    pub fn tls(&self) -> Option<&Tls> {
+        match self {
+            Self::Ssl(tls) | Self::SaslSsl(tls, _) => Some(tls),
+            _ => None,
+        }
+    }
+
+    /// The SASL settings, when connections authenticate.
+    pub fn sasl(&self) -> Option<&Sasl> {
+        match self {
+            Self::SaslPlaintext(sasl) | Self::SaslSsl(_, sasl) => Some(sasl),
+            _ => None,
+        }
+    }
+
+    /// Kafka's name: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub fn protocol_name(&self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl(_) => "SSL",
+            Self::SaslPlaintext(_) => "SASL_PLAINTEXT",
+            Self::SaslSsl(..) => "SASL_SSL",
+        }
+    }
+}
+
+/// A session of this lifetime is redialled after this fraction of it (Kafka's Java client
+/// re-authenticates between 85% and 95%).
+const REDIAL_AT_FRACTION: f64 = 0.85;
 
 /// Settings shared by every connection of a cluster.
 #[derive(Clone, Debug)]
@@ -150,6 +189,21 @@ api_request!(
     4,
     wire::describe_configs::DescribeConfigsResponse
 );
+// SaslHandshake v0 would be followed by raw SASL frames: tidemark speaks v1 only.
+api_request!(
+    SaslHandshakeRequest,
+    SaslHandshake,
+    1,
+    1,
+    wire::sasl::SaslHandshakeResponse
+);
+api_request!(
+    SaslAuthenticateRequest,
+    SaslAuthenticate,
+    0,
+    2,
+    wire::sasl::SaslAuthenticateResponse
+);
 
 /// Per-API request, error and byte counters of one broker; they survive reconnects.
 pub struct ApiCounters {
@@ -199,7 +253,7 @@ impl ApiCounters {
     }
 }
 
-/// Anything a connection can run over (TCP today; TLS joins later).
+/// Anything a connection can run over (TCP or TLS).
 pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {}
 
@@ -243,6 +297,8 @@ pub struct Connection {
     config: Arc<ConnectionConfig>,
     counters: Arc<ApiCounters>,
     tasks: [JoinHandle<()>; 2],
+    /// When the SASL session nears its end: the connection is then replaced.
+    redial_at: Option<Instant>,
 }
 
 impl Drop for Connection {
@@ -279,11 +335,16 @@ impl Connection {
                 })?;
             // Best effort: latency matters more than packet count for small requests.
             let _ = tcp.set_nodelay(true);
-            let stream: Box<dyn TransportBox> = match config.security {
-                Security::Plaintext => Box::new(tcp),
+            let stream: Box<dyn TransportBox> = match config.security.tls() {
+                Some(tls) => Box::new(tls.connect(broker, tcp).await?),
+                None => Box::new(tcp),
             };
             let mut conn = Connection::start(broker, stream, config.clone(), counters);
             conn.negotiate_versions().await?;
+            if let Some(sasl) = config.security.sasl() {
+                let lifetime = sasl::authenticate(&conn, sasl).await?;
+                conn.redial_at = lifetime.map(|l| Instant::now() + l.mul_f64(REDIAL_AT_FRACTION));
+            }
             Ok(conn)
         };
         match tokio::time::timeout(after, dial).await {
@@ -323,6 +384,7 @@ impl Connection {
             config,
             counters,
             tasks: [writer, reader],
+            redial_at: None,
         }
     }
 
@@ -335,6 +397,23 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         let state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.closed.is_some()
+    }
+
+    /// Whether new requests should use this connection: it is open and its SASL session
+    /// is not about to expire. Re-authentication (KIP-368) is done by redialling: once
+    /// 85% of the session lifetime the broker reported has passed, the cluster handle
+    /// dials a fresh, freshly authenticated connection for new requests, while requests
+    /// already in flight finish on this one. A redial per broker per session lifetime
+    /// (an hour is typical) costs nothing next to re-authenticating in place, which would
+    /// have to pause this connection's pipelining and interleave SASL frames.
+    pub fn is_usable(&self) -> bool {
+        !self.is_closed() && self.redial_at.is_none_or(|at| Instant::now() < at)
+    }
+
+    /// When the connection stops being [usable](Self::is_usable) because its SASL session
+    /// nears its end (`None`: never).
+    pub fn redial_at(&self) -> Option<Instant> {
+        self.redial_at
     }
 
     /// The broker's advertised version range for `api`, if it supports it.

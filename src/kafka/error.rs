@@ -85,6 +85,18 @@ pub enum KafkaError {
         message: Option<String>,
     },
 
+    /// The TLS handshake failed (certificate verification, protocol, alert).
+    #[error("TLS with broker {broker} failed: {message}")]
+    Tls { broker: String, message: String },
+
+    /// SASL authentication failed. `reason` carries the broker's message; never a secret.
+    #[error("SASL {mechanism} authentication to broker {broker} failed: {reason}")]
+    Authentication {
+        broker: String,
+        mechanism: &'static str,
+        reason: String,
+    },
+
     /// None of the bootstrap servers could be reached.
     #[error("no bootstrap server answered: {}", attempts.join("; "))]
     Bootstrap { attempts: Vec<String> },

@@ -5,7 +5,8 @@
 //! - [`conn`]: one broker connection (pipelining, timeouts, ApiVersions negotiation);
 //! - [`cluster`]: bootstrap, metadata, routing, connection pool, backoff;
 //! - [`admin`]: the batched operations (O(brokers) requests per cycle);
-//! - [`records`]: the timestamp of the record at an offset, from Fetch bytes.
+//! - [`records`]: the timestamp of the record at an offset, from Fetch bytes;
+//! - [`tls`] and [`sasl`]: transport security and authentication of a connection.
 
 pub mod admin;
 pub mod cluster;
@@ -14,6 +15,8 @@ pub mod conn;
 pub mod error;
 pub mod records;
 pub mod requests;
+pub mod sasl;
+pub mod tls;
 pub mod wire;
 
 pub use admin::{

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -14,7 +16,7 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
     ApiVersionsRequest, BrokerId, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
     FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest, TopicName,
+    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -36,6 +38,17 @@ pub fn api_versions() -> ApiVersionsRequest {
     ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("tidemark"))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")))
+}
+
+/// SaslHandshake v1: the SASL mechanism the client wants (then SaslAuthenticate follows).
+pub fn sasl_handshake(mechanism: &str) -> SaslHandshakeRequest {
+    SaslHandshakeRequest::default().with_mechanism(str(mechanism))
+}
+
+/// SaslAuthenticate carrying one client message of the SASL exchange. The bytes may hold a
+/// secret (PLAIN's password, an OAUTHBEARER token): never log the request.
+pub fn sasl_authenticate(auth_bytes: Bytes) -> SaslAuthenticateRequest {
+    SaslAuthenticateRequest::default().with_auth_bytes(auth_bytes)
 }
 
 /// Metadata for all topics, never creating any.
