@@ -28,6 +28,7 @@ from kafka.protocol.consumer.offsets import ListOffsetsRequest  # noqa: E402
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest  # noqa: E402
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest  # noqa: E402
 from kafka.protocol.metadata.metadata import MetadataRequest  # noqa: E402
+from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest  # noqa: E402
 
 
 def api_versions(v, software_version):
@@ -105,6 +106,14 @@ def fetch(v):
                         forgotten_topics_data=[], rack_id="")
 
 
+def sasl_handshake(v):
+    return SaslHandshakeRequest(mechanism=g.SASL_MECHANISM)
+
+
+def sasl_authenticate(v):
+    return SaslAuthenticateRequest(auth_bytes=g.SASL_AUTH_BYTES)
+
+
 def golden_bytes(path):
     digits = "".join(line.split("#", 1)[0].strip().replace(" ", "")
                      for line in path.read_text().splitlines())
@@ -125,6 +134,8 @@ def main():
         "describe_configs": ("DescribeConfigs", describe_configs(g.CONFIG_KEYS)),
         "describe_configs_all": ("DescribeConfigs", describe_configs(None)),
         "fetch": ("Fetch", fetch),
+        "sasl_handshake": ("SaslHandshake", sasl_handshake),
+        "sasl_authenticate": ("SaslAuthenticate", sasl_authenticate),
     }
     checked, bad = 0, []
     for stem, (api, build) in builders.items():

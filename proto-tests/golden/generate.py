@@ -59,6 +59,10 @@ FETCH_RESPONSE_MAX_BYTES = 16 * 1024 * 1024
 # as any data is there (src/kafka/requests.rs: FETCH_MAX_WAIT_MS, min_bytes 1).
 FETCH_MAX_WAIT_MS = 100
 FETCH_MIN_BYTES = 1
+# SASL input: the mechanism named in SaslHandshake, and one client message (a SCRAM
+# client-first message with the RFC 5802 example nonce) carried by SaslAuthenticate.
+SASL_MECHANISM = "SCRAM-SHA-512"
+SASL_AUTH_BYTES = b"n,,n=tidemark,r=fyko+d2lbbFgONRv9qkxdawL"
 
 
 def tidemark_version():
@@ -88,6 +92,9 @@ APIS = {
     "ListOffsets":      (2, range(1, 8), 6),
     "DescribeConfigs":  (32, range(1, 5), 4),
     "Fetch":            (1, range(4, 13), 12),
+    # SaslHandshake v0 is followed by raw SASL frames; tidemark sends v1 only. Never flexible.
+    "SaslHandshake":    (17, range(1, 2), None),
+    "SaslAuthenticate": (36, range(0, 3), 2),
 }
 
 
@@ -150,6 +157,15 @@ class Frame:
             chunk = data[i:i + 24]
             self.put(chunk, f'{label} bytes {i}..{i + len(chunk)} "{chunk.decode("utf-8", "replace")}"')
 
+    def bytes_field(self, label, data, compact):
+        """BYTES (int32 length) or COMPACT_BYTES (uvarint length + 1), then the raw bytes."""
+        prefix = self.uvarint(len(data) + 1) if compact else struct.pack(">i", len(data))
+        kind = f"compact length {len(data)} + 1" if compact else f"length {len(data)}"
+        self.put(prefix, f"{label} {kind}")
+        for i in range(0, len(data), 24):
+            chunk = data[i:i + 24]
+            self.put(chunk, f'{label} bytes {i}..{i + len(chunk)} "{chunk.decode("ascii", "replace")}"')
+
     def array(self, label, n, compact):
         """ARRAY (int32 count, -1 = null) or COMPACT_ARRAY (uvarint count + 1, 0 = null)."""
         if n is None:
@@ -174,17 +190,18 @@ class Frame:
 
 
 def header(f, api, version):
-    key, _, flexible_from = APIS[api]
+    key = APIS[api][0]
     f.int16(f"header.request_api_key ({api})", key)
     f.int16("header.request_api_version", version)
     f.int32("header.correlation_id", CORRELATION_ID)
     f.string("header.client_id", CLIENT_ID, compact=False)
-    if version >= flexible_from:
+    if flexible(api, version):
         f.tags("header.")
 
 
 def flexible(api, version):
-    return version >= APIS[api][2]
+    first = APIS[api][2]
+    return first is not None and version >= first
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,6 +391,19 @@ def fetch(f, v):
         f.tags("")
 
 
+def sasl_handshake(f, v):
+    # SaslHandshakeRequest: Mechanism (v0-1, never flexible).
+    f.string("mechanism", SASL_MECHANISM, False)
+
+
+def sasl_authenticate(f, v):
+    # SaslAuthenticateRequest: AuthBytes (bytes; compact from v2, flexible from v2).
+    flex = flexible("SaslAuthenticate", v)
+    f.bytes_field("auth_bytes", SASL_AUTH_BYTES, flex)
+    if flex:
+        f.tags("")
+
+
 # ---------------------------------------------------------------------------------------------
 # Golden files
 # ---------------------------------------------------------------------------------------------
@@ -398,6 +428,8 @@ def describe_input(name, software_version):
             f"{t}-{p} @ {o} max {m}" for t, p, o, m in FETCH_AT
         ) + f"], response_max_bytes = {FETCH_RESPONSE_MAX_BYTES}); "
         f"max_wait_ms {FETCH_MAX_WAIT_MS}, min_bytes {FETCH_MIN_BYTES}",
+        "sasl_handshake": f'sasl_handshake("{SASL_MECHANISM}")',
+        "sasl_authenticate": f"sasl_authenticate({SASL_AUTH_BYTES!r})",
     }[name]
 
 
@@ -420,6 +452,8 @@ def requests(software_version):
     add("describe_configs", "DescribeConfigs", lambda f, v: describe_configs(f, v, CONFIG_KEYS))
     add("describe_configs_all", "DescribeConfigs", lambda f, v: describe_configs(f, v, None))
     add("fetch", "Fetch", fetch)
+    add("sasl_handshake", "SaslHandshake", sasl_handshake)
+    add("sasl_authenticate", "SaslAuthenticate", sasl_authenticate)
     return out
 
 

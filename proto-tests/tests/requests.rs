@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{
     ApiVersionsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
     FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest,
+    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use proto_tests::Golden;
 use tidemark::kafka::codec::encode_request;
@@ -25,6 +25,8 @@ const CLIENT_ID: &str = "tidemark";
 const CONFIG_TOPICS: [&str; 2] = ["orders", "payments"];
 const CONFIG_KEYS: [&str; 2] = ["cleanup.policy", "retention.ms"];
 const FETCH_RESPONSE_MAX_BYTES: i32 = 16 * 1024 * 1024;
+const SASL_MECHANISM: &str = "SCRAM-SHA-512";
+const SASL_AUTH_BYTES: &[u8] = b"n,,n=tidemark,r=fyko+d2lbbFgONRv9qkxdawL";
 
 /// A plain group, and one with a 2-byte UTF-8 character that is longer than 127 bytes.
 fn groups() -> Vec<String> {
@@ -184,6 +186,20 @@ fn fetch() {
     });
 }
 
+#[test]
+fn sasl_handshake() {
+    check_all("sasl_handshake", |_| {
+        requests::sasl_handshake(SASL_MECHANISM)
+    });
+}
+
+#[test]
+fn sasl_authenticate() {
+    check_all("sasl_authenticate", |_| {
+        requests::sasl_authenticate(bytes::Bytes::from_static(SASL_AUTH_BYTES))
+    });
+}
+
 /// The golden set is exactly one file per (request, version tidemark may send): a version
 /// range widened in src/kafka/conn.rs without regenerating fails here, and so does a golden
 /// file for a version tidemark no longer sends.
@@ -206,6 +222,8 @@ fn goldens_cover_exactly_the_versions_tidemark_sends() {
     add::<ListOffsetsRequest>(&mut want, &["list_offsets_earliest", "list_offsets_latest"]);
     add::<DescribeConfigsRequest>(&mut want, &["describe_configs", "describe_configs_all"]);
     add::<FetchRequest>(&mut want, &["fetch"]);
+    add::<SaslHandshakeRequest>(&mut want, &["sasl_handshake"]);
+    add::<SaslAuthenticateRequest>(&mut want, &["sasl_authenticate"]);
 
     let dir = proto_tests::path("golden/requests");
     let have: BTreeSet<String> = std::fs::read_dir(&dir)
