@@ -1,30 +1,73 @@
 //! Caches that make steady-state cycles cheap.
 //!
-//! [`TimestampCache`]: the record at an offset never changes, so its timestamp is cached by
-//! (partition, offset) and shared by every group at that offset. After each cycle, entries
-//! no group points at any more are evicted, so the cache never outgrows the groups' positions.
+//! [`TimestampCache`]: the record at an offset of one partition's log never changes, so its
+//! timestamp is cached by (partition, offset) and shared by every group at that offset.
+//! "One partition's log" is the catch: a topic deleted and re-created under the same name,
+//! or a cluster rebuilt behind the same address, starts a new log at the same offsets. So
+//! each partition's entries are tied to the log they came from and dropped when that log
+//! is evidently not the same any more: another topic id (Metadata v10+), or watermarks that
+//! went backwards. The collector also clears the cache after a failed cycle, since a
+//! cluster can be rebuilt while unreachable.
+//!
 //! When the committed offset no longer existed and a later record answered, that answer is
-//! only valid while that record is still in the log (at or above the low watermark).
+//! valid only while that record is still in the log (at or above the low watermark).
+//! After each cycle, entries no group points at any more are evicted, so the cache never
+//! outgrows the groups' positions.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::kafka::records::RecordAt;
-use crate::kafka::TopicPartition;
+use crate::kafka::{TopicPartition, Watermarks};
+
+#[derive(Debug)]
+struct PartitionLog {
+    topic_id: [u8; 16],
+    watermarks: Watermarks,
+    records: HashMap<i64, RecordAt>,
+}
 
 /// Timestamps of records at (partition, offset).
 #[derive(Debug, Default)]
 pub struct TimestampCache {
-    entries: HashMap<(TopicPartition, i64), RecordAt>,
+    logs: HashMap<TopicPartition, PartitionLog>,
     hits: u64,
     misses: u64,
 }
 
 impl TimestampCache {
+    /// Tell the cache what this cycle saw of a partition's log; entries from another log
+    /// (other topic id, or watermarks lower than last seen) are dropped.
+    pub fn observe(&mut self, tp: &TopicPartition, topic_id: [u8; 16], watermarks: Watermarks) {
+        match self.logs.get_mut(tp) {
+            Some(log) => {
+                let same_log = log.topic_id == topic_id
+                    && watermarks.low >= log.watermarks.low
+                    && watermarks.high >= log.watermarks.high;
+                if !same_log {
+                    log.records.clear();
+                }
+                log.topic_id = topic_id;
+                log.watermarks = watermarks;
+            }
+            None => {
+                self.logs.insert(
+                    tp.clone(),
+                    PartitionLog {
+                        topic_id,
+                        watermarks,
+                        records: HashMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
     /// The cached record for `offset` of `tp`, if still valid with low watermark `low`.
     pub fn get(&mut self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
         let found = self
-            .entries
-            .get(&(tp.clone(), offset))
+            .logs
+            .get(tp)
+            .and_then(|log| log.records.get(&offset))
             .filter(|r| r.offset == offset || r.offset >= low)
             .copied();
         match found {
@@ -34,21 +77,36 @@ impl TimestampCache {
         found
     }
 
-    pub fn insert(&mut self, tp: TopicPartition, offset: i64, record: RecordAt) {
-        self.entries.insert((tp, offset), record);
+    /// Remember the record found for `offset` of `tp` (a partition [`observe`]d this cycle).
+    ///
+    /// [`observe`]: TimestampCache::observe
+    pub fn insert(&mut self, tp: &TopicPartition, offset: i64, record: RecordAt) {
+        if let Some(log) = self.logs.get_mut(tp) {
+            log.records.insert(offset, record);
+        }
     }
 
-    /// Keep only the entries in `live`.
+    /// Keep only the entries in `live`, and only the partitions they belong to.
     pub fn retain_live(&mut self, live: &HashSet<(TopicPartition, i64)>) {
-        self.entries.retain(|k, _| live.contains(k));
+        self.logs.retain(|tp, log| {
+            log.records
+                .retain(|offset, _| live.contains(&(tp.clone(), *offset)));
+            !log.records.is_empty()
+        });
     }
 
+    /// Forget everything (after a failed cycle: the cluster may have been rebuilt).
+    pub fn clear(&mut self) {
+        self.logs.clear();
+    }
+
+    /// Cached records.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.logs.values().map(|l| l.records.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// (hits, misses) since start.
@@ -62,6 +120,8 @@ mod tests {
     use super::*;
     use crate::kafka::records::TimestampType;
 
+    const ID: [u8; 16] = [7; 16];
+
     fn rec(offset: i64, ts: i64) -> RecordAt {
         RecordAt {
             offset,
@@ -70,11 +130,21 @@ mod tests {
         }
     }
 
+    fn marks(low: i64, high: i64) -> Watermarks {
+        Watermarks { low, high }
+    }
+
+    fn cache_with(tp: &TopicPartition, offset: i64, r: RecordAt) -> TimestampCache {
+        let mut c = TimestampCache::default();
+        c.observe(tp, ID, marks(0, 10));
+        c.insert(tp, offset, r);
+        c
+    }
+
     #[test]
     fn exact_entries_hit_until_evicted() {
-        let mut c = TimestampCache::default();
         let tp = TopicPartition::new("t", 0);
-        c.insert(tp.clone(), 5, rec(5, 100));
+        let mut c = cache_with(&tp, 5, rec(5, 100));
         assert_eq!(c.get(&tp, 5, 0), Some(rec(5, 100)));
         assert_eq!(c.get(&tp, 6, 0), None);
         assert_eq!(c.stats(), (1, 1));
@@ -84,12 +154,42 @@ mod tests {
 
     #[test]
     fn a_later_record_answers_only_while_it_exists() {
-        let mut c = TimestampCache::default();
         let tp = TopicPartition::new("t", 0);
         // Offset 40 was gone; the record at 100 (the log start then) answered.
-        c.insert(tp.clone(), 40, rec(100, 7));
+        let mut c = cache_with(&tp, 40, rec(100, 7));
         assert_eq!(c.get(&tp, 40, 100), Some(rec(100, 7)));
         // Retention moved on past 100: the answer is stale.
         assert_eq!(c.get(&tp, 40, 150), None);
+    }
+
+    #[test]
+    fn a_new_log_under_the_same_name_drops_the_old_entries() {
+        let tp = TopicPartition::new("t", 0);
+        // Same log, moving forward: kept.
+        let mut c = cache_with(&tp, 4, rec(4, 1));
+        c.observe(&tp, ID, marks(2, 12));
+        assert_eq!(c.get(&tp, 4, 2), Some(rec(4, 1)));
+        // Re-created topic: another id.
+        c.observe(&tp, [9; 16], marks(2, 12));
+        assert_eq!(c.get(&tp, 4, 0), None);
+        // Rebuilt log without ids: the high watermark went backwards.
+        let mut c = cache_with(&tp, 4, rec(4, 1));
+        c.observe(&tp, ID, marks(0, 6));
+        assert_eq!(c.get(&tp, 4, 0), None);
+        // Or the low watermark did.
+        let mut c = cache_with(&tp, 4, rec(4, 1));
+        c.observe(&tp, ID, marks(3, 10));
+        c.insert(&tp, 4, rec(4, 1));
+        c.observe(&tp, ID, marks(0, 10));
+        assert_eq!(c.get(&tp, 4, 0), None);
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let tp = TopicPartition::new("t", 0);
+        let mut c = cache_with(&tp, 4, rec(4, 1));
+        c.clear();
+        assert!(c.is_empty());
+        assert_eq!(c.get(&tp, 4, 0), None);
     }
 }

@@ -74,8 +74,20 @@ impl CycleState {
         }
     }
 
-    /// Run one cycle against `cluster`.
+    /// Run one cycle against `cluster`. A failed cycle clears the timestamp cache: the
+    /// cluster may come back rebuilt, with other records at the same offsets.
     pub async fn run(
+        &mut self,
+        cluster: &Cluster,
+    ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
+        let result = self.collect(cluster).await;
+        if result.is_err() {
+            self.timestamps.clear();
+        }
+        result
+    }
+
+    async fn collect(
         &mut self,
         cluster: &Cluster,
     ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
@@ -163,8 +175,19 @@ impl CycleState {
         }
 
         if self.sampling {
-            self.sample_timestamps(cluster, &mut snapshot_groups, &watermarks, &mut issues)
-                .await;
+            let topic_ids: HashMap<Arc<str>, [u8; 16]> = meta
+                .topics
+                .iter()
+                .map(|(name, t)| (name.clone(), t.topic_id))
+                .collect();
+            self.sample_timestamps(
+                cluster,
+                &mut snapshot_groups,
+                &watermarks,
+                &topic_ids,
+                &mut issues,
+            )
+            .await;
         }
         let compacted_topics = self.compacted_topics(cluster, &watermarks).await;
 
@@ -185,8 +208,13 @@ impl CycleState {
         cluster: &Cluster,
         groups: &mut [GroupSnapshot],
         watermarks: &BTreeMap<TopicPartition, Watermarks>,
+        topic_ids: &HashMap<Arc<str>, [u8; 16]>,
         issues: &mut CycleIssues,
     ) {
+        for (tp, w) in watermarks {
+            let topic_id = topic_ids.get(&tp.topic).copied().unwrap_or_default();
+            self.timestamps.observe(tp, topic_id, *w);
+        }
         let mut live = HashSet::new();
         let mut wanted = BTreeSet::new();
         for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
@@ -211,7 +239,7 @@ impl CycleState {
                 .await;
             for ((tp, offset), answer) in answers {
                 match answer {
-                    Ok(TimestampResult::Found(rec)) => self.timestamps.insert(tp, offset, rec),
+                    Ok(TimestampResult::Found(rec)) => self.timestamps.insert(&tp, offset, rec),
                     Ok(TimestampResult::EndOfLog) => {}
                     Err(e) => {
                         issues.timestamps_failed += 1;

@@ -80,6 +80,11 @@ impl RunningExporter {
         get(self.address, path).await
     }
 
+    /// GET `path` with an `Accept` header (e.g. `application/openmetrics-text`).
+    pub async fn get_with_accept(&self, path: &str, accept: &str) -> Response {
+        get_with_accept(self.address, path, Some(accept)).await
+    }
+
     /// GET /metrics (Prometheus text) and parse it.
     pub async fn metrics(&self) -> Metrics {
         let r = self.get("/metrics").await;
@@ -107,11 +112,18 @@ pub struct Response {
 
 /// GET `path` from `address` over a fresh connection (`Connection: close`).
 pub async fn get(address: SocketAddr, path: &str) -> Response {
+    get_with_accept(address, path, None).await
+}
+
+/// [`get`] with an optional `Accept` request header.
+pub async fn get_with_accept(address: SocketAddr, path: &str, accept: Option<&str>) -> Response {
     let started = Instant::now();
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let accept = accept.map_or_else(String::new, |a| format!("Accept: {a}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
