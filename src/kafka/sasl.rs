@@ -288,17 +288,21 @@ impl Exchange {
     /// Feed the server's last message (`None` for the first step of these client-first
     /// mechanisms) and get what to do next. An error means the login failed.
     pub fn step(&mut self, server: Option<&[u8]>) -> Result<Step, String> {
-        if self.mechanism.is_scram() && self.steps == 1 {
-            if let Some(first) = server {
-                check_scram_iterations(first)?;
+        if self.mechanism.is_scram() {
+            if let Some(message) = server {
+                check_scram_message(self.steps, message)?;
             }
         }
         self.steps += 1;
         let mut out = Vec::new();
-        let state = self
-            .session
-            .step(server, &mut out)
-            .map_err(|e| self.describe(e))?;
+        let session = &mut self.session;
+        // rsasl is not trusted with hostile input: the checks above keep it off the slicing
+        // that would panic, and a panic that slips through is a failed login, not a crash.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session.step(server, &mut out)
+        }))
+        .map_err(|_| format!("{} failed on a malformed server message", self.mechanism))?;
+        let state = stepped.map_err(|e| describe(e, server))?;
         Ok(match state {
             State::Running => Step::Send(out),
             State::Finished(MessageSent::Yes) => {
@@ -321,38 +325,58 @@ impl Exchange {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
-
-    fn describe(&self, e: SessionError) -> String {
-        match e {
-            SessionError::MutualAuthenticationFailed => "the server's SCRAM signature is wrong: \
-                 it did not prove it knows the password (possible impostor)"
-                .to_string(),
-            other => {
-                let text = other.to_string();
-                // rsasl's SCRAM server errors read "SCRAM outcome error: <value>".
-                match text.split_once("outcome error: ") {
-                    Some((_, value)) => format!("the server rejected the login: e={value}"),
-                    None => text,
-                }
-            }
-        }
-    }
 }
 
-/// Refuse a SCRAM server-first message with an absurd iteration count.
-fn check_scram_iterations(server_first: &[u8]) -> Result<(), String> {
-    let text = String::from_utf8_lossy(server_first);
-    for attr in text.split(',') {
-        if let Some(value) = attr.strip_prefix("i=") {
-            return match value.parse::<u32>() {
-                Ok(n) if n <= MAX_SCRAM_ITERATIONS => Ok(()),
-                _ => Err(format!(
-                    "the server asks for {value} SCRAM iterations; tidemark accepts at most {MAX_SCRAM_ITERATIONS}"
-                )),
-            };
-        }
+/// A failed step, in words; a SCRAM server error is quoted as the server sent it.
+fn describe(e: SessionError, server: Option<&[u8]>) -> String {
+    if let SessionError::MutualAuthenticationFailed = e {
+        return "the server's SCRAM signature is wrong: it did not prove it knows the \
+                password (possible impostor)"
+            .to_string();
     }
-    Ok(())
+    if let Some(value) = server.and_then(|m| m.strip_prefix(b"e=")) {
+        let value = value.split(|b| *b == b',').next().unwrap_or_default();
+        let shown: String = String::from_utf8_lossy(value)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
+        return format!("the server rejected the login: e={shown}");
+    }
+    e.to_string()
+}
+
+/// Check the shape of a SCRAM server message before rsasl parses it (rsasl slices
+/// attributes without checking their length), and refuse absurd iteration counts.
+/// `steps` is the number of client steps taken: 1 before server-first, 2 before
+/// server-final.
+fn check_scram_message(steps: u32, message: &[u8]) -> Result<(), String> {
+    let mut attrs = message.split(|b| *b == b',');
+    match steps {
+        1 => {
+            let first: Vec<&[u8]> = attrs.by_ref().take(3).collect();
+            if first.len() < 3 || first.iter().any(|a| a.len() < 2) {
+                return Err("malformed SCRAM server-first message".into());
+            }
+            if let Some(value) = first.iter().find_map(|a| a.strip_prefix(b"i=")) {
+                let value = String::from_utf8_lossy(value);
+                match value.parse::<u32>() {
+                    Ok(n) if n <= MAX_SCRAM_ITERATIONS => {}
+                    _ => {
+                        return Err(format!(
+                            "the server asks for {value} SCRAM iterations; tidemark accepts \
+                             at most {MAX_SCRAM_ITERATIONS}"
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        }
+        2 if attrs.next().is_none_or(|a| a.len() < 2) => {
+            Err("malformed SCRAM server-final message".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Authenticate `conn` (ApiVersions already negotiated). Returns the session lifetime the

@@ -37,8 +37,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running Tansu broker in its own container. Dropping it removes the container.
 pub struct Broker {
-    /// "127.0.0.1:<port>", the address the broker advertises in metadata.
+    /// "127.0.0.1:<port>", the broker's own listener (for the workload and readiness).
+    /// Unless started with [`Broker::start_advertising`], also what it advertises.
     pub bootstrap: String,
+    /// "127.0.0.1:<port>", the address the broker advertises in metadata.
+    pub advertised: String,
     /// The host port mapped to the broker's listener.
     pub port: u16,
     container: ContainerAsync<GenericImage>,
@@ -65,12 +68,27 @@ impl Broker {
 
     /// [`Broker::start`] without the panic.
     pub async fn try_start() -> Result<Broker> {
+        Self::try_start_with(None).await
+    }
+
+    /// A broker that advertises 127.0.0.1:`port` — the address of a proxy in front of it
+    /// (TLS terminator, SASL front) — while listening on another host port,
+    /// [`Broker::bootstrap`], which the proxy relays to.
+    pub async fn start_advertising(port: u16) -> Broker {
+        match Self::try_start_with(Some(port)).await {
+            Ok(b) => b,
+            Err(e) => panic!("could not start the test broker: {e}"),
+        }
+    }
+
+    async fn try_start_with(advertised_port: Option<u16>) -> Result<Broker> {
         ensure_image().await?;
         let mut last_err = None;
         // A port picked free can be taken before docker binds it: retry with another.
         for _ in 0..3 {
             let port = free_port()?;
             let bootstrap = format!("127.0.0.1:{port}");
+            let advertised = format!("127.0.0.1:{}", advertised_port.unwrap_or(port));
             let started = GenericImage::new(IMAGE_NAME, IMAGE_TAG)
                 .with_mapped_port(port, CONTAINER_PORT.tcp())
                 .with_cmd([
@@ -78,7 +96,7 @@ impl Broker {
                     "--listener-url".to_owned(),
                     format!("tcp://0.0.0.0:{CONTAINER_PORT}"),
                     "--advertised-listener-url".to_owned(),
-                    format!("tcp://{bootstrap}"),
+                    format!("tcp://{advertised}"),
                     "--storage-engine".to_owned(),
                     "memory://tansu/".to_owned(),
                 ])
@@ -88,6 +106,7 @@ impl Broker {
                 Ok(container) => {
                     let broker = Broker {
                         bootstrap,
+                        advertised,
                         port,
                         container,
                     };
@@ -190,7 +209,7 @@ impl Broker {
 }
 
 /// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| HarnessError::io("binding 127.0.0.1:0 to pick a free port", e))?;
     let port = listener

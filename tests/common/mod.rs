@@ -31,7 +31,11 @@ pub mod codec;
 pub mod exporter;
 pub mod ledger;
 pub mod members;
+pub mod pki;
+pub mod sasl_front;
+pub mod scram;
 pub mod stub;
+pub mod tls_proxy;
 pub mod wire;
 pub mod workload;
 

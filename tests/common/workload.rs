@@ -44,6 +44,8 @@ pub struct Workload {
     conns: HashMap<String, Connection>,
     /// Leader address per (topic, partition), from Metadata.
     leaders: HashMap<(String, i32), String>,
+    /// Advertised address → address actually dialled (see [`Workload::route`]).
+    routes: HashMap<String, String>,
     ledger: Ledger,
 }
 
@@ -57,8 +59,15 @@ impl Workload {
             bootstrap: bootstrap.to_owned(),
             conns,
             leaders: HashMap::new(),
+            routes: HashMap::new(),
             ledger: Ledger::default(),
         })
+    }
+
+    /// Dial `actual` whenever metadata names `advertised`: for a broker that advertises a
+    /// proxy in front of it (TLS terminator, SASL front) the workload goes around it.
+    pub fn route(&mut self, advertised: &str, actual: &str) {
+        self.routes.insert(advertised.to_owned(), actual.to_owned());
     }
 
     pub fn bootstrap(&self) -> &str {
@@ -418,7 +427,8 @@ impl Workload {
 
     async fn conn(&mut self, addr: &str) -> Result<&mut Connection> {
         if !self.conns.contains_key(addr) {
-            let conn = Connection::connect(addr).await?;
+            let target = self.routes.get(addr).map_or(addr, String::as_str);
+            let conn = Connection::connect(target).await?;
             self.conns.insert(addr.to_owned(), conn);
         }
         self.conns

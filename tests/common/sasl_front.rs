@@ -1,0 +1,558 @@
+//! A scripted SASL front for a real broker: it authenticates each client connection the
+//! way a Kafka broker does (KIP-152: ApiVersions, SaslHandshake, SaslAuthenticate), with
+//! its own server-side mechanisms — the independent SCRAM server of [`super::scram`], and
+//! exact-message checks for PLAIN and OAUTHBEARER — then relays every other request, frame
+//! by frame, to the broker behind it.
+//!
+//! The broker must advertise the front's address ([`super::Broker::start_advertising`]) so
+//! that every connection a client opens from Metadata / FindCoordinator answers comes back
+//! through the front.
+//!
+//! Like a broker it:
+//! * answers ApiVersions before authentication (the broker's answer, with SaslHandshake
+//!   and SaslAuthenticate added);
+//! * closes the connection on any other request before authentication, after a failed
+//!   login, and on the first request after the session lifetime it granted (KIP-368);
+//! * reports `session_lifetime_ms` in SaslAuthenticate v1+.
+//!
+//! Everything is recorded for assertions: each login with the exact client messages,
+//! requests made before authentication, requests on expired sessions, requests relayed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+use super::scram::{ScramHash, ScramServer};
+
+/// SASL_AUTHENTICATION_FAILED.
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+/// UNSUPPORTED_SASL_MECHANISM.
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// ILLEGAL_SASL_STATE.
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+
+/// A deliberate misbehaviour of the SCRAM server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Answer a valid client-final with this server-final error (`e=<value>`) and error
+    /// code 0, as a non-Kafka or broken server could.
+    ServerFinalError(String),
+    /// Answer a valid client-final with a wrong server signature (an impostor that cannot
+    /// prove it knows the password), error code 0.
+    WrongServerSignature,
+}
+
+/// What the front accepts.
+#[derive(Clone, Debug)]
+pub struct FrontConfig {
+    /// Mechanisms offered in SaslHandshake.
+    pub mechanisms: Vec<String>,
+    /// The one user of PLAIN and SCRAM.
+    pub username: String,
+    pub password: String,
+    /// OAUTHBEARER tokens accepted.
+    pub tokens: Vec<String>,
+    /// SCRAM salt and iteration count.
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    /// Reported in SaslAuthenticate v1+ (0 = no re-authentication).
+    pub session_lifetime_ms: i64,
+    pub fault: Fault,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        Self {
+            mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+                .map(String::from)
+                .to_vec(),
+            username: "tidemark-user".into(),
+            password: "s3cret-Pa55".into(),
+            tokens: Vec::new(),
+            salt: b"tidemark-salt-16".to_vec(),
+            iterations: 4096,
+            session_lifetime_ms: 0,
+            fault: Fault::None,
+        }
+    }
+}
+
+/// One login attempt.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// Connection id (unique per front).
+    pub conn: u64,
+    pub mechanism: String,
+    pub handshake_version: i16,
+    pub authenticate_version: i16,
+    /// Every SaslAuthenticate payload the client sent, in order.
+    pub client_messages: Vec<Vec<u8>>,
+    /// `Ok` when the front accepted the login; `Err` with the reason otherwise.
+    pub outcome: Result<(), String>,
+}
+
+#[derive(Default)]
+struct Record {
+    logins: Mutex<Vec<Login>>,
+    /// "conn N: <API> before authentication" and the like.
+    violations: Mutex<Vec<String>>,
+    expired: AtomicU64,
+    relayed: AtomicU64,
+    connections: AtomicU64,
+}
+
+/// A running SASL front. Dropping it stops accepting (open connections end with the test).
+pub struct SaslFront {
+    /// "127.0.0.1:<port>", what the broker must advertise.
+    pub address: String,
+    pub port: u16,
+    config: Arc<Mutex<FrontConfig>>,
+    record: Arc<Record>,
+    task: AbortHandle,
+}
+
+impl Drop for SaslFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SaslFront {
+    /// Bind a port now; relay to `upstream` once [`SaslFront::serve`] is called (the
+    /// broker is started in between, advertising [`SaslFront::port`]).
+    pub async fn bind() -> (TcpListener, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the SASL front");
+        let port = listener.local_addr().expect("local address").port();
+        (listener, port)
+    }
+
+    /// Start serving on `listener`, relaying authenticated connections to `upstream`.
+    pub fn serve(listener: TcpListener, upstream: &str, config: FrontConfig) -> SaslFront {
+        let port = listener.local_addr().expect("local address").port();
+        let config = Arc::new(Mutex::new(config));
+        let record = Arc::new(Record::default());
+        let upstream = upstream.to_owned();
+        let (c, r) = (config.clone(), record.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let id = r.connections.fetch_add(1, Ordering::Relaxed);
+                let cfg = c.lock().unwrap().clone();
+                tokio::spawn(serve(stream, id, upstream.clone(), cfg, r.clone()));
+            }
+        })
+        .abort_handle();
+        SaslFront {
+            address: format!("127.0.0.1:{port}"),
+            port,
+            config,
+            record,
+            task,
+        }
+    }
+
+    /// Change what new connections accept (e.g. rotate the accepted tokens).
+    pub fn reconfigure(&self, change: impl FnOnce(&mut FrontConfig)) {
+        change(&mut self.config.lock().unwrap());
+    }
+
+    pub fn logins(&self) -> Vec<Login> {
+        self.record.logins.lock().unwrap().clone()
+    }
+
+    pub fn successful_logins(&self) -> usize {
+        self.logins().iter().filter(|l| l.outcome.is_ok()).count()
+    }
+
+    /// Requests the client should never have sent (before or after a failed login).
+    pub fn violations(&self) -> Vec<String> {
+        self.record.violations.lock().unwrap().clone()
+    }
+
+    /// Requests that arrived on a session past its lifetime (the connection was closed).
+    pub fn expired_requests(&self) -> u64 {
+        self.record.expired.load(Ordering::Relaxed)
+    }
+
+    /// Requests relayed to the broker after authentication.
+    pub fn relayed(&self) -> u64 {
+        self.record.relayed.load(Ordering::Relaxed)
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.record.connections.load(Ordering::Relaxed)
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.ok()?;
+    let size = usize::try_from(i32::from_be_bytes(size)).ok()?;
+    if size > 64 * 1024 * 1024 {
+        return None;
+    }
+    let mut frame = vec![0u8; size];
+    stream.read_exact(&mut frame).await.ok()?;
+    Some(Bytes::from(frame))
+}
+
+async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> bool {
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    out.extend_from_slice(&(frame.len() as i32).to_be_bytes());
+    out.extend_from_slice(frame);
+    stream.write_all(&out).await.is_ok()
+}
+
+/// A response frame (without size prefix) for `header`'s request.
+fn response<T: Encodable>(api: ApiKey, header: &RequestHeader, body: &T) -> Bytes {
+    let mut out = BytesMut::new();
+    let version = header.request_api_version;
+    ResponseHeader::default()
+        .with_correlation_id(header.correlation_id)
+        .encode(&mut out, api.response_header_version(version))
+        .expect("encode response header");
+    body.encode(&mut out, version)
+        .expect("encode response body");
+    out.freeze()
+}
+
+struct Conn {
+    id: u64,
+    config: FrontConfig,
+    record: Arc<Record>,
+    upstream_addr: String,
+    upstream: Option<TcpStream>,
+    mechanism: Option<(String, i16)>,
+    login: Option<Login>,
+    scram: Option<ScramServer>,
+    /// OAUTHBEARER: the front sent an error report and waits for %x01.
+    oauth_error_sent: bool,
+    authenticated_until: Option<Option<Instant>>,
+    close_after_reply: bool,
+}
+
+impl Conn {
+    fn violation(&self, what: String) {
+        self.record
+            .violations
+            .lock()
+            .unwrap()
+            .push(format!("conn {}: {what}", self.id));
+    }
+
+    async fn upstream(&mut self) -> Option<&mut TcpStream> {
+        if self.upstream.is_none() {
+            let s = TcpStream::connect(&self.upstream_addr).await.ok()?;
+            let _ = s.set_nodelay(true);
+            self.upstream = Some(s);
+        }
+        self.upstream.as_mut()
+    }
+
+    /// Relay one request frame and its response.
+    async fn relay(&mut self, frame: &[u8]) -> Option<Bytes> {
+        let up = self.upstream().await?;
+        if !write_frame(up, frame).await {
+            return None;
+        }
+        read_frame(up).await
+    }
+
+    fn finish_login(&mut self, outcome: Result<(), String>) {
+        if let Some(mut login) = self.login.take() {
+            login.outcome = outcome;
+            self.record.logins.lock().unwrap().push(login);
+        }
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    id: u64,
+    upstream: String,
+    config: FrontConfig,
+    record: Arc<Record>,
+) {
+    let _ = client.set_nodelay(true);
+    let mut conn = Conn {
+        id,
+        config,
+        record,
+        upstream_addr: upstream,
+        upstream: None,
+        mechanism: None,
+        login: None,
+        scram: None,
+        oauth_error_sent: false,
+        authenticated_until: None,
+        close_after_reply: false,
+    };
+    while let Some(frame) = read_frame(&mut client).await {
+        let reply = handle(&mut conn, frame).await;
+        match reply {
+            Some(out) => {
+                if !write_frame(&mut client, &out).await || conn.close_after_reply {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    // A login still open when the connection ends did not complete.
+    conn.finish_login(Err("connection closed mid-exchange".into()));
+}
+
+/// The reply frame to one request, `None` to close the connection.
+async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
+    let mut peek = frame.clone();
+    if peek.remaining() < 4 {
+        return None;
+    }
+    let api_key = peek.get_i16();
+    let version = peek.get_i16();
+    let api = ApiKey::try_from(api_key).ok()?;
+    if let Some(until) = conn.authenticated_until {
+        if until.is_some_and(|t| Instant::now() >= t) {
+            conn.record.expired.fetch_add(1, Ordering::Relaxed);
+            conn.violation(format!("{api:?} on an expired session"));
+            return None;
+        }
+        conn.record.relayed.fetch_add(1, Ordering::Relaxed);
+        return conn.relay(&frame).await;
+    }
+    let mut body = frame.clone();
+    let header = RequestHeader::decode(&mut body, api.request_header_version(version)).ok()?;
+    match api {
+        ApiKey::ApiVersions => {
+            let answer = conn.relay(&frame).await?;
+            Some(with_sasl_apis(answer, version))
+        }
+        ApiKey::SaslHandshake => {
+            let req = SaslHandshakeRequest::decode(&mut body, version).ok()?;
+            let mechanism = req.mechanism.as_str().to_owned();
+            let offered = conn.config.mechanisms.contains(&mechanism);
+            let resp = SaslHandshakeResponse::default()
+                .with_error_code(if offered {
+                    0
+                } else {
+                    UNSUPPORTED_SASL_MECHANISM
+                })
+                .with_mechanisms(
+                    conn.config
+                        .mechanisms
+                        .iter()
+                        .map(|m| StrBytes::from_string(m.clone()))
+                        .collect(),
+                );
+            if offered {
+                conn.mechanism = Some((mechanism.clone(), version));
+                conn.login = Some(Login {
+                    conn: conn.id,
+                    mechanism,
+                    handshake_version: version,
+                    authenticate_version: -1,
+                    client_messages: Vec::new(),
+                    outcome: Err("not finished".into()),
+                });
+            }
+            Some(response(api, &header, &resp))
+        }
+        ApiKey::SaslAuthenticate => {
+            let req = SaslAuthenticateRequest::decode(&mut body, version).ok()?;
+            let Some((mechanism, _)) = conn.mechanism.clone() else {
+                conn.violation("SaslAuthenticate before SaslHandshake".into());
+                return None;
+            };
+            if let Some(login) = conn.login.as_mut() {
+                login.authenticate_version = version;
+                login.client_messages.push(req.auth_bytes.to_vec());
+            }
+            let step = authenticate_step(conn, &mechanism, &req.auth_bytes);
+            let mut resp = SaslAuthenticateResponse::default();
+            match step {
+                StepOutcome::Continue(challenge) => {
+                    resp = resp.with_auth_bytes(Bytes::from(challenge));
+                    Some(response(api, &header, &resp))
+                }
+                StepOutcome::Accepted(final_message) => {
+                    conn.finish_login(Ok(()));
+                    let lifetime = conn.config.session_lifetime_ms;
+                    conn.authenticated_until = Some(
+                        (lifetime > 0)
+                            .then(|| Instant::now() + Duration::from_millis(lifetime as u64)),
+                    );
+                    resp = resp
+                        .with_auth_bytes(Bytes::from(final_message))
+                        .with_session_lifetime_ms(lifetime);
+                    Some(response(api, &header, &resp))
+                }
+                StepOutcome::Fooled(final_message) => {
+                    // The client must reject this; anything it sends next is a violation.
+                    conn.finish_login(Err("fault injected in the server-final message".into()));
+                    conn.mechanism = Some(("FAULTED".into(), 0));
+                    resp = resp.with_auth_bytes(Bytes::from(final_message));
+                    Some(response(api, &header, &resp))
+                }
+                StepOutcome::Failed(reason) => {
+                    conn.finish_login(Err(reason));
+                    resp = resp
+                        .with_error_code(SASL_AUTHENTICATION_FAILED)
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                        ))));
+                    // Kafka answers, then closes the connection.
+                    conn.mechanism = Some(("FAILED".into(), 0));
+                    conn.close_after_reply = true;
+                    Some(response(api, &header, &resp))
+                }
+            }
+        }
+        other => {
+            conn.violation(format!("{other:?} before authentication"));
+            None
+        }
+    }
+}
+
+enum StepOutcome {
+    Continue(Vec<u8>),
+    Accepted(Vec<u8>),
+    Fooled(Vec<u8>),
+    Failed(String),
+}
+
+fn authenticate_step(conn: &mut Conn, mechanism: &str, message: &[u8]) -> StepOutcome {
+    let cfg = conn.config.clone();
+    match mechanism {
+        "PLAIN" => {
+            let want = format!("\0{}\0{}", cfg.username, cfg.password);
+            if message == want.as_bytes() {
+                StepOutcome::Accepted(Vec::new())
+            } else {
+                StepOutcome::Failed("PLAIN message does not match".into())
+            }
+        }
+        "OAUTHBEARER" => {
+            if conn.oauth_error_sent {
+                return if message == [1] {
+                    StepOutcome::Failed("invalid token (client acknowledged with %x01)".into())
+                } else {
+                    StepOutcome::Failed(format!(
+                        "after an error report the client must send %x01, sent {message:?}"
+                    ))
+                };
+            }
+            let text = String::from_utf8_lossy(message);
+            let token = text
+                .strip_prefix("n,,\u{1}auth=Bearer ")
+                .and_then(|rest| rest.strip_suffix("\u{1}\u{1}"));
+            match token {
+                Some(t) if cfg.tokens.iter().any(|ok| ok == t) => StepOutcome::Accepted(Vec::new()),
+                Some(_) => {
+                    // RFC 7628 §3.2.2: an error report; the client answers %x01.
+                    conn.oauth_error_sent = true;
+                    StepOutcome::Continue(br#"{"status":"invalid_token"}"#.to_vec())
+                }
+                None => StepOutcome::Failed(format!("malformed OAUTHBEARER message {text:?}")),
+            }
+        }
+        "FAILED" | "FAULTED" => {
+            conn.violation("SaslAuthenticate after a failed login".into());
+            StepOutcome::Failed("request after a failed login".into())
+        }
+        scram => {
+            let Some(hash) = ScramHash::for_mechanism(scram) else {
+                return StepOutcome::Failed(format!("unknown mechanism {scram}"));
+            };
+            match conn.scram.as_mut() {
+                None => {
+                    let mut server = ScramServer::new(
+                        hash,
+                        &cfg.username,
+                        &cfg.password,
+                        &cfg.salt,
+                        cfg.iterations,
+                        "front-nonce-7Gq2",
+                    );
+                    match server.client_first(message) {
+                        Ok(server_first) => {
+                            conn.scram = Some(server);
+                            StepOutcome::Continue(server_first.into_bytes())
+                        }
+                        Err(e) => StepOutcome::Failed(e),
+                    }
+                }
+                Some(server) => {
+                    let result = server.client_final(message);
+                    conn.scram = None;
+                    match (result, &cfg.fault) {
+                        (Err(e), _) => StepOutcome::Failed(e),
+                        (Ok(v), Fault::None) => StepOutcome::Accepted(v.into_bytes()),
+                        (Ok(_), Fault::ServerFinalError(e)) => {
+                            StepOutcome::Fooled(format!("e={e}").into_bytes())
+                        }
+                        (Ok(v), Fault::WrongServerSignature) => {
+                            // Flip the first signature character.
+                            let mut bad = v.into_bytes();
+                            bad[2] = if bad[2] == b'A' { b'B' } else { b'A' };
+                            StepOutcome::Fooled(bad)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The broker's ApiVersions answer with SaslHandshake (0..=1) and SaslAuthenticate (0..=2)
+/// listed (they are what the front speaks); unchanged when it cannot be decoded.
+fn with_sasl_apis(frame: Bytes, version: i16) -> Bytes {
+    let mut body = frame.clone();
+    if body.remaining() < 4 {
+        return frame;
+    }
+    let correlation_id = body.get_i32();
+    let Ok(mut resp) = ApiVersionsResponse::decode(&mut body, version) else {
+        return frame;
+    };
+    if resp.error_code != 0 {
+        return frame;
+    }
+    resp.api_keys.retain(|k| {
+        k.api_key != ApiKey::SaslHandshake as i16 && k.api_key != ApiKey::SaslAuthenticate as i16
+    });
+    resp.api_keys.push(
+        ApiVersion::default()
+            .with_api_key(ApiKey::SaslHandshake as i16)
+            .with_min_version(0)
+            .with_max_version(1),
+    );
+    resp.api_keys.push(
+        ApiVersion::default()
+            .with_api_key(ApiKey::SaslAuthenticate as i16)
+            .with_min_version(0)
+            .with_max_version(2),
+    );
+    let mut out = BytesMut::new();
+    out.put_i32(correlation_id);
+    if resp.encode(&mut out, version).is_err() {
+        return frame;
+    }
+    out.freeze()
+}

@@ -1,0 +1,329 @@
+//! TLS end to end: the real exporter → a real TLS terminator (HAProxy, tests/common/tls_proxy.rs)
+//! → the real broker, which advertises the terminator's address so every connection is TLS.
+//! Certificates are made at test time (tests/common/pki.rs).
+//!
+//! * the right CA: lag equal to the workload's (bootstrap by name, brokers by IP);
+//! * an unknown CA, or the default Mozilla roots for a private CA: a clear verification error;
+//! * mTLS with `verify required`: succeeds with the client certificate (plain or encrypted
+//!   key), fails without it;
+//! * `enable.ssl.certificate.verification=false`: connects, and the config warns;
+//! * SASL_SSL: the terminator in front of the SASL front in front of the broker.
+//!
+//! Run with `--features ring` too: the same tests pass with the `ring` crypto provider.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::broker::free_port;
+use common::pki::{Pki, CLIENT_KEY_PASSWORD};
+use common::sasl_front::{FrontConfig, SaslFront};
+use common::tls_proxy::{ClientAuth, TlsTerminator};
+use common::{unique_name, Broker, Codec, RunningExporter, Workload};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The broker, its terminator, and a workload: one topic, 2 partitions of 4 records, one
+/// group committed at 1 and 3.
+struct Setup {
+    pki: Pki,
+    terminator: TlsTerminator,
+    workload: Workload,
+    topic: String,
+    group: String,
+    _front: Option<SaslFront>,
+    _broker: Broker,
+}
+
+async fn fill(workload: &mut Workload) -> (String, String) {
+    let topic = unique_name("tls-topic");
+    let group = unique_name("tls-group");
+    workload.create_topic(&topic, 2).await;
+    let ts = now_ms() - 30_000;
+    for p in 0..2 {
+        for i in 0..4 {
+            workload
+                .produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
+                .await;
+        }
+    }
+    workload
+        .commit_offsets(&group, &[(&topic, 0, 1), (&topic, 1, 3)])
+        .await;
+    (topic, group)
+}
+
+async fn setup(client_auth: ClientAuth) -> Setup {
+    let pki = Pki::new();
+    let port = free_port().expect("a free port");
+    let broker = Broker::start_advertising(port).await;
+    let terminator = TlsTerminator::start(port, &broker.bootstrap, &pki, client_auth).await;
+    let mut workload = Workload::connect(&broker.bootstrap).await;
+    workload.route(&broker.advertised, &broker.bootstrap);
+    let (topic, group) = fill(&mut workload).await;
+    Setup {
+        pki,
+        terminator,
+        workload,
+        topic,
+        group,
+        _front: None,
+        _broker: broker,
+    }
+}
+
+fn cluster(name: &str, bootstrap: &str, props: &[(&str, &str)]) -> String {
+    let mut t = format!(
+        "[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{bootstrap}\"\n[clusters.consumer_properties]\n"
+    );
+    for (k, v) in props {
+        t.push_str(&format!("{k:?} = {v:?}\n"));
+    }
+    t
+}
+
+fn exporter_toml(clusters: &[String]) -> String {
+    format!(
+        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"500ms\"\ngranularity = \"partition\"\n\n{}",
+        clusters.join("\n")
+    )
+}
+
+async fn assert_lag(exp: &RunningExporter, s: &Setup, cluster: &str) {
+    let m = exp.metrics().await;
+    for p in 0..2 {
+        let ps = p.to_string();
+        let labels = [
+            ("cluster_name", cluster),
+            ("group", s.group.as_str()),
+            ("topic", s.topic.as_str()),
+            ("partition", ps.as_str()),
+        ];
+        let want = s
+            .workload
+            .ledger()
+            .lag(&s.group, &s.topic, p)
+            .map(|l| l as f64);
+        assert!(want.is_some());
+        assert_eq!(
+            m.value("kafka_consumergroup_group_lag", &labels),
+            want,
+            "{cluster} partition {p}"
+        );
+    }
+    assert_eq!(
+        m.value("tidemark_cluster_up", &[("cluster_name", cluster)]),
+        Some(1.0)
+    );
+}
+
+/// The exporter's status page (it shows each cluster's last error).
+async fn status_page(exp: &RunningExporter) -> String {
+    let page = exp.get("/").await;
+    assert_eq!(page.status, 200);
+    page.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_tls_gives_the_workload_lag_and_a_wrong_ca_fails_clearly() {
+    let s = setup(ClientAuth::None).await;
+    let port = s.terminator.port;
+    let ca = s.pki.path("ca.pem");
+    let other = s.pki.path("other-ca.pem");
+    let toml = exporter_toml(&[
+        // By name: SNI "localhost" and the DNS SAN; the brokers then by IP (IP SAN).
+        cluster(
+            "right-ca",
+            &format!("localhost:{port}"),
+            &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        ),
+        cluster(
+            "unknown-ca",
+            &s.terminator.address(),
+            &[("security.protocol", "SSL"), ("ssl.ca.location", &other)],
+        ),
+        cluster(
+            "mozilla-roots",
+            &s.terminator.address(),
+            &[("security.protocol", "ssl")],
+        ),
+    ]);
+    let exp = RunningExporter::start(&toml).await;
+    exp.wait_cycles("right-ca", 2, WAIT).await;
+    exp.wait_failures("unknown-ca", 1, WAIT).await;
+    exp.wait_failures("mozilla-roots", 1, WAIT).await;
+    assert_lag(&exp, &s, "right-ca").await;
+    assert_eq!(exp.cycles_failed("right-ca"), 0);
+    assert_eq!(
+        exp.cycles_ok("unknown-ca") + exp.cycles_ok("mozilla-roots"),
+        0
+    );
+    let m = exp.metrics().await;
+    for c in ["unknown-ca", "mozilla-roots"] {
+        assert_eq!(
+            m.value("tidemark_cluster_up", &[("cluster_name", c)]),
+            Some(0.0)
+        );
+    }
+    let page = status_page(&exp).await;
+    assert!(
+        page.contains("TLS with broker")
+            && page.contains("UnknownIssuer")
+            && page.contains("ssl.ca.location"),
+        "{page}"
+    );
+    exp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_the_client_certificate() {
+    let s = setup(ClientAuth::Required).await;
+    let ca = s.pki.path("ca.pem");
+    let crt = s.pki.path("client.crt");
+    let key = s.pki.path("client.key");
+    let encrypted = s.pki.path("client-encrypted.key");
+    let address = s.terminator.address();
+    let toml = exporter_toml(&[
+        cluster(
+            "with-cert",
+            &address,
+            &[
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", &ca),
+                ("ssl.certificate.location", &crt),
+                ("ssl.key.location", &key),
+            ],
+        ),
+        cluster(
+            "encrypted-key",
+            &address,
+            &[
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", &ca),
+                ("ssl.certificate.location", &crt),
+                ("ssl.key.location", &encrypted),
+                ("ssl.key.password", CLIENT_KEY_PASSWORD),
+            ],
+        ),
+        cluster(
+            "without-cert",
+            &address,
+            &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        ),
+    ]);
+    let exp = RunningExporter::start(&toml).await;
+    exp.wait_cycles("with-cert", 1, WAIT).await;
+    exp.wait_cycles("encrypted-key", 1, WAIT).await;
+    exp.wait_failures("without-cert", 1, WAIT).await;
+    assert_lag(&exp, &s, "with-cert").await;
+    assert_lag(&exp, &s, "encrypted-key").await;
+    assert_eq!(exp.cycles_ok("without-cert"), 0);
+    let page = status_page(&exp).await;
+    assert!(!page.contains(CLIENT_KEY_PASSWORD));
+    // TLS 1.3: the handshake completes on the client side; the server's alert ends the
+    // first request.
+    assert!(
+        page.contains("CertificateRequired")
+            || page.contains("HandshakeFailure")
+            || page.contains("alert"),
+        "{page}"
+    );
+    exp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_can_be_switched_off_with_a_warning() {
+    let s = setup(ClientAuth::None).await;
+    let toml = exporter_toml(&[cluster(
+        "insecure",
+        &s.terminator.address(),
+        &[
+            ("security.protocol", "SSL"),
+            ("enable.ssl.certificate.verification", "false"),
+        ],
+    )]);
+    let config = tidemark::config::parse(&toml, "test.toml", &|_| None).unwrap();
+    assert!(
+        config.warnings().iter().any(|w| w.contains("NOT verified")),
+        "{:?}",
+        config.warnings()
+    );
+    let exp = RunningExporter::start(&toml).await;
+    exp.wait_cycles("insecure", 1, WAIT).await;
+    assert_lag(&exp, &s, "insecure").await;
+    exp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_ssl_through_the_terminator_and_the_sasl_front() {
+    let pki = Pki::new();
+    let (listener, front_port) = SaslFront::bind().await;
+    let port = free_port().expect("a free port");
+    let broker = Broker::start_advertising(port).await;
+    let terminator = TlsTerminator::start(
+        port,
+        &format!("127.0.0.1:{front_port}"),
+        &pki,
+        ClientAuth::None,
+    )
+    .await;
+    let front_config = FrontConfig::default();
+    let front = SaslFront::serve(listener, &broker.bootstrap, front_config.clone());
+    let mut workload = Workload::connect(&broker.bootstrap).await;
+    workload.route(&broker.advertised, &broker.bootstrap);
+    let (topic, group) = fill(&mut workload).await;
+    let s = Setup {
+        pki,
+        terminator,
+        workload,
+        topic,
+        group,
+        _front: None,
+        _broker: broker,
+    };
+    let ca = s.pki.path("ca.pem");
+    let toml = exporter_toml(&[cluster(
+        "sasl-ssl",
+        &s.terminator.address(),
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", &ca),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", &front_config.username),
+            ("sasl.password", &front_config.password),
+        ],
+    )]);
+    let exp = RunningExporter::start(&toml).await;
+    exp.wait_cycles("sasl-ssl", 2, WAIT).await;
+    assert_lag(&exp, &s, "sasl-ssl").await;
+    let logins = front.logins();
+    assert!(!logins.is_empty());
+    assert!(logins
+        .iter()
+        .all(|l| l.outcome.is_ok() && l.mechanism == "SCRAM-SHA-512"));
+    assert!(front.violations().is_empty(), "{:?}", front.violations());
+    assert!(front.relayed() > 0);
+    exp.shutdown().await;
+}
+
+#[test]
+fn crypto_provider_of_this_build() {
+    let name = tidemark::kafka::tls::crypto_provider_name();
+    eprintln!("TLS crypto provider: {name}");
+    assert_eq!(
+        name,
+        if cfg!(feature = "ring") {
+            "ring"
+        } else {
+            "graviola"
+        }
+    );
+    tidemark::kafka::tls::crypto_provider().expect("this machine runs the provider");
+}
