@@ -19,6 +19,9 @@ use super::cache::TimestampCache;
 /// How often topic configs (cleanup.policy) are re-read.
 pub const COMPACTION_REFRESH: Duration = Duration::from_secs(3600);
 
+/// How long after a failed topic-config read it is tried again.
+pub const CONFIG_RETRY: Duration = Duration::from_secs(300);
+
 /// Why a cycle failed as a whole (item-level failures are logged and skipped).
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -48,11 +51,13 @@ pub struct CycleState {
     pub offset_fetch_timeout: Duration,
     pub timestamps: TimestampCache,
     compacted: Option<CompactionCache>,
+    last_fetch: FetchStats,
 }
 
 /// Topic cleanup policies as last read.
 struct CompactionCache {
-    read_at: Instant,
+    /// Read again after this (or as soon as an unknown topic shows up).
+    valid_until: Instant,
     /// Topics whose cleanup.policy contains "compact".
     compacted: BTreeSet<Arc<str>>,
     /// Every topic the read covered.
@@ -264,9 +269,11 @@ impl CycleState {
         watermarks: &BTreeMap<TopicPartition, Watermarks>,
     ) -> BTreeSet<Arc<str>> {
         let topics: BTreeSet<Arc<str>> = watermarks.keys().map(|tp| tp.topic.clone()).collect();
-        let fresh = self.compacted.as_ref().is_some_and(|c| {
-            c.read_at.elapsed() < COMPACTION_REFRESH && topics.iter().all(|t| c.known.contains(t))
-        });
+        let now = Instant::now();
+        let fresh = self
+            .compacted
+            .as_ref()
+            .is_some_and(|c| now < c.valid_until && topics.iter().all(|t| c.known.contains(t)));
         if !fresh && !topics.is_empty() {
             let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
             match cluster
@@ -286,13 +293,32 @@ impl CycleState {
                         .cloned()
                         .collect();
                     self.compacted = Some(CompactionCache {
-                        read_at: Instant::now(),
+                        valid_until: now + COMPACTION_REFRESH,
                         compacted,
                         known: topics.iter().cloned().collect(),
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(cluster = %self.settings.name, error = %e, "reading topic configs failed; keeping the last known compaction flags");
+                    // Keep the last known flags and do not ask again every cycle: a broker
+                    // that rejects the request is asked again after a while.
+                    tracing::warn!(
+                        cluster = %self.settings.name,
+                        error = %e,
+                        retry_in = ?CONFIG_RETRY,
+                        "reading topic configs (cleanup.policy) failed; compaction flags keep their last known values"
+                    );
+                    let last = self.compacted.take();
+                    let mut known: HashSet<Arc<str>> = topics.iter().cloned().collect();
+                    let mut compacted = BTreeSet::new();
+                    if let Some(last) = last {
+                        known.extend(last.known);
+                        compacted = last.compacted;
+                    }
+                    self.compacted = Some(CompactionCache {
+                        valid_until: now + CONFIG_RETRY,
+                        compacted,
+                        known,
+                    });
                 }
             }
         }
