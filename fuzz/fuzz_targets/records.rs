@@ -1,0 +1,44 @@
+//! Fuzzes `tidemark::kafka::records::record_at`: the record-batch walker (all codecs:
+//! none, gzip, snappy raw + xerial, lz4 frame, zstd) that runs on the `records` bytes of a
+//! Fetch response partition.
+//!
+//! Input: `[n: u8][target: i64 BE][n % 4 × (producer_id: i64 BE, first_offset: i64 BE)][records...]`
+//! — the offset to look up and a small aborted-transaction list, then the records bytes.
+//! Missing header bytes are treated as zero (so short inputs still reach the walker).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tidemark::kafka::records::{record_at, AbortedTxn, Lookup};
+
+fn take_i64(data: &mut &[u8]) -> i64 {
+    let mut raw = [0u8; 8];
+    let n = data.len().min(8);
+    raw[..n].copy_from_slice(&data[..n]);
+    *data = &data[n..];
+    i64::from_be_bytes(raw)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&n, mut rest)) = data.split_first() else {
+        return;
+    };
+    let target = take_i64(&mut rest);
+    let aborted: Vec<AbortedTxn> = (0..n % 4)
+        .map(|_| AbortedTxn {
+            producer_id: take_i64(&mut rest),
+            first_offset: take_i64(&mut rest),
+        })
+        .collect();
+    match record_at(rest, target, &aborted) {
+        Ok(Lookup::Found(found)) => {
+            // Documented contract: the record found is at or after the target.
+            assert!(found.offset >= target);
+        }
+        Ok(Lookup::Missing { truncated, next_offset }) => {
+            let _ = (truncated, next_offset);
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+});
