@@ -174,7 +174,7 @@ async fn verified_tls_gives_the_workload_lag_and_a_wrong_ca_fails_clearly() {
     }
     let page = status_page(&exp).await;
     assert!(
-        page.contains("TLS with broker")
+        page.contains("TLS handshake with broker")
             && page.contains("UnknownIssuer")
             && page.contains("ssl.ca.location"),
         "{page}"

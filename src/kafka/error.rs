@@ -86,7 +86,7 @@ pub enum KafkaError {
     },
 
     /// The TLS handshake failed (certificate verification, protocol, alert).
-    #[error("TLS with broker {broker} failed: {message}")]
+    #[error("TLS handshake with broker {broker} failed: {message}")]
     Tls { broker: String, message: String },
 
     /// SASL authentication failed. `reason` carries the broker's message; never a secret.

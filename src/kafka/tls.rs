@@ -226,7 +226,7 @@ fn handshake_message(e: &std::io::Error) -> String {
         },
         _ => "",
     };
-    format!("TLS handshake failed: {e}{hint}")
+    format!("{e}{hint}")
 }
 
 /// The crypto provider of this build, after checking the CPU can run it.
