@@ -971,3 +971,59 @@ async fn stub_describe_configs_serves_topic_configs() {
     assert!(e.to_string().contains("UNKNOWN_TOPIC_OR_PARTITION"), "{e}");
     assert_eq!(stub.count(ApiKey::DescribeConfigs), 1);
 }
+
+/// More partitions need a timestamp than one response holds (the sum of their
+/// `partition_max_bytes` is over `max_bytes`): a broker would send the partitions past the
+/// cap back empty, which is no answer. Each round asks only for what fits, the rest wait
+/// for the next round, and every target is found.
+#[tokio::test]
+async fn timestamp_fetches_stay_within_the_response_cap_and_resolve_every_partition() {
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.add_topic("wide", &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
+    let stamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i * 1_000).collect();
+    for p in 0..12 {
+        stub.append_records("wide", p, &stamps);
+    }
+    let cluster = connect(&stub, 3).await;
+    let query = TimestampQuery {
+        initial_partition_bytes: 1024,
+        response_max_bytes: 3 * 1024,
+        ..TimestampQuery::default()
+    };
+    let targets: Vec<(TopicPartition, i64)> =
+        (0..12).map(|p| (tp("wide", p), 40 + p as i64)).collect();
+    let (got, stats) = cluster.record_timestamps_with_stats(&targets, query).await;
+    for (t, offset) in &targets {
+        match ok("timestamp", &got[&(t.clone(), *offset)]) {
+            TimestampResult::Found(r) => {
+                assert_eq!(
+                    (r.offset, r.timestamp_ms),
+                    (*offset, stamps[*offset as usize]),
+                    "{t}"
+                );
+            }
+            other => panic!("{t}@{offset}: {other:?}"),
+        }
+    }
+    assert_eq!(stats.samples(), 12);
+    // Three partitions of 1 KiB per round over both leaders: four rounds.
+    let fetches = stub.requests_of(ApiKey::Fetch);
+    assert_eq!(fetches.len() as u64, stats.requests);
+    assert!(
+        (4..=8).contains(&fetches.len()),
+        "{} Fetch requests",
+        fetches.len()
+    );
+    for r in &fetches {
+        let common::stub::Request::Fetch(f) = &r.request else {
+            panic!("not a Fetch: {:?}", r.api);
+        };
+        let asked: i64 = f
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| i64::from(p.partition_max_bytes))
+            .sum();
+        assert!(asked <= 3 * 1024, "a request asked for {asked} bytes");
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::ClusterSettings;
 use crate::kafka::{
-    Cluster, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
+    Cluster, FetchStats, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
 };
 use crate::lag::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
 
@@ -52,6 +52,8 @@ pub struct CycleState {
     pub timestamps: TimestampCache,
     compacted: Option<CompactionCache>,
     last_fetch: FetchStats,
+    /// Time-lag samples fetched and their record bytes, since start.
+    fetch_totals: (u64, u64),
 }
 
 /// Topic cleanup policies as last read.
@@ -76,7 +78,19 @@ impl CycleState {
             offset_fetch_timeout,
             timestamps: TimestampCache::default(),
             compacted: None,
+            last_fetch: FetchStats::default(),
+            fetch_totals: (0, 0),
         }
+    }
+
+    /// What the last cycle fetched for time-lag samples (empty when everything was cached).
+    pub fn last_fetch(&self) -> &FetchStats {
+        &self.last_fetch
+    }
+
+    /// (time-lag samples fetched, record bytes fetched for them) since start.
+    pub fn fetch_totals(&self) -> (u64, u64) {
+        self.fetch_totals
     }
 
     /// Run one cycle against `cluster`. A failed cycle clears the timestamp cache: the
@@ -98,6 +112,7 @@ impl CycleState {
     ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
         let mut issues = CycleIssues::default();
         let poll_started = Instant::now();
+        self.last_fetch = FetchStats::default();
 
         let groups: Vec<String> = cluster
             .list_groups()
@@ -239,9 +254,12 @@ impl CycleState {
         }
         if !wanted.is_empty() {
             let targets: Vec<(TopicPartition, i64)> = wanted.into_iter().collect();
-            let answers = cluster
-                .record_timestamps(&targets, TimestampQuery::default())
+            let (answers, stats) = cluster
+                .record_timestamps_with_stats(&targets, TimestampQuery::default())
                 .await;
+            self.fetch_totals.0 += stats.samples();
+            self.fetch_totals.1 += stats.record_bytes();
+            self.last_fetch = stats;
             for ((tp, offset), answer) in answers {
                 match answer {
                     Ok(TimestampResult::Found(rec)) => self.timestamps.insert(&tp, offset, rec),

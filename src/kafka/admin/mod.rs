@@ -26,7 +26,9 @@ use kafka_protocol::messages::ApiKey;
 
 pub use groups::{GroupDescription, GroupListing, GroupOffsets, MemberDescription};
 pub use partitions::Watermarks;
-pub use timestamps::{TimestampQuery, TimestampResult, MAX_PARTITION_FETCH_BYTES};
+pub use timestamps::{
+    FetchStats, PartitionFetch, TimestampQuery, TimestampResult, MAX_PARTITION_FETCH_BYTES,
+};
 
 use super::cluster::{Cluster, TopicPartition};
 use super::error::{is_routing_code, KafkaError, Result};

@@ -11,6 +11,7 @@
 //! [`MAX_PARTITION_FETCH_BYTES`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kafka_protocol::messages::ApiKey;
 
@@ -32,9 +33,13 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub struct TimestampQuery {
     /// First `partition_max_bytes`; grows ×4 per retry up to [`MAX_PARTITION_FETCH_BYTES`].
     pub initial_partition_bytes: i32,
-    /// Cap of one Fetch response (`max_bytes`).
+    /// Cap of one Fetch response (`max_bytes`), and of the `partition_max_bytes` summed
+    /// over the requests of one round (all leaders): partitions beyond it wait for the
+    /// next round instead of coming back empty, and at most this much response data is
+    /// in flight at once.
     pub response_max_bytes: i32,
-    /// Fetch rounds before unresolved targets are given up.
+    /// Fetches of one partition (with room in the response) before its unresolved targets
+    /// are given up.
     pub max_rounds: u32,
 }
 
@@ -71,9 +76,41 @@ struct PartitionWork {
     tp: TopicPartition,
     targets: Vec<Target>,
     max_bytes: i32,
+    /// Fetches that had room for this partition (starved ones do not count).
+    attempts: u32,
 }
 
 type Answers = HashMap<(TopicPartition, i64), Result<TimestampResult>>;
+
+/// What a [`Cluster::record_timestamps_with_stats`] call fetched.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Fetch requests sent (at most one per leader per round).
+    pub requests: u64,
+    /// Every partition fetched, in no particular order.
+    pub partitions: Vec<PartitionFetch>,
+}
+
+/// What was fetched for one partition, over every round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionFetch {
+    /// Record bytes received.
+    pub record_bytes: u64,
+    /// Targets answered with a record from these bytes (the time-lag samples).
+    pub samples: u64,
+}
+
+impl FetchStats {
+    /// Time-lag samples answered.
+    pub fn samples(&self) -> u64 {
+        self.partitions.iter().map(|p| p.samples).sum()
+    }
+
+    /// Record bytes received.
+    pub fn record_bytes(&self) -> u64 {
+        self.partitions.iter().map(|p| p.record_bytes).sum()
+    }
+}
 
 /// What one round achieved for one partition.
 #[derive(Debug)]
@@ -81,6 +118,8 @@ struct RoundResult {
     resolved: Vec<(i64, Result<TimestampResult>)>,
     /// Work left for the next round, if any.
     left: Option<PartitionWork>,
+    /// Record bytes this round received for the partition.
+    record_bytes: u64,
 }
 
 impl Cluster {
@@ -90,6 +129,15 @@ impl Cluster {
         targets: &[(TopicPartition, i64)],
         query: TimestampQuery,
     ) -> Answers {
+        self.record_timestamps_with_stats(targets, query).await.0
+    }
+
+    /// [`Cluster::record_timestamps`], with what it cost.
+    pub async fn record_timestamps_with_stats(
+        &self,
+        targets: &[(TopicPartition, i64)],
+        query: TimestampQuery,
+    ) -> (Answers, FetchStats) {
         let initial = query
             .initial_partition_bytes
             .clamp(1, MAX_PARTITION_FETCH_BYTES);
@@ -99,6 +147,7 @@ impl Cluster {
                 tp: tp.clone(),
                 targets: Vec::new(),
                 max_bytes: initial,
+                attempts: 0,
             });
             if !w.targets.iter().any(|t| t.target == *offset) {
                 w.targets.push(Target {
@@ -108,28 +157,67 @@ impl Cluster {
             }
         }
         let mut answers: Answers = HashMap::new();
-        for _round in 0..query.max_rounds.max(1) {
-            if work.is_empty() {
-                break;
+        let requests = AtomicU64::new(0);
+        let mut fetched: HashMap<TopicPartition, PartitionFetch> = HashMap::new();
+        let max_attempts = query.max_rounds.max(1);
+        let budget = i64::from(query.response_max_bytes.max(1));
+        while !work.is_empty() {
+            // This round: partitions in order while their byte caps fit the budget (every
+            // leader gets at least one), so no response is cut short by `max_bytes`; the
+            // others wait for the next round. This also bounds the response bytes held at
+            // once across all brokers.
+            let meta = self.metadata();
+            let mut planned_total = 0i64;
+            let mut planned: HashMap<Option<i32>, i64> = HashMap::new();
+            let mut batch: Vec<PartitionWork> = Vec::new();
+            let mut waiting: BTreeMap<TopicPartition, PartitionWork> = BTreeMap::new();
+            for (tp, w) in std::mem::take(&mut work) {
+                let leader = planned.entry(meta.leader(&tp)).or_insert(0);
+                let cost = i64::from(w.max_bytes);
+                if *leader == 0 || planned_total + cost <= budget {
+                    *leader += cost;
+                    planned_total += cost;
+                    batch.push(w);
+                } else {
+                    waiting.insert(tp, w);
+                }
             }
-            let batch: Vec<PartitionWork> = std::mem::take(&mut work).into_values().collect();
+            work = waiting;
             let targets_of: HashMap<TopicPartition, Vec<i64>> = batch
                 .iter()
                 .map(|w| (w.tp.clone(), w.targets.iter().map(|t| t.target).collect()))
                 .collect();
             let outcomes = self
                 .per_leader(batch, work_key, |node, items| {
+                    requests.fetch_add(1, Ordering::Relaxed);
                     self.fetch_round(node, items, query)
                 })
                 .await;
             for (tp, outcome) in outcomes {
                 match outcome {
                     Ok(round) => {
+                        let stats = fetched.entry(tp.clone()).or_default();
+                        stats.record_bytes += round.record_bytes;
                         for (target, answer) in round.resolved {
+                            if matches!(answer, Ok(TimestampResult::Found(_))) {
+                                stats.samples += 1;
+                            }
                             answers.insert((tp.clone(), target), answer);
                         }
-                        if let Some(left) = round.left {
-                            work.insert(tp, left);
+                        match round.left {
+                            Some(left) if left.attempts >= max_attempts => {
+                                for t in left.targets {
+                                    let e = KafkaError::Unresolved(format!(
+                                        "record at offset {} of {tp} not reached within {max_attempts} fetches",
+                                        t.target
+                                    ));
+                                    answers.insert((tp.clone(), t.target), Err(e));
+                                }
+                            }
+                            Some(left) => {
+                                work.insert(tp, left);
+                            }
+                            None => {}
                         }
                     }
                     Err(e) => {
@@ -140,16 +228,11 @@ impl Cluster {
                 }
             }
         }
-        for (tp, w) in work {
-            for t in w.targets {
-                let e = KafkaError::Unresolved(format!(
-                    "record at offset {} of {tp} not reached within {} fetch rounds",
-                    t.target, query.max_rounds
-                ));
-                answers.insert((tp.clone(), t.target), Err(e));
-            }
-        }
-        answers
+        let stats = FetchStats {
+            requests: requests.into_inner(),
+            partitions: fetched.into_values().collect(),
+        };
+        (answers, stats)
     }
 
     /// One Fetch to `node` for `items`, each from its lowest unresolved offset.
@@ -180,28 +263,44 @@ impl Cluster {
         }
         let names: HashMap<&str, &TopicPartition> =
             items.iter().map(|w| (&*w.tp.topic, &w.tp)).collect();
-        let mut fetched: HashMap<TopicPartition, FetchedPartition> = HashMap::new();
+        let caps: HashMap<&TopicPartition, i32> =
+            items.iter().map(|w| (&w.tp, w.max_bytes)).collect();
+        // Brokers fill partitions in request order until `max_bytes` is used up; a partition
+        // after others whose bytes left it less than its own cap may be cut or empty because
+        // of them, not because of its log ("starved"): it is fetched again next round.
+        let mut used = 0i64;
+        let mut fetched: HashMap<TopicPartition, (FetchedPartition, bool)> = HashMap::new();
         for t in response.topics {
             // Reuse our shared name; a topic we did not ask for is ignored.
             let Some(known) = names.get(t.name.as_str()) else {
                 continue;
             };
             for p in t.partitions {
-                fetched.insert(TopicPartition::new(known.topic.clone(), p.partition), p);
+                let tp = TopicPartition::new(known.topic.clone(), p.partition);
+                let cap = caps.get(&tp).copied().unwrap_or(0);
+                let starved =
+                    used > 0 && used + i64::from(cap) > i64::from(query.response_max_bytes);
+                used += p.records.len() as i64;
+                fetched.insert(tp, (p, starved));
             }
         }
         Ok(items
             .into_iter()
-            .map(|w| {
+            .map(|mut w| {
+                let tp = w.tp.clone();
                 let outcome = match fetched.remove(&w.tp) {
-                    Some(p) => resolve(node, w.clone(), p),
-                    // Left out of the response (its cap was reached): next round.
-                    None => Outcome::Done(Ok(RoundResult {
-                        resolved: Vec::new(),
-                        left: Some(w.clone()),
-                    })),
+                    Some((p, starved)) => resolve(node, w, p, starved),
+                    // Left out of the response: next round.
+                    None => {
+                        w.attempts += 1;
+                        Outcome::Done(Ok(RoundResult {
+                            resolved: Vec::new(),
+                            left: Some(w),
+                            record_bytes: 0,
+                        }))
+                    }
                 };
-                (w.tp, outcome)
+                (tp, outcome)
             })
             .collect())
     }
@@ -216,8 +315,17 @@ fn lowest(targets: &[Target]) -> i64 {
 }
 
 /// Resolve the targets of one partition from its fetched bytes.
-fn resolve(node: i32, mut w: PartitionWork, p: FetchedPartition) -> Outcome<RoundResult> {
+fn resolve(
+    node: i32,
+    mut w: PartitionWork,
+    p: FetchedPartition,
+    starved: bool,
+) -> Outcome<RoundResult> {
     let fetch_offset = lowest(&w.targets);
+    let record_bytes = p.records.len() as u64;
+    if !starved {
+        w.attempts += 1;
+    }
     if p.error_code == OFFSET_OUT_OF_RANGE && p.log_start_offset > fetch_offset {
         // Deleted by retention: the first record still there answers for these targets.
         for t in &mut w.targets {
@@ -226,6 +334,7 @@ fn resolve(node: i32, mut w: PartitionWork, p: FetchedPartition) -> Outcome<Roun
         return Outcome::Done(Ok(RoundResult {
             resolved: Vec::new(),
             left: Some(w),
+            record_bytes,
         }));
     }
     if p.error_code != 0 {
@@ -245,7 +354,7 @@ fn resolve(node: i32, mut w: PartitionWork, p: FetchedPartition) -> Outcome<Roun
     let mut resolved = Vec::new();
     let mut left = Vec::new();
     for t in std::mem::take(&mut w.targets) {
-        match lookup(&w, &p, &aborted, &t, fetch_offset) {
+        match lookup(&w, &p, &aborted, &t, fetch_offset, starved) {
             Step::Answer(a) => resolved.push((t.target, a)),
             Step::Grow => {
                 grow = true;
@@ -259,7 +368,11 @@ fn resolve(node: i32, mut w: PartitionWork, p: FetchedPartition) -> Outcome<Roun
     }
     w.targets = left;
     let left = (!w.targets.is_empty()).then_some(w);
-    Outcome::Done(Ok(RoundResult { resolved, left }))
+    Outcome::Done(Ok(RoundResult {
+        resolved,
+        left,
+        record_bytes,
+    }))
 }
 
 enum Step {
@@ -276,6 +389,7 @@ fn lookup(
     aborted: &[AbortedTxn],
     t: &Target,
     fetch_offset: i64,
+    starved: bool,
 ) -> Step {
     if t.from >= p.high_watermark {
         return Step::Answer(Ok(TimestampResult::EndOfLog));
@@ -288,7 +402,10 @@ fn lookup(
         }) => {
             let at_front = t.from == fetch_offset;
             let nothing_complete = next_offset.is_none_or(|n| n <= t.from);
-            if truncated && nothing_complete && at_front {
+            if starved && at_front && (p.records.is_empty() || truncated) {
+                // Cut by the response cap, not by its own: same size again next round.
+                Step::NextRound
+            } else if truncated && nothing_complete && at_front {
                 if w.max_bytes >= MAX_PARTITION_FETCH_BYTES {
                     Step::Answer(Err(KafkaError::Unresolved(format!(
                         "record at offset {} of {}: its batch is larger than the {} KiB fetch cap",
@@ -311,5 +428,67 @@ fn lookup(
             partition: w.tp.partition,
             source: std::sync::Arc::new(source),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(targets: &[i64], max_bytes: i32) -> PartitionWork {
+        PartitionWork {
+            tp: TopicPartition::new("t", 0),
+            targets: targets
+                .iter()
+                .map(|t| Target {
+                    target: *t,
+                    from: *t,
+                })
+                .collect(),
+            max_bytes,
+            attempts: 0,
+        }
+    }
+
+    fn empty_below_high_watermark() -> FetchedPartition {
+        FetchedPartition {
+            partition: 0,
+            high_watermark: 100,
+            last_stable_offset: 100,
+            log_start_offset: 0,
+            ..FetchedPartition::default()
+        }
+    }
+
+    fn round(outcome: Outcome<RoundResult>) -> RoundResult {
+        match outcome {
+            Outcome::Done(Ok(r)) => r,
+            Outcome::Done(Err(e)) | Outcome::Retry(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn nothing_below_the_high_watermark_is_the_end_of_the_log_only_when_not_starved() {
+        // First in its response (or with room left): the broker had nothing to give.
+        let r = round(resolve(
+            1,
+            work(&[10], 1024),
+            empty_below_high_watermark(),
+            false,
+        ));
+        assert_eq!(r.resolved.len(), 1);
+        assert!(matches!(r.resolved[0].1, Ok(TimestampResult::EndOfLog)));
+        assert!(r.left.is_none());
+        // After partitions that used the response's bytes up: ask again, same size, and
+        // the fetch does not count against the partition's attempts.
+        let r = round(resolve(
+            1,
+            work(&[10], 1024),
+            empty_below_high_watermark(),
+            true,
+        ));
+        assert!(r.resolved.is_empty());
+        let left = r.left.expect("fetched again");
+        assert_eq!((left.max_bytes, left.attempts), (1024, 0));
     }
 }
