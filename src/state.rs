@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::config::Granularity;
 use crate::lag::LagReport;
-use crate::metrics::{self, ClusterView};
+use crate::metrics::{self, ClientStats, ClusterView};
 
 /// The result of one cycle, as published.
 #[derive(Clone, Debug)]
@@ -100,6 +100,7 @@ impl ExporterState {
             return;
         };
         view.cycle_duration = Some(duration);
+        view.cycle_histogram.observe(duration);
         st.last_cycle_at = Some(SystemTime::now());
         st.last_cycle_duration = Some(duration);
         match outcome {
@@ -124,6 +125,14 @@ impl ExporterState {
             }
         }
         self.render_locked(&inner);
+    }
+
+    /// Replace the client counters of `cluster`; they are rendered with the next
+    /// [`publish`](Self::publish).
+    pub fn update_client_stats(&self, cluster: &str, stats: ClientStats) {
+        if let Some(view) = self.lock().views.get_mut(cluster) {
+            view.client = stats;
+        }
     }
 
     fn render_locked(&self, inner: &Inner) {

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::config::{ClusterSettings, ExporterConfig};
 use crate::kafka::{Cluster, ClusterConfig, ConnectionConfig};
 use crate::lag;
+use crate::metrics::ClientStats;
 use crate::state::{CycleOutcome, ExporterState};
 
 /// First retry delay after a failed cycle; doubles up to the poll interval.
@@ -79,6 +80,7 @@ pub async fn run_cluster(
             _ = shutdown.changed() => return,
         };
         let duration = started.elapsed();
+        let stats = client_stats(cluster.as_ref(), &cycle);
         let wait = match result {
             Ok((report, poll_time)) => {
                 tracing::debug!(cluster = %name, ?duration, groups = report.groups.len(), "cycle done");
@@ -87,6 +89,7 @@ pub async fn run_cluster(
                     &name,
                     CycleOutcome::Success { report, poll_time },
                     duration,
+                    stats,
                 )
                 .await;
                 retry = FIRST_RETRY;
@@ -101,6 +104,7 @@ pub async fn run_cluster(
                         error: e.to_string(),
                     },
                     duration,
+                    stats,
                 )
                 .await;
                 let wait = retry.min(poll_interval);
@@ -138,17 +142,44 @@ async fn one_cycle(
     Ok((Arc::new(report), poll_time))
 }
 
+/// The client's request, byte and timestamp counters of a cluster, for the metrics.
+pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStats {
+    let mut stats = ClientStats::default();
+    if let Some(cluster) = cluster {
+        for (node, counters) in cluster.counters() {
+            for api in kafka_protocol::messages::ApiKey::iter() {
+                let (requests, errors) = (counters.requests(api), counters.errors(api));
+                if requests > 0 || errors > 0 {
+                    stats.requests.push((node, api, requests, errors));
+                }
+            }
+            stats.bytes_received.push((node, counters.bytes_received()));
+        }
+    }
+    let (hits, misses) = cycle.timestamps.stats();
+    stats.timestamp_cache_hits = hits;
+    stats.timestamp_cache_misses = misses;
+    let (samples, bytes) = cycle.fetch_totals();
+    stats.timestamp_samples_fetched = samples;
+    stats.timestamp_fetch_bytes = bytes;
+    stats
+}
+
 async fn publish(
     state: &Arc<ExporterState>,
     cluster: &str,
     outcome: CycleOutcome,
     duration: Duration,
+    stats: ClientStats,
 ) {
     let state = state.clone();
     let cluster = cluster.to_string();
     // Rendering is CPU-bound and proportional to the series count: keep it off the workers.
-    let done =
-        tokio::task::spawn_blocking(move || state.publish(&cluster, outcome, duration)).await;
+    let done = tokio::task::spawn_blocking(move || {
+        state.update_client_stats(&cluster, stats);
+        state.publish(&cluster, outcome, duration)
+    })
+    .await;
     if let Err(e) = done {
         tracing::error!(error = %e, "publishing metrics failed");
     }

@@ -3,12 +3,12 @@
 use std::borrow::Cow;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use super::ClusterView;
+use super::{ClientStats, ClusterView, CYCLE_BUCKETS};
 use crate::config::Granularity;
 use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
 
@@ -166,6 +166,115 @@ impl Exposition {
     }
 }
 
+/// A counter family with one series per cluster: name, help, value.
+type CounterFamily = (&'static str, &'static str, fn(&ClientStats) -> u64);
+
+/// The `broker` label: the node id, or "bootstrap" for bootstrap connections.
+fn broker_label(node: i32) -> Cow<'static, str> {
+    if node < 0 {
+        Cow::Borrowed("bootstrap")
+    } else {
+        Cow::Owned(node.to_string())
+    }
+}
+
+impl Exposition {
+    /// tidemark's own counters and cycle histogram.
+    fn operational(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        {
+            let mut enc = encoder.encode_descriptor(
+                "tidemark_cycle_duration_seconds",
+                "Duration of collection cycles, successful or not.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for c in &self.clusters {
+                let h = &c.cycle_histogram;
+                let buckets: Vec<(f64, u64)> = CYCLE_BUCKETS
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(f64::INFINITY))
+                    .zip(h.counts.iter().copied())
+                    .collect();
+                enc.encode_family(&base(c))?
+                    .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &buckets, None)?;
+            }
+        }
+        let per_api = |encoder: &mut DescriptorEncoder<'_>,
+                       name: &str,
+                       help: &str,
+                       value: fn(&(i32, kafka_protocol::messages::ApiKey, u64, u64)) -> u64|
+         -> std::fmt::Result {
+            let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for c in &self.clusters {
+                for row in &c.client.requests {
+                    let mut labels = base(c);
+                    labels.push(("broker", broker_label(row.0)));
+                    labels.push(("api", Cow::Owned(format!("{:?}", row.1))));
+                    ConstCounter::new(value(row)).encode(enc.encode_family(&labels)?)?;
+                }
+            }
+            Ok(())
+        };
+        per_api(
+            encoder,
+            "tidemark_kafka_requests",
+            "Requests sent to Kafka brokers, by broker and API (connection setup included).",
+            |r| r.2,
+        )?;
+        per_api(
+            encoder,
+            "tidemark_kafka_request_errors",
+            "Requests to Kafka brokers that got no usable answer: timeout, transport failure or undecodable response.",
+            |r| r.3,
+        )?;
+        {
+            let mut enc = encoder.encode_descriptor(
+                "tidemark_kafka_response_bytes",
+                "Response bytes received from Kafka brokers.",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &self.clusters {
+                for (node, bytes) in &c.client.bytes_received {
+                    let mut labels = base(c);
+                    labels.push(("broker", broker_label(*node)));
+                    ConstCounter::new(*bytes).encode(enc.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let counters: [CounterFamily; 4] = [
+            (
+                "tidemark_timestamp_cache_hits",
+                "Time-lag samples answered from the timestamp cache.",
+                |s| s.timestamp_cache_hits,
+            ),
+            (
+                "tidemark_timestamp_cache_misses",
+                "Time-lag samples not in the timestamp cache (then fetched).",
+                |s| s.timestamp_cache_misses,
+            ),
+            (
+                "tidemark_timestamp_samples_fetched",
+                "Time-lag samples read from Fetch responses.",
+                |s| s.timestamp_samples_fetched,
+            ),
+            (
+                "tidemark_timestamp_fetch_bytes",
+                "Record bytes fetched to read time-lag samples.",
+                |s| s.timestamp_fetch_bytes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for c in &self.clusters {
+                ConstCounter::new(value(&c.client)).encode(enc.encode_family(&base(c))?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let e = &mut encoder;
@@ -299,6 +408,8 @@ impl Collector for Exposition {
             |c| c.compaction_detected_total,
         )?;
         self.cluster_counter(e, "kafka_lag_exporter_data_loss_partitions", "Group partitions whose committed offset was below the low watermark, summed over collection cycles.", |c| c.data_loss_total)?;
+
+        self.operational(e)?;
 
         let all_up = !self.clusters.is_empty() && self.clusters.iter().all(|c| c.up);
         let enc = e.encode_descriptor(

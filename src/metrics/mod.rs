@@ -10,10 +10,53 @@ mod families;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::ApiKey;
 use prometheus_client::registry::Registry;
 
 use crate::config::Granularity;
 use crate::lag::LagReport;
+
+/// Upper bounds (seconds) of the `tidemark_cycle_duration_seconds` buckets.
+pub const CYCLE_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Durations of every collection cycle of a cluster, as a histogram.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CycleHistogram {
+    /// Cycles per bucket of [`CYCLE_BUCKETS`], then the cycles above the last bound.
+    pub counts: [u64; CYCLE_BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl CycleHistogram {
+    pub fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = CYCLE_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(CYCLE_BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum_seconds += secs;
+        self.count += 1;
+    }
+}
+
+/// The client's own counters for one cluster (cumulative since start).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// (broker node id, -1 for bootstrap connections; API; requests; errors), only APIs
+    /// that were used.
+    pub requests: Vec<(i32, ApiKey, u64, u64)>,
+    /// (broker node id, response bytes received).
+    pub bytes_received: Vec<(i32, u64)>,
+    pub timestamp_cache_hits: u64,
+    pub timestamp_cache_misses: u64,
+    /// Time-lag samples read from Fetch responses, and the record bytes fetched for them.
+    pub timestamp_samples_fetched: u64,
+    pub timestamp_fetch_bytes: u64,
+}
 
 /// What the exporter currently knows about one cluster.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +77,10 @@ pub struct ClusterView {
     pub compaction_detected_total: u64,
     /// Cumulative group partitions seen with data loss, summed over cycles.
     pub data_loss_total: u64,
+    /// Durations of every cycle, successful or not.
+    pub cycle_histogram: CycleHistogram,
+    /// The client's request, byte and cache counters.
+    pub client: ClientStats,
 }
 
 /// Render the exposition (OpenMetrics text) for all clusters.

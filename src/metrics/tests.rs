@@ -2,6 +2,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::ApiKey;
+
 use super::*;
 use crate::kafka::records::{RecordAt, TimestampType};
 use crate::kafka::{TopicPartition, Watermarks};
@@ -57,6 +59,24 @@ fn view() -> ClusterView {
         up: true,
         cycle_duration: Some(Duration::from_millis(250)),
         poll_time: Some(Duration::from_millis(42)),
+        cycle_histogram: {
+            let mut h = CycleHistogram::default();
+            h.observe(Duration::from_millis(250));
+            h.observe(Duration::from_millis(40));
+            h
+        },
+        client: ClientStats {
+            requests: vec![
+                (-1, ApiKey::Metadata, 1, 0),
+                (1, ApiKey::ListGroups, 12, 0),
+                (1, ApiKey::Fetch, 3, 1),
+            ],
+            bytes_received: vec![(-1, 900), (1, 123_456)],
+            timestamp_cache_hits: 7,
+            timestamp_cache_misses: 2,
+            timestamp_samples_fetched: 2,
+            timestamp_fetch_bytes: 20_480,
+        },
     }
 }
 
@@ -196,4 +216,48 @@ fn prometheus_text_names_counters_with_total_and_drops_eof() {
             .collect::<Vec<_>>()
     };
     assert_eq!(samples(&om), samples(&text));
+}
+
+#[test]
+fn operational_counters_and_the_cycle_histogram_are_exposed() {
+    let text = to_prometheus_text(&render(&[view()], Granularity::Topic));
+    let l = lines(&text);
+    let has = |needle: &str| assert!(l.contains(&needle), "missing line {needle:?} in\n{text}");
+    let c = r#"cluster_name="prod",env="production""#;
+    has("# TYPE tidemark_kafka_requests_total counter");
+    has(&format!(
+        r#"tidemark_kafka_requests_total{{{c},broker="1",api="ListGroups"}} 12"#
+    ));
+    has(&format!(
+        r#"tidemark_kafka_requests_total{{{c},broker="bootstrap",api="Metadata"}} 1"#
+    ));
+    has(&format!(
+        r#"tidemark_kafka_request_errors_total{{{c},broker="1",api="Fetch"}} 1"#
+    ));
+    has(&format!(
+        r#"tidemark_kafka_response_bytes_total{{{c},broker="1"}} 123456"#
+    ));
+    has(&format!("tidemark_timestamp_cache_hits_total{{{c}}} 7"));
+    has(&format!("tidemark_timestamp_cache_misses_total{{{c}}} 2"));
+    has(&format!(
+        "tidemark_timestamp_samples_fetched_total{{{c}}} 2"
+    ));
+    has(&format!(
+        "tidemark_timestamp_fetch_bytes_total{{{c}}} 20480"
+    ));
+    has("# TYPE tidemark_cycle_duration_seconds histogram");
+    has(&format!("tidemark_cycle_duration_seconds_count{{{c}}} 2"));
+    has(&format!("tidemark_cycle_duration_seconds_sum{{{c}}} 0.29"));
+    has(&format!(
+        r#"tidemark_cycle_duration_seconds_bucket{{le="0.025",{c}}} 0"#
+    ));
+    has(&format!(
+        r#"tidemark_cycle_duration_seconds_bucket{{le="0.05",{c}}} 1"#
+    ));
+    has(&format!(
+        r#"tidemark_cycle_duration_seconds_bucket{{le="0.25",{c}}} 2"#
+    ));
+    has(&format!(
+        r#"tidemark_cycle_duration_seconds_bucket{{le="+Inf",{c}}} 2"#
+    ));
 }
