@@ -14,12 +14,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::exporter::{config, Metrics, Sample};
 use common::members::{decode_assignment, describe_group, wait_for_state};
+use common::promtool::ensure_promtool;
 use common::{Broker, Codec, Connection, GroupMember, Ledger, RunningExporter, Workload};
 use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse};
 
@@ -1345,48 +1345,8 @@ async fn exporter_started_while_the_broker_is_down_is_live_not_ready() {
 // 4. promtool and OpenMetrics
 // ---------------------------------------------------------------------------------------
 
-const PROMTOOL: &str = "/usr/bin/promtool";
 const ACCEPTED_FINDING: &str =
     "kafka_consumergroup_poll_time_ms metric names should not contain abbreviated units";
-
-/// `promtool`, installing Debian's `prometheus` package when it is missing (as root,
-/// serialized across processes by `flock` on a lock file under `<repo>/.cache/`).
-fn ensure_promtool() -> Result<PathBuf, String> {
-    let path = Path::new(PROMTOOL);
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    if uid != "0" {
-        return Err(format!(
-            "{PROMTOOL} is missing and this test runs as uid {uid:?}, not root: install the Debian package `prometheus` (apt-get install --no-install-recommends prometheus)"
-        ));
-    }
-    let cache = common::broker::repo_root().join(".cache");
-    std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
-    let lock = cache.join("apt-prometheus.lock");
-    let script = format!(
-        "test -x {PROMTOOL} || {{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }}"
-    );
-    let out = Command::new("flock")
-        .arg(&lock)
-        .args(["sh", "-c", &script])
-        .output()
-        .map_err(|e| format!("running flock + apt-get to install promtool: {e}"))?;
-    if !out.status.success() || !path.is_file() {
-        return Err(format!(
-            "installing the Debian package `prometheus` for {PROMTOOL} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(path.to_path_buf())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_exposition_and_openmetrics_is_served() {

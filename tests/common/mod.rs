@@ -32,6 +32,7 @@ pub mod exporter;
 pub mod ledger;
 pub mod members;
 pub mod pki;
+pub mod promtool;
 pub mod sasl_front;
 pub mod scram;
 pub mod stub;
