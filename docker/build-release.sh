@@ -58,12 +58,17 @@ for arch in "${archs[@]}"; do
         # foreign-architecture image without emulation (legacy builder or BuildKit).
         # --no-cache: the legacy builder's cache ignores --platform and could hand back
         # layers recorded for the other architecture (it takes seconds anyway).
+        previous="$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)"
         docker build -q --no-cache --platform "linux/$darch" -t "$tag" -f "$ROOT/docker/Dockerfile" "$context" >/dev/null
         got="$(docker image inspect -f '{{.Os}}/{{.Architecture}} {{.Size}}' "$tag")"
         log "$tag: $got bytes"
         if [ "$darch" = "$(docker_arch_of "$(host_arch)")" ]; then
             docker tag "$tag" "tidemark:$VERSION"
             docker tag "$tag" tidemark:latest
+        fi
+        if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
+            # The image this build replaced, unless a container or another tag still uses it.
+            docker rmi "$previous" >/dev/null 2>&1 || true
         fi
     fi
 done
