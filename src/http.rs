@@ -8,9 +8,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -58,12 +61,65 @@ pub async fn serve(
     }
 }
 
+/// A response body made of shared byte chunks: `/metrics` sends the text rendered at the
+/// end of the last cycle without copying it.
+#[derive(Debug, Default)]
+pub struct Body {
+    chunks: VecDeque<Bytes>,
+}
+
+impl Body {
+    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Body {
+        Body {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::new([b])
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::from(Bytes::from(s))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::from(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+    }
+}
+
 fn respond(
     status: StatusCode,
     content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
+    body: impl Into<Body>,
+) -> Response<Body> {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -72,7 +128,7 @@ fn respond(
 }
 
 /// Route one request.
-pub fn handle(req: &Request<Incoming>, state: &ExporterState) -> Response<Full<Bytes>> {
+pub fn handle(req: &Request<Incoming>, state: &ExporterState) -> Response<Body> {
     route(
         req.method(),
         req.uri().path(),
@@ -86,7 +142,7 @@ fn route(
     path: &str,
     accept: Option<&HeaderValue>,
     state: &ExporterState,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -110,7 +166,7 @@ fn route(
                 respond(
                     StatusCode::OK,
                     PROMETHEUS_CONTENT_TYPE,
-                    rendered.prometheus.clone(),
+                    Body::new(rendered.prometheus.iter().cloned()),
                 )
             }
         }
@@ -221,7 +277,7 @@ mod tests {
         )
     }
 
-    fn body(r: Response<Full<Bytes>>) -> (StatusCode, String) {
+    fn body(r: Response<Body>) -> (StatusCode, String) {
         use http_body_util::BodyExt;
         let status = r.status();
         let bytes = futures_util::FutureExt::now_or_never(r.into_body().collect())

@@ -39,8 +39,27 @@ pub struct ClusterStatus {
 /// The rendered exposition in both formats.
 #[derive(Clone, Debug, Default)]
 pub struct Rendered {
+    /// OpenMetrics text.
     pub openmetrics: Bytes,
-    pub prometheus: Bytes,
+    /// Prometheus text (0.0.4) as chunks, mostly slices of `openmetrics`
+    /// ([`metrics::prometheus_chunks`]).
+    pub prometheus: Vec<Bytes>,
+}
+
+impl Rendered {
+    /// Length of the Prometheus text.
+    pub fn prometheus_len(&self) -> usize {
+        self.prometheus.iter().map(Bytes::len).sum()
+    }
+
+    /// The Prometheus text in one buffer (a copy: for tools and tests).
+    pub fn prometheus_text(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.prometheus_len());
+        for c in &self.prometheus {
+            out.extend_from_slice(c);
+        }
+        out
+    }
 }
 
 struct Inner {
@@ -137,13 +156,27 @@ impl ExporterState {
 
     fn render_locked(&self, inner: &Inner) {
         let views: Vec<ClusterView> = inner.views.values().cloned().collect();
-        let openmetrics = metrics::render(&views, self.granularity);
-        let prometheus = metrics::to_prometheus_text(&openmetrics);
+        // Sized after the last render (or an estimate before the first), so a large
+        // exposition is not grown by doubling.
+        let last = self.rendered().openmetrics.len();
+        let hint = if last > 4096 {
+            last + last / 16
+        } else {
+            metrics::estimate_size(&views, self.granularity)
+        };
+        let openmetrics = metrics::render_sized(&views, self.granularity, hint + 4096);
+        let openmetrics = Bytes::from(openmetrics);
+        let prometheus = metrics::prometheus_chunks(&openmetrics);
         let rendered = Arc::new(Rendered {
-            openmetrics: Bytes::from(openmetrics),
-            prometheus: Bytes::from(prometheus),
+            openmetrics,
+            prometheus,
         });
-        *self.rendered.write().unwrap_or_else(|p| p.into_inner()) = rendered;
+        let old = std::mem::replace(
+            &mut *self.rendered.write().unwrap_or_else(|p| p.into_inner()),
+            rendered,
+        );
+        // Freed here (unless a scrape still holds it), outside the lock.
+        drop(old);
     }
 
     /// The last rendered exposition.

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -29,26 +31,28 @@ fn base(c: &ClusterView) -> Labels<'_> {
     l
 }
 
-fn gauge_f(enc: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: f64) -> std::fmt::Result {
+fn gauge_f(enc: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, v: f64) -> std::fmt::Result {
     ConstGauge::new(v).encode(enc.encode_family(labels)?)
 }
 
-fn gauge_i(enc: &mut MetricEncoder<'_>, labels: &Labels<'_>, v: i64) -> std::fmt::Result {
+fn gauge_i(enc: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, v: i64) -> std::fmt::Result {
     ConstGauge::new(v).encode(enc.encode_family(labels)?)
 }
 
-fn partition_labels<'a>(c: &'a ClusterView, p: &'a PartitionOffsets) -> Labels<'a> {
-    let mut l = base(c);
-    l.push(("topic", Cow::Borrowed(&*p.tp.topic)));
-    l.push(("partition", Cow::Owned(p.tp.partition.to_string())));
-    l
+// Per-series label sets are tuples of borrowed slices on the stack (prometheus-client
+// encodes `(A, B)` as A's labels then B's): no allocation per series.
+
+type Pair<'a> = (&'static str, &'a str);
+
+/// topic, partition.
+fn partition_labels(p: &PartitionOffsets) -> ([Pair<'_>; 1], [(&'static str, i32); 1]) {
+    ([("topic", &*p.tp.topic)], [("partition", p.tp.partition)])
 }
 
-fn member_labels<'a>(c: &'a ClusterView, r: &'a GroupPartitionLag) -> Labels<'a> {
-    let mut l = base(c);
-    l.push(("group", Cow::Borrowed(&*r.group)));
-    l.push(("topic", Cow::Borrowed(&*r.tp.topic)));
-    l.push(("partition", Cow::Owned(r.tp.partition.to_string())));
+/// group, topic, partition, member_host, consumer_id, client_id.
+fn member_labels(
+    r: &GroupPartitionLag,
+) -> ([Pair<'_>; 2], [(&'static str, i32); 1], [Pair<'_>; 3]) {
     let (host, consumer, client) = match &r.member {
         Some(m) => (
             m.host.as_str(),
@@ -57,20 +61,23 @@ fn member_labels<'a>(c: &'a ClusterView, r: &'a GroupPartitionLag) -> Labels<'a>
         ),
         None => ("", "", ""),
     };
-    l.push(("member_host", Cow::Borrowed(host)));
-    l.push(("consumer_id", Cow::Borrowed(consumer)));
-    l.push(("client_id", Cow::Borrowed(client)));
-    l
+    (
+        [("group", &*r.group), ("topic", &*r.tp.topic)],
+        [("partition", r.tp.partition)],
+        [
+            ("member_host", host),
+            ("consumer_id", consumer),
+            ("client_id", client),
+        ],
+    )
 }
 
-fn group_labels<'a>(c: &'a ClusterView, g: &'a GroupLag) -> Labels<'a> {
-    let mut l = base(c);
-    l.push(("group", Cow::Borrowed(&*g.group)));
-    l
-}
-
-fn flag(b: bool) -> Cow<'static, str> {
-    Cow::Borrowed(if b { "true" } else { "false" })
+fn flag(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
 }
 
 impl Exposition {
@@ -90,8 +97,10 @@ impl Exposition {
     ) -> std::fmt::Result {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
+            let b = base(c);
             for p in &r.partitions {
-                gauge_i(&mut enc, &partition_labels(c, p), value(p))?;
+                let (t, n) = partition_labels(p);
+                gauge_i(&mut enc, &(&b[..], (&t[..], &n[..])), value(p))?;
             }
         }
         Ok(())
@@ -107,8 +116,10 @@ impl Exposition {
     ) -> std::fmt::Result {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
+            let b = base(c);
             for row in &r.group_partitions {
-                gauge_f(&mut enc, &member_labels(c, row), value(row))?;
+                let (gt, n, m) = member_labels(row);
+                gauge_f(&mut enc, &(&b[..], (&gt[..], (&n[..], &m[..]))), value(row))?;
             }
         }
         Ok(())
@@ -124,9 +135,10 @@ impl Exposition {
     ) -> std::fmt::Result {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
+            let b = base(c);
             for g in &r.groups {
                 if let Some(v) = value(g) {
-                    gauge_f(&mut enc, &group_labels(c, g), v)?;
+                    gauge_f(&mut enc, &(&b[..], &[("group", &*g.group)][..]), v)?;
                 }
             }
         }
@@ -311,11 +323,15 @@ impl Collector for Exposition {
                 MetricType::Gauge,
             )?;
             for (c, r) in self.reports() {
+                let b = base(c);
                 for row in &r.group_partitions {
                     if let Some(secs) = row.lag_seconds {
-                        let mut labels = member_labels(c, row);
-                        labels.push(("compaction_detected", flag(row.compaction_detected)));
-                        labels.push(("data_loss_detected", flag(row.data_loss)));
+                        let (gt, n, m) = member_labels(row);
+                        let flags = [
+                            ("compaction_detected", flag(row.compaction_detected)),
+                            ("data_loss_detected", flag(row.data_loss)),
+                        ];
+                        let labels = (&b[..], (&gt[..], (&n[..], (&m[..], &flags[..]))));
                         gauge_f(&mut enc, &labels, secs)?;
                     }
                 }
@@ -366,11 +382,11 @@ impl Collector for Exposition {
                 MetricType::Gauge,
             )?;
             for (c, r) in self.reports() {
+                let b = base(c);
                 for g in &r.groups {
                     for (topic, sum) in &g.topic_sum_lag {
-                        let mut labels = group_labels(c, g);
-                        labels.push(("topic", Cow::Borrowed(&**topic)));
-                        gauge_i(&mut enc, &labels, *sum)?;
+                        let labels = [("group", &*g.group), ("topic", &**topic)];
+                        gauge_i(&mut enc, &(&b[..], &labels[..]), *sum)?;
                     }
                 }
             }

@@ -85,14 +85,44 @@ pub struct ClusterView {
 
 /// Render the exposition (OpenMetrics text) for all clusters.
 pub fn render(clusters: &[ClusterView], granularity: Granularity) -> String {
+    render_sized(clusters, granularity, 4096)
+}
+
+/// A rough size of the exposition of `clusters` (for sizing the first render's buffer).
+pub fn estimate_size(clusters: &[ClusterView], granularity: Granularity) -> usize {
+    clusters
+        .iter()
+        .filter_map(|c| c.report.as_deref())
+        .map(|r| {
+            // Generous per-series sizes: the buffer is shrunk to fit afterwards, while an
+            // estimate too small would double it.
+            let rows = if granularity == Granularity::Partition {
+                r.group_partitions.len() * 6 * 400
+            } else {
+                0
+            };
+            r.partitions.len() * 2 * 160 + r.groups.len() * 8 * 160 + rows
+        })
+        .sum()
+}
+
+/// [`render`] into a buffer of `size_hint` bytes (the last render's size avoids growing
+/// a large buffer by doubling).
+pub fn render_sized(
+    clusters: &[ClusterView],
+    granularity: Granularity,
+    size_hint: usize,
+) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(families::Exposition {
         clusters: clusters.to_vec(),
         granularity,
     }));
-    let mut out = String::with_capacity(4096);
+    let mut out = String::with_capacity(size_hint);
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    // Give back what the size hint overestimated (a large buffer is resized in place).
+    out.shrink_to_fit();
     out
 }
 
@@ -102,6 +132,66 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// The content type of [`to_prometheus_text`]'s output.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The classic Prometheus text (0.0.4) of [`render`]'s OpenMetrics text, as chunks that
+/// share `openmetrics`' bytes: only the `# HELP` / `# TYPE` lines of counter families
+/// differ (see [`to_prometheus_text`]), so both formats are kept for the price of one.
+/// Their concatenation equals `to_prometheus_text(openmetrics)`.
+pub fn prometheus_chunks(openmetrics: &bytes::Bytes) -> Vec<bytes::Bytes> {
+    let Ok(text) = std::str::from_utf8(openmetrics) else {
+        return vec![bytes::Bytes::from(to_prometheus_text(
+            &String::from_utf8_lossy(openmetrics),
+        ))];
+    };
+    // Only comment lines change. Lines are found with `str::find('\n')` (memchr), and a
+    // family's `# HELP` line is followed by its `# TYPE` line, which says whether it is a
+    // counter: one pass.
+    let line_at = |at: usize| -> (usize, &str) {
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+        (end, &text[at..end])
+    };
+    let mut chunks = Vec::new();
+    let mut run = 0;
+    let mut at = 0;
+    while at < text.len() {
+        let (end, line) = line_at(at);
+        if !line.starts_with('#') {
+            at = end;
+            continue;
+        }
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let replacement = if body == "# EOF" {
+            Some(String::new())
+        } else if let Some(rest) = body.strip_prefix("# HELP ") {
+            let (_, next) = line_at(end);
+            let name = rest.split(' ').next().unwrap_or(rest);
+            let is_counter = next.starts_with("# TYPE ")
+                && next.trim_end().ends_with(" counter")
+                && next["# TYPE ".len()..].split(' ').next() == Some(name);
+            is_counter.then(|| format!("# HELP {name}_total{}\n", &rest[name.len()..]))
+        } else if let Some(rest) = body.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap_or(rest);
+            rest.ends_with(" counter")
+                .then(|| format!("# TYPE {name}_total{}\n", &rest[name.len()..]))
+        } else {
+            None
+        };
+        if let Some(new) = replacement {
+            if run < at {
+                chunks.push(openmetrics.slice(run..at));
+            }
+            if !new.is_empty() {
+                chunks.push(bytes::Bytes::from(new));
+            }
+            run = end;
+        }
+        at = end;
+    }
+    if run < text.len() {
+        chunks.push(openmetrics.slice(run..));
+    }
+    chunks
+}
 
 /// Convert [`render`]'s OpenMetrics text to the classic Prometheus text format (0.0.4):
 /// counter families are named with their `_total` suffix in `# HELP` / `# TYPE`, and the

@@ -261,3 +261,30 @@ fn operational_counters_and_the_cycle_histogram_are_exposed() {
         r#"tidemark_cycle_duration_seconds_bucket{{le="+Inf",{c}}} 2"#
     ));
 }
+
+#[test]
+fn prometheus_chunks_share_the_openmetrics_bytes_and_equal_the_conversion() {
+    for granularity in [Granularity::Partition, Granularity::Topic] {
+        let om = render(&[view()], granularity);
+        let shared = bytes::Bytes::from(om.clone());
+        let chunks = prometheus_chunks(&shared);
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(String::from_utf8(joined).unwrap(), to_prometheus_text(&om));
+        // Only the counters' HELP and TYPE lines are new bytes.
+        let owned: usize = chunks
+            .iter()
+            .filter(|c| {
+                let p = c.as_ptr() as usize;
+                let start = shared.as_ptr() as usize;
+                !(start..start + shared.len()).contains(&p)
+            })
+            .count();
+        assert_eq!(owned, 2 * text_counters(&om), "{granularity:?}");
+    }
+}
+
+fn text_counters(om: &str) -> usize {
+    om.lines()
+        .filter(|l| l.starts_with("# TYPE ") && l.ends_with(" counter"))
+        .count()
+}
