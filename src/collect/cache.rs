@@ -23,7 +23,19 @@ use crate::kafka::{TopicPartition, Watermarks};
 struct PartitionLog {
     topic_id: [u8; 16],
     watermarks: Watermarks,
-    records: HashMap<i64, RecordAt>,
+    /// By offset, sorted: a partition has one entry per distinct group position, usually
+    /// a handful, so a sorted vector is smaller and faster than a map per partition.
+    records: Vec<(i64, RecordAt)>,
+}
+
+impl PartitionLog {
+    fn find(&self, offset: i64) -> Option<&RecordAt> {
+        self.records
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
+            .and_then(|i| self.records.get(i))
+            .map(|(_, r)| r)
+    }
 }
 
 /// Timestamps of records at (partition, offset).
@@ -55,7 +67,7 @@ impl TimestampCache {
                     PartitionLog {
                         topic_id,
                         watermarks,
-                        records: HashMap::new(),
+                        records: Vec::new(),
                     },
                 );
             }
@@ -67,7 +79,7 @@ impl TimestampCache {
         let found = self
             .logs
             .get(tp)
-            .and_then(|log| log.records.get(&offset))
+            .and_then(|log| log.find(offset))
             .filter(|r| r.offset == offset || r.offset >= low)
             .copied();
         match found {
@@ -77,12 +89,29 @@ impl TimestampCache {
         found
     }
 
+    /// [`get`](TimestampCache::get) without counting a hit or a miss (for re-reading an
+    /// entry this cycle already counted).
+    pub fn peek(&self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
+        self.logs
+            .get(tp)
+            .and_then(|log| log.find(offset))
+            .filter(|r| r.offset == offset || r.offset >= low)
+            .copied()
+    }
+
     /// Remember the record found for `offset` of `tp` (a partition [`observe`]d this cycle).
     ///
     /// [`observe`]: TimestampCache::observe
     pub fn insert(&mut self, tp: &TopicPartition, offset: i64, record: RecordAt) {
         if let Some(log) = self.logs.get_mut(tp) {
-            log.records.insert(offset, record);
+            match log.records.binary_search_by_key(&offset, |(o, _)| *o) {
+                Ok(i) => log.records[i].1 = record,
+                Err(i) => {
+                    // Most partitions hold one or two positions: grow one at a time.
+                    log.records.reserve_exact(1);
+                    log.records.insert(i, (offset, record));
+                }
+            }
         }
     }
 
@@ -90,7 +119,7 @@ impl TimestampCache {
     pub fn retain_live(&mut self, live: &HashSet<(TopicPartition, i64)>) {
         self.logs.retain(|tp, log| {
             log.records
-                .retain(|offset, _| live.contains(&(tp.clone(), *offset)));
+                .retain(|(offset, _)| live.contains(&(tp.clone(), *offset)));
             !log.records.is_empty()
         });
     }

@@ -254,26 +254,28 @@ impl CycleState {
         }
         if !wanted.is_empty() {
             let targets: Vec<(TopicPartition, i64)> = wanted.into_iter().collect();
-            let (answers, stats) = cluster
-                .record_timestamps_with_stats(&targets, TimestampQuery::default())
+            let cache = &mut self.timestamps;
+            let cluster_name = &self.settings.name;
+            let stats = cluster
+                .record_timestamps_each(&targets, TimestampQuery::default(), |tp, offset, answer| {
+                    match answer {
+                        Ok(TimestampResult::Found(rec)) => cache.insert(tp, offset, rec),
+                        Ok(TimestampResult::EndOfLog) => {}
+                        Err(e) => {
+                            issues.timestamps_failed += 1;
+                            tracing::warn!(cluster = %cluster_name, partition = %tp, offset, error = %e, "no timestamp");
+                        }
+                    }
+                })
                 .await;
+            drop(targets);
             self.fetch_totals.0 += stats.samples();
             self.fetch_totals.1 += stats.record_bytes();
             self.last_fetch = stats;
-            for ((tp, offset), answer) in answers {
-                match answer {
-                    Ok(TimestampResult::Found(rec)) => self.timestamps.insert(&tp, offset, rec),
-                    Ok(TimestampResult::EndOfLog) => {}
-                    Err(e) => {
-                        issues.timestamps_failed += 1;
-                        tracing::warn!(cluster = %self.settings.name, partition = %tp, offset, error = %e, "no timestamp");
-                    }
-                }
-            }
             for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
                 if gp.record.is_none() && live.contains(&(gp.tp.clone(), gp.committed)) {
                     let low = watermarks.get(&gp.tp).map_or(0, |w| w.low);
-                    gp.record = self.timestamps.get(&gp.tp, gp.committed, low);
+                    gp.record = self.timestamps.peek(&gp.tp, gp.committed, low);
                 }
             }
         }

@@ -137,8 +137,11 @@ async fn one_cycle(
         tracing::info!(cluster = %settings.name, ?issues, "cycle finished with item errors");
     }
     let poll_time = snapshot.poll_time;
-    // Lag is computed against the time the cycle finished.
-    let report = lag::compute(&snapshot, now_ms());
+    // Lag is computed against the time the cycle finished. Per-partition rows are kept
+    // only when they are exposed.
+    let rows = exporter.granularity == crate::config::Granularity::Partition;
+    let report = lag::compute_for(&snapshot, now_ms(), rows);
+    drop(snapshot);
     Ok((Arc::new(report), poll_time))
 }
 

@@ -592,16 +592,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Initial (and idle) size of a connection's read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
 async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
     shared: Arc<Shared>,
     max_frame: usize,
     counters: Arc<ApiCounters>,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
     loop {
         match codec::take_frame(&mut buf, max_frame) {
             Ok(Some(frame)) => {
+                // A large response grew the buffer to its size; the rest of that allocation
+                // would stay held by `buf` (and so stay resident) after the frame is dropped.
+                if buf.is_empty() && buf.capacity() > READ_BUFFER {
+                    buf = BytesMut::with_capacity(READ_BUFFER);
+                }
                 counters
                     .bytes_received
                     .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);

@@ -23,6 +23,12 @@ use std::sync::Arc;
 
 /// Compute the lag report of one cluster snapshot at `now_ms` (Unix milliseconds).
 pub fn compute(snapshot: &ClusterSnapshot, now_ms: i64) -> LagReport {
+    compute_for(snapshot, now_ms, true)
+}
+
+/// [`compute`]; with `rows` false the per-partition rows (`group_partitions`) are folded
+/// into the aggregates and counts but not kept — what `granularity = "topic"` exposes.
+pub fn compute_for(snapshot: &ClusterSnapshot, now_ms: i64, rows: bool) -> LagReport {
     let partitions = snapshot
         .watermarks
         .iter()
@@ -32,7 +38,13 @@ pub fn compute(snapshot: &ClusterSnapshot, now_ms: i64) -> LagReport {
             high: w.high,
         })
         .collect();
-    let mut group_partitions = Vec::new();
+    let mut group_partitions = Vec::with_capacity(if rows {
+        snapshot.groups.iter().map(|g| g.partitions.len()).sum()
+    } else {
+        0
+    });
+    let mut compaction_partitions = 0u64;
+    let mut data_loss_partitions = 0u64;
     let mut groups = Vec::with_capacity(snapshot.groups.len());
     for group in &snapshot.groups {
         let mut agg = GroupLag {
@@ -57,15 +69,14 @@ pub fn compute(snapshot: &ClusterSnapshot, now_ms: i64) -> LagReport {
             if let Some(s) = row.lag_seconds {
                 agg.max_lag_seconds = Some(agg.max_lag_seconds.map_or(s, |m: f64| m.max(s)));
             }
-            group_partitions.push(row);
+            compaction_partitions += u64::from(row.compaction_detected);
+            data_loss_partitions += u64::from(row.data_loss);
+            if rows {
+                group_partitions.push(row);
+            }
         }
         groups.push(agg);
     }
-    let compaction_partitions = group_partitions
-        .iter()
-        .filter(|r| r.compaction_detected)
-        .count() as u64;
-    let data_loss_partitions = group_partitions.iter().filter(|r| r.data_loss).count() as u64;
     LagReport {
         cluster: snapshot.cluster.clone(),
         partitions,

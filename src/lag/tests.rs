@@ -267,3 +267,33 @@ fn a_group_without_offsets_keeps_its_state_but_no_aggregates() {
     assert!(!r.groups[0].offsets_known);
     assert_eq!(r.groups[0].state, GroupState::Stable);
 }
+
+#[test]
+fn without_rows_the_aggregates_and_counts_are_the_same() {
+    let s = snapshot(
+        &[("t", 0, 100, 500), ("t", 1, 0, 50), ("u", 0, 0, 10)],
+        vec![
+            (
+                "g",
+                GroupState::Stable,
+                vec![
+                    gp("t", 0, 40, at(100, NOW - 7_000)),
+                    gp("t", 1, 20, at(20, NOW - 3_000)),
+                    gp("u", 0, 10, None),
+                ],
+            ),
+            ("h", GroupState::Empty, vec![gp("t", 1, 45, None)]),
+        ],
+    );
+    let full = compute(&s, NOW);
+    let lean = compute_for(&s, NOW, false);
+    assert!(lean.group_partitions.is_empty());
+    assert_eq!(full.group_partitions.len(), 4);
+    assert_eq!(lean.groups, full.groups);
+    assert_eq!(lean.partitions, full.partitions);
+    assert_eq!(
+        (lean.data_loss_partitions, lean.compaction_partitions),
+        (full.data_loss_partitions, full.compaction_partitions)
+    );
+    assert_eq!(lean.data_loss_partitions, 1);
+}
