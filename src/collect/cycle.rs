@@ -123,6 +123,11 @@ impl CycleState {
             .filter(|g| self.settings.group_allowed(g))
             .collect();
 
+        // Coordinators first (cached after the first cycle): DescribeGroups and OffsetFetch
+        // below run concurrently and would otherwise each look the new groups up.
+        if !groups.is_empty() {
+            cluster.find_coordinators(&groups).await;
+        }
         let (described, offsets) = tokio::join!(cluster.describe_groups(&groups), async {
             tokio::time::timeout(
                 self.offset_fetch_timeout,
