@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use kafka_protocol::messages::MetadataRequest;
 
-use super::conn::{ApiCounters, ApiRequest, Connection, ConnectionConfig};
+use super::conn::{ApiCounters, ApiRequest, Connection, ConnectionConfig, ResponseStream};
 use super::error::{KafkaError, Result};
 use super::requests;
 use super::wire::metadata::MetadataResponse;
+use super::wire::stream::StreamReader;
+use super::wire::DecodeError;
 
 /// Node id under which the counters of bootstrap connections are kept.
 pub const BOOTSTRAP_NODE: i32 = -1;
@@ -392,6 +394,40 @@ impl Cluster {
         }
     }
 
+    /// [`Cluster::send_to`] for a response decoded while it arrives (see
+    /// [`Connection::start_stream`]): decode from [`NodeStream::reader`], then hand the
+    /// result to [`Cluster::finish_stream`].
+    pub async fn stream_to<R: ApiRequest>(
+        &self,
+        node: i32,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<NodeStream> {
+        let conn = self.connection(node).await?;
+        let version = conn.version_for::<R>()?;
+        let req = build(version);
+        match conn.start_stream(&req, version).await {
+            Ok(stream) => Ok(NodeStream { node, conn, stream }),
+            Err(e) => {
+                self.forget_if_broken(node, &conn, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a response from [`Cluster::stream_to`]; see [`ResponseStream::finish`].
+    pub async fn finish_stream<T>(
+        &self,
+        stream: NodeStream,
+        decoded: std::result::Result<T, DecodeError>,
+    ) -> Result<T> {
+        let NodeStream { node, conn, stream } = stream;
+        let result = stream.finish(decoded);
+        if let Err(e) = &result {
+            self.forget_if_broken(node, &conn, e).await;
+        }
+        result
+    }
+
     /// The version of `R` that `node` would be sent (dialling it if needed).
     pub async fn version_for<R: ApiRequest>(&self, node: i32) -> Result<i16> {
         self.connection(node).await?.version_for::<R>()
@@ -415,6 +451,25 @@ async fn fetch_metadata(conn: &Connection) -> Result<Metadata> {
         .send_version(&requests::metadata_all(version), version)
         .await?;
     Ok(Metadata::from_response(response))
+}
+
+/// A response being received from one broker; see [`Cluster::stream_to`].
+pub struct NodeStream {
+    node: i32,
+    conn: Arc<Connection>,
+    stream: ResponseStream,
+}
+
+impl NodeStream {
+    /// The response body, from its first byte.
+    pub fn reader(&mut self) -> &mut StreamReader {
+        self.stream.reader()
+    }
+
+    /// The version the request was sent at.
+    pub fn version(&self) -> i16 {
+        self.stream.version()
+    }
 }
 
 #[cfg(test)]

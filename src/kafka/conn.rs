@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::Encodable;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -108,6 +108,8 @@ impl Default for ConnectionConfig {
 /// A request tidemark sends: its API, the versions tidemark speaks, and its response decoder.
 pub trait ApiRequest: Encodable + Send + Sync {
     const API: ApiKey;
+    /// The API's name, for errors.
+    const NAME: &'static str;
     /// Lowest version tidemark can send and decode.
     const MIN_VERSION: i16;
     /// Highest version tidemark can send and decode.
@@ -120,6 +122,7 @@ macro_rules! api_request {
     ($req:ty, $api:ident, $min:expr, $max:expr, $resp:ty) => {
         impl ApiRequest for $req {
             const API: ApiKey = ApiKey::$api;
+            const NAME: &'static str = stringify!($api);
             const MIN_VERSION: i16 = $min;
             const MAX_VERSION: i16 = $max;
             type Response = $resp;
@@ -265,7 +268,7 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    waiting: HashMap<i32, oneshot::Sender<Bytes>>,
+    waiting: HashMap<i32, read::Waiter>,
     closed: Option<String>,
 }
 
@@ -371,7 +374,7 @@ impl Connection {
         let (read_half, write_half) = tokio::io::split(stream);
         let (outbound, frames) = mpsc::channel(64);
         let writer = tokio::spawn(write_loop(write_half, frames, shared.clone()));
-        let reader = tokio::spawn(read_loop(
+        let reader = tokio::spawn(read::read_loop(
             read_half,
             shared.clone(),
             config.max_frame_bytes,
@@ -453,30 +456,10 @@ impl Connection {
 
     /// Encode, send, and wait for the response body of one request.
     async fn round_trip<T: Encodable>(&self, api: ApiKey, version: i16, body: &T) -> Result<Bytes> {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = BytesMut::new();
-        codec::encode_request(&mut frame, api, version, id, &self.config.client_id, body).map_err(
-            |message| KafkaError::Encode {
-                api,
-                version,
-                message,
-            },
-        )?;
         let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.closed.is_some() {
-                drop(state);
-                return Err(self.shared.closed_error());
-            }
-            state.waiting.insert(id, tx);
-        }
-        self.counters.count_request(api);
-        if self.outbound.send(frame.freeze()).await.is_err() {
-            self.forget(id);
-            self.counters.count_error(api);
-            return Err(self.shared.closed_error());
-        }
+        let id = self
+            .send_request(api, version, body, read::Waiter::Whole(tx))
+            .await?;
         match tokio::time::timeout(self.config.request_timeout, rx).await {
             Ok(Ok(frame)) => codec::response_body(frame, api, version).map_err(|e| {
                 self.counters.count_error(api);
@@ -501,6 +484,95 @@ impl Connection {
                 })
             }
         }
+    }
+
+    /// Send `req` at `version` and return its response body as a [`ResponseStream`], to be
+    /// decoded while it arrives: the reader task forwards it in chunks through a small
+    /// bounded channel, so the memory it costs does not depend on its size. The request
+    /// timeout covers the whole body.
+    pub async fn start_stream<R: ApiRequest>(
+        &self,
+        req: &R,
+        version: i16,
+    ) -> Result<ResponseStream> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let (len_tx, len_rx) = oneshot::channel();
+        let (chunks_tx, chunks_rx) = mpsc::channel(read::STREAM_CHUNKS);
+        let waiter = read::Waiter::Stream {
+            len: len_tx,
+            chunks: chunks_tx,
+        };
+        let id = self.send_request(R::API, version, req, waiter).await?;
+        let registration = read::Registration {
+            shared: self.shared.clone(),
+            id,
+        };
+        let len = match tokio::time::timeout_at(deadline, len_rx).await {
+            Ok(Ok(len)) => len,
+            Ok(Err(_)) => {
+                self.counters.count_error(R::API);
+                return Err(self.shared.closed_error());
+            }
+            Err(_) => {
+                self.counters.count_error(R::API);
+                return Err(KafkaError::Timeout {
+                    broker: self.shared.broker.to_string(),
+                    api: R::API,
+                    after: self.config.request_timeout,
+                });
+            }
+        };
+        let reader =
+            wire::stream::StreamReader::from_channel(chunks_rx, len, deadline, R::NAME, version);
+        let mut stream = ResponseStream {
+            reader,
+            registration,
+            api: R::API,
+            version,
+            counters: self.counters.clone(),
+            timeout: self.config.request_timeout,
+        };
+        let header_tags = R::API.response_header_version(version) >= 1;
+        if let Err(e) = stream.reader.tagged_fields(header_tags).await {
+            return Err(stream.failure(e));
+        }
+        stream.reader.restart_position();
+        Ok(stream)
+    }
+
+    /// Encode `body`, register `waiter` for its response and queue the frame; returns the
+    /// correlation id.
+    async fn send_request<T: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        body: &T,
+        waiter: read::Waiter,
+    ) -> Result<i32> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::new();
+        codec::encode_request(&mut frame, api, version, id, &self.config.client_id, body).map_err(
+            |message| KafkaError::Encode {
+                api,
+                version,
+                message,
+            },
+        )?;
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.closed.is_some() {
+                drop(state);
+                return Err(self.shared.closed_error());
+            }
+            state.waiting.insert(id, waiter);
+        }
+        self.counters.count_request(api);
+        if self.outbound.send(frame.freeze()).await.is_err() {
+            self.forget(id);
+            self.counters.count_error(api);
+            return Err(self.shared.closed_error());
+        }
+        Ok(id)
     }
 
     fn forget(&self, id: i32) {
@@ -592,61 +664,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Initial (and idle) size of a connection's read buffer.
-const READ_BUFFER: usize = 64 * 1024;
+mod read;
 
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: R,
-    shared: Arc<Shared>,
-    max_frame: usize,
-    counters: Arc<ApiCounters>,
-) {
-    let mut buf = BytesMut::with_capacity(READ_BUFFER);
-    loop {
-        match codec::take_frame(&mut buf, max_frame) {
-            Ok(Some(frame)) => {
-                // A large response grew the buffer to its size; the rest of that allocation
-                // would stay held by `buf` (and so stay resident) after the frame is dropped.
-                if buf.is_empty() && buf.capacity() > READ_BUFFER {
-                    buf = BytesMut::with_capacity(READ_BUFFER);
-                }
-                counters
-                    .bytes_received
-                    .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
-                let Ok(id) = codec::correlation_id(&frame) else {
-                    shared.close("response frame shorter than its header".to_string());
-                    return;
-                };
-                let waiter = {
-                    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                    state.waiting.remove(&id)
-                };
-                match waiter {
-                    // The receiver may be gone (caller cancelled); nothing to do then.
-                    Some(tx) => drop(tx.send(frame)),
-                    // Responses come in request order: an unknown id is a late answer to a
-                    // request that already timed out.
-                    None => tracing::debug!(broker = %shared.broker, id, "dropping late response"),
-                }
-            }
-            Ok(None) => match reader.read_buf(&mut buf).await {
-                Ok(0) => {
-                    shared.close("broker closed the connection".to_string());
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    shared.close(format!("read failed: {e}"));
-                    return;
-                }
-            },
-            Err(e) => {
-                shared.close(e.to_string());
-                return;
-            }
-        }
-    }
-}
+pub use read::ResponseStream;
 
 #[cfg(test)]
 mod tests;

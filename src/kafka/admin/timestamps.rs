@@ -4,14 +4,21 @@
 //! partition only once. Each round therefore fetches every partition from its lowest
 //! unresolved offset and resolves, from the same bytes, every target they cover; targets
 //! beyond them wait for the next round. Only timestamps are decoded
-//! ([`crate::kafka::records`]); the record bytes are dropped when the round ends.
+//! ([`crate::kafka::records`]).
+//!
+//! Responses are decoded while they arrive ([`crate::kafka::wire::fetch::decode_stream`]):
+//! each partition's records are resolved and dropped as soon as they are in, so a round
+//! holds one partition's bytes per broker, not the response. A round's request names every
+//! partition of its leader; the broker fills the response in request order up to
+//! `max_bytes`, and partitions it had no room for come back empty and go again next round.
 //!
 //! `partition_max_bytes` starts at [`TimestampQuery::initial_partition_bytes`] and grows
 //! (×4) only for partitions whose target batch did not fit, never past
 //! [`MAX_PARTITION_FETCH_BYTES`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 
@@ -20,7 +27,7 @@ use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{KafkaError, Result};
 use crate::kafka::records::{self, AbortedTxn, Lookup, RecordAt};
 use crate::kafka::requests::{self, FetchAt};
-use crate::kafka::wire::fetch::FetchPartition as FetchedPartition;
+use crate::kafka::wire::fetch::{self, FetchPartition as FetchedPartition, Item};
 
 /// The product promise: never ask a broker for more than this per partition.
 pub const MAX_PARTITION_FETCH_BYTES: i32 = 256 * 1024;
@@ -33,10 +40,9 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub struct TimestampQuery {
     /// First `partition_max_bytes`; grows ×4 per retry up to [`MAX_PARTITION_FETCH_BYTES`].
     pub initial_partition_bytes: i32,
-    /// Cap of one Fetch response (`max_bytes`), and of the `partition_max_bytes` summed
-    /// over the requests of one round (all leaders): partitions beyond it wait for the
-    /// next round instead of coming back empty, and at most this much response data is
-    /// in flight at once.
+    /// Cap of one Fetch response (`max_bytes`). Responses are decoded as they arrive, so
+    /// this bounds bytes on the wire per request, not memory; partitions the broker had
+    /// no room for go again next round.
     pub response_max_bytes: i32,
     /// Fetches of one partition (with room in the response) before its unresolved targets
     /// are given up.
@@ -47,8 +53,9 @@ impl Default for TimestampQuery {
     fn default() -> Self {
         Self {
             initial_partition_bytes: 16 * 1024,
-            // 8 MiB per round over all brokers: 512 partitions at 16 KiB.
-            response_max_bytes: 8 * 1024 * 1024,
+            // Below Kafka's default broker limit (`fetch.max.bytes`, 55 MiB), which would
+            // otherwise cut responses short of what was asked for.
+            response_max_bytes: 50 * 1024 * 1024,
             max_rounds: 8,
         }
     }
@@ -177,29 +184,8 @@ impl Cluster {
         let requests = AtomicU64::new(0);
         let mut fetched: HashMap<TopicPartition, PartitionFetch> = HashMap::new();
         let max_attempts = query.max_rounds.max(1);
-        let budget = i64::from(query.response_max_bytes.max(1));
         while !work.is_empty() {
-            // This round: partitions in order while their byte caps fit the budget (every
-            // leader gets at least one), so no response is cut short by `max_bytes`; the
-            // others wait for the next round. This also bounds the response bytes held at
-            // once across all brokers.
-            let meta = self.metadata();
-            let mut planned_total = 0i64;
-            let mut planned: HashMap<Option<i32>, i64> = HashMap::new();
-            let mut batch: Vec<PartitionWork> = Vec::new();
-            let mut waiting: BTreeMap<TopicPartition, PartitionWork> = BTreeMap::new();
-            for (tp, w) in std::mem::take(&mut work) {
-                let leader = planned.entry(meta.leader(&tp)).or_insert(0);
-                let cost = i64::from(w.max_bytes);
-                if *leader == 0 || planned_total + cost <= budget {
-                    *leader += cost;
-                    planned_total += cost;
-                    batch.push(w);
-                } else {
-                    waiting.insert(tp, w);
-                }
-            }
-            work = waiting;
+            let batch: Vec<PartitionWork> = std::mem::take(&mut work).into_values().collect();
             let targets_of: HashMap<TopicPartition, Vec<i64>> = batch
                 .iter()
                 .map(|w| (w.tp.clone(), w.targets.iter().map(|t| t.target).collect()))
@@ -251,7 +237,8 @@ impl Cluster {
         }
     }
 
-    /// One Fetch to `node` for `items`, each from its lowest unresolved offset.
+    /// One Fetch to `node` for `items`, each from its lowest unresolved offset, resolved
+    /// partition by partition while the response arrives.
     async fn fetch_round(
         &self,
         node: i32,
@@ -267,58 +254,51 @@ impl Cluster {
             })
             .collect();
         let req = requests::fetch(&at, query.response_max_bytes);
-        let (response, _) = self.send_to(node, |_| req).await?;
-        if response.error_code != 0 {
-            return Err(broker_error(
-                node,
-                ApiKey::Fetch,
-                response.error_code,
-                "fetch",
-                None,
-            ));
-        }
-        let names: HashMap<&str, &TopicPartition> =
-            items.iter().map(|w| (&*w.tp.topic, &w.tp)).collect();
-        let caps: HashMap<&TopicPartition, i32> =
-            items.iter().map(|w| (&w.tp, w.max_bytes)).collect();
-        // Brokers fill partitions in request order until `max_bytes` is used up; a partition
-        // after others whose bytes left it less than its own cap may be cut or empty because
-        // of them, not because of its log ("starved"): it is fetched again next round.
-        let mut used = 0i64;
-        let mut fetched: HashMap<TopicPartition, (FetchedPartition, bool)> = HashMap::new();
-        for t in response.topics {
+        drop(at);
+        let mut stream = self.stream_to(node, |_| req).await?;
+        let version = stream.version();
+        let mut pending: HashMap<TopicPartition, PartitionWork> =
+            items.into_iter().map(|w| (w.tp.clone(), w)).collect();
+        let mut outcomes = Vec::with_capacity(pending.len());
+        let topics: HashSet<Arc<str>> = pending.keys().map(|tp| tp.topic.clone()).collect();
+        let mut topic: Option<Arc<str>> = None;
+        // Record bytes of the partitions before this one in the response.
+        let mut used = 0usize;
+        let limit = MAX_PARTITION_FETCH_BYTES as usize;
+        let decoded = fetch::decode_stream(stream.reader(), version, limit, |item| match item {
             // Reuse our shared name; a topic we did not ask for is ignored.
-            let Some(known) = names.get(t.name.as_str()) else {
-                continue;
-            };
-            for p in t.partitions {
-                let tp = TopicPartition::new(known.topic.clone(), p.partition);
-                let cap = caps.get(&tp).copied().unwrap_or(0);
-                let starved =
-                    used > 0 && used + i64::from(cap) > i64::from(query.response_max_bytes);
-                used += p.records.len() as i64;
-                fetched.insert(tp, (p, starved));
+            Item::Topic(name) => {
+                topic = topics.get(name).cloned();
             }
+            Item::Partition(p) => {
+                let Some(name) = &topic else { return };
+                let tp = TopicPartition::new(name.clone(), p.partition);
+                let Some(w) = pending.remove(&tp) else { return };
+                // A broker fills partitions in request order until `max_bytes` is used up,
+                // giving the first non-empty one its first batch whatever its size. One that
+                // comes after others' bytes with fewer than its own cap may have been cut
+                // by the response limit, not by its log ("starved"): it goes again.
+                let starved = used > 0 && p.records_size < w.max_bytes as usize;
+                used = used.saturating_add(p.records_size);
+                outcomes.push((tp, resolve(node, w, p, starved)));
+            }
+        })
+        .await;
+        let error_code = self.finish_stream(stream, decoded).await?;
+        if error_code != 0 {
+            return Err(broker_error(node, ApiKey::Fetch, error_code, "fetch", None));
         }
-        Ok(items
-            .into_iter()
-            .map(|mut w| {
-                let tp = w.tp.clone();
-                let outcome = match fetched.remove(&w.tp) {
-                    Some((p, starved)) => resolve(node, w, p, starved),
-                    // Left out of the response: next round.
-                    None => {
-                        w.attempts += 1;
-                        Outcome::Done(Ok(RoundResult {
-                            resolved: Vec::new(),
-                            left: Some(w),
-                            record_bytes: 0,
-                        }))
-                    }
-                };
-                (tp, outcome)
-            })
-            .collect())
+        // Left out of the response: next round.
+        for (tp, mut w) in pending {
+            w.attempts += 1;
+            let round = RoundResult {
+                resolved: Vec::new(),
+                left: Some(w),
+                record_bytes: 0,
+            };
+            outcomes.push((tp, Outcome::Done(Ok(round))));
+        }
+        Ok(outcomes)
     }
 }
 
@@ -338,7 +318,7 @@ fn resolve(
     starved: bool,
 ) -> Outcome<RoundResult> {
     let fetch_offset = lowest(&w.targets);
-    let record_bytes = p.records.len() as u64;
+    let record_bytes = p.records_size as u64;
     if !starved {
         w.attempts += 1;
     }

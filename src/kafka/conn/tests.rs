@@ -239,3 +239,6 @@ fn counters_exclude_api_versions_from_totals() {
     assert_eq!(c.requests(ApiKey::Fetch), 2);
     assert_eq!(c.total_requests(), 2);
 }
+
+#[path = "stream_tests.rs"]
+mod stream_tests;

@@ -1,8 +1,13 @@
 //! Fetch response body, versions 4..=12 (flexible from 12; topics by name in all of them).
+//!
+//! [`decode_stream`] reads it while it arrives and hands each partition over as soon as its
+//! records are in, keeping at most a given number of record bytes per partition, so a
+//! response naming ten thousand partitions costs one partition's bytes of memory.
+//! [`FetchResponse::decode`] is the same decoder over a body held whole.
 
 use bytes::Bytes;
 
-use super::reader::Reader;
+use super::stream::{now_or_never, StreamReader};
 use super::{check_version, DecodeError};
 
 const API: &str = "Fetch";
@@ -30,14 +35,26 @@ pub struct FetchPartition {
     pub log_start_offset: i64,
     /// Empty when null on the wire.
     pub aborted: Vec<AbortedTransaction>,
-    /// Record batches, a slice of the response buffer (zero copy); empty when null.
+    /// Record batches (the first bytes of them when the decoder was told to keep fewer than
+    /// arrived); empty when null. Zero copy when the bytes arrived in one piece.
     pub records: Bytes,
+    /// Size of the records on the wire (`records.len()` unless some were not kept).
+    pub records_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AbortedTransaction {
     pub producer_id: i64,
     pub first_offset: i64,
+}
+
+/// What [`decode_stream`] hands over, in wire order.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A topic starts; its partitions follow.
+    Topic(&'a str),
+    /// A partition of the last topic.
+    Partition(FetchPartition),
 }
 
 impl FetchResponse {
@@ -47,53 +64,117 @@ impl FetchResponse {
     /// Decodes the body of a Fetch response of `version`.
     pub fn decode(buf: Bytes, version: i16) -> Result<Self, DecodeError> {
         check_version(API, version, Self::MIN_VERSION, Self::MAX_VERSION)?;
-        let flex = version >= 12;
-        let mut r = Reader::for_api(buf, API, version);
-        r.i32("throttle_time_ms")?;
-        let mut error_code = 0;
-        if version >= 7 {
-            error_code = r.i16("error_code")?;
-            r.i32("session_id")?;
-        }
-        let topics = r.array("responses", flex, |r| {
-            let name = r.string_v("topic", flex)?;
-            let partitions = r.array("partitions", flex, |r| decode_partition(r, version))?;
-            r.tagged_fields(flex)?;
-            Ok(FetchTopic { name, partitions })
-        })?;
-        // v12+: node_endpoints (tag 0, v16+) would be a tagged field: skipped.
-        r.tagged_fields(flex)?;
+        let mut r = StreamReader::from_bytes(buf, API, version);
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        let decoded = now_or_never(decode_stream(
+            &mut r,
+            version,
+            usize::MAX,
+            |item| match item {
+                Item::Topic(name) => topics.push(FetchTopic {
+                    name: name.to_owned(),
+                    partitions: Vec::new(),
+                }),
+                Item::Partition(p) => {
+                    if let Some(t) = topics.last_mut() {
+                        t.partitions.push(p);
+                    }
+                }
+            },
+        ));
+        // An in-memory reader never waits: the decode is always finished here.
+        let error_code = decoded.unwrap_or(Ok(0))?;
         Ok(Self { error_code, topics })
     }
 }
 
-fn decode_partition(r: &mut Reader, version: i16) -> Result<FetchPartition, DecodeError> {
+/// Decodes a Fetch response body of `version` from `r`, handing every topic and partition
+/// to `each` in wire order; of each partition's records at most `records_limit` bytes are
+/// kept (the rest is skipped). Returns the top-level error code.
+///
+/// Partitions handed over before an error were read correctly, but the response as a whole
+/// is malformed: callers should drop what they got from it.
+pub async fn decode_stream(
+    r: &mut StreamReader,
+    version: i16,
+    records_limit: usize,
+    mut each: impl FnMut(Item<'_>),
+) -> Result<i16, DecodeError> {
+    check_version(
+        API,
+        version,
+        FetchResponse::MIN_VERSION,
+        FetchResponse::MAX_VERSION,
+    )?;
     let flex = version >= 12;
-    let partition = r.i32("partition_index")?;
-    let error_code = r.i16("error_code")?;
-    let high_watermark = r.i64("high_watermark")?;
-    let last_stable_offset = r.i64("last_stable_offset")?;
+    r.i32("throttle_time_ms").await?;
+    let mut error_code = 0;
+    if version >= 7 {
+        error_code = r.i16("error_code").await?;
+        r.i32("session_id").await?;
+    }
+    let pos = r.position();
+    let Some(topics) = r.array_len_v("responses", flex).await? else {
+        return Err(r.error("responses", pos, super::Problem::UnexpectedNull));
+    };
+    for t in 0..topics {
+        r.enter("responses", t);
+        let name = r.string_v("topic", flex).await?;
+        each(Item::Topic(&name));
+        let pos = r.position();
+        let Some(partitions) = r.array_len_v("partitions", flex).await? else {
+            return Err(r.error("partitions", pos, super::Problem::UnexpectedNull));
+        };
+        for p in 0..partitions {
+            r.enter("partitions", p);
+            each(Item::Partition(
+                decode_partition(r, version, records_limit).await?,
+            ));
+            r.leave();
+        }
+        r.tagged_fields(flex).await?;
+        r.leave();
+    }
+    // v12+: node_endpoints (tag 0, v16+) would be a tagged field: skipped.
+    r.tagged_fields(flex).await?;
+    Ok(error_code)
+}
+
+async fn decode_partition(
+    r: &mut StreamReader,
+    version: i16,
+    records_limit: usize,
+) -> Result<FetchPartition, DecodeError> {
+    let flex = version >= 12;
+    let partition = r.i32("partition_index").await?;
+    let error_code = r.i16("error_code").await?;
+    let high_watermark = r.i64("high_watermark").await?;
+    let last_stable_offset = r.i64("last_stable_offset").await?;
     let log_start_offset = if version >= 5 {
-        r.i64("log_start_offset")?
+        r.i64("log_start_offset").await?
     } else {
         -1
     };
-    let aborted = r
-        .nullable_array("aborted_transactions", flex, |r| {
-            let t = AbortedTransaction {
-                producer_id: r.i64("producer_id")?,
-                first_offset: r.i64("first_offset")?,
-            };
-            r.tagged_fields(flex)?;
-            Ok(t)
-        })?
-        .unwrap_or_default();
-    if version >= 11 {
-        r.i32("preferred_read_replica")?;
+    let mut aborted = Vec::new();
+    let count = r.array_len_v("aborted_transactions", flex).await?;
+    for i in 0..count.unwrap_or(0) {
+        r.enter("aborted_transactions", i);
+        let t = AbortedTransaction {
+            producer_id: r.i64("producer_id").await?,
+            first_offset: r.i64("first_offset").await?,
+        };
+        r.tagged_fields(flex).await?;
+        r.leave();
+        aborted.push(t);
     }
-    let records = r.nullable_bytes_v("records", flex)?.unwrap_or_default();
+    if version >= 11 {
+        r.i32("preferred_read_replica").await?;
+    }
+    let (records, records_size) = r
+        .nullable_bytes_prefix_v("records", flex, records_limit)
+        .await?;
     // v12+: diverging_epoch (tag 0), current_leader (1), snapshot_id (2) are tagged: skipped.
-    r.tagged_fields(flex)?;
+    r.tagged_fields(flex).await?;
     Ok(FetchPartition {
         partition,
         error_code,
@@ -102,6 +183,7 @@ fn decode_partition(r: &mut Reader, version: i16) -> Result<FetchPartition, Deco
         log_start_offset,
         aborted,
         records,
+        records_size,
     })
 }
 
@@ -135,6 +217,7 @@ mod tests {
             } else {
                 Bytes::from(vec![p as u8; 61])
             },
+            records_size: if p == 2 { 0 } else { 61 },
         }
     }
 
@@ -204,6 +287,38 @@ mod tests {
             let (km, want) = case(v);
             let got = decode_all(&enc(&km, v), |b| FetchResponse::decode(b, v));
             assert_eq!(got, want, "v{v}");
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_alike_and_records_can_be_capped() {
+        use super::super::stream::StreamReader;
+        for v in 4..=12 {
+            let (km, want) = case(v);
+            let body = enc(&km, v);
+            // What a decoder keeping 10 record bytes per partition must hand over.
+            let mut expected = Vec::new();
+            for t in &want.topics {
+                expected.push((t.name.clone(), None));
+                for p in &t.partitions {
+                    let mut p = p.clone();
+                    p.records.truncate(10);
+                    expected.push((String::new(), Some(p)));
+                }
+            }
+            for size in [1, 7, 64, body.len()] {
+                let chunks = body.chunks(size).map(Bytes::copy_from_slice);
+                let mut r = StreamReader::from_chunks(chunks, API, v);
+                let mut got = Vec::new();
+                let code = now_or_never(decode_stream(&mut r, v, 10, |item| match item {
+                    Item::Topic(n) => got.push((n.to_owned(), None)),
+                    Item::Partition(p) => got.push((String::new(), Some(p))),
+                }))
+                .expect("in-memory decoding never waits");
+                assert_eq!(code, Ok(want.error_code), "v{v}, chunks of {size}");
+                assert_eq!(got, expected, "v{v}, chunks of {size}");
+                assert_eq!(r.remaining(), 0);
+            }
         }
     }
 

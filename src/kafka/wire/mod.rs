@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod offset_fetch;
 pub mod reader;
 pub mod sasl;
+pub mod stream;
 
 pub use reader::Reader;
 

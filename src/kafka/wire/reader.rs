@@ -32,6 +32,29 @@ fn pick(flexible: bool, classic: Prefix) -> Prefix {
     }
 }
 
+/// The error for `field` under the array `path` (e.g. `topics[3].partitions[0].field`).
+pub(super) fn malformed(
+    api: &'static str,
+    version: i16,
+    path: &[(&'static str, usize)],
+    field: &'static str,
+    position: usize,
+    problem: Problem,
+) -> DecodeError {
+    let mut full = String::new();
+    for (name, index) in path {
+        full.push_str(&format!("{name}[{index}]."));
+    }
+    full.push_str(field);
+    DecodeError::Malformed {
+        api,
+        version,
+        field: full,
+        position,
+        problem,
+    }
+}
+
 /// Cursor over one response body. Cheap to create; slices it returns share the buffer.
 #[derive(Debug, Clone)]
 pub struct Reader {
@@ -95,19 +118,7 @@ impl Reader {
 
     /// Builds an error for `field` (under the current array path) starting at byte `position`.
     pub fn error(&self, field: &'static str, position: usize, problem: Problem) -> DecodeError {
-        let mut path = String::new();
-        for (name, index) in &self.path {
-            path.push_str(&format!("{name}[{index}]."));
-        }
-        path.push_str(field);
-        let (api, version) = (self.api, self.version);
-        DecodeError::Malformed {
-            api,
-            version,
-            field: path,
-            position,
-            problem,
-        }
+        malformed(self.api, self.version, &self.path, field, position, problem)
     }
 
     fn short(&self, field: &'static str, pos: usize, needed: usize) -> DecodeError {
