@@ -121,6 +121,26 @@ impl Walker<'_> {
         }
     }
 
+    /// Removes the sub-table `key` from `table` and reads it with `read`, or returns
+    /// `default` when absent.
+    fn section<T>(
+        &mut self,
+        table: &mut Table,
+        parent: &str,
+        key: &str,
+        default: T,
+        read: impl FnOnce(&mut Self, Table, &str) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        match table.remove(key) {
+            Some(value) => {
+                let path = child(parent, key);
+                let t = self.table(value, &path)?;
+                read(self, t, &path)
+            }
+            None => Ok(default),
+        }
+    }
+
     fn string(&self, value: Value, path: &str) -> Result<String, ConfigError> {
         match value {
             Value::String(s) => Ok(s),
@@ -236,30 +256,16 @@ impl Walker<'_> {
                 )),
             }
         })?;
-        let timestamp_sampling = match t.remove("timestamp_sampling") {
-            Some(v) => {
-                let path = child(p, "timestamp_sampling");
-                let t = self.table(v, &path)?;
-                self.timestamp_sampling(t, &path)?
-            }
-            None => d.timestamp_sampling,
-        };
-        let otel = match t.remove("otel") {
-            Some(v) => {
-                let path = child(p, "otel");
-                let t = self.table(v, &path)?;
-                self.otel(t, &path)?
-            }
-            None => d.otel,
-        };
-        let performance = match t.remove("performance") {
-            Some(v) => {
-                let path = child(p, "performance");
-                let t = self.table(v, &path)?;
-                self.performance(t, &path)?
-            }
-            None => d.performance,
-        };
+        let timestamp_sampling = self.section(
+            &mut t,
+            p,
+            "timestamp_sampling",
+            d.timestamp_sampling,
+            Self::timestamp_sampling,
+        )?;
+        let otel = self.section(&mut t, p, "otel", d.otel, Self::otel)?;
+        let performance =
+            self.section(&mut t, p, "performance", d.performance, Self::performance)?;
         self.leftover(t, p);
         Ok(ExporterConfig {
             poll_interval,
