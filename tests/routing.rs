@@ -972,50 +972,61 @@ async fn stub_describe_configs_serves_topic_configs() {
     assert_eq!(stub.count(ApiKey::DescribeConfigs), 1);
 }
 
-/// More partitions need a timestamp than one response holds (the sum of their
-/// `partition_max_bytes` is over `max_bytes`): like a broker, the stub fills the response in
-/// request order and sends the partitions past the cap back empty. Those are no answer
-/// ("end of log" would be wrong): they go again next round, and every target is found.
+/// The `partition_max_bytes` of a leader's partitions add up to more than one response
+/// holds. Each round asks a leader for what fits its `max_bytes` and the rest wait; and when
+/// the broker's own limit (`fetch.max.bytes`) is lower than what was asked, it sends the
+/// partitions past it back empty or cut, like Kafka: those are no answer ("end of log"
+/// would be wrong), they go again next round. Every target is found either way.
 #[tokio::test]
 async fn partitions_past_the_response_cap_go_again_and_every_target_is_found() {
-    let stub = StubCluster::start(&[1, 2]).await;
-    stub.add_topic("wide", &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
-    let stamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i * 1_000).collect();
-    for p in 0..12 {
-        stub.append_records("wide", p, &stamps);
-    }
-    let cluster = connect(&stub, 3).await;
-    let query = TimestampQuery {
-        initial_partition_bytes: 1024,
-        response_max_bytes: 3 * 1024,
-        ..TimestampQuery::default()
-    };
-    let targets: Vec<(TopicPartition, i64)> =
-        (0..12).map(|p| (tp("wide", p), 40 + p as i64)).collect();
-    let (got, stats) = cluster.record_timestamps_with_stats(&targets, query).await;
-    for (t, offset) in &targets {
-        match ok("timestamp", &got[&(t.clone(), *offset)]) {
-            TimestampResult::Found(r) => {
-                assert_eq!(
-                    (r.offset, r.timestamp_ms),
-                    (*offset, stamps[*offset as usize]),
-                    "{t}"
-                );
-            }
-            other => panic!("{t}@{offset}: {other:?}"),
+    for (asked, broker_limit, expected) in [
+        // 3 × 1 KiB per request: three partitions per leader and round.
+        (3 * 1024, None, [3, 3, 3, 3]),
+        // All six asked for, the broker stops at 3 KiB: three answered, three go again.
+        (6 * 1024, Some(3 * 1024), [6, 6, 3, 3]),
+    ] {
+        let stub = StubCluster::start(&[1, 2]).await;
+        if let Some(limit) = broker_limit {
+            stub.set_fetch_max_bytes(limit);
         }
+        stub.add_topic("wide", &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
+        let stamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i * 1_000).collect();
+        for p in 0..12 {
+            stub.append_records("wide", p, &stamps);
+        }
+        let cluster = connect(&stub, 3).await;
+        let query = TimestampQuery {
+            initial_partition_bytes: 1024,
+            response_max_bytes: asked,
+            ..TimestampQuery::default()
+        };
+        let targets: Vec<(TopicPartition, i64)> =
+            (0..12).map(|p| (tp("wide", p), 40 + p as i64)).collect();
+        let (got, stats) = cluster.record_timestamps_with_stats(&targets, query).await;
+        for (t, offset) in &targets {
+            match ok("timestamp", &got[&(t.clone(), *offset)]) {
+                TimestampResult::Found(r) => {
+                    assert_eq!(
+                        (r.offset, r.timestamp_ms),
+                        (*offset, stamps[*offset as usize]),
+                        "{t}"
+                    );
+                }
+                other => panic!("{t}@{offset}: {other:?}"),
+            }
+        }
+        assert_eq!(stats.samples(), 12);
+        let fetches = stub.requests_of(ApiKey::Fetch);
+        assert_eq!(fetches.len() as u64, stats.requests);
+        let named: Vec<usize> = fetches
+            .iter()
+            .map(|r| match &r.request {
+                common::stub::Request::Fetch(f) => {
+                    f.topics.iter().map(|t| t.partitions.len()).sum()
+                }
+                _ => panic!("not a Fetch: {:?}", r.api),
+            })
+            .collect();
+        assert_eq!(named, expected, "partitions named per Fetch, asked {asked}");
     }
-    assert_eq!(stats.samples(), 12);
-    // Each leader's first request names its six partitions; three of 1 KiB fit in a
-    // response, the other three go again: two rounds, four requests.
-    let fetches = stub.requests_of(ApiKey::Fetch);
-    assert_eq!(fetches.len() as u64, stats.requests);
-    let named: Vec<usize> = fetches
-        .iter()
-        .map(|r| match &r.request {
-            common::stub::Request::Fetch(f) => f.topics.iter().map(|t| t.partitions.len()).sum(),
-            _ => panic!("not a Fetch: {:?}", r.api),
-        })
-        .collect();
-    assert_eq!(named, [6, 6, 3, 3], "partitions named per Fetch");
 }

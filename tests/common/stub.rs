@@ -566,6 +566,8 @@ struct Model {
     topics: BTreeMap<String, StubTopic>,
     groups: BTreeMap<String, StubGroup>,
     faults: Faults,
+    /// The broker's own cap of a Fetch response (Kafka's `fetch.max.bytes`), if any.
+    fetch_max_bytes: Option<usize>,
 }
 
 fn port_of(nodes: &[(i32, SocketAddr)], node: i32) -> i32 {
@@ -1011,7 +1013,9 @@ impl Model {
     }
 
     fn fetch(&mut self, node: i32, req: &FetchRequest) -> FetchResponse {
-        let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
+        let mut budget = usize::try_from(req.max_bytes)
+            .unwrap_or(0)
+            .min(self.fetch_max_bytes.unwrap_or(usize::MAX));
         let mut any_data = false;
         let mut responses = Vec::new();
         for t in &req.topics {
@@ -1237,6 +1241,7 @@ impl StubCluster {
             topics: BTreeMap::new(),
             groups: BTreeMap::new(),
             faults: Faults::default(),
+            fetch_max_bytes: None,
         };
         let stub = Stub {
             inner: Arc::new(Inner {
@@ -1318,6 +1323,12 @@ impl Stub {
     /// Advertise `min..=max` for `api` in ApiVersions (from the next connection on).
     pub fn set_versions(&self, api: ApiKey, min: i16, max: i16) {
         self.model().versions.insert(api as i16, (min, max));
+    }
+
+    /// Cap every Fetch response at `bytes`, whatever the request asks (Kafka's broker
+    /// setting `fetch.max.bytes`).
+    pub fn set_fetch_max_bytes(&self, bytes: usize) {
+        self.model().fetch_max_bytes = Some(bytes);
     }
 
     /// Leave `api` out of ApiVersions (from the next connection on).

@@ -8,9 +8,10 @@
 //!
 //! Responses are decoded while they arrive ([`crate::kafka::wire::fetch::decode_stream`]):
 //! each partition's records are resolved and dropped as soon as they are in, so a round
-//! holds one partition's bytes per broker, not the response. A round's request names every
-//! partition of its leader; the broker fills the response in request order up to
-//! `max_bytes`, and partitions it had no room for come back empty and go again next round.
+//! holds one partition's bytes per broker, not the response. A round's request to a leader
+//! names as many of its partitions as their `partition_max_bytes` fit in one response
+//! (`max_bytes`, 50 MiB); should the broker still run out of room (its own limit may be
+//! lower), the partitions it left empty or cut go again next round.
 //!
 //! `partition_max_bytes` starts at [`TimestampQuery::initial_partition_bytes`] and grows
 //! (×4) only for partitions whose target batch did not fit, never past
@@ -40,9 +41,9 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub struct TimestampQuery {
     /// First `partition_max_bytes`; grows ×4 per retry up to [`MAX_PARTITION_FETCH_BYTES`].
     pub initial_partition_bytes: i32,
-    /// Cap of one Fetch response (`max_bytes`). Responses are decoded as they arrive, so
-    /// this bounds bytes on the wire per request, not memory; partitions the broker had
-    /// no room for go again next round.
+    /// Cap of one Fetch response (`max_bytes`), and of the `partition_max_bytes` summed over
+    /// one request: a leader's partitions beyond it wait for the next round. Responses are
+    /// decoded as they arrive, so this bounds bytes on the wire per request, not memory.
     pub response_max_bytes: i32,
     /// Fetches of one partition (with room in the response) before its unresolved targets
     /// are given up.
@@ -184,8 +185,27 @@ impl Cluster {
         let requests = AtomicU64::new(0);
         let mut fetched: HashMap<TopicPartition, PartitionFetch> = HashMap::new();
         let max_attempts = query.max_rounds.max(1);
+        let budget = i64::from(query.response_max_bytes.max(1));
         while !work.is_empty() {
-            let batch: Vec<PartitionWork> = std::mem::take(&mut work).into_values().collect();
+            // This round: per leader, partitions in order while their caps fit one
+            // response (each leader gets at least one); the others wait for the next round.
+            // A response of `max_bytes` could not hold more anyway, and this bounds what a
+            // round keeps per partition (its work, its request entry, its outcome).
+            let meta = self.metadata();
+            let mut planned: HashMap<Option<i32>, i64> = HashMap::new();
+            let mut batch: Vec<PartitionWork> = Vec::new();
+            let mut waiting: BTreeMap<TopicPartition, PartitionWork> = BTreeMap::new();
+            for (tp, w) in std::mem::take(&mut work) {
+                let used = planned.entry(meta.leader(&tp)).or_insert(0);
+                let cost = i64::from(w.max_bytes);
+                if *used == 0 || *used + cost <= budget {
+                    *used += cost;
+                    batch.push(w);
+                } else {
+                    waiting.insert(tp, w);
+                }
+            }
+            work = waiting;
             let targets_of: HashMap<TopicPartition, Vec<i64>> = batch
                 .iter()
                 .map(|w| (w.tp.clone(), w.targets.iter().map(|t| t.target).collect()))
