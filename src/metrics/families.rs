@@ -20,6 +20,9 @@ type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
     pub granularity: Granularity,
+    /// Whether to encode the per-partition and per-group-partition families (else only the
+    /// families after them).
+    pub series_families: bool,
 }
 
 fn base(c: &ClusterView) -> Labels<'_> {
@@ -290,6 +293,16 @@ impl Exposition {
 impl Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let e = &mut encoder;
+        if self.series_families {
+            self.encode_series_families(e)?;
+        }
+        self.encode_remaining_families(e)
+    }
+}
+
+impl Exposition {
+    /// The per-partition and per-group-partition families.
+    fn encode_series_families(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         self.partition_family(
             e,
             "kafka_partition_latest_offset",
@@ -355,7 +368,12 @@ impl Collector for Exposition {
                 |r| r.retention_ratio,
             )?;
         }
+        Ok(())
+    }
 
+    /// Every family after the per-group-partition ones (group aggregates, per-cluster and
+    /// operational families, `kafka_lag_exporter_up`).
+    fn encode_remaining_families(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         self.group_family(
             e,
             "kafka_consumergroup_group_max_lag",

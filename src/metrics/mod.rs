@@ -113,17 +113,29 @@ pub fn render_sized(
     granularity: Granularity,
     size_hint: usize,
 ) -> String {
+    let mut out = String::with_capacity(size_hint);
+    encode_with_prometheus_client(&mut out, clusters, granularity, true);
+    // Give back what the size hint overestimated (a large buffer is resized in place).
+    out.shrink_to_fit();
+    out
+}
+
+/// Append the exposition's families, the per-partition and per-group-partition ones only if
+/// `series_families`, encoded by prometheus-client, then `# EOF`.
+fn encode_with_prometheus_client(
+    out: &mut String,
+    clusters: &[ClusterView],
+    granularity: Granularity,
+    series_families: bool,
+) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(families::Exposition {
         clusters: clusters.to_vec(),
         granularity,
+        series_families,
     }));
-    let mut out = String::with_capacity(size_hint);
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-    // Give back what the size hint overestimated (a large buffer is resized in place).
-    out.shrink_to_fit();
-    out
+    let _ = prometheus_client::encoding::text::encode(out, &registry);
 }
 
 /// The content type of [`render`]'s output.
