@@ -1,4 +1,6 @@
-//! Encoding of every family, straight from the reports (no intermediate metric objects).
+//! Encoding of every family with prometheus-client, straight from the reports (no
+//! intermediate metric objects). `render` writes the per-partition and per-group-partition
+//! families with `direct` instead; their encoding here is the reference it is tested against.
 
 use std::borrow::Cow;
 
@@ -20,8 +22,9 @@ type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
     pub granularity: Granularity,
-    /// Whether to encode the per-partition and per-group-partition families (else only the
-    /// families after them).
+    /// Whether to encode the per-partition and per-group-partition families here. `render`
+    /// writes them with `direct` instead (same bytes, faster) and this collector encodes
+    /// the rest; the tests encode everything here as the reference.
     pub series_families: bool,
 }
 
@@ -301,7 +304,7 @@ impl Collector for Exposition {
 }
 
 impl Exposition {
-    /// The per-partition and per-group-partition families.
+    /// The per-partition and per-group-partition families (`direct::encode` in `render`).
     fn encode_series_families(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         self.partition_family(
             e,

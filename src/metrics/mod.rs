@@ -1,10 +1,13 @@
-//! The metric families of `metrics.md`, encoded with prometheus-client.
+//! The metric families of `metrics.md`, encoded with prometheus-client, except the
+//! per-partition and per-group-partition families (nearly every series at scale), which
+//! `direct` writes straight into the text, byte for byte as prometheus-client would.
 //!
 //! Each finished cycle replaces its cluster's [`ClusterView`] whole, and the exposition is
 //! rendered once, right then: a scrape only clones the last rendered text, so it never does
 //! work proportional to Kafka calls and never waits on Kafka. Series of groups, topics or
 //! partitions that vanished are gone at the next render because nothing is carried over.
 
+mod direct;
 mod families;
 
 use std::sync::Arc;
@@ -114,7 +117,9 @@ pub fn render_sized(
     size_hint: usize,
 ) -> String {
     let mut out = String::with_capacity(size_hint);
-    encode_with_prometheus_client(&mut out, clusters, granularity, true);
+    // The per-partition and per-group-partition families come first in the exposition.
+    direct::encode(&mut out, clusters, granularity);
+    encode_with_prometheus_client(&mut out, clusters, granularity, false);
     // Give back what the size hint overestimated (a large buffer is resized in place).
     out.shrink_to_fit();
     out
@@ -241,5 +246,7 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
+#[cfg(test)]
+mod direct_tests;
 #[cfg(test)]
 mod tests;
