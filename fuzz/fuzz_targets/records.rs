@@ -34,8 +34,17 @@ fuzz_target!(|data: &[u8]| {
             // Documented contract: the record found is at or after the target.
             assert!(found.offset >= target);
         }
-        Ok(Lookup::Missing { truncated, next_offset }) => {
-            let _ = (truncated, next_offset);
+        Ok(Lookup::Missing {
+            truncated,
+            next_offset,
+            needed,
+        }) => {
+            let _ = next_offset;
+            // Documented contract: a need is only known for a cut batch.
+            if let Some(needed) = needed {
+                assert!(truncated);
+                assert!(needed > 0);
+            }
         }
         Err(e) => {
             let _ = e.to_string();

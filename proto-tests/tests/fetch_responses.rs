@@ -136,6 +136,7 @@ fn check(version: i16) {
             Lookup::Missing {
                 truncated: false,
                 next_offset: Some(p.high_watermark),
+                needed: None,
             },
             "{ctx}: record_at(high watermark)"
         );

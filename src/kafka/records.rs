@@ -29,9 +29,12 @@
 //! transaction marker / aborted record) the first record after it is returned, so
 //! [`RecordAt::offset`] is then greater than the target.
 //!
-//! A Fetch response cut at `max_bytes` ends in a partial batch. That is not an error: the
-//! complete batches before it are used, and [`Lookup::Missing`] reports `truncated: true` if the
-//! target was not found in them.
+//! A Fetch response cut at `partition_max_bytes` ends in a partial batch. That is not an
+//! error: the complete batches before it are used, and so are the records of the partial
+//! batch that arrived whole (a decompressor yields a correct prefix of a cut stream), so a
+//! small fetch can answer for a target early in a large batch. When the target's record did
+//! not arrive, [`Lookup::Missing`] reports `truncated: true` and, when the cut batch's header
+//! arrived, how many bytes of it the target needs (`needed`).
 //!
 //! # Robustness
 //!
@@ -93,12 +96,16 @@ pub struct RecordAt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     Found(RecordAt),
-    /// No record at or after `target` in the complete batches of this buffer.
-    /// `truncated` is true when a partial trailing batch was present (the caller may fetch
-    /// again with more bytes); `next_offset` is the offset after the last complete batch seen, if any.
+    /// No record at or after `target` in this buffer.
     Missing {
+        /// A partial trailing batch was present (the caller may fetch again with more bytes).
         truncated: bool,
+        /// The offset after the last complete batch seen, if any.
         next_offset: Option<i64>,
+        /// When the target lies in the partial trailing batch (its header arrived): how many
+        /// bytes from that batch's start should hold the target's record — an estimate from
+        /// the records before the cut for an uncompressed batch, the whole batch otherwise.
+        needed: Option<usize>,
     },
 }
 
@@ -185,11 +192,11 @@ pub fn record_at(
     let mut position = 0usize;
     let mut next_offset = None;
     while let Some(rest) = records.get(position..).filter(|rest| !rest.is_empty()) {
-        let Some(batch) = frame_batch(rest, position)? else {
-            return Ok(Lookup::Missing {
-                truncated: true,
-                next_offset,
-            });
+        let batch = match frame_batch(rest, position)? {
+            Frame::Whole(batch) => batch,
+            Frame::Cut { bytes, size } => {
+                return cut_batch(bytes, size, position, target, &mut txns, next_offset);
+            }
         };
         let header = BatchHeader::parse(batch, position)?;
         let body = batch.get(HEADER_LEN..).unwrap_or_default();
@@ -203,21 +210,108 @@ pub fn record_at(
         if txns.skip(&header, body)? || header.last_offset < target {
             continue;
         }
-        if let Some(found) = find_in_batch(&header, body, target)? {
+        if let Some(found) = find_in_batch(&header, body, target, &mut Progress::default())? {
             return Ok(Lookup::Found(found));
         }
     }
     Ok(Lookup::Missing {
         truncated: false,
         next_offset,
+        needed: None,
     })
 }
 
-/// Cuts the next complete batch off the front of `rest`; `None` when `rest` holds only part of
-/// one (a truncated trailing batch).
-fn frame_batch(rest: &[u8], position: usize) -> Result<Option<&[u8]>, RecordsError> {
+/// The lookup in the partial batch that ends the buffer: the target is found if its record's
+/// head arrived before the cut, else `Missing` with an estimate of the bytes it needs.
+///
+/// Records before the cut are intact (a streaming decompressor only emits what it decoded),
+/// so an answer from them is exact. Any error inside the cut batch is taken for the cut: the
+/// caller fetches the batch whole next time, where a real error shows.
+fn cut_batch(
+    bytes: &[u8],
+    size: Option<usize>,
+    position: usize,
+    target: i64,
+    txns: &mut TxnFilter<'_>,
+    next_offset: Option<i64>,
+) -> Result<Lookup, RecordsError> {
+    let missing = |needed| {
+        Ok(Lookup::Missing {
+            truncated: true,
+            next_offset,
+            needed,
+        })
+    };
+    let Some(size) = size.filter(|_| bytes.len() >= HEADER_LEN) else {
+        return missing(None);
+    };
+    let header = BatchHeader::parse(bytes, position)?;
+    if header.last_offset < target {
+        return missing(None);
+    }
+    let body = bytes.get(HEADER_LEN..).unwrap_or_default();
+    match txns.skip(&header, body) {
+        Ok(false) => {}
+        Ok(true) | Err(_) => return missing(None),
+    }
+    let mut progress = Progress::default();
+    if let Ok(Some(found)) = find_in_batch(&header, body, target, &mut progress) {
+        return Ok(Lookup::Found(found));
+    }
+    missing(Some(estimate_needed(
+        &header,
+        &progress,
+        target,
+        size,
+        bytes.len(),
+    )))
+}
+
+/// Bytes from the start of a cut batch that should hold the record at `target`. For an
+/// uncompressed batch: the records walked so far, plus one record per offset still to go,
+/// each sized as the larger of the average so far and the last one, with an eighth to spare.
+/// Otherwise (or when that is no more than what came) the whole batch.
+fn estimate_needed(
+    header: &BatchHeader,
+    progress: &Progress,
+    target: i64,
+    size: usize,
+    received: usize,
+) -> usize {
+    let uncompressed = header.attributes & 0x07 == 0;
+    let estimate = (|| {
+        let records = u64::try_from(progress.records).ok().filter(|n| *n > 0)?;
+        let per_record = progress.bytes.checked_div(records)?.max(progress.last_size);
+        let to_go = u64::try_from(target.checked_sub(progress.last_offset)?).ok()?;
+        let rest = per_record.checked_mul(to_go)?;
+        let rest = rest.checked_add(rest.checked_div(8)?)?.checked_add(64)?;
+        let body = progress.bytes.checked_add(rest)?;
+        usize::try_from(body).ok()?.checked_add(HEADER_LEN)
+    })();
+    match estimate {
+        Some(bytes) if uncompressed && bytes > received => bytes.min(size),
+        _ => size,
+    }
+}
+
+/// The next batch off the front of a buffer.
+enum Frame<'a> {
+    Whole(&'a [u8]),
+    /// The buffer ends inside this batch: what there is of it, and its full size when its
+    /// length field arrived.
+    Cut {
+        bytes: &'a [u8],
+        size: Option<usize>,
+    },
+}
+
+/// Cuts the next batch off the front of `rest` (whole, or the partial batch that ends it).
+fn frame_batch(rest: &[u8], position: usize) -> Result<Frame<'_>, RecordsError> {
     let (Some(base_offset), Some(length)) = (be_i64(rest, 0), be_i32(rest, 8)) else {
-        return Ok(None);
+        return Ok(Frame::Cut {
+            bytes: rest,
+            size: None,
+        });
     };
     if let Some(&magic) = rest.get(MAGIC_AT) {
         let magic = i8::from_be_bytes([magic]);
@@ -235,7 +329,13 @@ fn frame_batch(rest: &[u8], position: usize) -> Result<Option<&[u8]>, RecordsErr
             base_offset,
             length,
         })?;
-    Ok(rest.get(..total))
+    Ok(match rest.get(..total) {
+        Some(batch) => Frame::Whole(batch),
+        None => Frame::Cut {
+            bytes: rest,
+            size: Some(total),
+        },
+    })
 }
 
 /// The fields of a v2 batch header that the lookup needs.
@@ -252,8 +352,8 @@ struct BatchHeader {
 }
 
 impl BatchHeader {
-    /// Parses the header of a complete batch (`batch.len() >= HEADER_LEN`, checked by
-    /// [`frame_batch`]).
+    /// Parses the header of a batch, whole or cut (`batch.len() >= HEADER_LEN`, checked by
+    /// the callers).
     fn parse(batch: &[u8], position: usize) -> Result<Self, RecordsError> {
         // The defaults are unreachable: every field lies inside the first HEADER_LEN bytes.
         let base_offset = be_i64(batch, 0).unwrap_or_default();
@@ -375,11 +475,24 @@ fn is_abort_marker(header: &BatchHeader, body: &[u8]) -> Result<bool, RecordsErr
     Ok(i16::from_be_bytes([type_hi, type_lo]) == 0)
 }
 
-/// Walks the records of one batch to the first record with offset `>= target`.
+/// How far a walk through a batch's records got.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Records passed, and their bytes.
+    records: i32,
+    bytes: u64,
+    /// Offset and size of the last record passed.
+    last_offset: i64,
+    last_size: u64,
+}
+
+/// Walks the records of one batch to the first record with offset `>= target`, counting the
+/// records it passes in `progress`.
 fn find_in_batch(
     header: &BatchHeader,
     body: &[u8],
     target: i64,
+    progress: &mut Progress,
 ) -> Result<Option<RecordAt>, RecordsError> {
     let mut reader = RecordReader::open(header, body)?;
     for index in 0..header.record_count {
@@ -404,6 +517,10 @@ fn find_in_batch(
             }));
         }
         reader.skip(record.rest)?;
+        progress.records = index.saturating_add(1);
+        progress.last_size = reader.position.saturating_sub(progress.bytes);
+        progress.bytes = reader.position;
+        progress.last_offset = offset;
     }
     Ok(None)
 }

@@ -366,21 +366,23 @@ fn resolve(
             first_offset: a.first_offset,
         })
         .collect();
-    let mut grow = false;
     let mut resolved = Vec::new();
     let mut left = Vec::new();
+    // The step of the lowest target left: the next fetch starts at its batch.
+    let mut first: Option<(i64, Step)> = None;
     for t in std::mem::take(&mut w.targets) {
         match lookup(&w, &p, &aborted, &t, fetch_offset, starved) {
             Step::Answer(a) => resolved.push((t.target, a)),
-            Step::Grow => {
-                grow = true;
+            step => {
+                if first.as_ref().is_none_or(|(from, _)| t.from < *from) {
+                    first = Some((t.from, step));
+                }
                 left.push(t);
             }
-            Step::NextRound => left.push(t),
         }
     }
-    if grow {
-        w.max_bytes = w.max_bytes.saturating_mul(4).min(MAX_PARTITION_FETCH_BYTES);
+    if let Some((_, step)) = first {
+        w.max_bytes = next_max_bytes(w.max_bytes, &step);
     }
     w.targets = left;
     let left = (!w.targets.is_empty()).then_some(w);
@@ -391,12 +393,28 @@ fn resolve(
     }))
 }
 
+/// `partition_max_bytes` for the next fetch of a partition, after `step` for its lowest
+/// target: what its cut batch needs when that is known, ×4 when it is not.
+fn next_max_bytes(current: i32, step: &Step) -> i32 {
+    let needed = |n: Option<usize>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    let next = match *step {
+        Step::Grow(n) => needed(n)
+            .filter(|n| *n > current)
+            .unwrap_or_else(|| current.saturating_mul(4)),
+        Step::NextRound(n) => needed(n).map_or(current, |n| n.max(current)),
+        Step::Answer(_) => current,
+    };
+    next.min(MAX_PARTITION_FETCH_BYTES)
+}
+
 enum Step {
     Answer(Result<TimestampResult>),
-    /// The target's batch was cut by `partition_max_bytes`: fetch again with more.
-    Grow,
-    /// Not covered by these bytes: fetch again from it.
-    NextRound,
+    /// The target's batch was cut by `partition_max_bytes` before its record: fetch again
+    /// with more, as many bytes as the batch needs when known.
+    Grow(Option<usize>),
+    /// Not covered by these bytes: fetch again from it (its batch needs this many bytes, when
+    /// it was seen cut after others).
+    NextRound(Option<usize>),
 }
 
 fn lookup(
@@ -415,32 +433,33 @@ fn lookup(
         Ok(Lookup::Missing {
             truncated,
             next_offset,
+            needed,
         }) => {
             let at_front = t.from == fetch_offset;
             let nothing_complete = next_offset.is_none_or(|n| n <= t.from);
             if starved && at_front && (p.records.is_empty() || truncated) {
                 // Cut by the response cap, not by its own: same size again next round.
-                Step::NextRound
+                Step::NextRound(None)
             } else if truncated && nothing_complete && at_front {
                 if w.max_bytes >= MAX_PARTITION_FETCH_BYTES {
                     Step::Answer(Err(KafkaError::Unresolved(format!(
-                        "record at offset {} of {}: its batch is larger than the {} KiB fetch cap",
+                        "record at offset {} of {}: not within the first {} KiB of its batch (the fetch cap)",
                         t.target,
                         w.tp,
                         MAX_PARTITION_FETCH_BYTES / 1024
                     ))))
                 } else {
-                    Step::Grow
+                    Step::Grow(needed)
                 }
             } else if p.records.is_empty() && at_front && w.attempts < 2 {
                 // Below the high watermark yet nothing came back, with room to spare: ask
                 // once more (the test broker does this under load) before believing it.
-                Step::NextRound
+                Step::NextRound(None)
             } else if p.records.is_empty() && at_front {
                 // Again nothing visible below the high watermark.
                 Step::Answer(Ok(TimestampResult::EndOfLog))
             } else {
-                Step::NextRound
+                Step::NextRound(needed)
             }
         }
         Err(source) => Step::Answer(Err(KafkaError::Records {

@@ -333,14 +333,16 @@ fn target_after_everything_is_missing_with_next_offset() {
         record_at(&buf, 7, &[]).unwrap(),
         Lookup::Missing {
             truncated: false,
-            next_offset: Some(7)
+            next_offset: Some(7),
+            needed: None
         }
     );
     assert_eq!(
         record_at(&[], 7, &[]).unwrap(),
         Lookup::Missing {
             truncated: false,
-            next_offset: None
+            next_offset: None,
+            needed: None
         }
     );
 }
@@ -350,22 +352,196 @@ fn truncated_trailing_batch_keeps_the_good_batches_before_it() {
     let first = simple(0, 3).encode();
     let second = simple(3, 3).codec(GZIP).encode();
     let mut buf = first.clone();
+    // Cut inside the gzip trailer: every record of the second batch still decodes.
     buf.extend_from_slice(&second[..second.len() - 1]);
     assert_eq!(found(record_at(&buf, 1, &[]).unwrap()).offset, 1);
+    assert_eq!(found(record_at(&buf, 4, &[]).unwrap()).offset, 4);
     assert_eq!(
-        record_at(&buf, 4, &[]).unwrap(),
+        record_at(&buf, 6, &[]).unwrap(),
         Lookup::Missing {
             truncated: true,
-            next_offset: Some(3)
+            next_offset: Some(3),
+            needed: None
         }
     );
-    // Cut inside the second batch's header too.
+    // Cut inside the second batch's header: nothing known about it.
     buf.truncate(first.len() + 20);
     assert_eq!(
         record_at(&buf, 4, &[]).unwrap(),
         Lookup::Missing {
             truncated: true,
-            next_offset: Some(3)
+            next_offset: Some(3),
+            needed: None
+        }
+    );
+}
+
+/// Where each record's head (length, attributes, timestampDelta, offsetDelta) ends in an
+/// uncompressed batch: the bytes a lookup of that record needs.
+fn head_ends(b: &Batch) -> Vec<usize> {
+    let mut at = HEADER_LEN;
+    b.records
+        .iter()
+        .map(|r| {
+            let record = encode_record(r);
+            let mut fields = vec![0u8]; // attributes
+            put_varlong(&mut fields, r.timestamp_delta);
+            put_varlong(&mut fields, i64::from(r.offset_delta));
+            let mut body_len = Vec::new();
+            let body = record.len() - record_length_prefix(&record);
+            put_varlong(&mut body_len, body as i64);
+            let end = at + body_len.len() + fields.len();
+            at += record.len();
+            end
+        })
+        .collect()
+}
+
+/// Bytes of a record's leading length varint.
+fn record_length_prefix(record: &[u8]) -> usize {
+    record.iter().position(|b| b & 0x80 == 0).unwrap() + 1
+}
+
+#[test]
+fn a_cut_uncompressed_batch_answers_for_every_record_whose_head_arrived() {
+    let b = simple(100, 20);
+    let whole = b.encode();
+    let ends = head_ends(&b);
+    for cut in 1..whole.len() {
+        for (i, end) in ends.iter().enumerate() {
+            let target = 100 + i as i64;
+            let got = record_at(&whole[..cut], target, &[]).unwrap();
+            if cut >= *end {
+                let at = found(got);
+                assert_eq!((at.offset, at.timestamp_ms), (target, T0 + i as i64 * 10));
+            } else {
+                let Lookup::Missing {
+                    truncated: true,
+                    next_offset: None,
+                    needed,
+                } = got
+                else {
+                    panic!("cut {cut}, target {target}: {got:?}");
+                };
+                if cut >= HEADER_LEN {
+                    let needed = needed.expect("the header arrived");
+                    assert!(needed > cut && needed <= whole.len(), "cut {cut}: {needed}");
+                } else {
+                    assert_eq!(needed, None);
+                }
+            }
+        }
+    }
+}
+
+/// Fetches a cut `whole` batch with `partition_max_bytes` of 512, then of what each miss
+/// says it needs, until `target` is found: (fetches, bytes of the last fetch).
+fn fetch_until_found(whole: &[u8], target: i64) -> (u32, usize) {
+    let mut cut = 512;
+    let mut fetches = 1;
+    loop {
+        match record_at(&whole[..cut.min(whole.len())], target, &[]).unwrap() {
+            Lookup::Found(at) => {
+                assert_eq!(at.offset, target);
+                return (fetches, cut);
+            }
+            Lookup::Missing {
+                needed: Some(n), ..
+            } => {
+                assert!(n > cut, "target {target}: no progress at {cut}");
+                cut = n;
+                fetches += 1;
+            }
+            other => panic!("target {target} at {cut}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn fetching_what_a_cut_batch_needs_reaches_the_target_in_few_steps() {
+    // Records of about the same size, as a producer writes them: one more fetch, a little
+    // more than the bytes up to the target.
+    let even = batch(
+        0,
+        (0..300)
+            .map(|i| Rec {
+                value: Some(vec![b'v'; 100 + (i as usize * 37) % 11]),
+                ..rec(i, i64::from(i))
+            })
+            .collect(),
+    );
+    let whole = even.encode();
+    let ends = head_ends(&even);
+    for target in [0, 1, 17, 99, 150, 299] {
+        let (fetches, bytes) = fetch_until_found(&whole, target);
+        assert!(fetches <= 2, "target {target}: {fetches} fetches");
+        let end = ends[target as usize];
+        assert!(
+            bytes <= end + end / 6 + 600,
+            "target {target}: {bytes} for {end}"
+        );
+    }
+    // Records growing fivefold along the batch: each estimate falls short, but each fetch
+    // gets further and the whole batch caps the last one.
+    let growing = simple(0, 200);
+    let whole = growing.encode();
+    for target in [0, 99, 199] {
+        let (fetches, bytes) = fetch_until_found(&whole, target);
+        assert!(fetches <= 5, "target {target}: {fetches} fetches");
+        assert!(bytes <= whole.len());
+    }
+}
+
+#[test]
+fn a_cut_compressed_batch_needs_its_whole_size_unless_the_target_decoded() {
+    for codec in [GZIP, XERIAL, LZ4, ZSTD] {
+        let whole = simple(0, 40).codec(codec).encode();
+        for cut in [
+            HEADER_LEN,
+            HEADER_LEN + 10,
+            whole.len() / 2,
+            whole.len() - 1,
+        ] {
+            match record_at(&whole[..cut], 39, &[]).unwrap() {
+                Lookup::Found(at) => assert_eq!(at.offset, 39, "codec {codec} cut {cut}"),
+                Lookup::Missing {
+                    truncated: true,
+                    needed,
+                    ..
+                } => assert_eq!(needed, Some(whole.len()), "codec {codec} cut {cut}"),
+                other => panic!("codec {codec} cut {cut}: {other:?}"),
+            }
+            // The first record is in every prefix that holds a decodable start.
+            if let Ok(Lookup::Found(at)) = record_at(&whole[..cut], 0, &[]) {
+                assert_eq!((at.offset, at.timestamp_ms), (0, T0));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cut_batch_beyond_the_target_or_skipped_needs_nothing_of_it() {
+    // The target is before the cut batch: the complete batch before answers.
+    let buf = concat(&[simple(0, 3), simple(3, 3)]);
+    let cut = &buf[..buf.len() - 5];
+    assert_eq!(found(record_at(cut, 2, &[]).unwrap()).offset, 2);
+    // The target is past the cut batch: its bytes say nothing about the target.
+    assert_eq!(
+        record_at(cut, 9, &[]).unwrap(),
+        Lookup::Missing {
+            truncated: true,
+            next_offset: Some(3),
+            needed: None
+        }
+    );
+    // A cut control batch is passed over.
+    let buf = marker(0, 7, true).encode();
+    assert_eq!(
+        record_at(&buf[..buf.len() - 1], 0, &[]).unwrap(),
+        Lookup::Missing {
+            truncated: true,
+            next_offset: None,
+            needed: None
         }
     );
 }
@@ -391,19 +567,30 @@ fn every_prefix_of_a_buffer_is_handled_without_error() {
             let result = record_at(&buf[..len], target, &[])
                 .unwrap_or_else(|e| panic!("prefix {len}, target {target}: {e}"));
             let partial = !ends.contains(&len) && len > 0;
-            let expected = if target < complete * 5 {
-                Lookup::Found(RecordAt {
-                    offset: target,
-                    timestamp_ms: T0 + (target % 5) * 10,
-                    timestamp_type: TimestampType::CreateTime,
-                })
-            } else {
-                Lookup::Missing {
-                    truncated: partial,
-                    next_offset: (complete > 0).then_some(complete * 5),
+            let right = Lookup::Found(RecordAt {
+                offset: target,
+                timestamp_ms: T0 + (target % 5) * 10,
+                timestamp_type: TimestampType::CreateTime,
+            });
+            if target < complete * 5 {
+                assert_eq!(result, right, "prefix {len}, target {target}");
+                continue;
+            }
+            match result {
+                // Early in the cut batch: its record arrived.
+                Lookup::Found(_) if partial && target < (complete + 1) * 5 => {
+                    assert_eq!(result, right, "prefix {len}, target {target}");
                 }
-            };
-            assert_eq!(result, expected, "prefix {len}, target {target}");
+                Lookup::Missing {
+                    truncated,
+                    next_offset,
+                    ..
+                } => {
+                    assert_eq!(truncated, partial, "prefix {len}, target {target}");
+                    assert_eq!(next_offset, (complete > 0).then_some(complete * 5));
+                }
+                other => panic!("prefix {len}, target {target}: {other:?}"),
+            }
         }
     }
 }
@@ -454,7 +641,8 @@ fn control_batches_are_skipped() {
         record_at(&only_marker, 3, &[]).unwrap(),
         Lookup::Missing {
             truncated: false,
-            next_offset: Some(4)
+            next_offset: Some(4),
+            needed: None
         }
     );
 }
@@ -570,7 +758,8 @@ fn unknown_codec_is_an_error() {
         record_at(&buf, 9, &[]).unwrap(),
         Lookup::Missing {
             truncated: false,
-            next_offset: Some(2)
+            next_offset: Some(2),
+            needed: None
         }
     );
 }
