@@ -118,6 +118,9 @@ pub struct TimestampSampling {
     pub cache_ttl: Duration,
     /// At least 1 when `enabled`.
     pub max_concurrent_fetches: usize,
+    /// Fetch requests per broker per cycle for time-lag samples (tidemark's own key); at
+    /// least 1. Samples beyond them wait for the next cycle.
+    pub fetch_requests_per_broker: u32,
 }
 
 /// Accepted for compatibility; OTLP export is not implemented (see [`Config::warnings`]).
@@ -226,6 +229,7 @@ impl Default for TimestampSampling {
             enabled: true,
             cache_ttl: Duration::from_secs(60),
             max_concurrent_fetches: 5,
+            fetch_requests_per_broker: 2,
         }
     }
 }

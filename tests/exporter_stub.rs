@@ -695,6 +695,66 @@ async fn sampling_disabled_never_fetches() {
     exp.shutdown().await;
 }
 
+/// A cycle sends at most `fetch_requests_per_broker` Fetch requests per broker. A sample
+/// past that budget has no time lag in that cycle — never an estimate — and is fetched
+/// first in the next one; the deferral is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_budget_defers_samples_to_the_next_cycle_and_never_estimates() {
+    let stub = StubCluster::start(&[1]).await;
+    let base = now_ms() - 900_000;
+    let ts = move |o: i64| base + o * 1000;
+    stub.add_topic("t", &[1]);
+    stub.append_records("t", 0, &(0..200).map(ts).collect::<Vec<_>>());
+    // One Fetch from offset 10 (at the first partition_max_bytes, 4 KiB of one-record
+    // batches) cannot reach offset 150: that takes a second request.
+    stub.add_group(StubGroup::consumer("near").offset("t", 0, 10));
+    stub.add_group(StubGroup::consumer("far").offset("t", 0, 150));
+
+    let lines = "poll_interval = \"1s\"\ngranularity = \"partition\"\n\
+        [exporter.timestamp_sampling]\nfetch_requests_per_broker = 1\n\
+        [exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
+    let exp = exporter_on(&stub, lines, "").await;
+    exp.wait_cycles(CLUSTER, 1, WAIT).await;
+    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    assert_eq!(cycles, 1, "scraped between the first two cycles");
+    let lag_s = |m: &Metrics, g| m.value("kafka_consumergroup_group_lag_seconds", &gp(g, "t", "0"));
+    assert_close("near, cycle 1", lag_s(&m, "near"), age_s(ts(10)), 1.0);
+    assert_eq!(lag_s(&m, "far"), None, "deferred: no time lag, no estimate");
+    assert_eq!(
+        m.value("kafka_consumergroup_group_lag", &gp("far", "t", "0")),
+        Some(50.0),
+        "offset lag is there all the same"
+    );
+    let deferred = |m: &Metrics| {
+        m.value(
+            "tidemark_timestamp_samples_deferred_total",
+            &[("cluster_name", CLUSTER)],
+        )
+    };
+    assert_eq!(deferred(&m), Some(1.0));
+
+    exp.wait_cycles(CLUSTER, 2, WAIT).await;
+    let (_, m) = consistent(&exp, CLUSTER).await;
+    assert_close("far, cycle 2", lag_s(&m, "far"), age_s(ts(150)), 1.0);
+    assert_close("near, cycle 2", lag_s(&m, "near"), age_s(ts(10)), 1.0);
+    assert_eq!(deferred(&m), Some(1.0), "nothing deferred in cycle 2");
+
+    let cycles = cycles_of(&stub.requests());
+    let offsets = |i: usize| -> Vec<Vec<i64>> {
+        fetches(&cycles[i])
+            .iter()
+            .map(|r| fetch_targets(r).into_iter().map(|(_, _, o, _)| o).collect())
+            .collect()
+    };
+    assert_eq!(
+        offsets(0),
+        vec![vec![10]],
+        "cycle 1: one Fetch, from the lowest offset"
+    );
+    assert_eq!(offsets(1), vec![vec![150]], "cycle 2: the deferred sample");
+    exp.shutdown().await;
+}
+
 // 5. Vanishing series --------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

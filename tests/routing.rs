@@ -1030,3 +1030,51 @@ async fn partitions_past_the_response_cap_go_again_and_every_target_is_found() {
         assert_eq!(named, expected, "partitions named per Fetch, asked {asked}");
     }
 }
+
+/// With a budget of one Fetch per leader, rounds take partitions in the order the targets
+/// were listed (not sorted by name): each leader's first partitions that fit one response are
+/// fetched, every other target is answered `Deferred`, and no leader gets a second request.
+#[tokio::test]
+async fn a_request_budget_fetches_the_targets_listed_first_and_defers_the_rest() {
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.add_topic("wide", &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
+    let stamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i * 1_000).collect();
+    for p in 0..12 {
+        stub.append_records("wide", p, &stamps);
+    }
+    let cluster = connect(&stub, 3).await;
+    let query = TimestampQuery {
+        initial_partition_bytes: 1024,
+        response_max_bytes: 3 * 1024,
+        requests_per_leader: Some(1),
+        ..TimestampQuery::default()
+    };
+    // Listed from partition 11 down to 0.
+    let targets: Vec<(TopicPartition, i64)> = (0..12)
+        .rev()
+        .map(|p| (tp("wide", p), 40 + p as i64))
+        .collect();
+    let (got, stats) = cluster.record_timestamps_with_stats(&targets, query).await;
+    let mut found = BTreeSet::new();
+    for (t, offset) in &targets {
+        match ok("timestamp", &got[&(t.clone(), *offset)]) {
+            TimestampResult::Found(r) => {
+                assert_eq!(r.timestamp_ms, stamps[*offset as usize], "{t}");
+                found.insert(t.partition);
+            }
+            TimestampResult::Deferred => {}
+            other => panic!("{t}@{offset}: {other:?}"),
+        }
+    }
+    // Leader 2 has 11, 9, 7 first; leader 1 has 10, 8, 6.
+    assert_eq!(found, BTreeSet::from([6, 7, 8, 9, 10, 11]));
+    assert_eq!(got.len(), 12, "every target answered");
+    assert_eq!(stats.requests, 2);
+    let mut nodes: Vec<i32> = stub
+        .requests_of(ApiKey::Fetch)
+        .iter()
+        .map(|r| r.node)
+        .collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, vec![1, 2], "one Fetch per leader");
+}

@@ -14,7 +14,7 @@
 //! After each cycle, entries no group points at any more are evicted, so the cache never
 //! outgrows the groups' positions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::kafka::records::RecordAt;
 use crate::kafka::{TopicPartition, Watermarks};
@@ -115,11 +115,16 @@ impl TimestampCache {
         }
     }
 
-    /// Keep only the entries in `live`, and only the partitions they belong to.
-    pub fn retain_live(&mut self, live: &HashSet<(TopicPartition, i64)>) {
+    /// Keep only the entries in `live` (sorted), and only the partitions they belong to.
+    pub fn retain_live(&mut self, live: &[(TopicPartition, i64)]) {
+        debug_assert!(live.is_sorted());
         self.logs.retain(|tp, log| {
+            // This partition's offsets in `live`: one contiguous, sorted run.
+            let start = live.partition_point(|(t, _)| t < tp);
+            let run = live.get(start..).unwrap_or_default();
+            let run = &run[..run.partition_point(|(t, _)| t == tp)];
             log.records
-                .retain(|(offset, _)| live.contains(&(tp.clone(), *offset)));
+                .retain(|(offset, _)| run.binary_search_by_key(offset, |(_, o)| *o).is_ok());
             !log.records.is_empty()
         });
     }
@@ -177,7 +182,7 @@ mod tests {
         assert_eq!(c.get(&tp, 5, 0), Some(rec(5, 100)));
         assert_eq!(c.get(&tp, 6, 0), None);
         assert_eq!(c.stats(), (1, 1));
-        c.retain_live(&HashSet::from([(tp.clone(), 6)]));
+        c.retain_live(&[(tp.clone(), 6)]);
         assert!(c.is_empty());
     }
 

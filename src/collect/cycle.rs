@@ -49,11 +49,25 @@ pub struct CycleState {
     pub settings: Arc<ClusterSettings>,
     pub sampling: bool,
     pub offset_fetch_timeout: Duration,
+    /// Fetch requests per broker per cycle for time-lag samples.
+    pub fetch_requests_per_broker: u32,
     pub timestamps: TimestampCache,
     compacted: Option<CompactionCache>,
     last_fetch: FetchStats,
-    /// Time-lag samples fetched and their record bytes, since start.
-    fetch_totals: (u64, u64),
+    /// Samples the last cycle's Fetch budget left out: first in line this cycle.
+    deferred: HashSet<(TopicPartition, i64)>,
+    totals: SampleTotals,
+}
+
+/// Time-lag samples since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleTotals {
+    /// Samples read from Fetch responses.
+    pub fetched: u64,
+    /// Record bytes fetched for them.
+    pub bytes: u64,
+    /// Samples left for a later cycle when the Fetch budget ran out (counted each cycle).
+    pub deferred: u64,
 }
 
 /// Topic cleanup policies as last read.
@@ -76,10 +90,13 @@ impl CycleState {
             settings,
             sampling,
             offset_fetch_timeout,
+            fetch_requests_per_broker: crate::config::TimestampSampling::default()
+                .fetch_requests_per_broker,
             timestamps: TimestampCache::default(),
             compacted: None,
             last_fetch: FetchStats::default(),
-            fetch_totals: (0, 0),
+            deferred: HashSet::new(),
+            totals: SampleTotals::default(),
         }
     }
 
@@ -88,9 +105,14 @@ impl CycleState {
         &self.last_fetch
     }
 
-    /// (time-lag samples fetched, record bytes fetched for them) since start.
-    pub fn fetch_totals(&self) -> (u64, u64) {
-        self.fetch_totals
+    /// Time-lag samples fetched, their bytes, and samples deferred, since start.
+    pub fn sample_totals(&self) -> SampleTotals {
+        self.totals
+    }
+
+    /// Samples the last cycle left for the next one.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
     }
 
     /// Run one cycle against `cluster`. A failed cycle clears the timestamp cache: the
@@ -226,8 +248,12 @@ impl CycleState {
         Ok((snapshot, issues))
     }
 
-    /// Fill `record` for every lagging group partition: cache first, one batched fetch for
-    /// the rest; evict cache entries no group points at any more.
+    /// Fill `record` for every lagging group partition: cache first, batched fetches for
+    /// the rest within the cycle's budget; evict cache entries no group points at any more.
+    ///
+    /// Samples the budget leaves out have no time lag this cycle (never an estimate); they
+    /// come first in the next one, so every sample is fetched within a few cycles however
+    /// many there are.
     async fn sample_timestamps(
         &mut self,
         cluster: &Cluster,
@@ -240,8 +266,10 @@ impl CycleState {
             let topic_id = topic_ids.get(&tp.topic).copied().unwrap_or_default();
             self.timestamps.observe(tp, topic_id, *w);
         }
-        let mut live = HashSet::new();
-        let mut wanted = BTreeSet::new();
+        // Every lagging (partition, committed offset), sorted and once: what the cache
+        // keeps. `wanted`: those not cached.
+        let mut live: Vec<(TopicPartition, i64)> = Vec::new();
+        let mut wanted: Vec<(TopicPartition, i64)> = Vec::new();
         for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
             let Some(w) = watermarks.get(&gp.tp) else {
                 continue;
@@ -249,38 +277,62 @@ impl CycleState {
             if gp.committed >= w.high {
                 continue;
             }
-            live.insert((gp.tp.clone(), gp.committed));
+            live.push((gp.tp.clone(), gp.committed));
             match self.timestamps.get(&gp.tp, gp.committed, w.low) {
                 Some(rec) => gp.record = Some(rec),
-                None => {
-                    wanted.insert((gp.tp.clone(), gp.committed));
-                }
+                None => wanted.push((gp.tp.clone(), gp.committed)),
             }
         }
+        live.sort_unstable();
+        live.dedup();
+        live.shrink_to_fit();
+        let last_deferred = std::mem::take(&mut self.deferred);
         if !wanted.is_empty() {
-            let targets: Vec<(TopicPartition, i64)> = wanted.into_iter().collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            // Left out last cycle: first in line (a stable sort keeps the order within).
+            if !last_deferred.is_empty() {
+                wanted.sort_by_key(|t| !last_deferred.contains(t));
+            }
+            drop(last_deferred);
+            let query = TimestampQuery {
+                requests_per_leader: Some(self.fetch_requests_per_broker.max(1)),
+                ..TimestampQuery::default()
+            };
             let cache = &mut self.timestamps;
+            let deferred = &mut self.deferred;
             let cluster_name = &self.settings.name;
             let stats = cluster
-                .record_timestamps_each(&targets, TimestampQuery::default(), |tp, offset, answer| {
-                    match answer {
-                        Ok(TimestampResult::Found(rec)) => cache.insert(tp, offset, rec),
-                        Ok(TimestampResult::EndOfLog) => {}
-                        Err(e) => {
-                            issues.timestamps_failed += 1;
-                            tracing::warn!(cluster = %cluster_name, partition = %tp, offset, error = %e, "no timestamp");
-                        }
+                .record_timestamps_each(&wanted, query, |tp, offset, answer| match answer {
+                    Ok(TimestampResult::Found(rec)) => cache.insert(tp, offset, rec),
+                    Ok(TimestampResult::EndOfLog) => {}
+                    Ok(TimestampResult::Deferred) => {
+                        deferred.insert((tp.clone(), offset));
+                    }
+                    Err(e) => {
+                        issues.timestamps_failed += 1;
+                        tracing::warn!(cluster = %cluster_name, partition = %tp, offset, error = %e, "no timestamp");
                     }
                 })
                 .await;
-            drop(targets);
-            self.fetch_totals.0 += stats.samples();
-            self.fetch_totals.1 += stats.record_bytes();
+            drop(wanted);
+            self.totals.fetched += stats.samples();
+            self.totals.bytes += stats.record_bytes();
+            self.totals.deferred += self.deferred.len() as u64;
+            if !self.deferred.is_empty() {
+                tracing::debug!(
+                    cluster = %self.settings.name,
+                    deferred = self.deferred.len(),
+                    "fetch budget reached; the remaining time-lag samples come next cycle"
+                );
+            }
             self.last_fetch = stats;
             for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
-                if gp.record.is_none() && live.contains(&(gp.tp.clone(), gp.committed)) {
-                    let low = watermarks.get(&gp.tp).map_or(0, |w| w.low);
-                    gp.record = self.timestamps.peek(&gp.tp, gp.committed, low);
+                if gp.record.is_some() {
+                    continue;
+                }
+                if let Some(w) = watermarks.get(&gp.tp).filter(|w| gp.committed < w.high) {
+                    gp.record = self.timestamps.peek(&gp.tp, gp.committed, w.low);
                 }
             }
         }

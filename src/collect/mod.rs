@@ -68,6 +68,7 @@ pub async fn run_cluster(
         exporter.timestamp_sampling.enabled,
         exporter.performance.offset_fetch_timeout,
     );
+    cycle.fetch_requests_per_broker = exporter.timestamp_sampling.fetch_requests_per_broker;
     let mut cluster: Option<Cluster> = None;
     let mut retry = FIRST_RETRY;
     loop {
@@ -162,9 +163,10 @@ pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStat
     let (hits, misses) = cycle.timestamps.stats();
     stats.timestamp_cache_hits = hits;
     stats.timestamp_cache_misses = misses;
-    let (samples, bytes) = cycle.fetch_totals();
-    stats.timestamp_samples_fetched = samples;
-    stats.timestamp_fetch_bytes = bytes;
+    let totals = cycle.sample_totals();
+    stats.timestamp_samples_fetched = totals.fetched;
+    stats.timestamp_fetch_bytes = totals.bytes;
+    stats.timestamp_samples_deferred = totals.deferred;
     stats
 }
 

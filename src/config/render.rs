@@ -30,6 +30,7 @@ struct TimestampSampling {
     enabled: bool,
     cache_ttl: String,
     max_concurrent_fetches: u64,
+    fetch_requests_per_broker: u32,
 }
 
 #[derive(Serialize)]
@@ -85,6 +86,7 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
                 enabled: e.timestamp_sampling.enabled,
                 cache_ttl: format_duration(e.timestamp_sampling.cache_ttl),
                 max_concurrent_fetches: count(e.timestamp_sampling.max_concurrent_fetches),
+                fetch_requests_per_broker: e.timestamp_sampling.fetch_requests_per_broker,
             },
             otel: Otel {
                 enabled: e.otel.enabled,

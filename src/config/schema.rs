@@ -296,11 +296,27 @@ impl Walker<'_> {
                 "at least 1 while timestamp sampling is enabled",
             ));
         }
+        let key = "fetch_requests_per_broker";
+        let fetch_requests_per_broker = self.get(
+            &mut t,
+            p,
+            key,
+            d.fetch_requests_per_broker as usize,
+            Self::count,
+        )?;
+        if fetch_requests_per_broker == 0 {
+            return Err(self.invalid(
+                &child(p, key),
+                "0 would never fetch a timestamp",
+                "at least 1 (use `enabled = false` to fetch none)",
+            ));
+        }
         self.leftover(t, p);
         Ok(TimestampSampling {
             enabled,
             cache_ttl,
             max_concurrent_fetches,
+            fetch_requests_per_broker: u32::try_from(fetch_requests_per_broker).unwrap_or(u32::MAX),
         })
     }
 

@@ -183,6 +183,15 @@ fn large_cluster_tuning_parses() {
     );
     assert_eq!(c.exporter.granularity, Granularity::Topic);
     assert!(!c.exporter.timestamp_sampling.enabled);
+    let budget = ok(&format!(
+        "[exporter.timestamp_sampling]\nfetch_requests_per_broker = 6\n{}",
+        with_cluster("")
+    ));
+    assert_eq!(
+        budget.exporter.timestamp_sampling.fetch_requests_per_broker,
+        6
+    );
+    assert!(budget.unknown_keys.is_empty());
     let k = &c.clusters[0];
     assert!(k.group_allowed("prod-orders"));
     assert!(!k.group_allowed("test-orders") && !k.group_allowed("staging"));
@@ -205,6 +214,7 @@ fn defaults_when_sections_are_missing() {
         assert!(e.timestamp_sampling.enabled);
         assert_eq!(e.timestamp_sampling.cache_ttl, Duration::from_secs(60));
         assert_eq!(e.timestamp_sampling.max_concurrent_fetches, 5);
+        assert_eq!(e.timestamp_sampling.fetch_requests_per_broker, 2);
         assert!(!e.otel.enabled);
         assert_eq!(e.otel.endpoint, "http://localhost:4317");
         assert_eq!(e.otel.export_interval, Duration::from_secs(60));
@@ -273,6 +283,10 @@ fn error_messages_name_file_key_and_expectation() {
         (
             format!("[exporter.performance]\nmax_concurrent_groups = 0\n{cluster}"),
             "config.toml: exporter.performance.max_concurrent_groups: 0 is out of range, expected a whole number from 1",
+        ),
+        (
+            format!("[exporter.timestamp_sampling]\nfetch_requests_per_broker = 0\n{cluster}"),
+            "config.toml: exporter.timestamp_sampling.fetch_requests_per_broker: 0 would never fetch a timestamp, expected at least 1 (use `enabled = false` to fetch none)",
         ),
         (
             format!("[exporter.timestamp_sampling]\nmax_concurrent_fetches = 0\n{cluster}"),

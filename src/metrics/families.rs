@@ -261,7 +261,7 @@ impl Exposition {
                 }
             }
         }
-        let counters: [CounterFamily; 4] = [
+        let counters: [CounterFamily; 5] = [
             (
                 "tidemark_timestamp_cache_hits",
                 "Time-lag samples answered from the timestamp cache.",
@@ -281,6 +281,11 @@ impl Exposition {
                 "tidemark_timestamp_fetch_bytes",
                 "Record bytes fetched to read time-lag samples.",
                 |s| s.timestamp_fetch_bytes,
+            ),
+            (
+                "tidemark_timestamp_samples_deferred",
+                "Time-lag samples a cycle left for the next because its Fetch budget (timestamp_sampling.fetch_requests_per_broker) ran out; those group partitions have no time lag in that cycle.",
+                |s| s.timestamp_samples_deferred,
             ),
         ];
         for (name, help, value) in counters {

@@ -59,6 +59,8 @@ pub struct ClientStats {
     /// Time-lag samples read from Fetch responses, and the record bytes fetched for them.
     pub timestamp_samples_fetched: u64,
     pub timestamp_fetch_bytes: u64,
+    /// Samples left for a later cycle by the Fetch budget, summed over cycles.
+    pub timestamp_samples_deferred: u64,
 }
 
 /// What the exporter currently knows about one cluster.

@@ -76,6 +76,7 @@ fn view() -> ClusterView {
             timestamp_cache_misses: 2,
             timestamp_samples_fetched: 2,
             timestamp_fetch_bytes: 20_480,
+            timestamp_samples_deferred: 5,
         },
     }
 }
@@ -244,6 +245,9 @@ fn operational_counters_and_the_cycle_histogram_are_exposed() {
     ));
     has(&format!(
         "tidemark_timestamp_fetch_bytes_total{{{c}}} 20480"
+    ));
+    has(&format!(
+        "tidemark_timestamp_samples_deferred_total{{{c}}} 5"
     ));
     has("# TYPE tidemark_cycle_duration_seconds histogram");
     has(&format!("tidemark_cycle_duration_seconds_count{{{c}}} 2"));

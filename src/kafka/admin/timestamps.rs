@@ -17,8 +17,7 @@
 //! (×4) only for partitions whose target batch did not fit, never past
 //! [`MAX_PARTITION_FETCH_BYTES`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
@@ -39,7 +38,8 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Tuning of [`Cluster::record_timestamps`].
 #[derive(Clone, Copy, Debug)]
 pub struct TimestampQuery {
-    /// First `partition_max_bytes`; grows ×4 per retry up to [`MAX_PARTITION_FETCH_BYTES`].
+    /// First `partition_max_bytes`; grows to what a cut batch needs (or ×4 when that is not
+    /// known), up to [`MAX_PARTITION_FETCH_BYTES`].
     pub initial_partition_bytes: i32,
     /// Cap of one Fetch response (`max_bytes`), and of the `partition_max_bytes` summed over
     /// one request: a leader's partitions beyond it wait for the next round. Responses are
@@ -47,17 +47,21 @@ pub struct TimestampQuery {
     pub response_max_bytes: i32,
     /// Fetches of one partition (with room in the response) before its unresolved targets
     /// are given up.
-    pub max_rounds: u32,
+    pub max_attempts: u32,
+    /// Fetch requests to one leader in this call, at most (`None`: as many as it takes).
+    /// Targets not resolved within them are answered [`TimestampResult::Deferred`].
+    pub requests_per_leader: Option<u32>,
 }
 
 impl Default for TimestampQuery {
     fn default() -> Self {
         Self {
-            initial_partition_bytes: 16 * 1024,
+            initial_partition_bytes: 4 * 1024,
             // Below Kafka's default broker limit (`fetch.max.bytes`, 55 MiB), which would
             // otherwise cut responses short of what was asked for.
             response_max_bytes: 50 * 1024 * 1024,
-            max_rounds: 8,
+            max_attempts: 8,
+            requests_per_leader: None,
         }
     }
 }
@@ -70,6 +74,9 @@ pub enum TimestampResult {
     Found(RecordAt),
     /// No record at or after the target: it is at or past the end of the log.
     EndOfLog,
+    /// Not fetched: its leader's request budget ([`TimestampQuery::requests_per_leader`])
+    /// ran out first.
+    Deferred,
 }
 
 #[derive(Clone, Debug)]
@@ -82,6 +89,9 @@ struct Target {
 
 #[derive(Clone, Debug)]
 struct PartitionWork {
+    /// Position of the partition's first target in the caller's list: rounds take
+    /// partitions in this order.
+    order: usize,
     tp: TopicPartition,
     targets: Vec<Target>,
     max_bytes: i32,
@@ -158,34 +168,27 @@ impl Cluster {
 
     /// [`Cluster::record_timestamps_with_stats`], handing each answer to `answer(partition,
     /// offset, result)` as soon as its round ends instead of collecting them.
+    ///
+    /// Rounds take partitions in the order of their first target in `targets`, so when
+    /// [`TimestampQuery::requests_per_leader`] cuts the work short, the targets listed first
+    /// are the ones fetched.
     pub async fn record_timestamps_each(
         &self,
         targets: &[(TopicPartition, i64)],
         query: TimestampQuery,
         mut answer: impl FnMut(&TopicPartition, i64, Result<TimestampResult>),
     ) -> FetchStats {
-        let initial = query
-            .initial_partition_bytes
-            .clamp(1, MAX_PARTITION_FETCH_BYTES);
-        let mut work: BTreeMap<TopicPartition, PartitionWork> = BTreeMap::new();
-        for (tp, offset) in targets {
-            let w = work.entry(tp.clone()).or_insert_with(|| PartitionWork {
-                tp: tp.clone(),
-                targets: Vec::new(),
-                max_bytes: initial,
-                attempts: 0,
-            });
-            if !w.targets.iter().any(|t| t.target == *offset) {
-                w.targets.push(Target {
-                    target: *offset,
-                    from: *offset,
-                });
-            }
-        }
-        let requests = AtomicU64::new(0);
+        let mut work = plan_work(targets, &query);
+        let requests: std::sync::Mutex<HashMap<i32, u32>> = Default::default();
+        let sent = |node: i32| {
+            requests
+                .lock()
+                .map_or(0, |r| r.get(&node).copied().unwrap_or(0))
+        };
         let mut fetched: HashMap<TopicPartition, PartitionFetch> = HashMap::new();
-        let max_attempts = query.max_rounds.max(1);
+        let max_attempts = query.max_attempts.max(1);
         let budget = i64::from(query.response_max_bytes.max(1));
+        let spent = |leader: Option<i32>| matches!((leader, query.requests_per_leader), (Some(node), Some(max)) if sent(node) >= max);
         while !work.is_empty() {
             // This round: per leader, partitions in order while their caps fit one
             // response (each leader gets at least one); the others wait for the next round.
@@ -194,15 +197,27 @@ impl Cluster {
             let meta = self.metadata();
             let mut planned: HashMap<Option<i32>, i64> = HashMap::new();
             let mut batch: Vec<PartitionWork> = Vec::new();
-            let mut waiting: BTreeMap<TopicPartition, PartitionWork> = BTreeMap::new();
-            for (tp, w) in std::mem::take(&mut work) {
-                let used = planned.entry(meta.leader(&tp)).or_insert(0);
+            let mut waiting: Vec<PartitionWork> = Vec::new();
+            let mut deferred: Vec<PartitionWork> = Vec::new();
+            for w in std::mem::take(&mut work) {
+                let leader = meta.leader(&w.tp);
+                if spent(leader) {
+                    deferred.push(w);
+                    continue;
+                }
+                let used = planned.entry(leader).or_insert(0);
                 let cost = i64::from(w.max_bytes);
                 if *used == 0 || *used + cost <= budget {
                     *used += cost;
                     batch.push(w);
                 } else {
-                    waiting.insert(tp, w);
+                    waiting.push(w);
+                }
+            }
+            drop(meta);
+            for w in deferred {
+                for t in &w.targets {
+                    answer(&w.tp, t.target, Ok(TimestampResult::Deferred));
                 }
             }
             work = waiting;
@@ -212,7 +227,9 @@ impl Cluster {
                 .collect();
             let outcomes = self
                 .per_leader(batch, work_key, |node, items| {
-                    requests.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut r) = requests.lock() {
+                        *r.entry(node).or_insert(0) += 1;
+                    }
                     self.fetch_round(node, items, query)
                 })
                 .await;
@@ -237,9 +254,7 @@ impl Cluster {
                                     answer(&tp, t.target, Err(e));
                                 }
                             }
-                            Some(left) => {
-                                work.insert(tp, left);
-                            }
+                            Some(left) => work.push(left),
                             None => {}
                         }
                     }
@@ -250,9 +265,13 @@ impl Cluster {
                     }
                 }
             }
+            work.sort_unstable_by_key(|w| w.order);
         }
+        let requests = requests
+            .into_inner()
+            .map_or(0, |r| r.values().map(|n| u64::from(*n)).sum());
         FetchStats {
-            requests: requests.into_inner(),
+            requests,
             partitions: fetched.into_values().collect(),
         }
     }
@@ -324,6 +343,35 @@ impl Cluster {
 
 fn work_key(w: &PartitionWork) -> &TopicPartition {
     &w.tp
+}
+
+/// One entry per partition, in the order of its first target, with its distinct targets.
+fn plan_work(targets: &[(TopicPartition, i64)], query: &TimestampQuery) -> Vec<PartitionWork> {
+    let initial = query
+        .initial_partition_bytes
+        .clamp(1, MAX_PARTITION_FETCH_BYTES);
+    let mut index: HashMap<&TopicPartition, usize> = HashMap::new();
+    let mut work: Vec<PartitionWork> = Vec::new();
+    for (tp, offset) in targets {
+        let at = *index.entry(tp).or_insert_with(|| {
+            work.push(PartitionWork {
+                order: work.len(),
+                tp: tp.clone(),
+                targets: Vec::new(),
+                max_bytes: initial,
+                attempts: 0,
+            });
+            work.len() - 1
+        });
+        let w = &mut work[at];
+        if !w.targets.iter().any(|t| t.target == *offset) {
+            w.targets.push(Target {
+                target: *offset,
+                from: *offset,
+            });
+        }
+    }
+    work
 }
 
 fn lowest(targets: &[Target]) -> i64 {
@@ -476,6 +524,7 @@ mod tests {
 
     fn work(targets: &[i64], max_bytes: i32) -> PartitionWork {
         PartitionWork {
+            order: 0,
             tp: TopicPartition::new("t", 0),
             targets: targets
                 .iter()
