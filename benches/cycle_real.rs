@@ -9,7 +9,8 @@
 //! Options: `--sizes GxP[,GxP...]` (groups × partitions, over `--topics 10` topics),
 //! `--records 100` (records per partition, produced as one batch, then one single-record
 //! batch: the test broker's ListOffsets LATEST is only right after those), `--value-bytes
-//! 100`, `--cycles 10`, `--granularity topic|partition` (default topic).
+//! 100`, `--cycles 10`, `--granularity topic|partition` (default topic), `--fetch-budget 2`
+//! (Fetch requests per broker per cycle; the configuration default).
 //!
 //! Setup (topics, one produce per batch, one OffsetCommit per group with all its partitions)
 //! runs in this process with the test workload and is timed; the cycles run in a child
@@ -65,7 +66,7 @@ fn main() {
             (broker, setup)
         });
         eprintln!("  setup: {setup}");
-        let child_args = vec![
+        let mut child_args = vec![
             "--bootstrap".to_string(),
             broker.bootstrap.clone(),
             "--cycles".to_string(),
@@ -73,6 +74,9 @@ fn main() {
             "--granularity".to_string(),
             args.get("granularity").unwrap_or("topic").to_string(),
         ];
+        if let Some(b) = args.get("fetch-budget") {
+            child_args.extend(["--fetch-budget".to_string(), b.to_string()]);
+        }
         let report = spawn_child(&child_args, |_| {});
         let title = format!(
             "real broker (Tansu 0.6.0): {groups} groups × {} partitions, every group lagging on every partition, {records} records × {value_bytes} B per partition",

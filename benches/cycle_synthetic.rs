@@ -10,7 +10,8 @@
 //! `--brokers 3`, `--cycles 10`, `--churn PCT` (percent of group partitions whose committed
 //! offset moves every cycle; default 0), `--topics-per-group 1`, `--granularity topic|partition`
 //! (default topic, the configuration default), `--advance 200` (records appended per
-//! partition per cycle).
+//! partition per cycle), `--fetch-budget 2` (Fetch requests per broker per cycle; the
+//! configuration default).
 //!
 //! The synthetic responder runs in this process; the cycles run in a child process (this
 //! binary with `--child`), so the reported RSS is the exporter's alone.
@@ -75,6 +76,9 @@ fn main() {
             "--granularity".to_string(),
             args.get("granularity").unwrap_or("topic").to_string(),
         ];
+        if let Some(b) = args.get("fetch-budget") {
+            child_args.extend(["--fetch-budget".to_string(), b.to_string()]);
+        }
         if let Some(w) = args.get("workers") {
             child_args.extend(["--workers".to_string(), w.to_string()]);
         }

@@ -1078,3 +1078,29 @@ async fn a_request_budget_fetches_the_targets_listed_first_and_defers_the_rest()
     nodes.sort_unstable();
     assert_eq!(nodes, vec![1, 2], "one Fetch per leader");
 }
+
+/// Requests any broker can answer (Metadata, batched FindCoordinator, DescribeConfigs) take
+/// turns over the brokers, so a cycle's one-off requests do not all land on one of them.
+#[tokio::test]
+async fn any_broker_requests_take_turns() {
+    let stub = StubCluster::start(&[1, 2, 3]).await;
+    let cluster = connect(&stub, 3).await;
+    let before = stub.requests_of(ApiKey::Metadata).len();
+    for _ in 0..3 {
+        cluster.refresh_metadata().await.expect("metadata");
+    }
+    let nodes: BTreeSet<i32> = stub.requests_of(ApiKey::Metadata)[before..]
+        .iter()
+        .map(|r| r.node)
+        .collect();
+    assert_eq!(
+        nodes,
+        BTreeSet::from([1, 2, 3]),
+        "Metadata from each broker in turn"
+    );
+    let mut any = BTreeSet::new();
+    for _ in 0..3 {
+        any.insert(cluster.any_node().await.expect("a broker"));
+    }
+    assert_eq!(any, BTreeSet::from([1, 2, 3]));
+}

@@ -197,6 +197,10 @@ pub fn run_child(args: &Args) {
             true,
             exporter.performance.offset_fetch_timeout,
         );
+        cycle.fetch_requests_per_broker = args.num(
+            "fetch-budget",
+            exporter.timestamp_sampling.fetch_requests_per_broker,
+        );
         let state = ExporterState::new(&[("bench".to_string(), Vec::new())], granularity);
         for n in 1..=cycles {
             if n > 1 {
@@ -259,7 +263,8 @@ pub fn run_child(args: &Args) {
                  cpu_ms={:.2} cpu_kafka_ms={:.2} rss_kib={rss} hwm_kib={hwm} \
                  group_partitions={group_partitions} sampled={sampled} with_time_lag={with_time_lag} \
                  cache_entries={} timestamps_failed={} metrics_bytes={} series={} \
-                 fetch_requests={} fetch_partitions={} fetch_samples={} fetch_record_bytes={}",
+                 fetch_requests={} fetch_partitions={} fetch_samples={} fetch_record_bytes={} \
+                 deferred={}",
                 ms(wall),
                 ms(t_kafka),
                 ms(t_lag),
@@ -278,6 +283,7 @@ pub fn run_child(args: &Args) {
                 fetch.partitions.len(),
                 fetch.samples(),
                 fetch.record_bytes(),
+                cycle.deferred(),
             );
             // Requests per node and API sent during this cycle (ApiVersions excluded: it is
             // connection setup, not cycle work).
@@ -460,13 +466,14 @@ pub fn spawn_child(args: &[String], mut between: impl FnMut(usize)) -> ChildRepo
         } else if line.starts_with("cycle ") {
             let c = kv;
             eprintln!(
-                "  cycle {:>2}: wall {:>8.1} ms  cpu {:>8.1} ms  rss {:>6.1} MiB  requests/broker {:?}  fetched {} samples",
+                "  cycle {:>2}: wall {:>8.1} ms  cpu {:>8.1} ms  rss {:>6.1} MiB  requests/broker {:?}  fetched {} samples, deferred {}",
                 c.u("n"),
                 c.f("wall_ms"),
                 c.f("cpu_ms"),
                 c.f("rss_kib") / 1024.0,
                 c.requests_per_node(),
                 c.u("fetch_samples"),
+                c.u("deferred"),
             );
             report.cycles.push(c);
         } else if line.starts_with("done ") {
@@ -573,6 +580,20 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
         r.cycles.len(),
         r.final_hwm_kib as f64 / 1024.0
     );
+    let deferred: Vec<String> = r
+        .cycles
+        .iter()
+        .take_while(|c| c.u("deferred") > 0)
+        .map(|c| format!("cycle {}: {}", c.u("n"), c.u("deferred")))
+        .collect();
+    if !deferred.is_empty() {
+        let _ = writeln!(
+            out,
+            "samples deferred by the Fetch budget: {}; none from cycle {} on",
+            deferred.join(", "),
+            deferred.len() + 1
+        );
+    }
     let failed: u64 = r.cycles.iter().map(|c| c.u("timestamps_failed")).sum();
     if failed > 0 {
         let _ = writeln!(out, "timestamps failed (all cycles): {failed}");

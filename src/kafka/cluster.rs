@@ -6,6 +6,7 @@
 //! and retry only the items that failed, with [`Cluster::backoff`] between attempts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -198,6 +199,9 @@ pub struct Cluster {
     slots: Mutex<HashMap<i32, Slot>>,
     counters: Mutex<BTreeMap<i32, Arc<ApiCounters>>>,
     pub(crate) coordinators: Mutex<HashMap<String, i32>>,
+    /// Turns of "any broker" requests (Metadata, batched FindCoordinator, DescribeConfigs),
+    /// so that they spread over the brokers instead of all landing on the first.
+    turn: AtomicUsize,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -221,6 +225,7 @@ impl Cluster {
             slots: Mutex::new(HashMap::new()),
             counters: Mutex::new(BTreeMap::new()),
             coordinators: Mutex::new(HashMap::new()),
+            turn: AtomicUsize::new(0),
         };
         cluster.bootstrap().await?;
         Ok(cluster)
@@ -303,9 +308,20 @@ impl Cluster {
         *self.metadata.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(meta);
     }
 
-    /// Refresh metadata from any reachable broker (falling back to the bootstrap list).
+    /// The known brokers, starting at the next one in turn.
+    fn nodes_in_turn(&self) -> Vec<i32> {
+        let mut nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        if !nodes.is_empty() {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % nodes.len();
+            nodes.rotate_left(turn);
+        }
+        nodes
+    }
+
+    /// Refresh metadata from any reachable broker, taking turns (falling back to the
+    /// bootstrap list).
     pub async fn refresh_metadata(&self) -> Result<Arc<Metadata>> {
-        let nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        let nodes = self.nodes_in_turn();
         let mut last_error = None;
         for node in nodes {
             match self.connection(node).await {
@@ -351,9 +367,9 @@ impl Cluster {
         Ok(conn)
     }
 
-    /// Any broker: the lowest node id with a live connection, else the first that dials.
+    /// Any broker: the next one in turn with a live connection, else the first that dials.
     pub async fn any_node(&self) -> Result<i32> {
-        let nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        let nodes = self.nodes_in_turn();
         for node in &nodes {
             let slot = self.slot(*node);
             let live = slot
@@ -523,6 +539,7 @@ mod tests {
             slots: Mutex::new(HashMap::new()),
             counters: Mutex::new(BTreeMap::new()),
             coordinators: Mutex::new(HashMap::new()),
+            turn: AtomicUsize::new(0),
         };
         assert_eq!(cluster.backoff(0), Duration::from_millis(100));
         assert_eq!(cluster.backoff(1), Duration::from_millis(200));
