@@ -1104,3 +1104,78 @@ async fn any_broker_requests_take_turns() {
     }
     assert_eq!(any, BTreeSet::from([1, 2, 3]));
 }
+
+/// A partition whose leader moved after the metadata was read: the old leader answers
+/// NOT_LEADER_OR_FOLLOWER, the client refreshes metadata and asks the new leader in the next
+/// round; the other leader's partition is answered in the first.
+#[tokio::test]
+async fn a_fetch_partition_whose_leader_moved_is_fetched_from_the_new_leader() {
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.add_topic("t", &[1, 2]);
+    let stamps: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 1_000).collect();
+    for p in 0..2 {
+        stub.append_records("t", p, &stamps);
+    }
+    let cluster = connect(&stub, 3).await;
+    stub.set_leader("t", 0, 2);
+    let targets = [(tp("t", 0), 5), (tp("t", 1), 7)];
+    let got = cluster
+        .record_timestamps(&targets, TimestampQuery::default())
+        .await;
+    for (t, offset) in &targets {
+        match ok("timestamp", &got[&(t.clone(), *offset)]) {
+            TimestampResult::Found(r) => {
+                assert_eq!((r.offset, r.timestamp_ms), (*offset, stamps[*offset as usize]))
+            }
+            other => panic!("{t}: {other:?}"),
+        }
+    }
+    assert_eq!(stub.count_on(1, ApiKey::Fetch), 1, "the old leader, once");
+    assert_eq!(stub.count_on(2, ApiKey::Fetch), 2, "its own partition, then the moved one");
+}
+
+/// A Fetch whose connection drops is sent again on a new connection; with a budget of one
+/// request per leader, its partitions get the transport error instead (not `Deferred`), and
+/// the other leader's are answered.
+#[tokio::test]
+async fn a_dropped_fetch_is_retried_or_fails_with_its_error_when_the_budget_is_spent() {
+    for (budget, recovers) in [(None, true), (Some(1), false)] {
+        let stub = StubCluster::start(&[1, 2]).await;
+        stub.add_topic("t", &[1, 2]);
+        let stamps: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 1_000).collect();
+        for p in 0..2 {
+            stub.append_records("t", p, &stamps);
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let counter = dropped.clone();
+        stub.set_handler(move |r, _| {
+            if r.api == ApiKey::Fetch && r.node == 1 && counter.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                Reply::Close
+            } else {
+                Reply::Default
+            }
+        });
+        let cluster = connect(&stub, 3).await;
+        let query = TimestampQuery {
+            requests_per_leader: budget,
+            ..TimestampQuery::default()
+        };
+        let targets = [(tp("t", 0), 5), (tp("t", 1), 7)];
+        let got = cluster.record_timestamps(&targets, query).await;
+        assert!(
+            matches!(ok("t/1", &got[&targets[1]]), TimestampResult::Found(r) if r.offset == 7),
+            "{budget:?}"
+        );
+        if recovers {
+            assert!(
+                matches!(ok("t/0", &got[&targets[0]]), TimestampResult::Found(r) if r.offset == 5)
+            );
+            assert_eq!(stub.count_on(1, ApiKey::Fetch), 2);
+        } else {
+            let e = err("t/0", &got[&targets[0]]);
+            assert!(e.is_transport(), "{e:?}");
+            assert_eq!(stub.count_on(1, ApiKey::Fetch), 1);
+        }
+    }
+}

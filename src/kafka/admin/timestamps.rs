@@ -17,23 +17,20 @@
 //! (×4) only for partitions whose target batch did not fit, never past
 //! [`MAX_PARTITION_FETCH_BYTES`].
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
-use kafka_protocol::messages::ApiKey;
-
-use super::{broker_error, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{KafkaError, Result};
-use crate::kafka::records::{self, AbortedTxn, Lookup, RecordAt};
-use crate::kafka::requests::{self, FetchAt};
-use crate::kafka::wire::fetch::{self, FetchPartition as FetchedPartition, Item};
+use crate::kafka::records::RecordAt;
+
+mod resolve;
+mod round;
+
+use round::{RoundFailure, RoundOutput};
 
 /// The product promise: never ask a broker for more than this per partition.
 pub const MAX_PARTITION_FETCH_BYTES: i32 = 256 * 1024;
-
-/// Error code OFFSET_OUT_OF_RANGE.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 /// Tuning of [`Cluster::record_timestamps`].
 #[derive(Clone, Copy, Debug)]
@@ -80,23 +77,32 @@ pub enum TimestampResult {
 }
 
 #[derive(Clone, Debug)]
-struct Target {
+pub(super) struct Target {
     /// Offset the caller asked about.
-    target: i64,
+    pub(super) target: i64,
     /// Offset to look for (moved to the log start after OFFSET_OUT_OF_RANGE).
-    from: i64,
+    pub(super) from: i64,
 }
 
+/// One partition's targets still to resolve.
 #[derive(Clone, Debug)]
-struct PartitionWork {
+pub(super) struct PartitionWork {
     /// Position of the partition's first target in the caller's list: rounds take
     /// partitions in this order.
-    order: usize,
-    tp: TopicPartition,
-    targets: Vec<Target>,
-    max_bytes: i32,
-    /// Fetches that had room for this partition (starved ones do not count).
-    attempts: u32,
+    pub(super) order: usize,
+    pub(super) tp: TopicPartition,
+    pub(super) targets: Vec<Target>,
+    pub(super) max_bytes: i32,
+    /// Fetches that had room for this partition (starved ones do not count), and failed
+    /// ones.
+    pub(super) attempts: u32,
+}
+
+impl PartitionWork {
+    /// Where the next fetch of this partition starts.
+    pub(super) fn lowest(&self) -> i64 {
+        self.targets.iter().map(|t| t.from).min().unwrap_or(0)
+    }
 }
 
 type Answers = HashMap<(TopicPartition, i64), Result<TimestampResult>>;
@@ -131,14 +137,34 @@ impl FetchStats {
     }
 }
 
-/// What one round achieved for one partition.
-#[derive(Debug)]
-struct RoundResult {
-    resolved: Vec<(i64, Result<TimestampResult>)>,
-    /// Work left for the next round, if any.
-    left: Option<PartitionWork>,
-    /// Record bytes this round received for the partition.
-    record_bytes: u64,
+/// Where the concurrent requests of one call hand their answers over, as they decode.
+struct Sink<F> {
+    answer: F,
+    fetched: HashMap<TopicPartition, PartitionFetch>,
+}
+
+impl<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)> Sink<F> {
+    fn answer(&mut self, tp: &TopicPartition, target: i64, result: Result<TimestampResult>) {
+        if matches!(result, Ok(TimestampResult::Found(_))) {
+            self.fetched.entry(tp.clone()).or_default().samples += 1;
+        }
+        (self.answer)(tp, target, result);
+    }
+
+    fn received(&mut self, tp: &TopicPartition, record_bytes: usize) {
+        self.fetched.entry(tp.clone()).or_default().record_bytes += record_bytes as u64;
+    }
+
+    /// Every target of `w` gets `result`.
+    fn settle(&mut self, w: &PartitionWork, result: impl Fn() -> Result<TimestampResult>) {
+        for t in &w.targets {
+            (self.answer)(&w.tp, t.target, result());
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Cluster {
@@ -167,182 +193,163 @@ impl Cluster {
     }
 
     /// [`Cluster::record_timestamps_with_stats`], handing each answer to `answer(partition,
-    /// offset, result)` as soon as its round ends instead of collecting them.
+    /// offset, result)` as soon as it is decoded instead of collecting them.
     ///
     /// Rounds take partitions in the order of their first target in `targets`, so when
     /// [`TimestampQuery::requests_per_leader`] cuts the work short, the targets listed first
-    /// are the ones fetched.
+    /// are the ones fetched. A partition whose leader moved, or whose request failed in
+    /// transport, goes again in the next round after a metadata refresh (with backoff); it
+    /// counts as one of its [`TimestampQuery::max_attempts`].
     pub async fn record_timestamps_each(
         &self,
         targets: &[(TopicPartition, i64)],
         query: TimestampQuery,
-        mut answer: impl FnMut(&TopicPartition, i64, Result<TimestampResult>),
+        answer: impl FnMut(&TopicPartition, i64, Result<TimestampResult>) + Send,
     ) -> FetchStats {
+        let sink = Mutex::new(Sink {
+            answer,
+            fetched: HashMap::new(),
+        });
         let mut work = plan_work(targets, &query);
-        let requests: std::sync::Mutex<HashMap<i32, u32>> = Default::default();
-        let sent = |node: i32| {
-            requests
-                .lock()
-                .map_or(0, |r| r.get(&node).copied().unwrap_or(0))
-        };
-        let mut fetched: HashMap<TopicPartition, PartitionFetch> = HashMap::new();
         let max_attempts = query.max_attempts.max(1);
-        let budget = i64::from(query.response_max_bytes.max(1));
-        let spent = |leader: Option<i32>| matches!((leader, query.requests_per_leader), (Some(node), Some(max)) if sent(node) >= max);
+        let room = i64::from(query.response_max_bytes.max(1));
+        let mut sent: HashMap<i32, u32> = HashMap::new();
+        // The error of each leader's last request, when it failed: what its partitions get
+        // instead of `Deferred` once its budget is spent.
+        let mut failed: HashMap<i32, KafkaError> = HashMap::new();
+        let mut requests = 0u64;
+        let mut stale_rounds = 0u32;
         while !work.is_empty() {
             // This round: per leader, partitions in order while their caps fit one
             // response (each leader gets at least one); the others wait for the next round.
             // A response of `max_bytes` could not hold more anyway, and this bounds what a
-            // round keeps per partition (its work, its request entry, its outcome).
+            // round keeps per partition.
             let meta = self.metadata();
-            let mut planned: HashMap<Option<i32>, i64> = HashMap::new();
-            let mut batch: Vec<PartitionWork> = Vec::new();
-            let mut waiting: Vec<PartitionWork> = Vec::new();
-            let mut deferred: Vec<PartitionWork> = Vec::new();
-            for w in std::mem::take(&mut work) {
-                let leader = meta.leader(&w.tp);
-                if spent(leader) {
-                    deferred.push(w);
+            let mut rounds: BTreeMap<i32, (i64, Vec<PartitionWork>)> = BTreeMap::new();
+            let mut next: Vec<PartitionWork> = Vec::new();
+            let mut stale = false;
+            for mut w in std::mem::take(&mut work) {
+                let Some(node) = meta.leader(&w.tp) else {
+                    stale = true;
+                    w.attempts += 1;
+                    let e = KafkaError::UnknownInMetadata(format!("leader for partition {}", w.tp));
+                    again_or_fail(w, e, max_attempts, &mut next, &sink);
+                    continue;
+                };
+                let spent = query
+                    .requests_per_leader
+                    .is_some_and(|max| sent.get(&node).copied().unwrap_or(0) >= max);
+                if spent {
+                    let mut sink = lock(&sink);
+                    match failed.get(&node) {
+                        Some(e) => sink.settle(&w, || Err(e.clone())),
+                        None => sink.settle(&w, || Ok(TimestampResult::Deferred)),
+                    }
                     continue;
                 }
-                let used = planned.entry(leader).or_insert(0);
+                let (used, items) = rounds.entry(node).or_default();
                 let cost = i64::from(w.max_bytes);
-                if *used == 0 || *used + cost <= budget {
+                if items.is_empty() || *used + cost <= room {
                     *used += cost;
-                    batch.push(w);
+                    items.push(w);
                 } else {
-                    waiting.push(w);
+                    next.push(w);
                 }
             }
             drop(meta);
-            for w in deferred {
-                for t in &w.targets {
-                    answer(&w.tp, t.target, Ok(TimestampResult::Deferred));
-                }
+            for node in rounds.keys() {
+                *sent.entry(*node).or_insert(0) += 1;
+                requests += 1;
             }
-            work = waiting;
-            let targets_of: HashMap<TopicPartition, Vec<i64>> = batch
-                .iter()
-                .map(|w| (w.tp.clone(), w.targets.iter().map(|t| t.target).collect()))
-                .collect();
-            let outcomes = self
-                .per_leader(batch, work_key, |node, items| {
-                    if let Ok(mut r) = requests.lock() {
-                        *r.entry(node).or_insert(0) += 1;
-                    }
-                    self.fetch_round(node, items, query)
-                })
-                .await;
-            for (tp, outcome) in outcomes {
-                match outcome {
-                    Ok(round) => {
-                        let stats = fetched.entry(tp.clone()).or_default();
-                        stats.record_bytes += round.record_bytes;
-                        for (target, result) in round.resolved {
-                            if matches!(result, Ok(TimestampResult::Found(_))) {
-                                stats.samples += 1;
-                            }
-                            answer(&tp, target, result);
+            let sink_ref = &sink;
+            let results = futures_util::future::join_all(rounds.into_iter().map(
+                |(node, (_, items))| async move {
+                    (node, self.fetch_round(node, items, query, sink_ref).await)
+                },
+            ))
+            .await;
+            for (node, result) in results {
+                match result {
+                    Ok(RoundOutput { left, moved }) => {
+                        failed.remove(&node);
+                        stale |= !moved.is_empty();
+                        for (w, e) in moved {
+                            again_or_fail(w, e, max_attempts, &mut next, &sink);
                         }
-                        match round.left {
-                            Some(left) if left.attempts >= max_attempts => {
-                                for t in left.targets {
-                                    let e = KafkaError::Unresolved(format!(
-                                        "record at offset {} of {tp} not reached within {max_attempts} fetches",
-                                        t.target
-                                    ));
-                                    answer(&tp, t.target, Err(e));
-                                }
-                            }
-                            Some(left) => work.push(left),
-                            None => {}
+                        for w in left {
+                            again_or_fail(
+                                w,
+                                unresolved(max_attempts),
+                                max_attempts,
+                                &mut next,
+                                &sink,
+                            );
                         }
                     }
-                    Err(e) => {
-                        for target in targets_of.get(&tp).into_iter().flatten() {
-                            answer(&tp, *target, Err(e.clone()));
+                    Err(RoundFailure { items, error }) => {
+                        failed.insert(node, error.clone());
+                        if error.is_transport() || error.is_retriable_routing() {
+                            stale = true;
+                            for mut w in items {
+                                w.attempts += 1;
+                                again_or_fail(w, error.clone(), max_attempts, &mut next, &sink);
+                            }
+                        } else {
+                            let mut sink = lock(&sink);
+                            for w in &items {
+                                sink.settle(w, || Err(error.clone()));
+                            }
                         }
                     }
                 }
             }
+            work = next;
             work.sort_unstable_by_key(|w| w.order);
+            if stale && !work.is_empty() {
+                tokio::time::sleep(self.backoff(stale_rounds)).await;
+                stale_rounds += 1;
+                if let Err(e) = self.refresh_metadata().await {
+                    tracing::warn!(error = %e, "metadata refresh before the next Fetch round failed");
+                }
+            }
         }
-        let requests = requests
-            .into_inner()
-            .map_or(0, |r| r.values().map(|n| u64::from(*n)).sum());
+        let sink = sink.into_inner().unwrap_or_else(|p| p.into_inner());
         FetchStats {
             requests,
-            partitions: fetched.into_values().collect(),
+            partitions: sink.fetched.into_values().collect(),
         }
-    }
-
-    /// One Fetch to `node` for `items`, each from its lowest unresolved offset, resolved
-    /// partition by partition while the response arrives.
-    async fn fetch_round(
-        &self,
-        node: i32,
-        items: Vec<PartitionWork>,
-        query: TimestampQuery,
-    ) -> Result<Vec<(TopicPartition, Outcome<RoundResult>)>> {
-        let at: Vec<FetchAt> = items
-            .iter()
-            .map(|w| FetchAt {
-                tp: w.tp.clone(),
-                offset: lowest(&w.targets),
-                max_bytes: w.max_bytes,
-            })
-            .collect();
-        let req = requests::fetch(&at, query.response_max_bytes);
-        drop(at);
-        let mut stream = self.stream_to(node, |_| req).await?;
-        let version = stream.version();
-        let mut pending: HashMap<TopicPartition, PartitionWork> =
-            items.into_iter().map(|w| (w.tp.clone(), w)).collect();
-        let mut outcomes = Vec::with_capacity(pending.len());
-        let topics: HashSet<Arc<str>> = pending.keys().map(|tp| tp.topic.clone()).collect();
-        let mut topic: Option<Arc<str>> = None;
-        // Record bytes of the partitions before this one in the response.
-        let mut used = 0usize;
-        let limit = MAX_PARTITION_FETCH_BYTES as usize;
-        let decoded = fetch::decode_stream(stream.reader(), version, limit, |item| match item {
-            // Reuse our shared name; a topic we did not ask for is ignored.
-            Item::Topic(name) => {
-                topic = topics.get(name).cloned();
-            }
-            Item::Partition(p) => {
-                let Some(name) = &topic else { return };
-                let tp = TopicPartition::new(name.clone(), p.partition);
-                let Some(w) = pending.remove(&tp) else { return };
-                // A broker fills partitions in request order until `max_bytes` is used up,
-                // giving the first non-empty one its first batch whatever its size. One that
-                // comes after others' bytes with fewer than its own cap may have been cut
-                // by the response limit, not by its log ("starved"): it goes again.
-                let starved = used > 0 && p.records_size < w.max_bytes as usize;
-                used = used.saturating_add(p.records_size);
-                outcomes.push((tp, resolve(node, w, p, starved)));
-            }
-        })
-        .await;
-        let error_code = self.finish_stream(stream, decoded).await?;
-        if error_code != 0 {
-            return Err(broker_error(node, ApiKey::Fetch, error_code, "fetch", None));
-        }
-        // Left out of the response: next round.
-        for (tp, mut w) in pending {
-            w.attempts += 1;
-            let round = RoundResult {
-                resolved: Vec::new(),
-                left: Some(w),
-                record_bytes: 0,
-            };
-            outcomes.push((tp, Outcome::Done(Ok(round))));
-        }
-        Ok(outcomes)
     }
 }
 
-fn work_key(w: &PartitionWork) -> &TopicPartition {
-    &w.tp
+/// The error for targets not reached within `max_attempts` fetches (its message names the
+/// target, so it is built per target in [`again_or_fail`]).
+fn unresolved(max_attempts: u32) -> KafkaError {
+    KafkaError::Unresolved(format!("not reached within {max_attempts} fetches"))
+}
+
+/// `w` goes to the next round, unless it has had its `max_attempts`: then each target gets
+/// `error`.
+fn again_or_fail<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)>(
+    w: PartitionWork,
+    error: KafkaError,
+    max_attempts: u32,
+    next: &mut Vec<PartitionWork>,
+    sink: &Mutex<Sink<F>>,
+) {
+    if w.attempts < max_attempts {
+        next.push(w);
+        return;
+    }
+    let mut sink = lock(sink);
+    for t in &w.targets {
+        let e = match &error {
+            KafkaError::Unresolved(why) => {
+                KafkaError::Unresolved(format!("record at offset {} of {}: {why}", t.target, w.tp))
+            }
+            other => other.clone(),
+        };
+        (sink.answer)(&w.tp, t.target, Err(e));
+    }
 }
 
 /// One entry per partition, in the order of its first target, with its distinct targets.
@@ -363,7 +370,7 @@ fn plan_work(targets: &[(TopicPartition, i64)], query: &TimestampQuery) -> Vec<P
             });
             work.len() - 1
         });
-        let w = &mut work[at];
+        let Some(w) = work.get_mut(at) else { continue };
         if !w.targets.iter().any(|t| t.target == *offset) {
             w.targets.push(Target {
                 target: *offset,
@@ -372,215 +379,4 @@ fn plan_work(targets: &[(TopicPartition, i64)], query: &TimestampQuery) -> Vec<P
         }
     }
     work
-}
-
-fn lowest(targets: &[Target]) -> i64 {
-    targets.iter().map(|t| t.from).min().unwrap_or(0)
-}
-
-/// Resolve the targets of one partition from its fetched bytes.
-fn resolve(
-    node: i32,
-    mut w: PartitionWork,
-    p: FetchedPartition,
-    starved: bool,
-) -> Outcome<RoundResult> {
-    let fetch_offset = lowest(&w.targets);
-    let record_bytes = p.records_size as u64;
-    if !starved {
-        w.attempts += 1;
-    }
-    if p.error_code == OFFSET_OUT_OF_RANGE && p.log_start_offset > fetch_offset {
-        // Deleted by retention: the first record still there answers for these targets.
-        for t in &mut w.targets {
-            t.from = t.from.max(p.log_start_offset);
-        }
-        return Outcome::Done(Ok(RoundResult {
-            resolved: Vec::new(),
-            left: Some(w),
-            record_bytes,
-        }));
-    }
-    if p.error_code != 0 {
-        let context = format!("fetch of {} at offset {fetch_offset}", w.tp);
-        let e = broker_error(node, ApiKey::Fetch, p.error_code, context, None);
-        return Outcome::failed(p.error_code, e);
-    }
-    let aborted: Vec<AbortedTxn> = p
-        .aborted
-        .iter()
-        .map(|a| AbortedTxn {
-            producer_id: a.producer_id,
-            first_offset: a.first_offset,
-        })
-        .collect();
-    let mut resolved = Vec::new();
-    let mut left = Vec::new();
-    // The step of the lowest target left: the next fetch starts at its batch.
-    let mut first: Option<(i64, Step)> = None;
-    for t in std::mem::take(&mut w.targets) {
-        match lookup(&w, &p, &aborted, &t, fetch_offset, starved) {
-            Step::Answer(a) => resolved.push((t.target, a)),
-            step => {
-                if first.as_ref().is_none_or(|(from, _)| t.from < *from) {
-                    first = Some((t.from, step));
-                }
-                left.push(t);
-            }
-        }
-    }
-    if let Some((_, step)) = first {
-        w.max_bytes = next_max_bytes(w.max_bytes, &step);
-    }
-    w.targets = left;
-    let left = (!w.targets.is_empty()).then_some(w);
-    Outcome::Done(Ok(RoundResult {
-        resolved,
-        left,
-        record_bytes,
-    }))
-}
-
-/// `partition_max_bytes` for the next fetch of a partition, after `step` for its lowest
-/// target: what its cut batch needs when that is known, ×4 when it is not.
-fn next_max_bytes(current: i32, step: &Step) -> i32 {
-    let needed = |n: Option<usize>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-    let next = match *step {
-        Step::Grow(n) => needed(n)
-            .filter(|n| *n > current)
-            .unwrap_or_else(|| current.saturating_mul(4)),
-        Step::NextRound(n) => needed(n).map_or(current, |n| n.max(current)),
-        Step::Answer(_) => current,
-    };
-    next.min(MAX_PARTITION_FETCH_BYTES)
-}
-
-enum Step {
-    Answer(Result<TimestampResult>),
-    /// The target's batch was cut by `partition_max_bytes` before its record: fetch again
-    /// with more, as many bytes as the batch needs when known.
-    Grow(Option<usize>),
-    /// Not covered by these bytes: fetch again from it (its batch needs this many bytes, when
-    /// it was seen cut after others).
-    NextRound(Option<usize>),
-}
-
-fn lookup(
-    w: &PartitionWork,
-    p: &FetchedPartition,
-    aborted: &[AbortedTxn],
-    t: &Target,
-    fetch_offset: i64,
-    starved: bool,
-) -> Step {
-    if t.from >= p.high_watermark {
-        return Step::Answer(Ok(TimestampResult::EndOfLog));
-    }
-    match records::record_at(&p.records, t.from, aborted) {
-        Ok(Lookup::Found(rec)) => Step::Answer(Ok(TimestampResult::Found(rec))),
-        Ok(Lookup::Missing {
-            truncated,
-            next_offset,
-            needed,
-        }) => {
-            let at_front = t.from == fetch_offset;
-            let nothing_complete = next_offset.is_none_or(|n| n <= t.from);
-            if starved && at_front && (p.records.is_empty() || truncated) {
-                // Cut by the response cap, not by its own: same size again next round.
-                Step::NextRound(None)
-            } else if truncated && nothing_complete && at_front {
-                if w.max_bytes >= MAX_PARTITION_FETCH_BYTES {
-                    Step::Answer(Err(KafkaError::Unresolved(format!(
-                        "record at offset {} of {}: not within the first {} KiB of its batch (the fetch cap)",
-                        t.target,
-                        w.tp,
-                        MAX_PARTITION_FETCH_BYTES / 1024
-                    ))))
-                } else {
-                    Step::Grow(needed)
-                }
-            } else if p.records.is_empty() && at_front && w.attempts < 2 {
-                // Below the high watermark yet nothing came back, with room to spare: ask
-                // once more (the test broker does this under load) before believing it.
-                Step::NextRound(None)
-            } else if p.records.is_empty() && at_front {
-                // Again nothing visible below the high watermark.
-                Step::Answer(Ok(TimestampResult::EndOfLog))
-            } else {
-                Step::NextRound(needed)
-            }
-        }
-        Err(source) => Step::Answer(Err(KafkaError::Records {
-            topic: w.tp.topic.to_string(),
-            partition: w.tp.partition,
-            source: std::sync::Arc::new(source),
-        })),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn work(targets: &[i64], max_bytes: i32) -> PartitionWork {
-        PartitionWork {
-            order: 0,
-            tp: TopicPartition::new("t", 0),
-            targets: targets
-                .iter()
-                .map(|t| Target {
-                    target: *t,
-                    from: *t,
-                })
-                .collect(),
-            max_bytes,
-            attempts: 0,
-        }
-    }
-
-    fn empty_below_high_watermark() -> FetchedPartition {
-        FetchedPartition {
-            partition: 0,
-            high_watermark: 100,
-            last_stable_offset: 100,
-            log_start_offset: 0,
-            ..FetchedPartition::default()
-        }
-    }
-
-    fn round(outcome: Outcome<RoundResult>) -> RoundResult {
-        match outcome {
-            Outcome::Done(Ok(r)) => r,
-            Outcome::Done(Err(e)) | Outcome::Retry(e) => panic!("{e}"),
-        }
-    }
-
-    #[test]
-    fn nothing_below_the_high_watermark_is_the_end_of_the_log_only_when_seen_twice_unstarved() {
-        // With room left: asked once more, then believed.
-        let r = round(resolve(
-            1,
-            work(&[10], 1024),
-            empty_below_high_watermark(),
-            false,
-        ));
-        assert!(r.resolved.is_empty());
-        let left = r.left.expect("fetched again");
-        assert_eq!((left.max_bytes, left.attempts), (1024, 1));
-        let r = round(resolve(1, left, empty_below_high_watermark(), false));
-        assert_eq!(r.resolved.len(), 1);
-        assert!(matches!(r.resolved[0].1, Ok(TimestampResult::EndOfLog)));
-        assert!(r.left.is_none());
-        // After partitions that used the response's bytes up: ask again, same size, and
-        // the fetch does not count against the partition's attempts.
-        let r = round(resolve(
-            1,
-            work(&[10], 1024),
-            empty_below_high_watermark(),
-            true,
-        ));
-        assert!(r.resolved.is_empty());
-        let left = r.left.expect("fetched again");
-        assert_eq!((left.max_bytes, left.attempts), (1024, 0));
-    }
 }
