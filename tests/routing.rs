@@ -1125,13 +1125,20 @@ async fn a_fetch_partition_whose_leader_moved_is_fetched_from_the_new_leader() {
     for (t, offset) in &targets {
         match ok("timestamp", &got[&(t.clone(), *offset)]) {
             TimestampResult::Found(r) => {
-                assert_eq!((r.offset, r.timestamp_ms), (*offset, stamps[*offset as usize]))
+                assert_eq!(
+                    (r.offset, r.timestamp_ms),
+                    (*offset, stamps[*offset as usize])
+                )
             }
             other => panic!("{t}: {other:?}"),
         }
     }
     assert_eq!(stub.count_on(1, ApiKey::Fetch), 1, "the old leader, once");
-    assert_eq!(stub.count_on(2, ApiKey::Fetch), 2, "its own partition, then the moved one");
+    assert_eq!(
+        stub.count_on(2, ApiKey::Fetch),
+        2,
+        "its own partition, then the moved one"
+    );
 }
 
 /// A Fetch whose connection drops is sent again on a new connection; with a budget of one

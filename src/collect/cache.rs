@@ -11,8 +11,8 @@
 //!
 //! When the committed offset no longer existed and a later record answered, that answer is
 //! valid only while that record is still in the log (at or above the low watermark).
-//! After each cycle, entries no group points at any more are evicted, so the cache never
-//! outgrows the groups' positions.
+//! After each cycle, entries no group looked up or stored in that cycle are evicted, so the
+//! cache never outgrows the groups' positions.
 
 use std::collections::HashMap;
 
@@ -25,16 +25,24 @@ struct PartitionLog {
     watermarks: Watermarks,
     /// By offset, sorted: a partition has one entry per distinct group position, usually
     /// a handful, so a sorted vector is smaller and faster than a map per partition.
-    records: Vec<(i64, RecordAt)>,
+    records: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    offset: i64,
+    record: RecordAt,
+    /// The cycle that last looked it up or stored it.
+    cycle: u32,
 }
 
 impl PartitionLog {
-    fn find(&self, offset: i64) -> Option<&RecordAt> {
-        self.records
-            .binary_search_by_key(&offset, |(o, _)| *o)
-            .ok()
-            .and_then(|i| self.records.get(i))
-            .map(|(_, r)| r)
+    fn find(&mut self, offset: i64) -> Option<&mut Entry> {
+        let i = self
+            .records
+            .binary_search_by_key(&offset, |e| e.offset)
+            .ok()?;
+        self.records.get_mut(i)
     }
 }
 
@@ -42,46 +50,47 @@ impl PartitionLog {
 #[derive(Debug, Default)]
 pub struct TimestampCache {
     logs: HashMap<TopicPartition, PartitionLog>,
+    /// Counts cycles ([`TimestampCache::start_cycle`]).
+    cycle: u32,
     hits: u64,
     misses: u64,
 }
 
 impl TimestampCache {
+    /// Start a cycle: what it neither looks up nor stores is evicted by
+    /// [`TimestampCache::end_cycle`].
+    pub fn start_cycle(&mut self) {
+        self.cycle = self.cycle.wrapping_add(1);
+    }
+
     /// Tell the cache what this cycle saw of a partition's log; entries from another log
     /// (other topic id, or watermarks lower than last seen) are dropped.
     pub fn observe(&mut self, tp: &TopicPartition, topic_id: [u8; 16], watermarks: Watermarks) {
-        match self.logs.get_mut(tp) {
-            Some(log) => {
-                let same_log = log.topic_id == topic_id
-                    && watermarks.low >= log.watermarks.low
-                    && watermarks.high >= log.watermarks.high;
-                if !same_log {
-                    log.records.clear();
-                }
-                log.topic_id = topic_id;
-                log.watermarks = watermarks;
+        if let Some(log) = self.logs.get_mut(tp) {
+            let same_log = log.topic_id == topic_id
+                && watermarks.low >= log.watermarks.low
+                && watermarks.high >= log.watermarks.high;
+            if !same_log {
+                log.records.clear();
             }
-            None => {
-                self.logs.insert(
-                    tp.clone(),
-                    PartitionLog {
-                        topic_id,
-                        watermarks,
-                        records: Vec::new(),
-                    },
-                );
-            }
+            log.topic_id = topic_id;
+            log.watermarks = watermarks;
         }
     }
 
-    /// The cached record for `offset` of `tp`, if still valid with low watermark `low`.
+    /// The cached record for `offset` of `tp`, if still valid with low watermark `low`;
+    /// a hit keeps the entry for another cycle.
     pub fn get(&mut self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
+        let cycle = self.cycle;
         let found = self
             .logs
-            .get(tp)
+            .get_mut(tp)
             .and_then(|log| log.find(offset))
-            .filter(|r| r.offset == offset || r.offset >= low)
-            .copied();
+            .filter(|e| e.record.offset == offset || e.record.offset >= low)
+            .map(|e| {
+                e.cycle = cycle;
+                e.record
+            });
         match found {
             Some(_) => self.hits += 1,
             None => self.misses += 1,
@@ -90,41 +99,51 @@ impl TimestampCache {
     }
 
     /// [`get`](TimestampCache::get) without counting a hit or a miss (for re-reading an
-    /// entry this cycle already counted).
-    pub fn peek(&self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
+    /// entry this cycle already counted or stored).
+    pub fn peek(&mut self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
         self.logs
-            .get(tp)
+            .get_mut(tp)
             .and_then(|log| log.find(offset))
-            .filter(|r| r.offset == offset || r.offset >= low)
-            .copied()
+            .filter(|e| e.record.offset == offset || e.record.offset >= low)
+            .map(|e| e.record)
     }
 
-    /// Remember the record found for `offset` of `tp` (a partition [`observe`]d this cycle).
-    ///
-    /// [`observe`]: TimestampCache::observe
-    pub fn insert(&mut self, tp: &TopicPartition, offset: i64, record: RecordAt) {
-        if let Some(log) = self.logs.get_mut(tp) {
-            match log.records.binary_search_by_key(&offset, |(o, _)| *o) {
-                Ok(i) => log.records[i].1 = record,
-                Err(i) => {
-                    // Most partitions hold one or two positions: grow one at a time.
-                    log.records.reserve_exact(1);
-                    log.records.insert(i, (offset, record));
-                }
+    /// Remember the record found for `offset` of `tp`, whose log this cycle has topic id
+    /// `topic_id` and `watermarks`.
+    pub fn insert(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        record: RecordAt,
+        topic_id: [u8; 16],
+        watermarks: Watermarks,
+    ) {
+        let cycle = self.cycle;
+        let log = self.logs.entry(tp.clone()).or_insert_with(|| PartitionLog {
+            topic_id,
+            watermarks,
+            records: Vec::new(),
+        });
+        let entry = Entry {
+            offset,
+            record,
+            cycle,
+        };
+        match log.records.binary_search_by_key(&offset, |e| e.offset) {
+            Ok(i) => log.records[i] = entry,
+            Err(i) => {
+                // Most partitions hold one or two positions: grow one at a time.
+                log.records.reserve_exact(1);
+                log.records.insert(i, entry);
             }
         }
     }
 
-    /// Keep only the entries in `live` (sorted), and only the partitions they belong to.
-    pub fn retain_live(&mut self, live: &[(TopicPartition, i64)]) {
-        debug_assert!(live.is_sorted());
-        self.logs.retain(|tp, log| {
-            // This partition's offsets in `live`: one contiguous, sorted run.
-            let start = live.partition_point(|(t, _)| t < tp);
-            let run = live.get(start..).unwrap_or_default();
-            let run = &run[..run.partition_point(|(t, _)| t == tp)];
-            log.records
-                .retain(|(offset, _)| run.binary_search_by_key(offset, |(_, o)| *o).is_ok());
+    /// Evict what this cycle neither looked up nor stored, and partitions left empty.
+    pub fn end_cycle(&mut self) {
+        let cycle = self.cycle;
+        self.logs.retain(|_, log| {
+            log.records.retain(|e| e.cycle == cycle);
             !log.records.is_empty()
         });
     }
@@ -170,19 +189,33 @@ mod tests {
 
     fn cache_with(tp: &TopicPartition, offset: i64, r: RecordAt) -> TimestampCache {
         let mut c = TimestampCache::default();
-        c.observe(tp, ID, marks(0, 10));
-        c.insert(tp, offset, r);
+        c.start_cycle();
+        c.insert(tp, offset, r, ID, marks(0, 10));
         c
     }
 
     #[test]
-    fn exact_entries_hit_until_evicted() {
+    fn entries_live_while_a_cycle_looks_them_up() {
         let tp = TopicPartition::new("t", 0);
+        let other = TopicPartition::new("t", 1);
         let mut c = cache_with(&tp, 5, rec(5, 100));
+        c.insert(&tp, 9, rec(9, 200), ID, marks(0, 10));
+        c.insert(&other, 3, rec(3, 50), ID, marks(0, 10));
+        c.end_cycle();
+        assert_eq!(c.len(), 3, "stored this cycle: kept");
+        // Next cycle: only 5 of t/0 is looked up.
+        c.start_cycle();
         assert_eq!(c.get(&tp, 5, 0), Some(rec(5, 100)));
         assert_eq!(c.get(&tp, 6, 0), None);
         assert_eq!(c.stats(), (1, 1));
-        c.retain_live(&[(tp.clone(), 6)]);
+        c.end_cycle();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.peek(&tp, 5, 0), Some(rec(5, 100)));
+        assert_eq!(c.peek(&tp, 9, 0), None);
+        assert_eq!(c.peek(&other, 3, 0), None);
+        // A cycle that looks nothing up empties it.
+        c.start_cycle();
+        c.end_cycle();
         assert!(c.is_empty());
     }
 
@@ -213,7 +246,7 @@ mod tests {
         // Or the low watermark did.
         let mut c = cache_with(&tp, 4, rec(4, 1));
         c.observe(&tp, ID, marks(3, 10));
-        c.insert(&tp, 4, rec(4, 1));
+        c.insert(&tp, 4, rec(4, 1), ID, marks(3, 10));
         c.observe(&tp, ID, marks(0, 10));
         assert_eq!(c.get(&tp, 4, 0), None);
     }

@@ -157,7 +157,9 @@ impl CycleState {
             )
             .await
         });
-        let offsets = offsets.map_err(|_| CycleError::OffsetTimeout(self.offset_fetch_timeout))?;
+        let mut offsets =
+            offsets.map_err(|_| CycleError::OffsetTimeout(self.offset_fetch_timeout))?;
+        let mut described = described;
 
         // Watermarks after committed offsets (see the module docs).
         let meta = cluster
@@ -180,11 +182,14 @@ impl CycleState {
                 }
             }
         }
+        drop(monitored);
         let poll_time = poll_started.elapsed();
 
+        // Each group's answers are dropped as its snapshot is built: at 100,000 group
+        // partitions both at once would be the cycle's largest moment.
         let mut snapshot_groups = Vec::with_capacity(groups.len());
         for group in &groups {
-            let committed = match offsets.get(group) {
+            let committed = match offsets.remove(group) {
                 Some(Ok(o)) => Some(o),
                 Some(Err(e)) => {
                     issues.groups_without_offsets += 1;
@@ -193,8 +198,8 @@ impl CycleState {
                 }
                 None => None,
             };
-            let (state, owners) = match described.get(group) {
-                Some(Ok(d)) => (GroupState::parse(&d.state), owners(d)),
+            let (state, owners) = match described.remove(group) {
+                Some(Ok(d)) => (GroupState::parse(&d.state), owners(&d)),
                 Some(Err(e)) => {
                     issues.groups_undescribed += 1;
                     tracing::warn!(cluster = %self.settings.name, %group, error = %e, "describe failed");
@@ -203,7 +208,7 @@ impl CycleState {
                 None => (GroupState::Unknown, HashMap::new()),
             };
             let partitions = committed
-                .into_iter()
+                .iter()
                 .flat_map(|c| c.offsets.iter())
                 .filter(|(tp, offset)| **offset >= 0 && watermarks.contains_key(*tp))
                 .map(|(tp, offset)| GroupPartition {
@@ -220,6 +225,7 @@ impl CycleState {
                 partitions,
             });
         }
+        drop((offsets, described));
 
         if self.sampling {
             let topic_ids: HashMap<Arc<str>, [u8; 16]> = meta
@@ -262,13 +268,12 @@ impl CycleState {
         topic_ids: &HashMap<Arc<str>, [u8; 16]>,
         issues: &mut CycleIssues,
     ) {
+        self.timestamps.start_cycle();
         for (tp, w) in watermarks {
             let topic_id = topic_ids.get(&tp.topic).copied().unwrap_or_default();
             self.timestamps.observe(tp, topic_id, *w);
         }
-        // Every lagging (partition, committed offset), sorted and once: what the cache
-        // keeps. `wanted`: those not cached.
-        let mut live: Vec<(TopicPartition, i64)> = Vec::new();
+        // Every lagging (partition, committed offset) not cached, sorted and once.
         let mut wanted: Vec<(TopicPartition, i64)> = Vec::new();
         for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
             let Some(w) = watermarks.get(&gp.tp) else {
@@ -277,15 +282,11 @@ impl CycleState {
             if gp.committed >= w.high {
                 continue;
             }
-            live.push((gp.tp.clone(), gp.committed));
             match self.timestamps.get(&gp.tp, gp.committed, w.low) {
                 Some(rec) => gp.record = Some(rec),
                 None => wanted.push((gp.tp.clone(), gp.committed)),
             }
         }
-        live.sort_unstable();
-        live.dedup();
-        live.shrink_to_fit();
         let last_deferred = std::mem::take(&mut self.deferred);
         if !wanted.is_empty() {
             wanted.sort_unstable();
@@ -303,8 +304,13 @@ impl CycleState {
             let deferred = &mut self.deferred;
             let cluster_name = &self.settings.name;
             let stats = cluster
-                .record_timestamps_each(&wanted, query, |tp, offset, answer| match answer {
-                    Ok(TimestampResult::Found(rec)) => cache.insert(tp, offset, rec),
+                .record_timestamps_each(wanted, query, |tp, offset, answer| match answer {
+                    Ok(TimestampResult::Found(rec)) => {
+                        if let Some(w) = watermarks.get(tp) {
+                            let topic_id = topic_ids.get(&tp.topic).copied().unwrap_or_default();
+                            cache.insert(tp, offset, rec, topic_id, *w);
+                        }
+                    }
                     Ok(TimestampResult::EndOfLog) => {}
                     Ok(TimestampResult::Deferred) => {
                         deferred.insert((tp.clone(), offset));
@@ -315,7 +321,6 @@ impl CycleState {
                     }
                 })
                 .await;
-            drop(wanted);
             self.totals.fetched += stats.samples();
             self.totals.bytes += stats.record_bytes();
             self.totals.deferred += self.deferred.len() as u64;
@@ -336,7 +341,7 @@ impl CycleState {
                 }
             }
         }
-        self.timestamps.retain_live(&live);
+        self.timestamps.end_cycle();
     }
 
     /// Topics whose cleanup.policy contains "compact"; re-read hourly and for new topics.

@@ -7,15 +7,19 @@
 //! ([`crate::kafka::records`]).
 //!
 //! Responses are decoded while they arrive ([`crate::kafka::wire::fetch::decode_stream`]):
-//! each partition's records are resolved and dropped as soon as they are in, so a round
-//! holds one partition's bytes per broker, not the response. A round's request to a leader
-//! names as many of its partitions as their `partition_max_bytes` fit in one response
-//! (`max_bytes`, 50 MiB); should the broker still run out of room (its own limit may be
-//! lower), the partitions it left empty or cut go again next round.
+//! each partition's records are resolved and dropped as soon as they are in, and its
+//! answers go straight to the caller, so a round holds one partition's bytes per broker,
+//! not the response. A round's request to a leader names as many of its partitions as
+//! their `partition_max_bytes` fit in one response (`max_bytes`, 50 MiB); should the broker
+//! still run out of room (its own limit may be lower), the partitions it left empty or cut
+//! go again next round.
 //!
-//! `partition_max_bytes` starts at [`TimestampQuery::initial_partition_bytes`] and grows
-//! (×4) only for partitions whose target batch did not fit, never past
-//! [`MAX_PARTITION_FETCH_BYTES`].
+//! `partition_max_bytes` starts at [`TimestampQuery::initial_partition_bytes`] (4 KiB). A
+//! target whose record did not arrive grows its partition to what the cut batch says it
+//! needs (or ×4 when it cannot tell), never past [`MAX_PARTITION_FETCH_BYTES`].
+//!
+//! [`TimestampQuery::requests_per_leader`] caps the requests to each leader (the exporter's
+//! per-cycle budget); targets past it are answered [`TimestampResult::Deferred`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -140,19 +144,31 @@ impl FetchStats {
 /// Where the concurrent requests of one call hand their answers over, as they decode.
 struct Sink<F> {
     answer: F,
-    fetched: HashMap<TopicPartition, PartitionFetch>,
+    /// By [`PartitionWork::order`].
+    fetched: Vec<PartitionFetch>,
 }
 
 impl<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)> Sink<F> {
-    fn answer(&mut self, tp: &TopicPartition, target: i64, result: Result<TimestampResult>) {
+    /// The answer for `target` of the partition planned `order`-th.
+    fn answer(
+        &mut self,
+        order: usize,
+        tp: &TopicPartition,
+        target: i64,
+        result: Result<TimestampResult>,
+    ) {
         if matches!(result, Ok(TimestampResult::Found(_))) {
-            self.fetched.entry(tp.clone()).or_default().samples += 1;
+            if let Some(f) = self.fetched.get_mut(order) {
+                f.samples += 1;
+            }
         }
         (self.answer)(tp, target, result);
     }
 
-    fn received(&mut self, tp: &TopicPartition, record_bytes: usize) {
-        self.fetched.entry(tp.clone()).or_default().record_bytes += record_bytes as u64;
+    fn received(&mut self, order: usize, record_bytes: usize) {
+        if let Some(f) = self.fetched.get_mut(order) {
+            f.record_bytes += record_bytes as u64;
+        }
     }
 
     /// Every target of `w` gets `result`.
@@ -185,7 +201,7 @@ impl Cluster {
     ) -> (Answers, FetchStats) {
         let mut answers: Answers = HashMap::with_capacity(targets.len());
         let stats = self
-            .record_timestamps_each(targets, query, |tp, offset, answer| {
+            .record_timestamps_each(targets.to_vec(), query, |tp, offset, answer| {
                 answers.insert((tp.clone(), offset), answer);
             })
             .await;
@@ -200,17 +216,20 @@ impl Cluster {
     /// are the ones fetched. A partition whose leader moved, or whose request failed in
     /// transport, goes again in the next round after a metadata refresh (with backoff); it
     /// counts as one of its [`TimestampQuery::max_attempts`].
+    ///
+    /// `targets` is taken by value: it is dropped once planned.
     pub async fn record_timestamps_each(
         &self,
-        targets: &[(TopicPartition, i64)],
+        targets: Vec<(TopicPartition, i64)>,
         query: TimestampQuery,
         answer: impl FnMut(&TopicPartition, i64, Result<TimestampResult>) + Send,
     ) -> FetchStats {
+        let mut work = plan_work(&targets, &query);
+        drop(targets);
         let sink = Mutex::new(Sink {
             answer,
-            fetched: HashMap::new(),
+            fetched: vec![PartitionFetch::default(); work.len()],
         });
-        let mut work = plan_work(targets, &query);
         let max_attempts = query.max_attempts.max(1);
         let room = i64::from(query.response_max_bytes.max(1));
         let mut sent: HashMap<i32, u32> = HashMap::new();
@@ -316,7 +335,11 @@ impl Cluster {
         let sink = sink.into_inner().unwrap_or_else(|p| p.into_inner());
         FetchStats {
             requests,
-            partitions: sink.fetched.into_values().collect(),
+            partitions: sink
+                .fetched
+                .into_iter()
+                .filter(|f| f.record_bytes > 0 || f.samples > 0)
+                .collect(),
         }
     }
 }

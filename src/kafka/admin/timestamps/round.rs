@@ -83,12 +83,13 @@ impl Cluster {
                 // by the response limit, not by its log ("starved"): it goes again.
                 let starved = used > 0 && p.records_size < w.max_bytes as usize;
                 used = used.saturating_add(p.records_size);
+                let order = w.order;
                 let mut sink = lock(sink);
-                sink.received(&tp, p.records_size);
+                sink.received(order, p.records_size);
                 match resolve(node, w, &p, starved) {
                     Resolution::Answered { answers, left } => {
                         for (target, answer) in answers {
-                            sink.answer(&tp, target, answer);
+                            sink.answer(order, &tp, target, answer);
                         }
                         out.left.extend(left);
                     }
