@@ -32,23 +32,37 @@ impl Cluster {
                     self.list_offsets(node, &batch, LATEST),
                 )
                 .await;
-                let (mut low, high) = (low?, high?);
+                let (low, high) = (low?, high?);
+                // Answers are (partition, error code, offset), kept small: at tens of
+                // thousands of partitions per leader an error per entry would triple them.
+                let mut low: HashMap<TopicPartition, (i16, i64)> = low
+                    .into_iter()
+                    .map(|(tp, code, offset)| (tp, (code, offset)))
+                    .collect();
+                let error = |code: i16, which: &str, tp: &TopicPartition| {
+                    let e = broker_error(
+                        node,
+                        ApiKey::ListOffsets,
+                        code,
+                        format!("{which} offset of {tp}"),
+                        None,
+                    );
+                    Outcome::failed(code, e)
+                };
                 Ok(high
                     .into_iter()
-                    .map(|(tp, high)| {
-                        let outcome = match (low.remove(&tp), high) {
-                            (Some(Outcome::Done(Ok(low))), Outcome::Done(Ok(high))) => {
+                    .map(|(tp, high_code, high)| {
+                        let outcome = match low.remove(&tp) {
+                            None => Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
+                                "earliest offset of {tp} in the ListOffsets response"
+                            )))),
+                            Some((0, low)) if high_code == 0 => {
                                 Outcome::Done(Ok(Watermarks { low, high }))
                             }
-                            (Some(Outcome::Retry(e)), _) | (_, Outcome::Retry(e)) => {
-                                Outcome::Retry(e)
+                            Some((low_code, _)) if low_code != 0 => {
+                                error(low_code, "earliest", &tp)
                             }
-                            (Some(Outcome::Done(Err(e))), _) | (_, Outcome::Done(Err(e))) => {
-                                Outcome::Done(Err(e))
-                            }
-                            (None, _) => Outcome::Done(Err(KafkaError::UnknownInMetadata(
-                                format!("earliest offset of {tp} in the ListOffsets response"),
-                            ))),
+                            Some(_) => error(high_code, "latest", &tp),
                         };
                         (tp, outcome)
                     })
@@ -58,38 +72,29 @@ impl Cluster {
         .await
     }
 
+    /// One ListOffsets to `node`: (partition, error code, offset) per partition answered.
     async fn list_offsets(
         &self,
         node: i32,
         partitions: &[TopicPartition],
         timestamp: i64,
-    ) -> Result<HashMap<TopicPartition, Outcome<i64>>> {
+    ) -> Result<Vec<(TopicPartition, i16, i64)>> {
         let req = requests::list_offsets(partitions, timestamp);
         let (r, _) = self.send_to(node, |_| req).await?;
-        let which = if timestamp == EARLIEST {
-            "earliest"
-        } else {
-            "latest"
-        };
-        let mut out = HashMap::new();
+        let mut out = Vec::with_capacity(partitions.len());
+        // Topic names shared with the request's partitions where they match.
+        let names: HashMap<&str, &Arc<str>> = partitions
+            .iter()
+            .map(|tp| (&*tp.topic, &tp.topic))
+            .collect();
         for t in r.topics {
-            let topic: Arc<str> = Arc::from(t.name);
+            let topic: Arc<str> = match names.get(t.name.as_str()) {
+                Some(name) => Arc::clone(name),
+                None => Arc::from(t.name),
+            };
             for p in t.partitions {
                 let tp = TopicPartition::new(topic.clone(), p.partition);
-                let outcome = Outcome::from_code(
-                    p.error_code,
-                    || {
-                        broker_error(
-                            node,
-                            ApiKey::ListOffsets,
-                            p.error_code,
-                            format!("{which} offset of {tp}"),
-                            None,
-                        )
-                    },
-                    || Ok(p.offset),
-                );
-                out.insert(tp, outcome);
+                out.push((tp, p.error_code, p.offset));
             }
         }
         Ok(out)
