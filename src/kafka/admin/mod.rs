@@ -19,7 +19,7 @@ mod groups;
 mod partitions;
 mod timestamps;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 
 use kafka_protocol::messages::ApiKey;
@@ -124,21 +124,34 @@ impl Cluster {
             for (batch, outcome) in futures_util::future::join_all(batches).await {
                 match outcome {
                     Ok(answers) => {
-                        let mut answers: HashMap<TopicPartition, Outcome<T>> =
-                            answers.into_iter().collect();
+                        // Answers go straight into `results` (no map of them per leader: at
+                        // tens of thousands of partitions it was the largest allocation of a
+                        // ListOffsets round); only the ones to retry are kept aside.
+                        let asked: HashSet<&TopicPartition> = batch.iter().map(&key).collect();
+                        let mut moved: HashMap<TopicPartition, KafkaError> = HashMap::new();
+                        for (tp, outcome) in answers {
+                            if !asked.contains(&tp) {
+                                continue;
+                            }
+                            match outcome {
+                                Outcome::Done(r) => {
+                                    results.insert(tp, r);
+                                }
+                                Outcome::Retry(e) => {
+                                    moved.insert(tp, e);
+                                }
+                            }
+                        }
+                        drop(asked);
                         for item in batch {
-                            match answers.remove(key(&item)) {
-                                Some(Outcome::Done(r)) => {
-                                    results.insert(key(&item).clone(), r);
-                                }
-                                Some(Outcome::Retry(e)) => retry.push((item, e)),
-                                None => {
-                                    let e = KafkaError::UnknownInMetadata(format!(
-                                        "answer for partition {} in the broker's response",
-                                        key(&item)
-                                    ));
-                                    results.insert(key(&item).clone(), Err(e));
-                                }
+                            if let Some(e) = moved.remove(key(&item)) {
+                                retry.push((item, e));
+                            } else if !results.contains_key(key(&item)) {
+                                let e = KafkaError::UnknownInMetadata(format!(
+                                    "answer for partition {} in the broker's response",
+                                    key(&item)
+                                ));
+                                results.insert(key(&item).clone(), Err(e));
                             }
                         }
                     }
