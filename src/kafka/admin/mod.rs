@@ -98,7 +98,7 @@ impl Cluster {
         F: Fn(i32, Vec<I>) -> Fut,
         Fut: Future<Output = Result<Vec<(TopicPartition, Outcome<T>)>>>,
     {
-        let mut results = HashMap::new();
+        let mut results = HashMap::with_capacity(items.len());
         let mut pending = items;
         let mut attempt = 0;
         while !pending.is_empty() {
