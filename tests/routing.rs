@@ -1186,3 +1186,37 @@ async fn a_dropped_fetch_is_retried_or_fails_with_its_error_when_the_budget_is_s
         }
     }
 }
+
+/// A leader that drops every Fetch: its partitions are tried again after a metadata
+/// refresh `max_retries` times, as every batched request is, then fail with the transport
+/// error; the other leader's partition is answered.
+#[tokio::test]
+async fn a_fetch_leader_that_keeps_failing_is_given_up_after_max_retries() {
+    let max_retries = 2;
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.add_topic("t", &[1, 2]);
+    let stamps: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 1_000).collect();
+    for p in 0..2 {
+        stub.append_records("t", p, &stamps);
+    }
+    stub.set_handler(|r, _| {
+        if r.api == ApiKey::Fetch && r.node == 1 {
+            Reply::Close
+        } else {
+            Reply::Default
+        }
+    });
+    let cluster = connect(&stub, max_retries).await;
+    let targets = [(tp("t", 0), 5), (tp("t", 1), 7)];
+    let got = cluster
+        .record_timestamps(&targets, TimestampQuery::default())
+        .await;
+    assert!(matches!(ok("t/1", &got[&targets[1]]), TimestampResult::Found(r) if r.offset == 7));
+    let e = err("t/0", &got[&targets[0]]);
+    assert!(e.is_transport(), "{e:?}");
+    assert_eq!(
+        stub.count_on(1, ApiKey::Fetch),
+        1 + max_retries as usize,
+        "the first try and {max_retries} retries"
+    );
+}

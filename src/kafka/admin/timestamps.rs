@@ -239,6 +239,14 @@ impl Cluster {
         let mut requests = 0u64;
         let mut stale_rounds = 0u32;
         while !work.is_empty() {
+            // Partitions without a leader, on a moved leader or behind a failed connection
+            // are tried again after a metadata refresh, at most `max_retries` times in a call
+            // (as every other batched request); after that they fail with their error.
+            let retries = if stale_rounds < self.config().max_retries {
+                max_attempts
+            } else {
+                0
+            };
             // This round: per leader, partitions in order while their caps fit one
             // response (each leader gets at least one); the others wait for the next round.
             // A response of `max_bytes` could not hold more anyway, and this bounds what a
@@ -252,7 +260,7 @@ impl Cluster {
                     stale = true;
                     w.attempts += 1;
                     let e = KafkaError::UnknownInMetadata(format!("leader for partition {}", w.tp));
-                    again_or_fail(w, e, max_attempts, &mut next, &sink);
+                    again_or_fail(w, e, retries, &mut next, &sink);
                     continue;
                 };
                 let spent = query
@@ -293,7 +301,7 @@ impl Cluster {
                         failed.remove(&node);
                         stale |= !moved.is_empty();
                         for (w, e) in moved {
-                            again_or_fail(w, e, max_attempts, &mut next, &sink);
+                            again_or_fail(w, e, retries, &mut next, &sink);
                         }
                         for w in left {
                             again_or_fail(
@@ -311,7 +319,7 @@ impl Cluster {
                             stale = true;
                             for mut w in items {
                                 w.attempts += 1;
-                                again_or_fail(w, error.clone(), max_attempts, &mut next, &sink);
+                                again_or_fail(w, error.clone(), retries, &mut next, &sink);
                             }
                         } else {
                             let mut sink = lock(&sink);
