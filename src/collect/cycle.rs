@@ -298,7 +298,7 @@ impl CycleState {
             wanted.dedup();
             // Left out last cycle: first in line (a stable sort keeps the order within).
             if !last_deferred.is_empty() {
-                wanted.sort_by_key(|t| !last_deferred.contains(t));
+                wanted.sort_by_cached_key(|t| !last_deferred.contains(t));
             }
             drop(last_deferred);
             let query = TimestampQuery {
