@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::broker::free_port;
+use common::broker::reserve_port;
 use common::pki::{Pki, CLIENT_KEY_PASSWORD};
 use common::sasl_front::{FrontConfig, SaslFront};
 use common::tls_proxy::{ClientAuth, TlsTerminator};
@@ -62,8 +62,11 @@ async fn fill(workload: &mut Workload) -> (String, String) {
 
 async fn setup(client_auth: ClientAuth) -> Setup {
     let pki = Pki::new();
-    let port = free_port().expect("a free port");
-    let broker = Broker::start_advertising(port).await;
+    // Held until the terminator binds it: the broker starting meanwhile takes seconds, and
+    // another test's container could otherwise be given the same port.
+    let reserved = reserve_port().expect("a free port");
+    let broker = Broker::start_advertising(reserved.port).await;
+    let port = reserved.release();
     let terminator = TlsTerminator::start(port, &broker.bootstrap, &pki, client_auth).await;
     let mut workload = Workload::connect(&broker.bootstrap).await;
     workload.route(&broker.advertised, &broker.bootstrap);
@@ -265,8 +268,9 @@ async fn verification_can_be_switched_off_with_a_warning() {
 async fn sasl_ssl_through_the_terminator_and_the_sasl_front() {
     let pki = Pki::new();
     let (listener, front_port) = SaslFront::bind().await;
-    let port = free_port().expect("a free port");
-    let broker = Broker::start_advertising(port).await;
+    let reserved = reserve_port().expect("a free port");
+    let broker = Broker::start_advertising(reserved.port).await;
+    let port = reserved.release();
     let terminator = TlsTerminator::start(
         port,
         &format!("127.0.0.1:{front_port}"),

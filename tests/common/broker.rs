@@ -210,13 +210,34 @@ impl Broker {
 
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> Result<u16> {
+    Ok(reserve_port()?.port)
+}
+
+/// A free port on 127.0.0.1, kept bound until [`PortReservation::release`]: nothing else
+/// (another test's container, say) can take it in between. Release it right before the
+/// process that listens on it starts.
+pub fn reserve_port() -> Result<PortReservation> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| HarnessError::io("binding 127.0.0.1:0 to pick a free port", e))?;
     let port = listener
         .local_addr()
         .map_err(|e| HarnessError::io("reading the picked port", e))?
         .port();
-    Ok(port)
+    Ok(PortReservation { port, listener })
+}
+
+/// A port held by a bound listener (see [`reserve_port`]).
+pub struct PortReservation {
+    pub port: u16,
+    listener: std::net::TcpListener,
+}
+
+impl PortReservation {
+    /// Unbind: the port is free for whoever binds it next.
+    pub fn release(self) -> u16 {
+        drop(self.listener);
+        self.port
+    }
 }
 
 /// The repository root: `$TIDEMARK_REPO_ROOT`, else this crate's manifest dir.

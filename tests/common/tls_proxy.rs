@@ -132,6 +132,14 @@ impl TlsTerminator {
                 .await
                 .is_ok()
             {
+                // Something listens; make sure it is haproxy and not another process that
+                // took the port (haproxy then exits at once, unable to bind).
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(Some(status)) = proxy.child.try_wait() {
+                    panic!(
+                        "haproxy exited at start ({status}): port {port} taken by another process?"
+                    );
+                }
                 return proxy;
             }
             assert!(
