@@ -260,7 +260,7 @@ impl Cluster {
                     stale = true;
                     w.attempts += 1;
                     let e = KafkaError::UnknownInMetadata(format!("leader for partition {}", w.tp));
-                    again_or_fail(w, e, retries, &mut next, &sink);
+                    again_or_fail(w, Some(&e), retries, &mut next, &sink);
                     continue;
                 };
                 let spent = query
@@ -301,16 +301,10 @@ impl Cluster {
                         failed.remove(&node);
                         stale |= !moved.is_empty();
                         for (w, e) in moved {
-                            again_or_fail(w, e, retries, &mut next, &sink);
+                            again_or_fail(w, Some(&e), retries, &mut next, &sink);
                         }
                         for w in left {
-                            again_or_fail(
-                                w,
-                                unresolved(max_attempts),
-                                max_attempts,
-                                &mut next,
-                                &sink,
-                            );
+                            again_or_fail(w, None, max_attempts, &mut next, &sink);
                         }
                     }
                     Err(RoundFailure { items, error }) => {
@@ -319,7 +313,7 @@ impl Cluster {
                             stale = true;
                             for mut w in items {
                                 w.attempts += 1;
-                                again_or_fail(w, error.clone(), retries, &mut next, &sink);
+                                again_or_fail(w, Some(&error), retries, &mut next, &sink);
                             }
                         } else {
                             let mut sink = lock(&sink);
@@ -352,17 +346,11 @@ impl Cluster {
     }
 }
 
-/// The error for targets not reached within `max_attempts` fetches (its message names the
-/// target, so it is built per target in [`again_or_fail`]).
-fn unresolved(max_attempts: u32) -> KafkaError {
-    KafkaError::Unresolved(format!("not reached within {max_attempts} fetches"))
-}
-
-/// `w` goes to the next round, unless it has had its `max_attempts`: then each target gets
-/// `error`.
+/// `w` goes to the next round, unless it has had `max_attempts`: then each target gets
+/// `error`, or (`None`) an error saying it was not reached within `max_attempts` fetches.
 fn again_or_fail<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)>(
     w: PartitionWork,
-    error: KafkaError,
+    error: Option<&KafkaError>,
     max_attempts: u32,
     next: &mut Vec<PartitionWork>,
     sink: &Mutex<Sink<F>>,
@@ -373,11 +361,12 @@ fn again_or_fail<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)>(
     }
     let mut sink = lock(sink);
     for t in &w.targets {
-        let e = match &error {
-            KafkaError::Unresolved(why) => {
-                KafkaError::Unresolved(format!("record at offset {} of {}: {why}", t.target, w.tp))
-            }
-            other => other.clone(),
+        let e = match error {
+            Some(e) => e.clone(),
+            None => KafkaError::Unresolved(format!(
+                "record at offset {} of {}: not reached within {max_attempts} fetches",
+                t.target, w.tp
+            )),
         };
         (sink.answer)(&w.tp, t.target, Err(e));
     }
