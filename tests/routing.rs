@@ -972,6 +972,20 @@ async fn stub_describe_configs_serves_topic_configs() {
     assert_eq!(stub.count(ApiKey::DescribeConfigs), 1);
 }
 
+/// `topic` with `partitions` partitions led alternately by nodes 1 and 2, each holding
+/// `records` records one second apart; returns their timestamps by offset.
+fn alternating_topic(stub: &StubCluster, topic: &str, partitions: i32, records: i64) -> Vec<i64> {
+    let leaders: Vec<i32> = (0..partitions).map(|p| 1 + p % 2).collect();
+    stub.add_topic(topic, &leaders);
+    let stamps: Vec<i64> = (0..records)
+        .map(|i| 1_700_000_000_000 + i * 1_000)
+        .collect();
+    for p in 0..partitions {
+        stub.append_records(topic, p, &stamps);
+    }
+    stamps
+}
+
 /// The `partition_max_bytes` of a leader's partitions add up to more than one response
 /// holds. Each round asks a leader for what fits its `max_bytes` and the rest wait; and when
 /// the broker's own limit (`fetch.max.bytes`) is lower than what was asked, it sends the
@@ -989,11 +1003,7 @@ async fn partitions_past_the_response_cap_go_again_and_every_target_is_found() {
         if let Some(limit) = broker_limit {
             stub.set_fetch_max_bytes(limit);
         }
-        stub.add_topic("wide", &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
-        let stamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i * 1_000).collect();
-        for p in 0..12 {
-            stub.append_records("wide", p, &stamps);
-        }
+        let stamps = alternating_topic(&stub, "wide", 12, 100);
         let cluster = connect(&stub, 3).await;
         let query = TimestampQuery {
             initial_partition_bytes: 1024,
@@ -1037,11 +1047,7 @@ async fn partitions_past_the_response_cap_go_again_and_every_target_is_found() {
 #[tokio::test]
 async fn a_request_budget_fetches_the_targets_listed_first_and_defers_the_rest() {
     let stub = StubCluster::start(&[1, 2]).await;
-    stub.add_topic("wide", &[1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
-    let stamps: Vec<i64> = (0..100).map(|i| 1_700_000_000_000 + i * 1_000).collect();
-    for p in 0..12 {
-        stub.append_records("wide", p, &stamps);
-    }
+    let stamps = alternating_topic(&stub, "wide", 12, 100);
     let cluster = connect(&stub, 3).await;
     let query = TimestampQuery {
         initial_partition_bytes: 1024,
@@ -1111,11 +1117,7 @@ async fn any_broker_requests_take_turns() {
 #[tokio::test]
 async fn a_fetch_partition_whose_leader_moved_is_fetched_from_the_new_leader() {
     let stub = StubCluster::start(&[1, 2]).await;
-    stub.add_topic("t", &[1, 2]);
-    let stamps: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 1_000).collect();
-    for p in 0..2 {
-        stub.append_records("t", p, &stamps);
-    }
+    let stamps = alternating_topic(&stub, "t", 2, 20);
     let cluster = connect(&stub, 3).await;
     stub.set_leader("t", 0, 2);
     let targets = [(tp("t", 0), 5), (tp("t", 1), 7)];
@@ -1148,11 +1150,7 @@ async fn a_fetch_partition_whose_leader_moved_is_fetched_from_the_new_leader() {
 async fn a_dropped_fetch_is_retried_or_fails_with_its_error_when_the_budget_is_spent() {
     for (budget, recovers) in [(None, true), (Some(1), false)] {
         let stub = StubCluster::start(&[1, 2]).await;
-        stub.add_topic("t", &[1, 2]);
-        let stamps: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 1_000).collect();
-        for p in 0..2 {
-            stub.append_records("t", p, &stamps);
-        }
+        alternating_topic(&stub, "t", 2, 20);
         let dropped = Arc::new(AtomicUsize::new(0));
         let counter = dropped.clone();
         stub.set_handler(move |r, _| {
@@ -1194,11 +1192,7 @@ async fn a_dropped_fetch_is_retried_or_fails_with_its_error_when_the_budget_is_s
 async fn a_fetch_leader_that_keeps_failing_is_given_up_after_max_retries() {
     let max_retries = 2;
     let stub = StubCluster::start(&[1, 2]).await;
-    stub.add_topic("t", &[1, 2]);
-    let stamps: Vec<i64> = (0..20).map(|i| 1_700_000_000_000 + i * 1_000).collect();
-    for p in 0..2 {
-        stub.append_records("t", p, &stamps);
-    }
+    alternating_topic(&stub, "t", 2, 20);
     stub.set_handler(|r, _| {
         if r.api == ApiKey::Fetch && r.node == 1 {
             Reply::Close
