@@ -76,6 +76,7 @@ fn snapshot(topics: usize, groups: usize) -> ClusterSnapshot {
                             timestamp_ms: NOW - (high - committed) * 10,
                             timestamp_type: TimestampType::CreateTime,
                         }),
+                        markers_only: false,
                     }
                 })
                 .collect();
@@ -93,6 +94,7 @@ fn snapshot(topics: usize, groups: usize) -> ClusterSnapshot {
         groups,
         compacted_topics: BTreeSet::new(),
         poll_time: Duration::from_millis(120),
+        carried_watermarks: Default::default(),
     }
 }
 
@@ -169,6 +171,7 @@ fn main() {
         let outcome = CycleOutcome::Success {
             report: report.clone(),
             poll_time: Duration::from_millis(120),
+            health: tidemark::state::CycleHealth::complete([1]),
         };
         let t = Instant::now();
         state.publish("prod", outcome, Duration::from_millis(800));

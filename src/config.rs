@@ -82,6 +82,10 @@ pub struct Config {
 pub struct ExporterConfig {
     /// Time between collection cycles (`poll_interval`, default 30s, never zero).
     pub poll_interval: Duration,
+    /// How long values that could not be read again (a broker down, an answer that could not
+    /// be decoded) keep being served, marked stale, before their series disappear
+    /// (klag-exporter's `staleness_threshold`; default 3 × `poll_interval`).
+    pub staleness_threshold: Duration,
     pub http_port: u16,
     pub http_host: String,
     pub granularity: Granularity,
@@ -208,10 +212,18 @@ fn internal_topics() -> Regex {
     Regex::new("__.*").expect("\"__.*\" is a valid regex")
 }
 
+impl ExporterConfig {
+    /// [`ExporterConfig::staleness_threshold`] with its default applied.
+    pub fn staleness(&self) -> Duration {
+        self.staleness_threshold
+    }
+}
+
 impl Default for ExporterConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(30),
+            staleness_threshold: Duration::from_secs(90),
             http_port: 8000,
             http_host: "0.0.0.0".to_owned(),
             // klag-exporter's default (its sample configs set "partition" explicitly).

@@ -49,6 +49,7 @@ impl Exporter {
             })
             .collect();
         let state = ExporterState::new(&clusters, exporter.granularity);
+        state.set_staleness(exporter.staleness());
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(http::serve(
             listener,

@@ -226,6 +226,7 @@ fn info_page(state: &ExporterState) -> String {
             .map_or_else(|| "-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()));
         let result = match (&s.last_error, s.last_cycle_at) {
             (Some(e), _) => format!("failed: {}", escape(e)),
+            (None, Some(_)) if s.partial => partial_result(&s),
             (None, Some(_)) => "ok".to_string(),
             (None, None) => "pending".to_string(),
         };
@@ -239,6 +240,19 @@ fn info_page(state: &ExporterState) -> String {
     }
     html.push_str("</table></body></html>\n");
     html
+}
+
+/// What failed in a partial cycle: each failing broker and the item errors.
+fn partial_result(s: &crate::state::ClusterStatus) -> String {
+    let mut out = String::from("partial (what failed keeps its last values):<ul>");
+    for (node, e) in &s.broker_errors {
+        let _ = write!(out, "<li>broker {node}: {}</li>", escape(e));
+    }
+    for e in &s.item_errors {
+        let _ = write!(out, "<li>{}</li>", escape(e));
+    }
+    out.push_str("</ul>");
+    out
 }
 
 /// "YYYY-MM-DD HH:MM:SS" for seconds since the epoch (UTC, proleptic Gregorian).
@@ -296,6 +310,7 @@ mod tests {
         let ok = CycleOutcome::Success {
             report: Arc::default(),
             poll_time: Duration::ZERO,
+            health: crate::state::CycleHealth::complete([1]),
         };
         s.publish("a", ok.clone(), Duration::from_millis(3));
         assert_eq!(

@@ -20,10 +20,33 @@ pub enum CycleOutcome {
     Success {
         report: Arc<LagReport>,
         poll_time: Duration,
+        health: CycleHealth,
     },
     Failure {
         error: String,
     },
+}
+
+/// What failed in a cycle that published.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CycleHealth {
+    /// Every broker of the cycle's metadata, with its last failure if it had one.
+    pub brokers: Vec<(i32, Option<String>)>,
+    /// Item errors (the first few; the log has them all).
+    pub errors: Vec<String>,
+    /// True when nothing failed.
+    pub complete: bool,
+}
+
+impl CycleHealth {
+    /// A cycle where everything was read from these brokers.
+    pub fn complete(brokers: impl IntoIterator<Item = i32>) -> Self {
+        CycleHealth {
+            brokers: brokers.into_iter().map(|n| (n, None)).collect(),
+            errors: Vec::new(),
+            complete: true,
+        }
+    }
 }
 
 /// Status of one cluster for `/ready` and `/`.
@@ -34,6 +57,13 @@ pub struct ClusterStatus {
     pub last_error: Option<String>,
     pub cycles_ok: u64,
     pub cycles_failed: u64,
+    /// The last cycle published but some brokers or items failed.
+    pub partial: bool,
+    /// What failed in the last cycle: brokers (node id → error) and item errors.
+    pub broker_errors: Vec<(i32, String)>,
+    pub item_errors: Vec<String>,
+    /// When the last cycle that published finished.
+    pub last_success_at: Option<std::time::Instant>,
 }
 
 /// The rendered exposition in both formats.
@@ -70,6 +100,8 @@ struct Inner {
 /// Shared between collectors and HTTP handlers.
 pub struct ExporterState {
     granularity: Granularity,
+    /// After this long without a cycle that published, a cluster's series are dropped.
+    staleness: Mutex<Option<Duration>>,
     inner: Mutex<Inner>,
     rendered: RwLock<Arc<Rendered>>,
 }
@@ -97,11 +129,19 @@ impl ExporterState {
             .collect();
         let state = Arc::new(Self {
             granularity,
+            staleness: Mutex::new(None),
             inner: Mutex::new(Inner { views, status }),
             rendered: RwLock::new(Arc::new(Rendered::default())),
         });
         state.render_locked(&state.lock());
         state
+    }
+
+    /// Drop a cluster's series once no cycle has published for `staleness`
+    /// (klag-exporter's `staleness_threshold`), so a dead cluster shows a gap, not a frozen
+    /// snapshot. Unset: kept until the next success.
+    pub fn set_staleness(&self, staleness: Duration) {
+        *self.staleness.lock().unwrap_or_else(|p| p.into_inner()) = Some(staleness);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -123,8 +163,26 @@ impl ExporterState {
         st.last_cycle_at = Some(SystemTime::now());
         st.last_cycle_duration = Some(duration);
         match outcome {
-            CycleOutcome::Success { report, poll_time } => {
-                view.up = true;
+            CycleOutcome::Success {
+                report,
+                poll_time,
+                health,
+            } => {
+                view.up = health.complete;
+                view.partial = !health.complete;
+                view.brokers = health
+                    .brokers
+                    .iter()
+                    .map(|(n, e)| (*n, e.is_none()))
+                    .collect();
+                st.partial = !health.complete;
+                st.broker_errors = health
+                    .brokers
+                    .into_iter()
+                    .filter_map(|(n, e)| Some((n, e?)))
+                    .collect();
+                st.item_errors = health.errors;
+                st.last_success_at = Some(std::time::Instant::now());
                 view.poll_time = Some(poll_time);
                 view.compaction_detected_total = view
                     .compaction_detected_total
@@ -137,8 +195,23 @@ impl ExporterState {
                 st.cycles_ok += 1;
             }
             CycleOutcome::Failure { error } => {
-                // The last good report stays: its series keep their last values.
+                // The last good report stays, its series keep their last values, until
+                // the staleness threshold: then the cluster shows a gap instead.
                 view.up = false;
+                view.partial = false;
+                for b in &mut view.brokers {
+                    b.1 = false;
+                }
+                st.partial = false;
+                let staleness = *self.staleness.lock().unwrap_or_else(|p| p.into_inner());
+                let expired = match (staleness, st.last_success_at) {
+                    (Some(limit), Some(at)) => at.elapsed() > limit,
+                    _ => false,
+                };
+                if expired && view.report.is_some() {
+                    tracing::warn!(%cluster, "no cycle published for longer than staleness_threshold: the cluster's series are dropped until it answers again");
+                    view.report = None;
+                }
                 st.last_error = Some(error);
                 st.cycles_failed += 1;
             }

@@ -76,6 +76,7 @@ fn full_view() -> ClusterView {
                         timestamp_ms: NOW - 5_000,
                         timestamp_type: TimestampType::CreateTime,
                     }),
+                    markers_only: false,
                 },
                 GroupPartition {
                     tp: tp("t", 1),
@@ -86,6 +87,7 @@ fn full_view() -> ClusterView {
                         timestamp_ms: NOW - 9_000,
                         timestamp_type: TimestampType::CreateTime,
                     }),
+                    markers_only: false,
                 },
                 GroupPartition {
                     tp: tp("k", 0),
@@ -96,11 +98,13 @@ fn full_view() -> ClusterView {
                         timestamp_ms: NOW - 1_000,
                         timestamp_type: TimestampType::LogAppendTime,
                     }),
+                    markers_only: false,
                 },
             ],
         }],
         compacted_topics: BTreeSet::from([Arc::from("k")]),
         poll_time: Duration::from_millis(3),
+        carried_watermarks: Default::default(),
     };
     let report = lag::compute(&snapshot, NOW);
     ClusterView {

@@ -228,6 +228,7 @@ pub fn run_child(args: &Args) {
                 &snapshot,
                 collect::now_ms(),
                 granularity == Granularity::Partition,
+                None,
             );
             drop(snapshot);
             let t_lag = t1.elapsed();
@@ -241,6 +242,7 @@ pub fn run_child(args: &Args) {
             let outcome = CycleOutcome::Success {
                 report: Arc::new(report),
                 poll_time,
+                health: tidemark::state::CycleHealth::complete([]),
             };
             let publish_state = state.clone();
             tokio::task::spawn_blocking(move || {

@@ -12,7 +12,9 @@ use crate::config::ClusterSettings;
 use crate::kafka::{
     Cluster, FetchStats, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
 };
-use crate::lag::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+use crate::lag::{
+    ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, LagReport, Member, PartitionOffsets,
+};
 
 use super::cache::TimestampCache;
 
@@ -31,17 +33,43 @@ pub enum CycleError {
     ListGroups(#[source] KafkaError),
     #[error("reading metadata failed: {0}")]
     Metadata(#[source] KafkaError),
-    #[error("reading committed offsets timed out after {0:?}")]
-    OffsetTimeout(Duration),
 }
 
-/// Counts of what went wrong with single items in a cycle (the cycle still succeeded).
+/// What went wrong in a cycle that still published: brokers that failed, and counts of
+/// items that could not be read (their values are carried over or missing).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CycleIssues {
+    /// Brokers that failed a request this cycle, with the last error of each.
+    pub brokers_failed: BTreeMap<i32, String>,
     pub groups_without_offsets: usize,
     pub groups_undescribed: usize,
+    /// Partitions an OffsetFetch answered with an error code.
+    pub committed_partitions_failed: usize,
     pub partitions_without_watermarks: usize,
     pub timestamps_failed: usize,
+    /// The first few item errors, for the status page.
+    pub errors: Vec<String>,
+}
+
+/// Item errors kept per cycle for the status page (the log has them all).
+const KEPT_ERRORS: usize = 20;
+
+impl CycleIssues {
+    /// Everything was read: no broker and no item failed.
+    pub fn is_complete(&self) -> bool {
+        self.brokers_failed.is_empty()
+            && self.groups_without_offsets == 0
+            && self.groups_undescribed == 0
+            && self.committed_partitions_failed == 0
+            && self.partitions_without_watermarks == 0
+            && self.timestamps_failed == 0
+    }
+
+    fn note(&mut self, error: impl FnOnce() -> String) {
+        if self.errors.len() < KEPT_ERRORS {
+            self.errors.push(error());
+        }
+    }
 }
 
 /// Per-cluster state that survives cycles.
@@ -57,10 +85,18 @@ pub struct CycleState {
     /// Samples the last cycle's Fetch budget left out: first in line this cycle.
     deferred: HashSet<(TopicPartition, i64)>,
     totals: SampleTotals,
+    /// How long values that could not be read again are carried over.
+    pub staleness: Duration,
+    /// The last report published: what groups and partitions not read this cycle carry.
+    pub previous: Option<Arc<LagReport>>,
+    /// The broker that listed each group last time: a group not listed this cycle is gone
+    /// only when that broker answered.
+    listed_by: HashMap<Arc<str>, i32>,
+    cluster_id: Option<String>,
 }
 
 /// Time-lag samples since start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SampleTotals {
     /// Samples read from Fetch responses.
     pub fetched: u64,
@@ -68,6 +104,8 @@ pub struct SampleTotals {
     pub bytes: u64,
     /// Samples left for a later cycle when the Fetch budget ran out (counted each cycle).
     pub deferred: u64,
+    /// Samples not obtained, by reason (see [`failure_reason`]).
+    pub failed: BTreeMap<&'static str, u64>,
 }
 
 /// Topic cleanup policies as last read.
@@ -97,6 +135,10 @@ impl CycleState {
             last_fetch: FetchStats::default(),
             deferred: HashSet::new(),
             totals: SampleTotals::default(),
+            staleness: Duration::from_secs(90),
+            previous: None,
+            listed_by: HashMap::new(),
+            cluster_id: None,
         }
     }
 
@@ -107,7 +149,7 @@ impl CycleState {
 
     /// Time-lag samples fetched, their bytes, and samples deferred, since start.
     pub fn sample_totals(&self) -> SampleTotals {
-        self.totals
+        self.totals.clone()
     }
 
     /// Samples the last cycle left for the next one.
@@ -115,17 +157,14 @@ impl CycleState {
         self.deferred.len()
     }
 
-    /// Run one cycle against `cluster`. A failed cycle clears the timestamp cache: the
-    /// cluster may come back rebuilt, with other records at the same offsets.
+    /// Run one cycle against `cluster`. A failed cycle keeps the timestamp cache: entries
+    /// are dropped only on evidence about their partition (another topic id, watermarks
+    /// going backwards) or their cluster (another cluster id).
     pub async fn run(
         &mut self,
         cluster: &Cluster,
     ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
-        let result = self.collect(cluster).await;
-        if result.is_err() {
-            self.timestamps.clear();
-        }
-        result
+        self.collect(cluster).await
     }
 
     async fn collect(
@@ -135,16 +174,26 @@ impl CycleState {
         let mut issues = CycleIssues::default();
         let poll_started = Instant::now();
         self.last_fetch = FetchStats::default();
+        let oldest_ms = super::now_ms()
+            .saturating_sub(i64::try_from(self.staleness.as_millis()).unwrap_or(i64::MAX));
 
-        let groups: Vec<String> = cluster
-            .list_groups()
+        // Fresh metadata first: ListGroups goes to the brokers the cluster has now, and
+        // connections to brokers that left (or moved) are closed.
+        cluster.begin_cycle();
+        let meta = cluster
+            .refresh_metadata()
             .await
-            .map_err(CycleError::ListGroups)?
-            .into_iter()
-            .map(|g| g.group_id)
-            .filter(|g| self.settings.group_allowed(g))
-            .collect();
+            .map_err(CycleError::Metadata)?;
+        if meta.cluster_id.is_some() && self.cluster_id != meta.cluster_id {
+            if self.cluster_id.is_some() {
+                tracing::warn!(cluster = %self.settings.name, "the cluster id changed: timestamps cached for the old cluster are dropped");
+                self.timestamps.clear();
+            }
+            self.cluster_id = meta.cluster_id.clone();
+        }
+        cluster.retain_listed_brokers().await;
 
+        let groups = self.groups_to_read(cluster, &mut issues).await;
         // Coordinators first (cached after the first cycle): DescribeGroups and OffsetFetch
         // below run concurrently and would otherwise each look the new groups up.
         if !groups.is_empty() {
@@ -157,9 +206,18 @@ impl CycleState {
             )
             .await
         });
-        let mut offsets =
-            offsets.map_err(|_| CycleError::OffsetTimeout(self.offset_fetch_timeout))?;
+        let mut offsets = offsets.unwrap_or_else(|_| {
+            let e = format!(
+                "reading committed offsets timed out after {:?}",
+                self.offset_fetch_timeout
+            );
+            tracing::warn!(cluster = %self.settings.name, "{e}; every group keeps its last values");
+            issues.note(|| e);
+            HashMap::new()
+        });
         let mut described = described;
+        let previous = self.previous.clone();
+        let earlier = previous.as_deref().map(|r| EarlierRows::new(r, oldest_ms));
 
         // The snapshot is built before the watermarks are read, each group's answers dropped
         // as it goes: at 100,000 group partitions, the answers held through ListOffsets
@@ -170,19 +228,44 @@ impl CycleState {
                 Some(Ok(o)) => Some(o),
                 Some(Err(e)) => {
                     issues.groups_without_offsets += 1;
-                    tracing::warn!(cluster = %self.settings.name, %group, error = %e, "no committed offsets");
+                    tracing::warn!(cluster = %self.settings.name, %group, error = %e, "no committed offsets; the group keeps its last values");
+                    issues.note(|| format!("group {group}: committed offsets: {e}"));
                     None
                 }
-                None => None,
+                None => {
+                    issues.groups_without_offsets += 1;
+                    None
+                }
             };
+            if let Some(c) = &committed {
+                if !c.partition_errors.is_empty() {
+                    issues.committed_partitions_failed += c.partition_errors.len();
+                    for (tp, code) in &c.partition_errors {
+                        tracing::warn!(cluster = %self.settings.name, %group, partition = %tp, code, "committed offset answered with an error");
+                        issues.note(|| {
+                            format!(
+                                "group {group}, partition {tp}: committed offset: {}",
+                                crate::kafka::error::error_name(*code)
+                            )
+                        });
+                    }
+                }
+            }
             let (state, owners) = match described.remove(group) {
                 Some(Ok(d)) => (GroupState::parse(&d.state), owners(&d)),
-                Some(Err(e)) => {
+                other => {
+                    if let Some(Err(e)) = &other {
+                        tracing::warn!(cluster = %self.settings.name, %group, error = %e, "describe failed; member labels and state kept from the last cycle");
+                        issues.note(|| format!("group {group}: describe: {e}"));
+                    }
                     issues.groups_undescribed += 1;
-                    tracing::warn!(cluster = %self.settings.name, %group, error = %e, "describe failed");
-                    (GroupState::Unknown, HashMap::new())
+                    // Member labels from the last cycle: without them every series of the
+                    // group would change identity for one cycle.
+                    earlier
+                        .as_ref()
+                        .map(|e| e.described(group))
+                        .unwrap_or((GroupState::Unknown, HashMap::new()))
                 }
-                None => (GroupState::Unknown, HashMap::new()),
             };
             let partitions = committed
                 .iter()
@@ -193,6 +276,7 @@ impl CycleState {
                     committed: *offset,
                     member: owners.get(tp).cloned(),
                     record: None,
+                    markers_only: false,
                 })
                 .collect();
             snapshot_groups.push(GroupSnapshot {
@@ -202,18 +286,15 @@ impl CycleState {
                 partitions,
             });
         }
-        drop((offsets, described));
+        drop((offsets, described, earlier));
 
         // Watermarks after committed offsets (see the module docs).
-        let meta = cluster
-            .refresh_metadata()
-            .await
-            .map_err(CycleError::Metadata)?;
         let monitored: Vec<TopicPartition> = meta
             .partitions()
             .filter(|tp| self.settings.topic_allowed(&tp.topic))
             .collect();
         let mut watermarks: BTreeMap<TopicPartition, Watermarks> = BTreeMap::new();
+        let mut carried_watermarks = BTreeMap::new();
         for (tp, w) in cluster.watermarks(&monitored).await {
             match w {
                 Ok(w) => {
@@ -221,7 +302,21 @@ impl CycleState {
                 }
                 Err(e) => {
                     issues.partitions_without_watermarks += 1;
-                    tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks");
+                    tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks; the partition keeps its last values");
+                    issues.note(|| format!("partition {tp}: watermarks: {e}"));
+                    if let Some(last) = previous
+                        .as_deref()
+                        .and_then(|r| last_watermarks(r, &tp, oldest_ms))
+                    {
+                        watermarks.insert(
+                            tp.clone(),
+                            Watermarks {
+                                low: last.low,
+                                high: last.high,
+                            },
+                        );
+                        carried_watermarks.insert(tp, last.read_at_ms);
+                    }
                 }
             }
         }
@@ -248,6 +343,11 @@ impl CycleState {
             .await;
         }
         let compacted_topics = self.compacted_topics(cluster, &watermarks).await;
+        issues.brokers_failed = cluster
+            .broker_failures()
+            .into_iter()
+            .map(|(node, e)| (node, e.to_string()))
+            .collect();
 
         let snapshot = ClusterSnapshot {
             cluster: self.settings.name.clone(),
@@ -255,10 +355,36 @@ impl CycleState {
             groups: snapshot_groups,
             compacted_topics,
             poll_time,
+            carried_watermarks,
         };
         Ok((snapshot, issues))
     }
 
+    /// The groups to read this cycle: every allowed group a broker listed, and the groups
+    /// the last cycle had whose listing broker could not answer now (they are read anyway,
+    /// their coordinator may answer; otherwise they keep their last values).
+    async fn groups_to_read(&mut self, cluster: &Cluster, issues: &mut CycleIssues) -> Vec<String> {
+        let listed = cluster.list_groups_partial().await;
+        for (node, e) in &listed.failed {
+            tracing::warn!(cluster = %self.settings.name, node, error = %e, "listing groups failed on this broker; its groups keep their last values");
+            issues.note(|| format!("broker {node}: ListGroups: {e}"));
+        }
+        let mut listed_by: HashMap<Arc<str>, i32> = HashMap::with_capacity(listed.groups.len());
+        for (g, node) in listed.groups {
+            if self.settings.group_allowed(&g.group_id) {
+                listed_by.insert(Arc::from(g.group_id), node);
+            }
+        }
+        for (group, node) in self.listed_by.drain() {
+            if listed.failed.contains_key(&node) {
+                listed_by.entry(group).or_insert(node);
+            }
+        }
+        let mut groups: Vec<String> = listed_by.keys().map(|g| g.to_string()).collect();
+        groups.sort_unstable();
+        self.listed_by = listed_by;
+        groups
+    }
     /// Fill `record` for every lagging group partition: cache first, batched fetches for
     /// the rest within the cycle's budget; evict cache entries no group points at any more.
     ///
@@ -307,7 +433,10 @@ impl CycleState {
             };
             let cache = &mut self.timestamps;
             let deferred = &mut self.deferred;
+            let failed = &mut self.totals.failed;
             let cluster_name = &self.settings.name;
+            // Answers valid for this cycle only: never cached.
+            let mut uncached: HashMap<(TopicPartition, i64), Uncached> = HashMap::new();
             let stats = cluster
                 .record_timestamps_each(wanted, query, |tp, offset, answer| match answer {
                     Ok(TimestampResult::Found(rec)) => {
@@ -316,13 +445,24 @@ impl CycleState {
                             cache.insert(tp, offset, rec, topic_id, *w);
                         }
                     }
+                    Ok(TimestampResult::MarkersOnly) => {
+                        // The high watermark moves on with the next record: not cached.
+                        uncached.insert((tp.clone(), offset), Uncached::MarkersOnly);
+                    }
                     Ok(TimestampResult::EndOfLog) => {}
+                    Ok(TimestampResult::Untimed { offset: at }) => {
+                        *failed.entry("no_timestamp").or_default() += 1;
+                        tracing::debug!(cluster = %cluster_name, partition = %tp, offset, record = at, "the record carries no timestamp (message format v0): no time lag");
+                    }
                     Ok(TimestampResult::Deferred) => {
                         deferred.insert((tp.clone(), offset));
                     }
                     Err(e) => {
+                        let reason = failure_reason(&e);
+                        *failed.entry(reason).or_default() += 1;
                         issues.timestamps_failed += 1;
-                        tracing::warn!(cluster = %cluster_name, partition = %tp, offset, error = %e, "no timestamp");
+                        tracing::warn!(cluster = %cluster_name, partition = %tp, offset, reason, error = %e, "no timestamp");
+                        issues.note(|| format!("partition {tp}, offset {offset}: timestamp: {e}"));
                     }
                 })
                 .await;
@@ -343,6 +483,13 @@ impl CycleState {
                 }
                 if let Some(w) = watermarks.get(&gp.tp).filter(|w| gp.committed < w.high) {
                     gp.record = self.timestamps.peek(&gp.tp, gp.committed, w.low);
+                }
+                if gp.record.is_none() && !uncached.is_empty() {
+                    match uncached.get(&(gp.tp.clone(), gp.committed)) {
+                        Some(Uncached::MarkersOnly) => gp.markers_only = true,
+                        Some(Uncached::Unverified(rec)) => gp.record = Some(*rec),
+                        None => {}
+                    }
                 }
             }
         }
@@ -430,4 +577,87 @@ fn owners(d: &crate::kafka::GroupDescription) -> HashMap<TopicPartition, Arc<Mem
         }
     }
     map
+}
+
+/// The watermarks `report` has for `tp`, when read at or after `oldest_ms`.
+fn last_watermarks<'a>(
+    report: &'a LagReport,
+    tp: &TopicPartition,
+    oldest_ms: i64,
+) -> Option<&'a PartitionOffsets> {
+    let i = report
+        .partitions
+        .binary_search_by(|p| p.tp.cmp(tp))
+        .ok()?;
+    report
+        .partitions
+        .get(i)
+        .filter(|p| p.read_at_ms >= oldest_ms)
+}
+
+/// The last report's group states and member labels, for groups not described this cycle.
+struct EarlierRows<'a> {
+    report: &'a LagReport,
+    oldest_ms: i64,
+    /// Group → (state, its rows), built on first use.
+    index: std::cell::OnceCell<HashMap<&'a str, (GroupState, &'a [crate::lag::GroupPartitionLag])>>,
+}
+
+impl<'a> EarlierRows<'a> {
+    fn new(report: &'a LagReport, oldest_ms: i64) -> Self {
+        EarlierRows {
+            report,
+            oldest_ms,
+            index: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// State and partition owners of `group` as last reported (recent enough), else unknown.
+    fn described(&self, group: &str) -> (GroupState, HashMap<TopicPartition, Arc<Member>>) {
+        let index = self.index.get_or_init(|| {
+            let rows = &self.report.group_partitions;
+            let mut index = HashMap::with_capacity(self.report.groups.len());
+            let mut at = 0usize;
+            for g in &self.report.groups {
+                // Rows were written group by group, in the order of `groups`.
+                let n = rows
+                    .get(at..)
+                    .map_or(0, |rest| rest.iter().take_while(|r| r.group == g.group).count());
+                let own = rows.get(at..at + n).unwrap_or_default();
+                at += n;
+                if g.read_at_ms >= self.oldest_ms {
+                    index.insert(&*g.group, (g.state, own));
+                }
+            }
+            index
+        });
+        let Some((state, rows)) = index.get(group) else {
+            return (GroupState::Unknown, HashMap::new());
+        };
+        let owners = rows
+            .iter()
+            .filter_map(|r| Some((r.tp.clone(), r.member.clone()?)))
+            .collect();
+        (*state, owners)
+    }
+}
+
+/// A time-lag answer used in its cycle only.
+enum Uncached {
+    MarkersOnly,
+    /// From a batch too large to fetch whole, so its CRC could not be checked.
+    #[allow(dead_code)]
+    Unverified(crate::kafka::records::RecordAt),
+}
+
+/// The `reason` label of `tidemark_timestamp_samples_failed_total` for a failed sample.
+pub fn failure_reason(e: &KafkaError) -> &'static str {
+    match e {
+        KafkaError::Records { source, .. } if source.is_corruption() => "corrupt",
+        KafkaError::Records { .. } => "undecodable",
+        KafkaError::Decode { .. } => "undecodable",
+        KafkaError::Broker { .. } => "broker_error",
+        KafkaError::Unresolved(_) => "not_reached",
+        _ => "unreachable",
+    }
 }

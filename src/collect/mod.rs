@@ -8,7 +8,7 @@ mod cache;
 mod cycle;
 
 pub use cache::TimestampCache;
-pub use cycle::{CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
+pub use cycle::{failure_reason, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +19,7 @@ use crate::config::{ClusterSettings, ExporterConfig};
 use crate::kafka::{Cluster, ClusterConfig, ConnectionConfig};
 use crate::lag;
 use crate::metrics::ClientStats;
-use crate::state::{CycleOutcome, ExporterState};
+use crate::state::{CycleHealth, CycleOutcome, ExporterState};
 
 /// First retry delay after a failed cycle; doubles up to the poll interval.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -69,6 +69,7 @@ pub async fn run_cluster(
         exporter.performance.offset_fetch_timeout,
     );
     cycle.fetch_requests_per_broker = exporter.timestamp_sampling.fetch_requests_per_broker;
+    cycle.staleness = exporter.staleness();
     let mut cluster: Option<Cluster> = None;
     let mut retry = FIRST_RETRY;
     loop {
@@ -83,12 +84,16 @@ pub async fn run_cluster(
         let duration = started.elapsed();
         let stats = client_stats(cluster.as_ref(), &cycle);
         let wait = match result {
-            Ok((report, poll_time)) => {
-                tracing::debug!(cluster = %name, ?duration, groups = report.groups.len(), "cycle done");
+            Ok((report, poll_time, health)) => {
+                tracing::debug!(cluster = %name, ?duration, groups = report.groups.len(), complete = health.complete, "cycle done");
                 publish(
                     &state,
                     &name,
-                    CycleOutcome::Success { report, poll_time },
+                    CycleOutcome::Success {
+                        report,
+                        poll_time,
+                        health,
+                    },
                     duration,
                     stats,
                 )
@@ -125,7 +130,7 @@ async fn one_cycle(
     cycle: &mut CycleState,
     settings: &ClusterSettings,
     exporter: &ExporterConfig,
-) -> Result<(Arc<lag::LagReport>, Duration), CycleError> {
+) -> Result<(Arc<lag::LagReport>, Duration, CycleHealth), CycleError> {
     let kafka = match cluster.take() {
         Some(kafka) => kafka,
         None => Cluster::connect(client_config(settings, exporter))
@@ -134,16 +139,34 @@ async fn one_cycle(
     };
     let kafka = cluster.insert(kafka);
     let (snapshot, issues) = cycle.run(kafka).await?;
-    if issues != CycleIssues::default() {
-        tracing::info!(cluster = %settings.name, ?issues, "cycle finished with item errors");
+    if !issues.is_complete() {
+        tracing::info!(cluster = %settings.name, brokers_failed = ?issues.brokers_failed, groups_without_offsets = issues.groups_without_offsets, groups_undescribed = issues.groups_undescribed, committed_partitions_failed = issues.committed_partitions_failed, partitions_without_watermarks = issues.partitions_without_watermarks, timestamps_failed = issues.timestamps_failed, "cycle finished with failures; what could not be read keeps its last values");
     }
     let poll_time = snapshot.poll_time;
     // Lag is computed against the time the cycle finished. Per-partition rows are kept
     // only when they are exposed.
     let rows = exporter.granularity == crate::config::Granularity::Partition;
-    let report = lag::compute_for(&snapshot, now_ms(), rows);
-    drop(snapshot);
-    Ok((Arc::new(report), poll_time))
+    let now = now_ms();
+    let oldest_ms = now.saturating_sub(i64::try_from(cycle.staleness.as_millis()).unwrap_or(i64::MAX));
+    let previous = cycle.previous.take();
+    let carry = previous.as_deref().map(|previous| lag::Carry {
+        previous,
+        oldest_ms,
+    });
+    let report = Arc::new(lag::compute_for(&snapshot, now, rows, carry));
+    drop((snapshot, previous));
+    cycle.previous = Some(report.clone());
+    let health = CycleHealth {
+        complete: issues.is_complete(),
+        brokers: kafka
+            .metadata()
+            .brokers
+            .keys()
+            .map(|n| (*n, issues.brokers_failed.get(n).cloned()))
+            .collect(),
+        errors: issues.errors,
+    };
+    Ok((report, poll_time, health))
 }
 
 /// The client's request, byte and timestamp counters of a cluster, for the metrics.
@@ -167,6 +190,7 @@ pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStat
     stats.timestamp_samples_fetched = totals.fetched;
     stats.timestamp_fetch_bytes = totals.bytes;
     stats.timestamp_samples_deferred = totals.deferred;
+    stats.timestamp_samples_failed = totals.failed.into_iter().collect();
     stats
 }
 

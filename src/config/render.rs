@@ -17,6 +17,7 @@ struct Root {
 #[derive(Serialize)]
 struct Exporter {
     poll_interval: String,
+    staleness_threshold: String,
     http_port: u16,
     http_host: String,
     granularity: &'static str,
@@ -79,6 +80,7 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
     let root = Root {
         exporter: Exporter {
             poll_interval: format_duration(e.poll_interval),
+            staleness_threshold: format_duration(e.staleness()),
             http_port: e.http_port,
             http_host: e.http_host.clone(),
             granularity: e.granularity.as_str(),

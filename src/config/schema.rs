@@ -239,6 +239,13 @@ impl Walker<'_> {
             d.poll_interval,
             Self::positive_duration,
         )?;
+        let staleness_threshold = self.get(
+            &mut t,
+            p,
+            "staleness_threshold",
+            poll_interval.saturating_mul(3),
+            Self::positive_duration,
+        )?;
         let http_port = self.get(&mut t, p, "http_port", d.http_port, |w, v, path| {
             let n = w.integer(v, path, 0, i64::from(u16::MAX))?;
             Ok(u16::try_from(n).unwrap_or_default())
@@ -269,6 +276,7 @@ impl Walker<'_> {
         self.leftover(t, p);
         Ok(ExporterConfig {
             poll_interval,
+            staleness_threshold,
             http_port,
             http_host,
             granularity,

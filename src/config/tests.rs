@@ -658,6 +658,8 @@ fn rendered_config_reads_back_to_the_same_config() {
         parse(&rendered, "rendered.toml", &vars(&[])).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
     assert_eq!(back.exporter, c.exporter);
     assert_eq!(back.exporter.poll_interval, Duration::from_secs(90));
+    // Not set: three poll intervals.
+    assert_eq!(back.exporter.staleness_threshold, Duration::from_secs(270));
     assert_eq!(back.clusters.len(), 2);
     assert_eq!(back.clusters[1].labels["note"], "${LIT}");
     assert_eq!(back.clusters[1].group_whitelist[1].as_str(), "x\\.y");
@@ -712,7 +714,6 @@ fn unknown_keys_are_collected_not_fatal() {
             "exporter.otel.headers",
             "exporter.performance.client_recycle_interval",
             "exporter.poll_intervall",
-            "exporter.staleness_threshold",
             "exporter.timestamp_sampling.mode",
             "log_level",
         ]
@@ -722,6 +723,7 @@ fn unknown_keys_are_collected_not_fatal() {
         Duration::from_secs(30),
         "the typo is ignored"
     );
+    assert_eq!(c.exporter.staleness_threshold, Duration::from_secs(90));
     let w = c.warnings();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(
@@ -733,8 +735,7 @@ fn unknown_keys_are_collected_not_fatal() {
         w[0].ends_with(
             ": clusters[0].\"odd key\", clusters[0].aws_msk_iam, exporter.leadership, \
              exporter.otel.headers, exporter.performance.client_recycle_interval, \
-             exporter.poll_intervall, exporter.staleness_threshold, \
-             exporter.timestamp_sampling.mode, log_level"
+             exporter.poll_intervall, exporter.timestamp_sampling.mode, log_level"
         ),
         "{}",
         w[0]

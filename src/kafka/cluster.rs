@@ -199,6 +199,8 @@ pub struct Cluster {
     slots: Mutex<HashMap<i32, Slot>>,
     counters: Mutex<BTreeMap<i32, Arc<ApiCounters>>>,
     pub(crate) coordinators: Mutex<HashMap<String, i32>>,
+    /// What went wrong with each broker since [`Cluster::begin_cycle`].
+    health: Mutex<Health>,
     /// Turns of "any broker" requests (Metadata, batched FindCoordinator, DescribeConfigs),
     /// so that they spread over the brokers instead of all landing on the first.
     turn: AtomicUsize,
@@ -225,6 +227,7 @@ impl Cluster {
             slots: Mutex::new(HashMap::new()),
             counters: Mutex::new(BTreeMap::new()),
             coordinators: Mutex::new(HashMap::new()),
+            health: Mutex::new(Health::default()),
             turn: AtomicUsize::new(0),
         };
         cluster.bootstrap().await?;
@@ -310,7 +313,14 @@ impl Cluster {
 
     /// The known brokers, starting at the next one in turn.
     fn nodes_in_turn(&self) -> Vec<i32> {
-        let mut nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        let down = self.down_nodes();
+        let mut nodes: Vec<i32> = self
+            .metadata()
+            .brokers
+            .keys()
+            .copied()
+            .filter(|n| !down.contains(n))
+            .collect();
         if !nodes.is_empty() {
             let turn = self.turn.fetch_add(1, Ordering::Relaxed) % nodes.len();
             nodes.rotate_left(turn);
@@ -346,7 +356,13 @@ impl Cluster {
     }
 
     /// The live connection to `node`, dialling it when needed.
+    ///
+    /// A broker that could not be reached in this cycle ([`Cluster::begin_cycle`]) is not
+    /// dialled again until the next one: every later request to it fails at once with
+    /// [`KafkaError::BrokerDown`], so a dead or hanging broker costs one timeout per cycle,
+    /// not one per request.
     pub async fn connection(&self, node: i32) -> Result<Arc<Connection>> {
+        self.check_up(node)?;
         let slot = self.slot(node);
         let mut guard = slot.lock().await;
         if let Some(conn) = guard.as_ref() {
@@ -354,14 +370,24 @@ impl Cluster {
                 return Ok(conn.clone());
             }
         }
+        // Another request may have found it down while this one waited for the slot.
+        self.check_up(node)?;
         let address = self
             .metadata()
             .brokers
             .get(&node)
             .map(BrokerInfo::address)
             .ok_or_else(|| KafkaError::UnknownInMetadata(format!("broker with node id {node}")))?;
-        let conn = Connection::connect(&address, self.conn_config.clone(), self.counters_for(node))
-            .await?;
+        let conn =
+            match Connection::connect(&address, self.conn_config.clone(), self.counters_for(node))
+                .await
+            {
+                Ok(conn) => conn,
+                Err(e) => {
+                    self.mark_down(node, &e);
+                    return Err(e);
+                }
+            };
         let conn = Arc::new(conn);
         *guard = Some(conn.clone());
         Ok(conn)
@@ -450,6 +476,7 @@ impl Cluster {
     }
 
     async fn forget_if_broken(&self, node: i32, conn: &Arc<Connection>, e: &KafkaError) {
+        self.note_failure(node, e);
         if !e.is_transport() {
             return;
         }
@@ -458,6 +485,102 @@ impl Cluster {
         if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             *guard = None;
         }
+    }
+}
+
+/// Broker failures since the cycle began.
+#[derive(Debug, Default)]
+struct Health {
+    /// Brokers not dialled again this cycle, with the failure that put them there.
+    down: HashMap<i32, KafkaError>,
+    /// Every broker that failed a request this cycle (down or not), with its last failure.
+    failed: BTreeMap<i32, KafkaError>,
+}
+
+impl Cluster {
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start a collection cycle: every broker gets a fresh chance, and the failures
+    /// [`Cluster::broker_failures`] reports start from nothing.
+    pub fn begin_cycle(&self) {
+        *self.health() = Health::default();
+    }
+
+    /// The brokers that failed a request since [`Cluster::begin_cycle`], with the last
+    /// failure of each (transport, timeout, TLS, SASL or an undecodable response).
+    pub fn broker_failures(&self) -> BTreeMap<i32, KafkaError> {
+        self.health().failed.clone()
+    }
+
+    fn down_nodes(&self) -> Vec<i32> {
+        self.health().down.keys().copied().collect()
+    }
+
+    fn check_up(&self, node: i32) -> Result<()> {
+        match self.health().down.get(&node) {
+            Some(cause) => Err(KafkaError::BrokerDown {
+                node,
+                cause: cause.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn mark_down(&self, node: i32, e: &KafkaError) {
+        let mut health = self.health();
+        health.down.insert(node, e.clone());
+        health.failed.insert(node, e.clone());
+    }
+
+    /// Remember what a failed request says about its broker: a timeout puts it down for the
+    /// cycle (it would only time out again); an undecodable answer counts as a failure of
+    /// that broker but leaves it up. A closed connection is redialled by the retry, which
+    /// says whether the broker is really gone.
+    fn note_failure(&self, node: i32, e: &KafkaError) {
+        match e {
+            KafkaError::Timeout { .. } => self.mark_down(node, e),
+            KafkaError::Decode { .. } => {
+                self.health().failed.insert(node, e.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Close the connections of brokers the current metadata no longer lists, or lists at
+    /// another address, and forget coordinators on brokers that left.
+    pub async fn retain_listed_brokers(&self) {
+        let meta = self.metadata();
+        let slots: Vec<(i32, Slot)> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, s)| (*n, s.clone()))
+            .collect();
+        for (node, slot) in slots {
+            let address = meta.brokers.get(&node).map(BrokerInfo::address);
+            let mut guard = slot.lock().await;
+            let stale = guard
+                .as_ref()
+                .is_some_and(|c| address.as_deref() != Some(c.broker()));
+            if stale {
+                tracing::info!(node, "closing the connection to a broker the metadata no longer lists there");
+                *guard = None;
+            }
+            if address.is_none() {
+                drop(guard);
+                self.slots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&node);
+            }
+        }
+        self.coordinators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, node| meta.brokers.contains_key(node));
     }
 }
 
@@ -539,6 +662,7 @@ mod tests {
             slots: Mutex::new(HashMap::new()),
             counters: Mutex::new(BTreeMap::new()),
             coordinators: Mutex::new(HashMap::new()),
+            health: Mutex::new(Health::default()),
             turn: AtomicUsize::new(0),
         };
         assert_eq!(cluster.backoff(0), Duration::from_millis(100));

@@ -304,6 +304,9 @@ pub struct Connection {
     redial_at: Option<Instant>,
 }
 
+/// The steps of [`Connection::connect`], as errors name them.
+const CONNECT_PHASES: [&str; 4] = ["TCP connect", "TLS handshake", "ApiVersions", "SASL"];
+
 impl Drop for Connection {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -329,22 +332,30 @@ impl Connection {
         counters: Arc<ApiCounters>,
     ) -> Result<Connection> {
         let after = config.connect_timeout;
+        // Which step the dial is in, read when it times out: "timed out" alone sends an
+        // operator to the network when the broker answered TCP and then went silent.
+        let phase = std::sync::atomic::AtomicUsize::new(0);
+        let step = |i: usize| phase.store(i, std::sync::atomic::Ordering::Relaxed);
         let dial = async {
             let tcp = TcpStream::connect(broker)
                 .await
-                .map_err(|source| KafkaError::Io {
+                .map_err(|source| KafkaError::Connect {
                     broker: broker.to_string(),
+                    phase: CONNECT_PHASES[0],
                     source: Arc::new(source),
                 })?;
             // Best effort: latency matters more than packet count for small requests.
             let _ = tcp.set_nodelay(true);
+            step(1);
             let stream: Box<dyn TransportBox> = match config.security.tls() {
                 Some(tls) => Box::new(tls.connect(broker, tcp).await?),
                 None => Box::new(tcp),
             };
+            step(2);
             let mut conn = Connection::start(broker, stream, config.clone(), counters);
             conn.negotiate_versions().await?;
             if let Some(sasl) = config.security.sasl() {
+                step(3);
                 let lifetime = sasl::authenticate(&conn, sasl).await?;
                 conn.redial_at = lifetime.map(|l| Instant::now() + l.mul_f64(REDIAL_AT_FRACTION));
             }
@@ -355,6 +366,10 @@ impl Connection {
             Err(_) => Err(KafkaError::ConnectTimeout {
                 broker: broker.to_string(),
                 after,
+                phase: CONNECT_PHASES
+                    .get(phase.load(std::sync::atomic::Ordering::Relaxed))
+                    .copied()
+                    .unwrap_or("connect"),
             }),
         }
     }

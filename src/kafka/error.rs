@@ -40,8 +40,22 @@ pub enum KafkaError {
     },
 
     /// Connecting (TCP + ApiVersions + auth) took longer than the timeout.
-    #[error("connecting to broker {broker} timed out after {after:?}")]
-    ConnectTimeout { broker: String, after: Duration },
+    #[error("connecting to broker {broker} timed out after {after:?} in {phase}{}", phase_hint(phase))]
+    ConnectTimeout {
+        broker: String,
+        after: Duration,
+        /// The step that did not finish: "TCP connect", "TLS handshake", "ApiVersions",
+        /// "SASL".
+        phase: &'static str,
+    },
+
+    #[error("{phase} with broker {broker} failed: {source}")]
+    Connect {
+        broker: String,
+        phase: &'static str,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
 
     /// A request could not be encoded (a bug or an out-of-range value).
     #[error("cannot encode {api:?} v{version} request: {message}")]
@@ -102,6 +116,9 @@ pub enum KafkaError {
     Bootstrap { attempts: Vec<String> },
 
     /// A configuration value for the client is invalid.
+    #[error("broker {node} is not asked again in this cycle: it failed earlier ({cause})")]
+    BrokerDown { node: i32, cause: String },
+
     #[error("invalid client configuration: {0}")]
     Config(String),
 
@@ -124,6 +141,17 @@ pub enum KafkaError {
 }
 
 /// Kafka's name for an error code: "NOT_COORDINATOR", or "UNKNOWN(code)".
+/// What a connection step that timed out says about the broker.
+fn phase_hint(phase: &str) -> &'static str {
+    match phase {
+        "TCP connect" => " (no TCP connection: the host or port is unreachable or filtered)",
+        "TLS handshake" => " (the TCP connection was accepted; is the listener TLS, and is security.protocol right?)",
+        "ApiVersions" => " (the TCP connection was accepted but the broker never answered its first request: the broker is hung or overloaded, or the port is not a Kafka listener)",
+        "SASL" => " (the broker did not finish authentication)",
+        _ => "",
+    }
+}
+
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
         Some(e) => {
@@ -155,6 +183,7 @@ impl KafkaError {
         matches!(
             self,
             KafkaError::Io { .. }
+                | KafkaError::Connect { .. }
                 | KafkaError::ConnectionClosed { .. }
                 | KafkaError::Timeout { .. }
                 | KafkaError::ConnectTimeout { .. }

@@ -20,7 +20,7 @@ pub mod tls;
 pub mod wire;
 
 pub use admin::{
-    FetchStats, GroupDescription, GroupListing, GroupOffsets, MemberDescription, PartitionFetch,
+    FetchStats, GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription, PartitionFetch,
     TimestampQuery, TimestampResult, Watermarks,
 };
 pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};

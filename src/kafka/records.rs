@@ -160,6 +160,13 @@ pub enum RecordsError {
     TooLarge { base_offset: i64, limit: u64 },
 }
 
+impl RecordsError {
+    /// A checksum did not match: the bytes were damaged on the way (or by the broker).
+    pub fn is_corruption(&self) -> bool {
+        false
+    }
+}
+
 /// Largest snappy block (raw, or one xerial chunk) and largest zstd window accepted. Both
 /// must be held in memory whole; the cap bounds what an untrusted header can make us allocate.
 pub const MAX_BLOCK_BYTES: usize = 16 << 20;

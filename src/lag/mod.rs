@@ -3,8 +3,12 @@
 //! No I/O and no clock: the collector passes the time in, tests pass any time they like.
 //! Formulas (the metric contract, klag-exporter compatible):
 //!
-//! - offset lag = max(high − committed, 0), and 0 when data loss is detected (the gap below
-//!   the low watermark can never be consumed; `messages_lost` carries its size);
+//! - offset lag = max(high − committed, 0), also under data loss: the deleted records still
+//!   count, as klag-exporter reports it (a group that fell off the retention cliff is the
+//!   worst case there is, and alerts on lag must not go quiet then); `messages_lost` says how
+//!   many of them can never be read;
+//! - offset lag = 0 when the Fetch showed that only transaction markers lie between the
+//!   committed offset and the high watermark: the group has nothing left to consume;
 //! - time lag = now − timestamp of the record at the committed offset, 0 when lag is 0;
 //! - messages lost = max(low − committed, 0); retention margin = committed − low;
 //! - lag retention ratio = (high − committed) / (high − low) × 100 when high > low, else 0;
@@ -18,17 +22,32 @@ mod snapshot;
 pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
 pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// What an earlier report lends to groups whose committed offsets could not be read in this
+/// cycle: their last values, marked stale, as long as they were read at or after
+/// `oldest_ms` (the staleness threshold); older ones are dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct Carry<'a> {
+    pub previous: &'a LagReport,
+    pub oldest_ms: i64,
+}
 
 /// Compute the lag report of one cluster snapshot at `now_ms` (Unix milliseconds).
 pub fn compute(snapshot: &ClusterSnapshot, now_ms: i64) -> LagReport {
-    compute_for(snapshot, now_ms, true)
+    compute_for(snapshot, now_ms, true, None)
 }
 
 /// [`compute`]; with `rows` false the per-partition rows (`group_partitions`) are folded
 /// into the aggregates and counts but not kept — what `granularity = "topic"` exposes.
-pub fn compute_for(snapshot: &ClusterSnapshot, now_ms: i64, rows: bool) -> LagReport {
+/// Groups whose offsets are unknown take their values from `carry` when it has recent ones.
+pub fn compute_for(
+    snapshot: &ClusterSnapshot,
+    now_ms: i64,
+    rows: bool,
+    carry: Option<Carry<'_>>,
+) -> LagReport {
     let partitions = snapshot
         .watermarks
         .iter()
@@ -36,8 +55,14 @@ pub fn compute_for(snapshot: &ClusterSnapshot, now_ms: i64, rows: bool) -> LagRe
             tp: tp.clone(),
             low: w.low,
             high: w.high,
+            read_at_ms: snapshot
+                .carried_watermarks
+                .get(tp)
+                .copied()
+                .unwrap_or(now_ms),
         })
         .collect();
+    let earlier = carry.map(Earlier::new);
     let mut group_partitions = Vec::with_capacity(if rows {
         snapshot.groups.iter().map(|g| g.partitions.len()).sum()
     } else {
@@ -45,8 +70,25 @@ pub fn compute_for(snapshot: &ClusterSnapshot, now_ms: i64, rows: bool) -> LagRe
     });
     let mut compaction_partitions = 0u64;
     let mut data_loss_partitions = 0u64;
+    let mut stale_groups = 0u64;
     let mut groups = Vec::with_capacity(snapshot.groups.len());
     for group in &snapshot.groups {
+        if !group.offsets_known {
+            if let Some((agg, carried_rows)) = earlier.as_ref().and_then(|e| e.group(&group.group))
+            {
+                let mut agg = agg.clone();
+                agg.stale = true;
+                if group.state != GroupState::Unknown {
+                    agg.state = group.state;
+                }
+                if rows {
+                    group_partitions.extend_from_slice(carried_rows);
+                }
+                stale_groups += 1;
+                groups.push(agg);
+                continue;
+            }
+        }
         let mut agg = GroupLag {
             group: group.group.clone(),
             state: group.state,
@@ -55,6 +97,8 @@ pub fn compute_for(snapshot: &ClusterSnapshot, now_ms: i64, rows: bool) -> LagRe
             max_lag_seconds: None,
             sum_lag: 0,
             topic_sum_lag: BTreeMap::new(),
+            read_at_ms: now_ms,
+            stale: false,
         };
         for gp in &group.partitions {
             // A partition no longer in metadata (deleted topic) has no watermarks: skip it.
@@ -84,6 +128,39 @@ pub fn compute_for(snapshot: &ClusterSnapshot, now_ms: i64, rows: bool) -> LagRe
         groups,
         compaction_partitions,
         data_loss_partitions,
+        stale_groups,
+        stale_partitions: snapshot.carried_watermarks.len() as u64,
+    }
+}
+
+/// An earlier report, indexed by group.
+struct Earlier<'a> {
+    /// Group → its aggregates and its rows (contiguous in `group_partitions`).
+    groups: HashMap<&'a str, (&'a GroupLag, &'a [GroupPartitionLag])>,
+}
+
+impl<'a> Earlier<'a> {
+    fn new(carry: Carry<'a>) -> Self {
+        let report = carry.previous;
+        let mut groups = HashMap::new();
+        let rows = &report.group_partitions;
+        let mut at = 0usize;
+        for g in &report.groups {
+            // Rows were written group by group, in the order of `groups`.
+            let end = rows
+                .get(at..)
+                .map_or(at, |rest| at + rest.iter().take_while(|r| r.group == g.group).count());
+            let own = rows.get(at..end).unwrap_or_default();
+            at = end;
+            if g.offsets_known && g.read_at_ms >= carry.oldest_ms {
+                groups.insert(&*g.group, (g, own));
+            }
+        }
+        Earlier { groups }
+    }
+
+    fn group(&self, name: &str) -> Option<(&'a GroupLag, &'a [GroupPartitionLag])> {
+        self.groups.get(name).copied()
     }
 }
 
@@ -96,22 +173,23 @@ fn partition_lag(
     now_ms: i64,
 ) -> GroupPartitionLag {
     let committed = gp.committed;
-    let raw_lag = high.saturating_sub(committed).max(0);
     let data_loss = committed < low;
-    let lag = if data_loss { 0 } else { raw_lag };
+    let lag = if gp.markers_only {
+        0
+    } else {
+        high.saturating_sub(committed).max(0)
+    };
     let window = high.saturating_sub(low);
     let retention_ratio = if window > 0 {
         high.saturating_sub(committed) as f64 / window as f64 * 100.0
     } else {
         0.0
     };
-    let lag_seconds = if raw_lag == 0 {
+    let lag_seconds = if lag == 0 {
         Some(0.0)
     } else {
         match gp.record {
             Some(ts) => Some((now_ms.saturating_sub(ts.timestamp_ms) as f64 / 1000.0).max(0.0)),
-            // The record below the low watermark is gone: the series still shows, flagged.
-            None if data_loss => Some(0.0),
             None => None,
         }
     };

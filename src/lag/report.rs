@@ -17,6 +17,11 @@ pub struct LagReport {
     pub compaction_partitions: u64,
     /// Group partitions whose committed offset is below the low watermark.
     pub data_loss_partitions: u64,
+    /// Groups whose values were carried over from an earlier cycle (offsets not read in this
+    /// one).
+    pub stale_groups: u64,
+    /// Partitions whose watermarks were carried over from an earlier cycle.
+    pub stale_partitions: u64,
 }
 
 /// Watermarks of one partition.
@@ -25,6 +30,8 @@ pub struct PartitionOffsets {
     pub tp: TopicPartition,
     pub low: i64,
     pub high: i64,
+    /// When these watermarks were read (Unix ms): earlier than the cycle when carried over.
+    pub read_at_ms: i64,
 }
 
 /// One group on one partition.
@@ -57,4 +64,9 @@ pub struct GroupLag {
     pub max_lag_seconds: Option<f64>,
     pub sum_lag: i64,
     pub topic_sum_lag: BTreeMap<Arc<str>, i64>,
+    /// When the committed offsets behind these values were read (Unix ms).
+    pub read_at_ms: i64,
+    /// The offsets could not be read this cycle: every value of the group (aggregates and
+    /// rows) is the one of the cycle at `read_at_ms`.
+    pub stale: bool,
 }

@@ -20,6 +20,9 @@ pub struct ClusterSnapshot {
     pub compacted_topics: BTreeSet<Arc<str>>,
     /// Time spent reading committed offsets and watermarks.
     pub poll_time: Duration,
+    /// Partitions whose watermarks (in `watermarks`) were carried over from an earlier cycle
+    /// because their leader could not answer, with the time they were read (Unix ms).
+    pub carried_watermarks: BTreeMap<TopicPartition, i64>,
 }
 
 /// One consumer group.
@@ -27,8 +30,10 @@ pub struct ClusterSnapshot {
 pub struct GroupSnapshot {
     pub group: Arc<str>,
     pub state: GroupState,
-    /// False when the committed offsets could not be read this cycle: the group's state is
-    /// still reported, its lag is not (zeros would read as "caught up").
+    /// False when the committed offsets could not be read this cycle: the values of the last
+    /// cycle that read them are carried over when recent enough (see [`crate::lag::compute`]);
+    /// otherwise the group's state is still reported, its lag is not (zeros would read as
+    /// "caught up").
     pub offsets_known: bool,
     /// Partitions with a committed offset (never -1), monitored topics only.
     pub partitions: Vec<GroupPartition>,
@@ -44,6 +49,9 @@ pub struct GroupPartition {
     /// The record at the committed offset (or the first after it when that one is gone),
     /// when it was sampled.
     pub record: Option<RecordAt>,
+    /// The Fetch showed only transaction markers (control records) from the committed offset
+    /// up to the high watermark: nothing is left for the group to consume.
+    pub markers_only: bool,
 }
 
 /// The labels of a group member.

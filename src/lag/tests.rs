@@ -48,6 +48,7 @@ fn snapshot(
             .collect(),
         compacted_topics: BTreeSet::new(),
         poll_time: std::time::Duration::from_millis(5),
+        carried_watermarks: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ fn gp(t: &str, p: i32, committed: i64, record: Option<RecordAt>) -> GroupPartiti
         committed,
         member: None,
         record,
+        markers_only: false,
     }
 }
 
@@ -120,7 +122,7 @@ fn group_without_any_time_lag_has_no_max_lag_seconds() {
 }
 
 #[test]
-fn data_loss_zeroes_lag_and_reports_the_gap() {
+fn data_loss_keeps_the_full_lag_and_reports_the_gap() {
     // Retention moved the low watermark to 100; the group is still at 40.
     let s = snapshot(
         &[("t", 0, 100, 500)],
@@ -133,7 +135,8 @@ fn data_loss_zeroes_lag_and_reports_the_gap() {
     let r = compute(&s, NOW);
     let row = &r.group_partitions[0];
     assert!(row.data_loss);
-    assert_eq!(row.lag, 0);
+    // high − committed: the 60 deleted records still count (klag-exporter's rule).
+    assert_eq!(row.lag, 460);
     assert_eq!(row.messages_lost, 60);
     assert_eq!(row.retention_margin, -60);
     assert_eq!(row.retention_ratio, 460.0 / 400.0 * 100.0);
@@ -143,12 +146,36 @@ fn data_loss_zeroes_lag_and_reports_the_gap() {
         "age of the first record still there"
     );
     assert_eq!(r.data_loss_partitions, 1);
-    // Without a sample the series still shows, at 0, flagged.
+    assert_eq!((r.groups[0].max_lag, r.groups[0].sum_lag), (460, 460));
+    // Without a sample there is no time lag: 0 s would read as "caught up".
     let s = snapshot(
         &[("t", 0, 100, 500)],
         vec![("g", GroupState::Stable, vec![gp("t", 0, 40, None)])],
     );
-    assert_eq!(compute(&s, NOW).group_partitions[0].lag_seconds, Some(0.0));
+    let r = compute(&s, NOW);
+    assert_eq!(r.group_partitions[0].lag_seconds, None);
+    assert_eq!(r.group_partitions[0].lag, 460);
+}
+
+#[test]
+fn only_transaction_markers_left_is_caught_up() {
+    // Committed at the last commit marker's offset (9), high watermark 10.
+    let mut caught_up = gp("t", 0, 9, None);
+    caught_up.markers_only = true;
+    let s = snapshot(
+        &[("t", 0, 0, 10)],
+        vec![
+            ("a", GroupState::Empty, vec![caught_up]),
+            ("b", GroupState::Empty, vec![gp("t", 0, 4, at(4, NOW - 3_000))]),
+        ],
+    );
+    let r = compute(&s, NOW);
+    let a = &r.group_partitions[0];
+    assert_eq!((a.lag, a.lag_seconds), (0, Some(0.0)));
+    assert!(!a.data_loss && !a.compaction_detected);
+    let b = &r.group_partitions[1];
+    assert_eq!((b.lag, b.lag_seconds), (6, Some(3.0)));
+    assert_eq!(r.groups[0].max_lag_seconds, Some(0.0));
 }
 
 #[test]
@@ -286,7 +313,7 @@ fn without_rows_the_aggregates_and_counts_are_the_same() {
         ],
     );
     let full = compute(&s, NOW);
-    let lean = compute_for(&s, NOW, false);
+    let lean = compute_for(&s, NOW, false, None);
     assert!(lean.group_partitions.is_empty());
     assert_eq!(full.group_partitions.len(), 4);
     assert_eq!(lean.groups, full.groups);
@@ -296,4 +323,50 @@ fn without_rows_the_aggregates_and_counts_are_the_same() {
         (full.data_loss_partitions, full.compaction_partitions)
     );
     assert_eq!(lean.data_loss_partitions, 1);
+}
+
+#[test]
+fn unread_groups_carry_their_last_values_until_the_threshold() {
+    let first = compute(
+        &snapshot(
+            &[("t", 0, 0, 10)],
+            vec![
+                ("a", GroupState::Stable, vec![gp("t", 0, 4, at(4, NOW - 2_000))]),
+                ("b", GroupState::Stable, vec![gp("t", 0, 7, at(7, NOW - 1_000))]),
+            ],
+        ),
+        NOW,
+    );
+    // Next cycle: `a` could not be read, `b` moved on.
+    let mut next = snapshot(
+        &[("t", 0, 0, 12)],
+        vec![
+            ("a", GroupState::Unknown, vec![]),
+            ("b", GroupState::Stable, vec![gp("t", 0, 12, None)]),
+        ],
+    );
+    next.groups[0].offsets_known = false;
+    let later = NOW + 5_000;
+    let carry = Carry {
+        previous: &first,
+        oldest_ms: NOW,
+    };
+    let r = compute_for(&next, later, true, Some(carry));
+    assert_eq!(r.stale_groups, 1);
+    let a = &r.groups[0];
+    assert!(a.stale && a.offsets_known);
+    assert_eq!((a.max_lag, a.read_at_ms, a.state), (6, NOW, GroupState::Stable));
+    assert_eq!(a.max_lag_seconds, Some(2.0), "the values of the cycle that read them");
+    let rows: Vec<_> = r.group_partitions.iter().map(|p| (&*p.group, p.lag)).collect();
+    assert_eq!(rows, [("a", 6), ("b", 0)]);
+    assert!(!r.groups[1].stale);
+    // Past the threshold: nothing carried, the group shows only its state.
+    let carry = Carry {
+        previous: &first,
+        oldest_ms: NOW + 1,
+    };
+    let r = compute_for(&next, later, true, Some(carry));
+    assert_eq!(r.stale_groups, 0);
+    assert!(!r.groups[0].offsets_known && !r.groups[0].stale);
+    assert_eq!(r.group_partitions.len(), 1);
 }

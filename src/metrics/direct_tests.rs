@@ -107,6 +107,7 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
             tp: TopicPartition::new(topic(i), partition(i)),
             low: INTS[i % INTS.len()],
             high: INTS[(i + 3) % INTS.len()],
+            read_at_ms: 0,
         })
         .collect();
     let group_partitions = (0..rows)
@@ -133,6 +134,8 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
             max_lag_seconds: (i % 3 != 0).then(|| float(i)),
             sum_lag: INTS[(i + 1) % INTS.len()],
             topic_sum_lag: BTreeMap::from([(topic(i), INTS[i % INTS.len()])]),
+            read_at_ms: 0,
+            stale: i % 4 == 1,
         })
         .collect();
     LagReport {
@@ -142,6 +145,8 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
         groups,
         compaction_partitions: 3,
         data_loss_partitions: 4,
+        stale_groups: 1,
+        stale_partitions: 0,
     }
 }
 
@@ -156,6 +161,8 @@ fn cluster(name: &str, labels: &[(&str, &str)], report: Option<LagReport>) -> Cl
             .collect(),
         report: report.map(Arc::new),
         up: true,
+        partial: false,
+        brokers: vec![(1, true), (2, false)],
         cycle_duration: Some(Duration::from_nanos(123_456_789)),
         poll_time: Some(Duration::from_micros(1)),
         compaction_detected_total: 1,

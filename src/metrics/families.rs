@@ -294,6 +294,19 @@ impl Exposition {
                 ConstCounter::new(value(&c.client)).encode(enc.encode_family(&base(c))?)?;
             }
         }
+        let mut enc = encoder.encode_descriptor(
+            "tidemark_timestamp_samples_failed",
+            "Time-lag samples not obtained, by reason: corrupt (checksum mismatch; never cached, read again), undecodable, broker_error, unreachable, not_reached, no_timestamp (message format v0 or timestamp -1).",
+            None,
+            MetricType::Counter,
+        )?;
+        for c in &self.clusters {
+            for (reason, n) in &c.client.timestamp_samples_failed {
+                let mut labels = base(c);
+                labels.push(("reason", Cow::Borrowed(*reason)));
+                ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -440,9 +453,43 @@ impl Exposition {
         self.cluster_gauge(
             e,
             "tidemark_cluster_up",
-            "1 when the last collection cycle of the cluster succeeded, else 0.",
+            "1 when the last collection cycle of the cluster read everything (no broker and no item failed), else 0.",
             |c| Some(if c.up { 1.0 } else { 0.0 }),
         )?;
+        self.cluster_gauge(
+            e,
+            "tidemark_cluster_partial",
+            "1 when the last collection cycle published values but some brokers or items failed (their series carry earlier values or are missing), else 0.",
+            |c| Some(if c.partial { 1.0 } else { 0.0 }),
+        )?;
+        self.cluster_gauge(
+            e,
+            "tidemark_cluster_stale_groups",
+            "Groups whose committed offsets could not be read in the last cycle and whose series carry the values of an earlier one.",
+            |c| c.report.as_ref().map(|r| r.stale_groups as f64),
+        )?;
+        self.cluster_gauge(
+            e,
+            "tidemark_cluster_stale_partitions",
+            "Partitions whose watermarks could not be read in the last cycle and whose series carry the values of an earlier one.",
+            |c| c.report.as_ref().map(|r| r.stale_partitions as f64),
+        )?;
+        self.group_family(e, "tidemark_consumergroup_stale", "1 when the group's committed offsets could not be read in the last cycle and its series carry the values of an earlier one (for at most staleness_threshold), else 0.", |g| Some(if g.stale { 1.0 } else { 0.0 }))?;
+        {
+            let mut enc = e.encode_descriptor(
+                "tidemark_broker_up",
+                "1 when every request to the broker in the last cycle was answered, 0 when one failed (connect, TLS, ApiVersions, SASL, timeout, undecodable answer).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &self.clusters {
+                for (node, up) in &c.brokers {
+                    let mut labels = base(c);
+                    labels.push(("broker", broker_label(*node)));
+                    ConstGauge::new(i64::from(*up)).encode(enc.encode_family(&labels)?)?;
+                }
+            }
+        }
         self.cluster_counter(
             e,
             "kafka_lag_exporter_compaction_detected",
@@ -456,7 +503,7 @@ impl Exposition {
         let all_up = !self.clusters.is_empty() && self.clusters.iter().all(|c| c.up);
         let enc = e.encode_descriptor(
             "kafka_lag_exporter_up",
-            "1 when the last collection cycle of every cluster succeeded, else 0.",
+            "1 when the last collection cycle of every cluster read everything (tidemark_cluster_up is 1 for all), else 0.",
             None,
             MetricType::Gauge,
         )?;

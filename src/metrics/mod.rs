@@ -61,6 +61,8 @@ pub struct ClientStats {
     pub timestamp_fetch_bytes: u64,
     /// Samples left for a later cycle by the Fetch budget, summed over cycles.
     pub timestamp_samples_deferred: u64,
+    /// Samples not obtained, by reason, summed over cycles.
+    pub timestamp_samples_failed: Vec<(&'static str, u64)>,
 }
 
 /// What the exporter currently knows about one cluster.
@@ -72,8 +74,13 @@ pub struct ClusterView {
     pub labels: Vec<(String, String)>,
     /// The last successful report (kept when a later cycle fails).
     pub report: Option<Arc<LagReport>>,
-    /// Whether the last cycle succeeded.
+    /// Whether the last cycle read everything (no broker and no item failed).
     pub up: bool,
+    /// Whether the last cycle published, but with failures (some values carried over or
+    /// missing).
+    pub partial: bool,
+    /// Brokers of the last cycle's metadata: (node id, every request answered).
+    pub brokers: Vec<(i32, bool)>,
     /// Duration of the last cycle, successful or not.
     pub cycle_duration: Option<Duration>,
     /// Time to read committed offsets and watermarks in the last successful cycle.

@@ -37,17 +37,20 @@ fn view() -> ClusterView {
                         timestamp_ms: NOW - 12_500,
                         timestamp_type: TimestampType::CreateTime,
                     }),
+                    markers_only: false,
                 },
                 GroupPartition {
                     tp: tp(1),
                     committed: 40,
                     member: None,
                     record: None,
+                    markers_only: false,
                 },
             ],
         }],
         compacted_topics: BTreeSet::new(),
         poll_time: Duration::from_millis(42),
+        carried_watermarks: Default::default(),
     };
     let report = lag::compute(&snapshot, NOW);
     ClusterView {
@@ -57,6 +60,8 @@ fn view() -> ClusterView {
         data_loss_total: report.data_loss_partitions,
         report: Some(Arc::new(report)),
         up: true,
+        partial: false,
+        brokers: vec![(1, true)],
         cycle_duration: Some(Duration::from_millis(250)),
         poll_time: Some(Duration::from_millis(42)),
         cycle_histogram: {
@@ -75,6 +80,7 @@ fn view() -> ClusterView {
             timestamp_cache_hits: 7,
             timestamp_cache_misses: 2,
             timestamp_samples_fetched: 2,
+            timestamp_samples_failed: vec![("corrupt", 1)],
             timestamp_fetch_bytes: 20_480,
             timestamp_samples_deferred: 5,
         },
@@ -108,28 +114,32 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
         "kafka_consumergroup_group_lag_retention_ratio{{{member}}} 10.0"
     ));
     let lost = r#"cluster_name="prod",env="production",group="billing",topic="orders",partition="1",member_host="",consumer_id="",client_id="""#;
-    has(&format!("kafka_consumergroup_group_lag{{{lost}}} 0.0"));
+    // Data loss: high − committed, the deleted records included.
+    has(&format!("kafka_consumergroup_group_lag{{{lost}}} 40.0"));
     has(&format!(
         "kafka_consumergroup_group_messages_lost{{{lost}}} 10.0"
     ));
     has(&format!(
         "kafka_consumergroup_group_retention_margin{{{lost}}} -10.0"
     ));
-    has(&format!(
-        r#"kafka_consumergroup_group_lag_seconds{{{lost},compaction_detected="false",data_loss_detected="true"}} 0.0"#
-    ));
+    // No sample under data loss: no time lag (0 would read as caught up).
+    assert!(!text.contains(&format!("kafka_consumergroup_group_lag_seconds{{{lost}")));
     has(
-        r#"kafka_consumergroup_group_max_lag{cluster_name="prod",env="production",group="billing"} 10.0"#,
+        r#"kafka_consumergroup_group_max_lag{cluster_name="prod",env="production",group="billing"} 40.0"#,
     );
     has(
         r#"kafka_consumergroup_group_max_lag_seconds{cluster_name="prod",env="production",group="billing"} 12.5"#,
     );
     has(
-        r#"kafka_consumergroup_group_sum_lag{cluster_name="prod",env="production",group="billing"} 10.0"#,
+        r#"kafka_consumergroup_group_sum_lag{cluster_name="prod",env="production",group="billing"} 50.0"#,
     );
     has(
-        r#"kafka_consumergroup_group_topic_sum_lag{cluster_name="prod",env="production",group="billing",topic="orders"} 10"#,
+        r#"kafka_consumergroup_group_topic_sum_lag{cluster_name="prod",env="production",group="billing",topic="orders"} 50"#,
     );
+    has(r#"tidemark_consumergroup_stale{cluster_name="prod",env="production",group="billing"} 0.0"#);
+    has(r#"tidemark_cluster_partial{cluster_name="prod",env="production"} 0.0"#);
+    has(r#"tidemark_broker_up{cluster_name="prod",env="production",broker="1"} 1"#);
+    has(r#"tidemark_timestamp_samples_failed_total{cluster_name="prod",env="production",reason="corrupt"} 1"#);
     has(
         r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3.0"#,
     );

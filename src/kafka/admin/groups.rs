@@ -50,56 +50,75 @@ pub struct GroupOffsets {
     pub partition_errors: BTreeMap<TopicPartition, i16>,
 }
 
+/// What ListGroups found on the brokers of the current metadata.
+#[derive(Debug, Default)]
+pub struct GroupList {
+    /// Every group listed, by id, with the broker that listed it (its coordinator).
+    pub groups: Vec<(GroupListing, i32)>,
+    /// Brokers that could not answer, with why: their groups are not in `groups`.
+    pub failed: BTreeMap<i32, KafkaError>,
+}
+
 impl Cluster {
     /// Every group on every broker (one ListGroups per broker, concurrently).
     ///
-    /// Fails when any broker fails: a partial list would make groups vanish.
+    /// Fails when any broker fails: a partial list would make groups vanish. The collector
+    /// uses [`Cluster::list_groups_partial`], which says which brokers failed.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let list = self.list_groups_partial().await;
+        if let Some((_, e)) = list.failed.into_iter().next() {
+            return Err(e);
+        }
+        Ok(list.groups.into_iter().map(|(g, _)| g).collect())
+    }
+
+    /// Every group on the brokers that answer; the ones that do not are reported, each with
+    /// its error, so the caller can tell "not listed" from "not asked".
+    pub async fn list_groups_partial(&self) -> GroupList {
         let nodes: Vec<i32> = self.metadata().brokers.keys().copied().collect();
         let calls = nodes.into_iter().map(|node| async move {
-            let mut attempt = 0;
-            loop {
-                let result = self
-                    .send_to(node, |_| requests::list_groups())
-                    .await
-                    .and_then(|(r, _)| {
-                        if r.error_code == 0 {
-                            Ok(r.groups)
-                        } else {
-                            Err(broker_error(
-                                node,
-                                ApiKey::ListGroups,
-                                r.error_code,
-                                "listing groups",
-                                None,
-                            ))
-                        }
-                    });
-                match result {
-                    Err(e)
-                        if (e.is_transport() || e.is_retriable_routing())
-                            && attempt < self.config().max_retries =>
-                    {
-                        tokio::time::sleep(self.backoff(attempt)).await;
-                        attempt += 1;
+            let result = self
+                .with_retries(|| async {
+                    let (r, _) = self.send_to(node, |_| requests::list_groups()).await?;
+                    if r.error_code == 0 {
+                        Ok(r.groups)
+                    } else {
+                        Err(broker_error(
+                            node,
+                            ApiKey::ListGroups,
+                            r.error_code,
+                            "listing groups",
+                            None,
+                        ))
                     }
-                    other => return other,
+                })
+                .await;
+            (node, result)
+        });
+        let mut seen: HashMap<String, (GroupListing, i32)> = HashMap::new();
+        let mut failed = BTreeMap::new();
+        for (node, result) in futures_util::future::join_all(calls).await {
+            match result {
+                Ok(groups) => {
+                    for g in groups {
+                        seen.entry(g.group_id.clone()).or_insert((
+                            GroupListing {
+                                group_id: g.group_id,
+                                protocol_type: g.protocol_type,
+                                state: g.state,
+                            },
+                            node,
+                        ));
+                    }
+                }
+                Err(e) => {
+                    failed.insert(node, e);
                 }
             }
-        });
-        let mut seen = HashMap::new();
-        for result in futures_util::future::join_all(calls).await {
-            for g in result? {
-                seen.entry(g.group_id.clone()).or_insert(GroupListing {
-                    group_id: g.group_id,
-                    protocol_type: g.protocol_type,
-                    state: g.state,
-                });
-            }
         }
-        let mut groups: Vec<GroupListing> = seen.into_values().collect();
-        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        Ok(groups)
+        let mut groups: Vec<(GroupListing, i32)> = seen.into_values().collect();
+        groups.sort_by(|a, b| a.0.group_id.cmp(&b.0.group_id));
+        GroupList { groups, failed }
     }
 
     /// Forget a cached coordinator (after NOT_COORDINATOR and friends).

@@ -24,7 +24,7 @@ use std::future::Future;
 
 use kafka_protocol::messages::ApiKey;
 
-pub use groups::{GroupDescription, GroupListing, GroupOffsets, MemberDescription};
+pub use groups::{GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription};
 pub use partitions::Watermarks;
 pub use timestamps::{
     FetchStats, PartitionFetch, TimestampQuery, TimestampResult, MAX_PARTITION_FETCH_BYTES,
@@ -83,6 +83,29 @@ pub(crate) fn broker_error(
 }
 
 impl Cluster {
+    /// Run `op` until it answers or fails for good: transport failures and stale routing
+    /// are tried again with backoff, at most `max_retries` times. A broker already found
+    /// down this cycle fails at once ([`KafkaError::BrokerDown`] is final).
+    pub(crate) async fn with_retries<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e)
+                    if (e.is_transport() || e.is_retriable_routing())
+                        && attempt < self.config().max_retries =>
+                {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Run `op` once per leader for the partitions it leads, retrying stale items.
     ///
     /// `op(node, items)` returns an outcome per item key; an `Err` fails every item of that

@@ -75,6 +75,12 @@ pub enum TimestampResult {
     Found(RecordAt),
     /// No record at or after the target: it is at or past the end of the log.
     EndOfLog,
+    /// Only control records (transaction markers) or aborted records lie between the
+    /// target and the high watermark: a consumer at the target has nothing to read.
+    MarkersOnly,
+    /// The record at the target (or the first after it) carries no timestamp (a magic 0
+    /// message, or a timestamp of −1): there is no time lag to report.
+    Untimed { offset: i64 },
     /// Not fetched: its leader's request budget ([`TimestampQuery::requests_per_leader`])
     /// ran out first.
     Deferred,

@@ -68,8 +68,13 @@ pub(super) fn resolve(
     let mut left = Vec::new();
     // The step of the lowest target left: the next fetch starts at its batch.
     let mut first: Option<(i64, Step)> = None;
-    for t in std::mem::take(&mut w.targets) {
-        match lookup(&w, p, &aborted, &t, fetch_offset, starved) {
+    for mut t in std::mem::take(&mut w.targets) {
+        let mut step = lookup(&w, p, &aborted, &t, fetch_offset, starved);
+        if let Step::Advance(next) = step {
+            t.from = next;
+            step = Step::NextRound(None);
+        }
+        match step {
             Step::Answer(a) => resolved.push((t.target, a)),
             step => {
                 if first.as_ref().is_none_or(|(from, _)| t.from < *from) {
@@ -98,7 +103,7 @@ fn next_max_bytes(current: i32, step: &Step) -> i32 {
             .filter(|n| *n > current)
             .unwrap_or_else(|| current.saturating_mul(4)),
         Step::NextRound(n) => needed(n).map_or(current, |n| n.max(current)),
-        Step::Answer(_) => current,
+        Step::Answer(_) | Step::Advance(_) => current,
     };
     next.min(MAX_PARTITION_FETCH_BYTES)
 }
@@ -111,6 +116,8 @@ enum Step {
     /// Not covered by these bytes: fetch again from it (its batch needs this many bytes, when
     /// it was seen cut after others).
     NextRound(Option<usize>),
+    /// Nothing a consumer reads lies before this offset: fetch again from there.
+    Advance(i64),
 }
 
 fn lookup(
@@ -126,6 +133,21 @@ fn lookup(
     }
     match records::record_at(&p.records, t.from, aborted) {
         Ok(Lookup::Found(rec)) => Step::Answer(Ok(TimestampResult::Found(rec))),
+        Ok(Lookup::Missing {
+            next_offset: Some(next),
+            ..
+        }) if next > t.from && next >= p.high_watermark => {
+            // Everything from the target to the high watermark was skipped: markers only.
+            Step::Answer(Ok(TimestampResult::MarkersOnly))
+        }
+        Ok(Lookup::Missing {
+            next_offset: Some(next),
+            truncated: false,
+            ..
+        }) if next > t.from => {
+            // Markers only up to `next`, and the bytes end there: read on from `next`.
+            Step::Advance(next)
+        }
         Ok(Lookup::Missing {
             truncated,
             next_offset,
