@@ -188,8 +188,8 @@ async fn data_loss_is_quantified_flagged_and_counted() {
     );
     assert_eq!(
         m.value("kafka_consumergroup_group_lag", &lost),
-        Some(0.0),
-        "offset lag is 0 when data loss is detected (metrics.md)"
+        Some(460.0),
+        "offset lag is high - committed also under data loss (metrics.md)"
     );
     assert_eq!(
         m.value("kafka_consumergroup_group_messages_lost", &lost),
@@ -250,11 +250,11 @@ async fn data_loss_is_quantified_flagged_and_counted() {
     let group = [("cluster_name", CLUSTER), ("group", "behind")];
     assert_eq!(
         m.value("kafka_consumergroup_group_max_lag", &group),
-        Some(10.0)
+        Some(460.0)
     );
     assert_eq!(
         m.value("kafka_consumergroup_group_sum_lag", &group),
-        Some(10.0)
+        Some(470.0)
     );
 
     // The counter grows by one per cycle (one partition with data loss each cycle).
@@ -1028,12 +1028,11 @@ async fn a_hanging_or_dead_cluster_never_delays_a_healthy_one() {
 
 // 8. Partial failures --------------------------------------------------------------------
 
-/// What cycle.rs does with a group whose OffsetFetch fails: the group is skipped for this
-/// cycle (`continue` in `CycleState::run`), so all its series — even `group_state`, which
-/// DescribeGroups did deliver — are absent from this cycle's report, which replaces the
-/// previous one whole. The cycle itself succeeds.
+/// A group whose OffsetFetch fails keeps its last values, marked stale, and the cycle says
+/// it was partial; a partition whose ListOffsets fails keeps its last watermarks. Nothing
+/// vanishes while `up` reads 1, and everything is fresh again once the errors are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_group_or_partition_only_loses_itself() {
+async fn a_failed_group_or_partition_keeps_its_last_values_marked_stale() {
     let stub = StubCluster::start(&[1, 2]).await;
     stub.add_topic("t", &[1, 2]);
     stub.set_watermarks("t", 0, 0, 10);
@@ -1048,82 +1047,103 @@ async fn a_failed_group_or_partition_only_loses_itself() {
         m.value("kafka_consumergroup_group_lag", &gp("bad", "t", "0")),
         Some(6.0)
     );
+    let cluster = [("cluster_name", CLUSTER)];
+    let stale = |m: &Metrics, g: &str| {
+        m.value(
+            "tidemark_consumergroup_stale",
+            &[("cluster_name", CLUSTER), ("group", g)],
+        )
+    };
+    assert_eq!(stale(&m, "bad"), Some(0.0));
 
-    // One group's committed offsets fail with a non-retriable error.
+    // One group's committed offsets fail; both groups commit further meanwhile.
     stub.fail_always(
         ApiKey::OffsetFetch,
         Target::group("bad"),
         code::GROUP_AUTHORIZATION_FAILED,
     );
+    stub.commit("good", "t", 0, 8);
+    stub.commit("bad", "t", 0, 9);
     let m = next_full_cycle(&exp, CLUSTER).await;
-    // Its state was read (DescribeGroups answered): it stays. Lag and aggregates do not:
-    // zeros would read as "caught up".
-    let left = families_with(&m, "group", "bad");
+    // Its series stay with the values last read, marked stale; never zeros.
     assert_eq!(
-        left,
-        BTreeSet::from(["kafka_consumergroup_group_state".to_string()]),
-        "series of the failed group"
+        m.value("kafka_consumergroup_group_lag", &gp("bad", "t", "0")),
+        Some(6.0)
     );
-    for (p, lag) in [("0", 6.0), ("1", 4.0)] {
-        assert_eq!(
-            m.value("kafka_consumergroup_group_lag", &gp("good", "t", p)),
-            Some(lag),
-            "good t/{p}"
-        );
-    }
     assert_eq!(
-        m.value("kafka_consumergroup_group_sum_lag", &[("group", "good")]),
+        m.value("kafka_consumergroup_group_offset", &gp("bad", "t", "1")),
+        Some(6.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_group_sum_lag", &[("group", "bad")]),
         Some(10.0)
     );
+    assert_eq!(stale(&m, "bad"), Some(1.0));
+    assert_eq!(stale(&m, "good"), Some(0.0));
     assert_eq!(
-        m.value("tidemark_cluster_up", &[("cluster_name", CLUSTER)]),
+        m.value("kafka_consumergroup_group_lag", &gp("good", "t", "0")),
+        Some(2.0),
+        "the other group is fresh"
+    );
+    assert_eq!(
+        m.value("tidemark_cluster_stale_groups", &cluster),
         Some(1.0)
     );
-    assert_eq!(m.value("kafka_lag_exporter_up", &[]), Some(1.0));
+    assert_eq!(m.value("tidemark_cluster_up", &cluster), Some(0.0));
+    assert_eq!(m.value("tidemark_cluster_partial", &cluster), Some(1.0));
+    assert_eq!(m.value("kafka_lag_exporter_up", &[]), Some(0.0));
     assert_eq!(
         exp.cycles_failed(CLUSTER),
         0,
         "item errors do not fail the cycle"
     );
+    let page = exp.get("/").await.body;
+    assert!(
+        page.contains("partial") && page.contains("group bad"),
+        "the status page names what failed:\n{page}"
+    );
 
-    // Back once the error is gone.
+    // Fresh once the error is gone.
     stub.clear_faults();
     let m = next_full_cycle(&exp, CLUSTER).await;
     assert_eq!(
         m.value("kafka_consumergroup_group_lag", &gp("bad", "t", "0")),
-        Some(6.0)
+        Some(1.0)
     );
+    assert_eq!(stale(&m, "bad"), Some(0.0));
+    assert_eq!(m.value("tidemark_cluster_up", &cluster), Some(1.0));
+    assert_eq!(m.value("tidemark_cluster_partial", &cluster), Some(0.0));
 
-    // One partition's ListOffsets fails: only that partition is missing.
+    // One partition's ListOffsets fails: it keeps its last watermarks, marked.
     stub.fail_always(
         ApiKey::ListOffsets,
         Target::partition("t", 1),
         code::TOPIC_AUTHORIZATION_FAILED,
     );
+    stub.set_watermarks("t", 1, 0, 12);
     let m = next_full_cycle(&exp, CLUSTER).await;
     let partitions = label_values(&m, "kafka_partition_latest_offset", "partition");
-    assert_eq!(partitions, BTreeSet::from(["0".to_string()]));
-    for g in ["good", "bad"] {
-        assert_eq!(
-            m.value("kafka_consumergroup_group_lag", &gp(g, "t", "0")),
-            Some(6.0),
-            "{g} t/0"
-        );
-        assert!(
-            m.find("kafka_consumergroup_group_offset", &gp(g, "t", "1"))
-                .is_empty(),
-            "{g} t/1 has no watermarks this cycle"
-        );
-        assert_eq!(
-            m.value("kafka_consumergroup_group_sum_lag", &[("group", g)]),
-            Some(6.0),
-            "{g}: aggregates over what was collected"
-        );
-    }
     assert_eq!(
-        m.value("tidemark_cluster_up", &[("cluster_name", CLUSTER)]),
+        partitions,
+        BTreeSet::from(["0".to_string(), "1".to_string()])
+    );
+    assert_eq!(
+        m.value(
+            "kafka_partition_latest_offset",
+            &[("topic", "t"), ("partition", "1")]
+        ),
+        Some(10.0),
+        "the last watermark read"
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_group_lag", &gp("good", "t", "1")),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.value("tidemark_cluster_stale_partitions", &cluster),
         Some(1.0)
     );
+    assert_eq!(m.value("tidemark_cluster_up", &cluster), Some(0.0));
     assert_eq!(exp.cycles_failed(CLUSTER), 0);
     exp.shutdown().await;
 }

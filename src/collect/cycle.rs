@@ -585,10 +585,7 @@ fn last_watermarks<'a>(
     tp: &TopicPartition,
     oldest_ms: i64,
 ) -> Option<&'a PartitionOffsets> {
-    let i = report
-        .partitions
-        .binary_search_by(|p| p.tp.cmp(tp))
-        .ok()?;
+    let i = report.partitions.binary_search_by(|p| p.tp.cmp(tp)).ok()?;
     report
         .partitions
         .get(i)
@@ -620,9 +617,9 @@ impl<'a> EarlierRows<'a> {
             let mut at = 0usize;
             for g in &self.report.groups {
                 // Rows were written group by group, in the order of `groups`.
-                let n = rows
-                    .get(at..)
-                    .map_or(0, |rest| rest.iter().take_while(|r| r.group == g.group).count());
+                let n = rows.get(at..).map_or(0, |rest| {
+                    rest.iter().take_while(|r| r.group == g.group).count()
+                });
                 let own = rows.get(at..at + n).unwrap_or_default();
                 at += n;
                 if g.read_at_ms >= self.oldest_ms {

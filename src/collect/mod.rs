@@ -147,7 +147,8 @@ async fn one_cycle(
     // only when they are exposed.
     let rows = exporter.granularity == crate::config::Granularity::Partition;
     let now = now_ms();
-    let oldest_ms = now.saturating_sub(i64::try_from(cycle.staleness.as_millis()).unwrap_or(i64::MAX));
+    let oldest_ms =
+        now.saturating_sub(i64::try_from(cycle.staleness.as_millis()).unwrap_or(i64::MAX));
     let previous = cycle.previous.take();
     let carry = previous.as_deref().map(|previous| lag::Carry {
         previous,

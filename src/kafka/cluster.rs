@@ -566,7 +566,10 @@ impl Cluster {
                 .as_ref()
                 .is_some_and(|c| address.as_deref() != Some(c.broker()));
             if stale {
-                tracing::info!(node, "closing the connection to a broker the metadata no longer lists there");
+                tracing::info!(
+                    node,
+                    "closing the connection to a broker the metadata no longer lists there"
+                );
                 *guard = None;
             }
             if address.is_none() {

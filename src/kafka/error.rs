@@ -40,7 +40,10 @@ pub enum KafkaError {
     },
 
     /// Connecting (TCP + ApiVersions + auth) took longer than the timeout.
-    #[error("connecting to broker {broker} timed out after {after:?} in {phase}{}", phase_hint(phase))]
+    #[error(
+        "connecting to broker {broker} timed out after {after:?} in {phase}{}",
+        phase_hint(phase)
+    )]
     ConnectTimeout {
         broker: String,
         after: Duration,

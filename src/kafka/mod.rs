@@ -20,8 +20,8 @@ pub mod tls;
 pub mod wire;
 
 pub use admin::{
-    FetchStats, GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription, PartitionFetch,
-    TimestampQuery, TimestampResult, Watermarks,
+    FetchStats, GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription,
+    PartitionFetch, TimestampQuery, TimestampResult, Watermarks,
 };
 pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};
 pub use conn::{ConnectionConfig, Security};

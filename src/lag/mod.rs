@@ -147,9 +147,9 @@ impl<'a> Earlier<'a> {
         let mut at = 0usize;
         for g in &report.groups {
             // Rows were written group by group, in the order of `groups`.
-            let end = rows
-                .get(at..)
-                .map_or(at, |rest| at + rest.iter().take_while(|r| r.group == g.group).count());
+            let end = rows.get(at..).map_or(at, |rest| {
+                at + rest.iter().take_while(|r| r.group == g.group).count()
+            });
             let own = rows.get(at..end).unwrap_or_default();
             at = end;
             if g.offsets_known && g.read_at_ms >= carry.oldest_ms {

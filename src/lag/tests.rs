@@ -166,7 +166,11 @@ fn only_transaction_markers_left_is_caught_up() {
         &[("t", 0, 0, 10)],
         vec![
             ("a", GroupState::Empty, vec![caught_up]),
-            ("b", GroupState::Empty, vec![gp("t", 0, 4, at(4, NOW - 3_000))]),
+            (
+                "b",
+                GroupState::Empty,
+                vec![gp("t", 0, 4, at(4, NOW - 3_000))],
+            ),
         ],
     );
     let r = compute(&s, NOW);
@@ -331,8 +335,16 @@ fn unread_groups_carry_their_last_values_until_the_threshold() {
         &snapshot(
             &[("t", 0, 0, 10)],
             vec![
-                ("a", GroupState::Stable, vec![gp("t", 0, 4, at(4, NOW - 2_000))]),
-                ("b", GroupState::Stable, vec![gp("t", 0, 7, at(7, NOW - 1_000))]),
+                (
+                    "a",
+                    GroupState::Stable,
+                    vec![gp("t", 0, 4, at(4, NOW - 2_000))],
+                ),
+                (
+                    "b",
+                    GroupState::Stable,
+                    vec![gp("t", 0, 7, at(7, NOW - 1_000))],
+                ),
             ],
         ),
         NOW,
@@ -355,9 +367,20 @@ fn unread_groups_carry_their_last_values_until_the_threshold() {
     assert_eq!(r.stale_groups, 1);
     let a = &r.groups[0];
     assert!(a.stale && a.offsets_known);
-    assert_eq!((a.max_lag, a.read_at_ms, a.state), (6, NOW, GroupState::Stable));
-    assert_eq!(a.max_lag_seconds, Some(2.0), "the values of the cycle that read them");
-    let rows: Vec<_> = r.group_partitions.iter().map(|p| (&*p.group, p.lag)).collect();
+    assert_eq!(
+        (a.max_lag, a.read_at_ms, a.state),
+        (6, NOW, GroupState::Stable)
+    );
+    assert_eq!(
+        a.max_lag_seconds,
+        Some(2.0),
+        "the values of the cycle that read them"
+    );
+    let rows: Vec<_> = r
+        .group_partitions
+        .iter()
+        .map(|p| (&*p.group, p.lag))
+        .collect();
     assert_eq!(rows, [("a", 6), ("b", 0)]);
     assert!(!r.groups[1].stale);
     // Past the threshold: nothing carried, the group shows only its state.

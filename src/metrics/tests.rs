@@ -136,10 +136,14 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
     has(
         r#"kafka_consumergroup_group_topic_sum_lag{cluster_name="prod",env="production",group="billing",topic="orders"} 50"#,
     );
-    has(r#"tidemark_consumergroup_stale{cluster_name="prod",env="production",group="billing"} 0.0"#);
+    has(
+        r#"tidemark_consumergroup_stale{cluster_name="prod",env="production",group="billing"} 0.0"#,
+    );
     has(r#"tidemark_cluster_partial{cluster_name="prod",env="production"} 0.0"#);
     has(r#"tidemark_broker_up{cluster_name="prod",env="production",broker="1"} 1"#);
-    has(r#"tidemark_timestamp_samples_failed_total{cluster_name="prod",env="production",reason="corrupt"} 1"#);
+    has(
+        r#"tidemark_timestamp_samples_failed_total{cluster_name="prod",env="production",reason="corrupt"} 1"#,
+    );
     has(
         r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3.0"#,
     );
