@@ -75,6 +75,7 @@ fn full_view() -> ClusterView {
                         offset: 4,
                         timestamp_ms: NOW - 5_000,
                         timestamp_type: TimestampType::CreateTime,
+                        verified: true,
                     }),
                 },
                 GroupPartition {
@@ -85,6 +86,7 @@ fn full_view() -> ClusterView {
                         offset: 5,
                         timestamp_ms: NOW - 9_000,
                         timestamp_type: TimestampType::CreateTime,
+                        verified: true,
                     }),
                 },
                 GroupPartition {
@@ -95,6 +97,7 @@ fn full_view() -> ClusterView {
                         offset: 6,
                         timestamp_ms: NOW - 1_000,
                         timestamp_type: TimestampType::LogAppendTime,
+                        verified: true,
                     }),
                 },
             ],

@@ -125,6 +125,7 @@ fn check(version: i16) {
                     offset,
                     timestamp_ms: ts,
                     timestamp_type: TimestampType::CreateTime,
+                    verified: true,
                 }),
                 "{ctx}: record at offset {offset}"
             );

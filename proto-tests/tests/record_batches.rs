@@ -235,6 +235,7 @@ impl Case {
             offset: r.offset,
             timestamp_ms: r.timestamp_ms.expect("data record"),
             timestamp_type: self.timestamp_type,
+            verified: true,
         })
     }
 
@@ -557,6 +558,7 @@ fn truncated_fixture_spelled_out() {
                 offset: target,
                 timestamp_ms,
                 timestamp_type: TimestampType::CreateTime,
+                verified: true,
             })),
             "offset {target}"
         );
