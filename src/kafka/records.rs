@@ -363,3 +363,5 @@ fn be_i64(buf: &[u8], at: usize) -> Option<i64> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_legacy;

@@ -15,12 +15,12 @@ use std::io::Write;
 
 // ---- a test-only record batch encoder ----
 
-const GZIP: u8 = 1;
-const SNAPPY: u8 = 2;
-const LZ4: u8 = 3;
+pub(super) const GZIP: u8 = 1;
+pub(super) const SNAPPY: u8 = 2;
+pub(super) const LZ4: u8 = 3;
 const ZSTD: u8 = 4;
 /// Codec id 2 written with xerial framing (test encoder only).
-const XERIAL: u8 = 0x82;
+pub(super) const XERIAL: u8 = 0x82;
 
 fn put_varlong(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
@@ -42,15 +42,15 @@ fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 }
 
 #[derive(Clone)]
-struct Rec {
+pub(super) struct Rec {
     offset_delta: i32,
-    timestamp_delta: i64,
+    pub(super) timestamp_delta: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-fn rec(offset_delta: i32, timestamp_delta: i64) -> Rec {
+pub(super) fn rec(offset_delta: i32, timestamp_delta: i64) -> Rec {
     Rec {
         offset_delta,
         timestamp_delta,
@@ -80,7 +80,7 @@ fn encode_record(r: &Rec) -> Vec<u8> {
     out
 }
 
-fn compress(codec: u8, raw: &[u8]) -> Vec<u8> {
+pub(super) fn compress(codec: u8, raw: &[u8]) -> Vec<u8> {
     match codec {
         0 => raw.to_vec(),
         GZIP => {
@@ -110,20 +110,20 @@ fn compress(codec: u8, raw: &[u8]) -> Vec<u8> {
     }
 }
 
-struct Batch {
+pub(super) struct Batch {
     base_offset: i64,
     codec: u8,
     log_append_time: bool,
     transactional: bool,
     control: bool,
     producer_id: i64,
-    base_timestamp: i64,
+    pub(super) base_timestamp: i64,
     max_timestamp: i64,
     last_offset_delta: Option<i32>,
-    records: Vec<Rec>,
+    pub(super) records: Vec<Rec>,
 }
 
-fn batch(base_offset: i64, records: Vec<Rec>) -> Batch {
+pub(super) fn batch(base_offset: i64, records: Vec<Rec>) -> Batch {
     Batch {
         base_offset,
         codec: 0,
@@ -139,7 +139,7 @@ fn batch(base_offset: i64, records: Vec<Rec>) -> Batch {
 }
 
 /// A batch of records at consecutive offsets, timestamps 10 ms apart.
-fn simple(base_offset: i64, count: i32) -> Batch {
+pub(super) fn simple(base_offset: i64, count: i32) -> Batch {
     batch(
         base_offset,
         (0..count).map(|i| rec(i, i64::from(i) * 10)).collect(),
@@ -180,7 +180,7 @@ impl Batch {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let raw: Vec<u8> = self.records.iter().flat_map(encode_record).collect();
         let body = compress(self.codec, &raw);
         let codec_id = if self.codec == XERIAL {
@@ -221,7 +221,7 @@ impl Batch {
 }
 
 /// The largest batch the callers fetch whole (Fetch's 256 KiB partition cap).
-const WHOLE: usize = 256 << 10;
+pub(super) const WHOLE: usize = 256 << 10;
 
 /// Writes the CRC-32C of the v2 batch `batch` (whole) into its header.
 fn set_crc(batch: &mut [u8]) {
@@ -243,7 +243,7 @@ fn fix_crcs(buf: &mut [u8]) {
     }
 }
 
-fn concat(batches: &[Batch]) -> Vec<u8> {
+pub(super) fn concat(batches: &[Batch]) -> Vec<u8> {
     batches.iter().flat_map(Batch::encode).collect()
 }
 
@@ -255,7 +255,7 @@ fn found(lookup: Lookup) -> RecordAt {
 }
 
 const ALL_CODECS: [u8; 6] = [0, GZIP, SNAPPY, XERIAL, LZ4, ZSTD];
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 // ---- tests ----
 
