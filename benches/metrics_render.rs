@@ -75,6 +75,7 @@ fn snapshot(topics: usize, groups: usize) -> ClusterSnapshot {
                             offset: committed,
                             timestamp_ms: NOW - (high - committed) * 10,
                             timestamp_type: TimestampType::CreateTime,
+                            verified: true,
                         }),
                         markers_only: false,
                     }

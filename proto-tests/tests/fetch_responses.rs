@@ -12,6 +12,9 @@ use kafka_protocol::protocol::Decodable;
 use serde_json::Value;
 use tidemark::kafka::codec;
 use tidemark::kafka::records::{record_at, Lookup, RecordAt, TimestampType};
+
+/// The largest batch tidemark fetches whole (Fetch's 256 KiB partition cap).
+const WHOLE: usize = 256 << 10;
 use tidemark::kafka::wire::fetch::FetchResponse;
 
 fn load(version: i16) -> (Bytes, Value) {
@@ -117,20 +120,22 @@ fn check(version: i16) {
         for r in records {
             let offset = int(&r["offset"], "offset");
             let ts = int(&r["timestamp_ms"], "timestamp_ms");
-            let got = record_at(&p.records, offset, &[])
-                .unwrap_or_else(|e| panic!("{ctx}: record_at({offset}): {e}"));
+            let got = record_at(&p.records, offset, &[], WHOLE)
+                .unwrap_or_else(|e| panic!("{ctx}: record_at({offset}, WHOLE): {e}"));
             assert_eq!(
                 got,
                 Lookup::Found(RecordAt {
                     offset,
                     timestamp_ms: ts,
                     timestamp_type: TimestampType::CreateTime,
+                    verified: true,
                 }),
                 "{ctx}: record at offset {offset}"
             );
         }
         // Nothing at the high watermark: the complete buffer ends at it.
-        let got = record_at(&p.records, p.high_watermark, &[]).expect("record_at(hw)");
+        let got =
+            record_at(&p.records, p.high_watermark, &[], WHOLE).expect("record_at(hw, WHOLE)");
         assert_eq!(
             got,
             Lookup::Missing {
@@ -138,7 +143,7 @@ fn check(version: i16) {
                 next_offset: Some(p.high_watermark),
                 needed: None,
             },
-            "{ctx}: record_at(high watermark)"
+            "{ctx}: record_at(high watermark, WHOLE)"
         );
     }
 

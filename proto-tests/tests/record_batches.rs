@@ -18,7 +18,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tidemark::kafka::records::{record_at, AbortedTxn, Lookup, RecordAt, TimestampType};
+use tidemark::kafka::records::{
+    record_at, AbortedTxn, Lookup, RecordAt, RecordsError, TimestampType,
+};
+
+/// The largest batch tidemark fetches whole (Fetch's 256 KiB partition cap).
+const WHOLE: usize = 256 << 10;
 
 #[derive(Debug, Clone)]
 struct Record {
@@ -235,6 +240,7 @@ impl Case {
             offset: r.offset,
             timestamp_ms: r.timestamp_ms.expect("data record"),
             timestamp_type: self.timestamp_type,
+            verified: true,
         })
     }
 
@@ -309,7 +315,16 @@ impl Case {
             .filter(visible)
             .find(|r| r.offset >= target)
             .filter(|r| (batch.base_offset..=batch.last_offset).contains(&r.offset))
-            .is_some_and(|r| *got == self.found(r))
+            .is_some_and(|r| match (got, self.found(r)) {
+                // A cut batch is never CRC-checked: its answers say so.
+                (Lookup::Found(g), Lookup::Found(w)) => {
+                    *g == RecordAt {
+                        verified: false,
+                        ..w
+                    }
+                }
+                _ => false,
+            })
     }
 
     fn modes(&self) -> &'static [bool] {
@@ -337,7 +352,7 @@ fn every_record_has_its_expected_timestamp() {
     for case in cases() {
         for r in case.records.iter().filter(|r| !r.control) {
             let want = case.found(r);
-            let got = record_at(&case.bytes, r.offset, &[]);
+            let got = record_at(&case.bytes, r.offset, &[], WHOLE);
             checked += 1;
             if !matches!(&got, Ok(g) if *g == want) {
                 failures.push(format!(
@@ -363,7 +378,7 @@ fn log_append_time_files_report_max_timestamp() {
     assert_eq!(lat.len(), 2, "two LogAppendTime fixtures");
     for case in lat {
         for r in case.records.iter().filter(|r| !r.control) {
-            match record_at(&case.bytes, r.offset, &[]) {
+            match record_at(&case.bytes, r.offset, &[], WHOLE) {
                 Ok(Lookup::Found(found)) => {
                     assert_eq!(found.timestamp_type, TimestampType::LogAppendTime);
                     assert_eq!(Some(found.timestamp_ms), r.timestamp_ms, "{}", case.name);
@@ -386,7 +401,7 @@ fn markers_aborted_records_and_the_end() {
         for &committed in case.modes() {
             for target in case.targets() {
                 let want = case.expected_on_prefix(full, target, committed);
-                let got = record_at(&case.bytes, target, case.aborted_list(committed));
+                let got = record_at(&case.bytes, target, case.aborted_list(committed), WHOLE);
                 if let Some(r) = case.records.iter().find(|r| r.offset == target) {
                     if r.control {
                         markers += 1;
@@ -421,9 +436,15 @@ fn transactional_fixture_spelled_out() {
         .iter()
         .find(|c| c.name == "txn-control.bin")
         .expect("txn-control.bin");
-    let at = |target: i64, aborted: &[AbortedTxn]| match record_at(&case.bytes, target, aborted) {
+    let at = |target: i64, aborted: &[AbortedTxn]| match record_at(
+        &case.bytes,
+        target,
+        aborted,
+        WHOLE,
+    ) {
         Ok(Lookup::Found(r)) => Some(r.offset),
         Ok(Lookup::Missing { .. }) => None,
+        Ok(other) => panic!("txn-control.bin target {target}: {other:?}"),
         Err(e) => panic!("txn-control.bin target {target}: {e}"),
     };
     let uncommitted: Vec<_> = (0..=8).map(|t| at(t, &[])).collect();
@@ -472,7 +493,7 @@ fn aborted_list_ignores_non_transactional_batches() {
             first_offset: batch.base_offset,
         }];
         for r in case.records.iter().filter(|r| !r.control) {
-            let got = record_at(&case.bytes, r.offset, &bogus);
+            let got = record_at(&case.bytes, r.offset, &bogus, WHOLE);
             if !matches!(&got, Ok(g) if *g == case.found(r)) {
                 failures.push(format!("{}: offset {}: got {got:?}", case.name, r.offset));
             }
@@ -498,12 +519,22 @@ fn every_prefix_gives_the_right_answer_or_missing() {
                 for &target in &targets {
                     lookups += 1;
                     let want = case.expected_on_prefix(len, target, committed);
-                    let got = record_at(prefix, target, case.aborted_list(committed));
-                    if matches!(&got, Ok(g) if case.accepts(len, target, committed, g)) {
+                    let got = record_at(prefix, target, case.aborted_list(committed), WHOLE);
+                    // Cut batches fit in WHOLE: only ever answered from when complete.
+                    let from_complete = !matches!(&got, Ok(Lookup::Found(g)) if !g.verified);
+                    // And beyond `whole_up_to` (0 here), answers from a cut batch are unverified.
+                    let cut_answer = record_at(prefix, target, case.aborted_list(committed), 0);
+                    let cut_ok =
+                        matches!(&cut_answer, Ok(g) if case.accepts(len, target, committed, g));
+                    if from_complete
+                        && cut_ok
+                        && matches!(&got, Ok(g) if case.accepts(len, target, committed, g))
+                    {
                         continue;
                     }
                     let kind = match (&got, &want) {
                         (Err(_), _) => "error instead of an answer",
+                        (Ok(Lookup::Untimed { .. }), _) => "UNTIMED",
                         (Ok(Lookup::Found(g)), Lookup::Found(w)) if g.offset == w.offset => {
                             "WRONG TIMESTAMP"
                         }
@@ -513,6 +544,9 @@ fn every_prefix_gives_the_right_answer_or_missing() {
                         }
                         (Ok(Lookup::Missing { .. }), Lookup::Missing { .. }) => {
                             "wrong truncated flag or next_offset"
+                        }
+                        (Ok(Lookup::Missing { .. }), Lookup::Untimed { .. }) => {
+                            "missing, not untimed"
                         }
                     };
                     failures.entry(kind).or_default().push(format!(
@@ -544,25 +578,39 @@ fn truncated_fixture_spelled_out() {
     let bytes = proto_tests::read("fixtures/records/none-truncated.bin");
     for target in 0..=4 {
         assert!(
-            matches!(record_at(&bytes, target, &[]), Ok(Lookup::Found(r)) if r.offset == target),
+            matches!(record_at(&bytes, target, &[], WHOLE), Ok(Lookup::Found(r)) if r.offset == target),
             "offset {target}"
         );
     }
     // The 162 bytes of batch 5..7 hold its header, record 5 and the head of record 6
-    // (timestamps from none.bin's manifest); record 7 needs the whole 324-byte batch.
+    // (timestamps from none.bin's manifest); record 7 needs the whole 324-byte batch. The
+    // cut batch cannot be CRC-checked: as it fits in a whole fetch it is never answered
+    // from; only a caller that cannot fetch it whole gets unverified answers.
+    for target in 5..=7 {
+        assert_eq!(
+            record_at(&bytes, target, &[], WHOLE).ok(),
+            Some(Lookup::Missing {
+                truncated: true,
+                next_offset: Some(5),
+                needed: Some(324),
+            }),
+            "offset {target}"
+        );
+    }
     for (target, timestamp_ms) in [(5, 1_700_000_012_000), (6, 1_700_000_009_000)] {
         assert_eq!(
-            record_at(&bytes, target, &[]).ok(),
+            record_at(&bytes, target, &[], 323).ok(),
             Some(Lookup::Found(RecordAt {
                 offset: target,
                 timestamp_ms,
                 timestamp_type: TimestampType::CreateTime,
+                verified: false,
             })),
             "offset {target}"
         );
     }
     assert_eq!(
-        record_at(&bytes, 7, &[]).ok(),
+        record_at(&bytes, 7, &[], 323).ok(),
         Some(Lookup::Missing {
             truncated: true,
             next_offset: Some(5),
@@ -571,11 +619,48 @@ fn truncated_fixture_spelled_out() {
     );
     // Past the cut batch: nothing known.
     assert_eq!(
-        record_at(&bytes, 8, &[]).ok(),
+        record_at(&bytes, 8, &[], WHOLE).ok(),
         Some(Lookup::Missing {
             truncated: true,
             next_offset: Some(5),
             needed: None,
         })
     );
+}
+
+/// Every batch the fixtures' clients wrote carries a CRC-32C that verifies (the lookups
+/// above would fail otherwise), and a bit flipped in any batch — in its timestamps, its
+/// lastOffsetDelta or a record byte — is reported as a CRC error naming that batch, also
+/// when the walk only passes the batch on its way to a later target.
+#[test]
+fn a_flipped_bit_in_any_fixture_batch_is_a_crc_error() {
+    let mut checked = 0;
+    for case in cases() {
+        for batch in &case.batches {
+            // baseTimestamp, lastOffsetDelta, the last record byte.
+            for at in [batch.start + 30, batch.start + 26, batch.end - 1] {
+                let mut bytes = case.bytes.clone();
+                bytes[at] ^= 0x04;
+                for target in [batch.base_offset, batch.last_offset + 1] {
+                    match record_at(&bytes, target, &[], WHOLE) {
+                        Err(RecordsError::Crc {
+                            base_offset,
+                            magic: 2,
+                            stored,
+                            computed,
+                        }) => {
+                            assert_eq!(base_offset, batch.base_offset, "{}", case.name);
+                            assert_ne!(stored, computed);
+                            checked += 1;
+                        }
+                        other => panic!(
+                            "{} byte {at} target {target}: expected a CRC error, got {other:?}",
+                            case.name
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} checks");
 }

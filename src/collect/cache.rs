@@ -180,6 +180,7 @@ mod tests {
             offset,
             timestamp_ms: ts,
             timestamp_type: TimestampType::CreateTime,
+            verified: true,
         }
     }
 

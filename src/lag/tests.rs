@@ -16,6 +16,7 @@ fn at(offset: i64, ts: i64) -> Option<RecordAt> {
         offset,
         timestamp_ms: ts,
         timestamp_type: TimestampType::CreateTime,
+        verified: true,
     })
 }
 

@@ -36,6 +36,7 @@ fn view() -> ClusterView {
                         offset: 90,
                         timestamp_ms: NOW - 12_500,
                         timestamp_type: TimestampType::CreateTime,
+                        verified: true,
                     }),
                     markers_only: false,
                 },

@@ -21,6 +21,8 @@ pub(super) enum Decoder<'a> {
     Gzip(flate2::read::GzDecoder<&'a [u8]>),
     Snappy(SnappyReader<'a>),
     Lz4(lz4_flex::frame::FrameDecoder<&'a [u8]>),
+    /// An lz4 frame of a magic 0 message: its header checksum byte recomputed first.
+    Lz4Kafka08(lz4_flex::frame::FrameDecoder<io::Chain<io::Take<io::Cursor<Lz4Header>>, &'a [u8]>>),
     Zstd(Box<StreamingDecoder<&'a [u8], FrameDecoder>>),
 }
 
@@ -31,9 +33,55 @@ impl Read for Decoder<'_> {
             Decoder::Gzip(r) => r.read(buf),
             Decoder::Snappy(r) => r.read(buf),
             Decoder::Lz4(r) => r.read(buf),
+            Decoder::Lz4Kafka08(r) => r.read(buf),
             Decoder::Zstd(r) => r.read(buf),
         }
     }
+}
+
+/// The longest lz4 frame header: magic 4, FLG, BD, content size 8, dictionary id 4, HC.
+const LZ4_MAX_HEADER: usize = 19;
+const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+const LZ4_FLG_CONTENT_SIZE: u8 = 0x08;
+const LZ4_FLG_DICT_ID: u8 = 0x01;
+type Lz4Header = [u8; LZ4_MAX_HEADER];
+
+/// A reader for the lz4 frame of a magic 0 message. Kafka before 0.10 (KAFKA-3160, KIP-57)
+/// computed the frame header checksum over the magic number too, and its readers ignore that
+/// byte; lz4_flex checks it, so the header is copied (at most 19 bytes, no payload) with the
+/// checksum recomputed. A frame too short to hold its header goes through as it is and fails
+/// in the decoder.
+pub(super) fn kafka08_lz4(body: &[u8]) -> Decoder<'_> {
+    let mut header: Lz4Header = [0; LZ4_MAX_HEADER];
+    let mut header_len = 0usize;
+    let mut rest = body;
+    if let (Some(magic), Some(&flg)) = (body.get(..4), body.get(4)) {
+        let descriptor_len = 2usize
+            .saturating_add(if flg & LZ4_FLG_CONTENT_SIZE != 0 {
+                8
+            } else {
+                0
+            })
+            .saturating_add(if flg & LZ4_FLG_DICT_ID != 0 { 4 } else { 0 });
+        let checksum_at = descriptor_len.saturating_add(4);
+        if let (true, Some(descriptor), Some(after)) = (
+            magic == LZ4_MAGIC,
+            body.get(4..checksum_at),
+            body.get(checksum_at.saturating_add(1)..),
+        ) {
+            let checksum = (twox_hash::XxHash32::oneshot(0, descriptor) >> 8) as u8;
+            for (slot, byte) in header.iter_mut().zip(magic.iter().chain(descriptor)) {
+                *slot = *byte;
+            }
+            if let Some(slot) = header.get_mut(checksum_at) {
+                *slot = checksum;
+            }
+            header_len = checksum_at.saturating_add(1);
+            rest = after;
+        }
+    }
+    let head = io::Cursor::new(header).take(header_len as u64);
+    Decoder::Lz4Kafka08(lz4_flex::frame::FrameDecoder::new(head.chain(rest)))
 }
 
 /// Snappy as Kafka writes it: either one raw snappy block (librdkafka and others), or xerial

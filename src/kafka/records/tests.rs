@@ -9,17 +9,18 @@
 )]
 
 use super::decompress::XERIAL_MAGIC;
+use super::v2::HEADER_LEN;
 use super::*;
 use std::io::Write;
 
 // ---- a test-only record batch encoder ----
 
-const GZIP: u8 = 1;
-const SNAPPY: u8 = 2;
-const LZ4: u8 = 3;
+pub(super) const GZIP: u8 = 1;
+pub(super) const SNAPPY: u8 = 2;
+pub(super) const LZ4: u8 = 3;
 const ZSTD: u8 = 4;
 /// Codec id 2 written with xerial framing (test encoder only).
-const XERIAL: u8 = 0x82;
+pub(super) const XERIAL: u8 = 0x82;
 
 fn put_varlong(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
@@ -41,15 +42,15 @@ fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 }
 
 #[derive(Clone)]
-struct Rec {
+pub(super) struct Rec {
     offset_delta: i32,
-    timestamp_delta: i64,
+    pub(super) timestamp_delta: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-fn rec(offset_delta: i32, timestamp_delta: i64) -> Rec {
+pub(super) fn rec(offset_delta: i32, timestamp_delta: i64) -> Rec {
     Rec {
         offset_delta,
         timestamp_delta,
@@ -79,7 +80,7 @@ fn encode_record(r: &Rec) -> Vec<u8> {
     out
 }
 
-fn compress(codec: u8, raw: &[u8]) -> Vec<u8> {
+pub(super) fn compress(codec: u8, raw: &[u8]) -> Vec<u8> {
     match codec {
         0 => raw.to_vec(),
         GZIP => {
@@ -109,20 +110,20 @@ fn compress(codec: u8, raw: &[u8]) -> Vec<u8> {
     }
 }
 
-struct Batch {
+pub(super) struct Batch {
     base_offset: i64,
     codec: u8,
     log_append_time: bool,
     transactional: bool,
     control: bool,
     producer_id: i64,
-    base_timestamp: i64,
+    pub(super) base_timestamp: i64,
     max_timestamp: i64,
     last_offset_delta: Option<i32>,
-    records: Vec<Rec>,
+    pub(super) records: Vec<Rec>,
 }
 
-fn batch(base_offset: i64, records: Vec<Rec>) -> Batch {
+pub(super) fn batch(base_offset: i64, records: Vec<Rec>) -> Batch {
     Batch {
         base_offset,
         codec: 0,
@@ -138,7 +139,7 @@ fn batch(base_offset: i64, records: Vec<Rec>) -> Batch {
 }
 
 /// A batch of records at consecutive offsets, timestamps 10 ms apart.
-fn simple(base_offset: i64, count: i32) -> Batch {
+pub(super) fn simple(base_offset: i64, count: i32) -> Batch {
     batch(
         base_offset,
         (0..count).map(|i| rec(i, i64::from(i) * 10)).collect(),
@@ -179,7 +180,7 @@ impl Batch {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let raw: Vec<u8> = self.records.iter().flat_map(encode_record).collect();
         let body = compress(self.codec, &raw);
         let codec_id = if self.codec == XERIAL {
@@ -203,7 +204,7 @@ impl Batch {
         out.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
         out.extend_from_slice(&0i32.to_be_bytes()); // partitionLeaderEpoch
         out.push(2); // magic
-        out.extend_from_slice(&0u32.to_be_bytes()); // crc (not checked)
+        out.extend_from_slice(&0u32.to_be_bytes()); // crc, set below
         out.extend_from_slice(&attributes.to_be_bytes());
         out.extend_from_slice(&last_offset_delta.to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.to_be_bytes());
@@ -214,11 +215,35 @@ impl Batch {
         out.extend_from_slice(&(self.records.len() as i32).to_be_bytes());
         assert_eq!(out.len(), HEADER_LEN);
         out.extend_from_slice(&body);
+        set_crc(&mut out);
         out
     }
 }
 
-fn concat(batches: &[Batch]) -> Vec<u8> {
+/// The largest batch the callers fetch whole (Fetch's 256 KiB partition cap).
+pub(super) const WHOLE: usize = 256 << 10;
+
+/// Writes the CRC-32C of the v2 batch `batch` (whole) into its header.
+fn set_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Recomputes the CRC of every whole v2 batch in `buf` (after a test edited its bytes).
+fn fix_crcs(buf: &mut [u8]) {
+    let mut at = 0;
+    while at + 12 <= buf.len() {
+        let len = i32::from_be_bytes(buf[at + 8..at + 12].try_into().unwrap());
+        let end = at + 12 + len.max(0) as usize;
+        if len < 49 || end > buf.len() {
+            return;
+        }
+        set_crc(&mut buf[at..end]);
+        at = end;
+    }
+}
+
+pub(super) fn concat(batches: &[Batch]) -> Vec<u8> {
     batches.iter().flat_map(Batch::encode).collect()
 }
 
@@ -230,7 +255,7 @@ fn found(lookup: Lookup) -> RecordAt {
 }
 
 const ALL_CODECS: [u8; 6] = [0, GZIP, SNAPPY, XERIAL, LZ4, ZSTD];
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 // ---- tests ----
 
@@ -239,13 +264,14 @@ fn finds_the_exact_mid_batch_record_with_every_codec() {
     for codec in ALL_CODECS {
         let buf = concat(&[simple(90, 10).codec(codec), simple(100, 5).codec(codec)]);
         for (target, ts) in [(100, T0), (102, T0 + 20), (104, T0 + 40), (95, T0 + 50)] {
-            let at = found(record_at(&buf, target, &[]).unwrap());
+            let at = found(record_at(&buf, target, &[], WHOLE).unwrap());
             assert_eq!(
                 at,
                 RecordAt {
                     offset: target,
                     timestamp_ms: ts,
-                    timestamp_type: TimestampType::CreateTime
+                    timestamp_type: TimestampType::CreateTime,
+                    verified: true,
                 },
                 "codec {codec}, target {target}"
             );
@@ -264,7 +290,7 @@ fn large_records_cross_buffer_and_block_boundaries() {
             })
             .collect();
         let buf = batch(0, records).codec(codec).encode();
-        let at = found(record_at(&buf, 3, &[]).unwrap());
+        let at = found(record_at(&buf, 3, &[], WHOLE).unwrap());
         assert_eq!(
             (at.offset, at.timestamp_ms),
             (3, T0 + 3000),
@@ -280,7 +306,7 @@ fn log_append_time_uses_max_timestamp_for_every_record() {
         b.log_append_time = true;
         let buf = b.encode();
         for target in 10..15 {
-            let at = found(record_at(&buf, target, &[]).unwrap());
+            let at = found(record_at(&buf, target, &[], WHOLE).unwrap());
             assert_eq!(at.offset, target);
             assert_eq!(at.timestamp_ms, 1_700_000_999_999);
             assert_eq!(at.timestamp_type, TimestampType::LogAppendTime);
@@ -292,7 +318,7 @@ fn log_append_time_uses_max_timestamp_for_every_record() {
 fn negative_timestamp_deltas_are_honoured() {
     let buf = batch(0, vec![rec(0, 0), rec(1, -250), rec(2, 5)]).encode();
     assert_eq!(
-        found(record_at(&buf, 1, &[]).unwrap()).timestamp_ms,
+        found(record_at(&buf, 1, &[], WHOLE).unwrap()).timestamp_ms,
         T0 - 250
     );
 }
@@ -300,7 +326,7 @@ fn negative_timestamp_deltas_are_honoured() {
 #[test]
 fn target_before_the_first_batch_returns_the_first_record() {
     let buf = concat(&[simple(100, 3), simple(103, 3)]);
-    let at = found(record_at(&buf, 42, &[]).unwrap());
+    let at = found(record_at(&buf, 42, &[], WHOLE).unwrap());
     assert_eq!((at.offset, at.timestamp_ms), (100, T0));
 }
 
@@ -308,29 +334,29 @@ fn target_before_the_first_batch_returns_the_first_record() {
 fn target_in_a_compacted_gap_returns_the_next_record() {
     // Inside a batch: offsets 0, 1, 5, 6 survive.
     let inner = batch(0, vec![rec(0, 0), rec(1, 10), rec(5, 50), rec(6, 60)]);
-    let at = found(record_at(&inner.encode(), 3, &[]).unwrap());
+    let at = found(record_at(&inner.encode(), 3, &[], WHOLE).unwrap());
     assert_eq!((at.offset, at.timestamp_ms), (5, T0 + 50));
     // Between batches: 0..3, then 10..13.
     let buf = concat(&[simple(0, 3), simple(10, 3)]);
-    assert_eq!(found(record_at(&buf, 5, &[]).unwrap()).offset, 10);
+    assert_eq!(found(record_at(&buf, 5, &[], WHOLE).unwrap()).offset, 10);
     // A batch whose tail was compacted away keeps its lastOffsetDelta; the next batch
     // holds the answer.
     let mut tail_gone = simple(0, 2);
     tail_gone.last_offset_delta = Some(4);
     let buf = concat(&[tail_gone, simple(5, 2)]);
-    assert_eq!(found(record_at(&buf, 3, &[]).unwrap()).offset, 5);
+    assert_eq!(found(record_at(&buf, 3, &[], WHOLE).unwrap()).offset, 5);
     // An empty batch (all records compacted) is passed over.
     let mut empty = batch(0, vec![]);
     empty.last_offset_delta = Some(9);
     let buf = concat(&[empty, simple(10, 1)]);
-    assert_eq!(found(record_at(&buf, 0, &[]).unwrap()).offset, 10);
+    assert_eq!(found(record_at(&buf, 0, &[], WHOLE).unwrap()).offset, 10);
 }
 
 #[test]
 fn target_after_everything_is_missing_with_next_offset() {
     let buf = concat(&[simple(0, 3), simple(3, 4)]);
     assert_eq!(
-        record_at(&buf, 7, &[]).unwrap(),
+        record_at(&buf, 7, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: false,
             next_offset: Some(7),
@@ -338,7 +364,7 @@ fn target_after_everything_is_missing_with_next_offset() {
         }
     );
     assert_eq!(
-        record_at(&[], 7, &[]).unwrap(),
+        record_at(&[], 7, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: false,
             next_offset: None,
@@ -354,10 +380,21 @@ fn truncated_trailing_batch_keeps_the_good_batches_before_it() {
     let mut buf = first.clone();
     // Cut inside the gzip trailer: every record of the second batch still decodes.
     buf.extend_from_slice(&second[..second.len() - 1]);
-    assert_eq!(found(record_at(&buf, 1, &[]).unwrap()).offset, 1);
-    assert_eq!(found(record_at(&buf, 4, &[]).unwrap()).offset, 4);
+    assert_eq!(found(record_at(&buf, 1, &[], WHOLE).unwrap()).offset, 1);
+    // The cut batch is small enough to fetch whole: never answered from.
     assert_eq!(
-        record_at(&buf, 6, &[]).unwrap(),
+        record_at(&buf, 4, &[], WHOLE).unwrap(),
+        Lookup::Missing {
+            truncated: true,
+            next_offset: Some(3),
+            needed: Some(second.len())
+        }
+    );
+    // Larger than what the caller can fetch whole: answered from, unverified.
+    let at = found(record_at(&buf, 4, &[], 0).unwrap());
+    assert_eq!((at.offset, at.verified), (4, false));
+    assert_eq!(
+        record_at(&buf, 6, &[], 0).unwrap(),
         Lookup::Missing {
             truncated: true,
             next_offset: Some(3),
@@ -367,7 +404,7 @@ fn truncated_trailing_batch_keeps_the_good_batches_before_it() {
     // Cut inside the second batch's header: nothing known about it.
     buf.truncate(first.len() + 20);
     assert_eq!(
-        record_at(&buf, 4, &[]).unwrap(),
+        record_at(&buf, 4, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: true,
             next_offset: Some(3),
@@ -410,7 +447,7 @@ fn a_cut_uncompressed_batch_answers_for_every_record_whose_head_arrived() {
     for cut in 1..whole.len() {
         for (i, end) in ends.iter().enumerate() {
             let target = 100 + i as i64;
-            let got = record_at(&whole[..cut], target, &[]).unwrap();
+            let got = record_at(&whole[..cut], target, &[], 0).unwrap();
             if cut >= *end {
                 let at = found(got);
                 assert_eq!((at.offset, at.timestamp_ms), (target, T0 + i as i64 * 10));
@@ -440,7 +477,7 @@ fn fetch_until_found(whole: &[u8], target: i64) -> (u32, usize) {
     let mut cut = 512;
     let mut fetches = 1;
     loop {
-        match record_at(&whole[..cut.min(whole.len())], target, &[]).unwrap() {
+        match record_at(&whole[..cut.min(whole.len())], target, &[], 0).unwrap() {
             Lookup::Found(at) => {
                 assert_eq!(at.offset, target);
                 return (fetches, cut);
@@ -502,7 +539,7 @@ fn a_cut_compressed_batch_needs_its_whole_size_unless_the_target_decoded() {
             whole.len() / 2,
             whole.len() - 1,
         ] {
-            match record_at(&whole[..cut], 39, &[]).unwrap() {
+            match record_at(&whole[..cut], 39, &[], 0).unwrap() {
                 Lookup::Found(at) => assert_eq!(at.offset, 39, "codec {codec} cut {cut}"),
                 Lookup::Missing {
                     truncated: true,
@@ -512,7 +549,7 @@ fn a_cut_compressed_batch_needs_its_whole_size_unless_the_target_decoded() {
                 other => panic!("codec {codec} cut {cut}: {other:?}"),
             }
             // The first record is in every prefix that holds a decodable start.
-            if let Ok(Lookup::Found(at)) = record_at(&whole[..cut], 0, &[]) {
+            if let Ok(Lookup::Found(at)) = record_at(&whole[..cut], 0, &[], 0) {
                 assert_eq!((at.offset, at.timestamp_ms), (0, T0));
             }
         }
@@ -524,10 +561,10 @@ fn a_cut_batch_beyond_the_target_or_skipped_needs_nothing_of_it() {
     // The target is before the cut batch: the complete batch before answers.
     let buf = concat(&[simple(0, 3), simple(3, 3)]);
     let cut = &buf[..buf.len() - 5];
-    assert_eq!(found(record_at(cut, 2, &[]).unwrap()).offset, 2);
+    assert_eq!(found(record_at(cut, 2, &[], WHOLE).unwrap()).offset, 2);
     // The target is past the cut batch: its bytes say nothing about the target.
     assert_eq!(
-        record_at(cut, 9, &[]).unwrap(),
+        record_at(cut, 9, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: true,
             next_offset: Some(3),
@@ -537,7 +574,7 @@ fn a_cut_batch_beyond_the_target_or_skipped_needs_nothing_of_it() {
     // A cut control batch is passed over.
     let buf = marker(0, 7, true).encode();
     assert_eq!(
-        record_at(&buf[..buf.len() - 1], 0, &[]).unwrap(),
+        record_at(&buf[..buf.len() - 1], 0, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: true,
             next_offset: None,
@@ -564,13 +601,14 @@ fn every_prefix_of_a_buffer_is_handled_without_error() {
     for len in 0..=buf.len() {
         let complete = ends.iter().filter(|&&end| end <= len).count() as i64;
         for target in [0, 7, 12, 29, 40] {
-            let result = record_at(&buf[..len], target, &[])
+            let result = record_at(&buf[..len], target, &[], WHOLE)
                 .unwrap_or_else(|e| panic!("prefix {len}, target {target}: {e}"));
             let partial = !ends.contains(&len) && len > 0;
             let right = Lookup::Found(RecordAt {
                 offset: target,
                 timestamp_ms: T0 + (target % 5) * 10,
                 timestamp_type: TimestampType::CreateTime,
+                verified: true,
             });
             if target < complete * 5 {
                 assert_eq!(result, right, "prefix {len}, target {target}");
@@ -623,9 +661,15 @@ fn mutated_input_never_panics() {
                 buf[at] = next() as u8;
             }
             let len = (next() as usize) % (buf.len() + 1);
+            // Also with the CRCs made right again, so the mutation reaches the parsers.
+            let mut fixed = buf.clone();
+            fix_crcs(&mut fixed);
             for target in [0, 3, 8, 100] {
-                let _ = record_at(&buf, target, &aborted);
-                let _ = record_at(&buf[..len], target, &[]);
+                for bytes in [&buf, &fixed] {
+                    let _ = record_at(bytes, target, &aborted, WHOLE);
+                    let _ = record_at(&bytes[..len], target, &[], WHOLE);
+                    let _ = record_at(&bytes[..len], target, &[], 0);
+                }
             }
         }
     }
@@ -634,11 +678,11 @@ fn mutated_input_never_panics() {
 #[test]
 fn control_batches_are_skipped() {
     let buf = concat(&[simple(0, 3), marker(3, 1, false), simple(4, 2)]);
-    let at = found(record_at(&buf, 3, &[]).unwrap());
+    let at = found(record_at(&buf, 3, &[], WHOLE).unwrap());
     assert_eq!((at.offset, at.timestamp_ms), (4, T0));
     let only_marker = marker(3, 1, true).encode();
     assert_eq!(
-        record_at(&only_marker, 3, &[]).unwrap(),
+        record_at(&only_marker, 3, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: false,
             next_offset: Some(4),
@@ -661,13 +705,22 @@ fn aborted_transactions_are_skipped() {
         producer_id: producer,
         first_offset: 10,
     }];
-    assert_eq!(found(record_at(&buf, 10, &aborted).unwrap()).offset, 13);
-    assert_eq!(found(record_at(&buf, 14, &aborted).unwrap()).offset, 15);
+    assert_eq!(
+        found(record_at(&buf, 10, &aborted, WHOLE).unwrap()).offset,
+        13
+    );
+    assert_eq!(
+        found(record_at(&buf, 14, &aborted, WHOLE).unwrap()).offset,
+        15
+    );
     // read_uncommitted sees the aborted records.
-    assert_eq!(found(record_at(&buf, 10, &[]).unwrap()).offset, 10);
+    assert_eq!(found(record_at(&buf, 10, &[], WHOLE).unwrap()).offset, 10);
     // A non-transactional batch of the same producer id is never dropped.
     let plain = concat(&[simple(10, 2)]);
-    assert_eq!(found(record_at(&plain, 10, &aborted).unwrap()).offset, 10);
+    assert_eq!(
+        found(record_at(&plain, 10, &aborted, WHOLE).unwrap()).offset,
+        10
+    );
 }
 
 #[test]
@@ -689,7 +742,10 @@ fn aborted_list_order_does_not_matter() {
             first_offset: 0,
         },
     ];
-    assert_eq!(found(record_at(&buf, 0, &aborted).unwrap()).offset, 6);
+    assert_eq!(
+        found(record_at(&buf, 0, &aborted, WHOLE).unwrap()).offset,
+        6
+    );
 }
 
 #[test]
@@ -698,7 +754,7 @@ fn impossible_batch_length_is_an_error_naming_it() {
     buf.extend_from_slice(&simple(2, 2).encode());
     let second = simple(0, 2).encode().len();
     buf[second + 8..second + 12].copy_from_slice(&10i32.to_be_bytes());
-    let err = record_at(&buf, 3, &[]).unwrap_err();
+    let err = record_at(&buf, 3, &[], WHOLE).unwrap_err();
     assert!(
         matches!(
             err,
@@ -715,39 +771,34 @@ fn impossible_batch_length_is_an_error_naming_it() {
     for length in [-1, i32::MAX - 5] {
         buf[second + 8..second + 12].copy_from_slice(&length.to_be_bytes());
         assert!(matches!(
-            record_at(&buf, 3, &[]),
+            record_at(&buf, 3, &[], WHOLE),
             Err(RecordsError::BadBatchLength { .. })
         ));
     }
 }
 
 #[test]
-fn legacy_magic_is_unsupported() {
-    // A magic 1 message: offset, size, crc, magic, attributes, timestamp, key, value.
-    let mut msg = 77i64.to_be_bytes().to_vec();
-    msg.extend_from_slice(&22i32.to_be_bytes());
-    msg.extend_from_slice(&0u32.to_be_bytes());
-    msg.extend_from_slice(&[1, 0]);
-    msg.extend_from_slice(&T0.to_be_bytes());
-    msg.extend_from_slice(&(-1i32).to_be_bytes());
-    msg.extend_from_slice(&(-1i32).to_be_bytes());
-    let err = record_at(&msg, 77, &[]).unwrap_err();
+fn unknown_magic_is_unsupported() {
+    let mut buf = simple(77, 1).encode();
+    buf[16] = 3;
+    let err = record_at(&buf, 77, &[], WHOLE).unwrap_err();
     assert!(matches!(
         err,
         RecordsError::UnsupportedMagic {
-            magic: 1,
+            magic: 3,
             base_offset: 77
         }
     ));
-    assert!(err.to_string().contains("magic 1"));
+    assert!(err.to_string().contains("magic 3"));
 }
 
 #[test]
 fn unknown_codec_is_an_error() {
     let mut buf = simple(0, 2).encode();
     buf[22] |= 0x05;
+    fix_crcs(&mut buf);
     assert!(matches!(
-        record_at(&buf, 0, &[]),
+        record_at(&buf, 0, &[], WHOLE),
         Err(RecordsError::UnknownCompression {
             codec: 5,
             base_offset: 0
@@ -755,7 +806,7 @@ fn unknown_codec_is_an_error() {
     ));
     // ...but not for a batch skipped by its header alone.
     assert_eq!(
-        record_at(&buf, 9, &[]).unwrap(),
+        record_at(&buf, 9, &[], WHOLE).unwrap(),
         Lookup::Missing {
             truncated: false,
             next_offset: Some(2),
@@ -777,7 +828,8 @@ fn corrupt_compressed_data_names_the_codec() {
         for byte in &mut buf[HEADER_LEN..HEADER_LEN + 4] {
             *byte ^= 0x5a;
         }
-        match record_at(&buf, 4, &[]) {
+        fix_crcs(&mut buf);
+        match record_at(&buf, 4, &[], WHOLE) {
             Err(RecordsError::Decompress { codec, .. }) => assert_eq!(codec, name),
             other => panic!("codec {name}: {other:?}"),
         }
@@ -789,7 +841,8 @@ fn record_count_mismatch_is_an_error() {
     let mut buf = simple(0, 3).encode();
     buf[57..61].copy_from_slice(&5i32.to_be_bytes());
     buf[23..27].copy_from_slice(&9i32.to_be_bytes());
-    let err = record_at(&buf, 7, &[]).unwrap_err();
+    fix_crcs(&mut buf);
+    let err = record_at(&buf, 7, &[], WHOLE).unwrap_err();
     assert!(
         matches!(
             err,
@@ -810,8 +863,9 @@ fn bad_varint_is_an_error() {
     buf.extend_from_slice(&[0xff; 6]);
     let length = (buf.len() - LOG_OVERHEAD) as i32;
     buf[8..12].copy_from_slice(&length.to_be_bytes());
+    fix_crcs(&mut buf);
     assert!(matches!(
-        record_at(&buf, 0, &[]),
+        record_at(&buf, 0, &[], WHOLE),
         Err(RecordsError::BadVarint {
             base_offset: 0,
             position: 0
@@ -839,9 +893,10 @@ fn decompression_stops_at_the_target_record() {
     buf.extend_from_slice(&body);
     let length = (buf.len() - LOG_OVERHEAD) as i32;
     buf[8..12].copy_from_slice(&length.to_be_bytes());
-    assert_eq!(found(record_at(&buf, 2, &[]).unwrap()).offset, 2);
+    fix_crcs(&mut buf);
+    assert_eq!(found(record_at(&buf, 2, &[], WHOLE).unwrap()).offset, 2);
     assert!(matches!(
-        record_at(&buf, 3, &[]),
+        record_at(&buf, 3, &[], WHOLE),
         Err(RecordsError::Decompress {
             codec: "snappy",
             ..
@@ -856,7 +911,7 @@ fn raw_and_xerial_snappy_both_decode() {
     assert!(!raw[HEADER_LEN..].starts_with(XERIAL_MAGIC));
     assert!(xerial[HEADER_LEN..].starts_with(XERIAL_MAGIC));
     for buf in [raw, xerial] {
-        let at = found(record_at(&buf, 3, &[]).unwrap());
+        let at = found(record_at(&buf, 3, &[], WHOLE).unwrap());
         assert_eq!((at.offset, at.timestamp_ms), (3, T0 + 30));
     }
 }
@@ -870,8 +925,9 @@ fn oversized_snappy_block_claim_is_rejected_before_allocating() {
     buf.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]);
     let length = (buf.len() - LOG_OVERHEAD) as i32;
     buf[8..12].copy_from_slice(&length.to_be_bytes());
+    fix_crcs(&mut buf);
     assert!(matches!(
-        record_at(&buf, 0, &[]),
+        record_at(&buf, 0, &[], WHOLE),
         Err(RecordsError::Decompress {
             codec: "snappy",
             ..

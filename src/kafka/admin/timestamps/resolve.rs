@@ -131,8 +131,12 @@ fn lookup(
     if t.from >= p.high_watermark {
         return Step::Answer(Ok(TimestampResult::EndOfLog));
     }
-    match records::record_at(&p.records, t.from, aborted) {
+    match records::record_at(&p.records, t.from, aborted, MAX_PARTITION_FETCH_BYTES as usize) {
         Ok(Lookup::Found(rec)) => Step::Answer(Ok(TimestampResult::Found(rec))),
+        Ok(Lookup::Untimed { offset }) => Step::Answer(Err(KafkaError::Unresolved(format!(
+            "record at offset {offset} of {}: carries no timestamp (magic 0 message or timestamp -1)",
+            w.tp
+        )))),
         Ok(Lookup::Missing {
             next_offset: Some(next),
             ..
