@@ -439,6 +439,11 @@ impl CycleState {
             let mut uncached: HashMap<(TopicPartition, i64), Uncached> = HashMap::new();
             let stats = cluster
                 .record_timestamps_each(wanted, query, |tp, offset, answer| match answer {
+                    Ok(TimestampResult::Found(rec)) if !rec.verified => {
+                        // From a batch too large to fetch whole: its CRC was not checked,
+                        // so it is used this cycle and never cached.
+                        uncached.insert((tp.clone(), offset), Uncached::Unverified(rec));
+                    }
                     Ok(TimestampResult::Found(rec)) => {
                         if let Some(w) = watermarks.get(tp) {
                             let topic_id = topic_ids.get(&tp.topic).copied().unwrap_or_default();
@@ -643,7 +648,6 @@ impl<'a> EarlierRows<'a> {
 enum Uncached {
     MarkersOnly,
     /// From a batch too large to fetch whole, so its CRC could not be checked.
-    #[allow(dead_code)]
     Unverified(crate::kafka::records::RecordAt),
 }
 

@@ -134,8 +134,9 @@ pub enum KafkaError {
     Unresolved(String),
 
     /// Record bytes could not be decoded.
-    #[error("records of {topic}/{partition}: {source}")]
+    #[error("records of {topic}/{partition} from broker {broker}: {source}")]
     Records {
+        broker: String,
         topic: String,
         partition: i32,
         #[source]

@@ -181,7 +181,7 @@ pub enum RecordsError {
 impl RecordsError {
     /// A checksum did not match: the bytes were damaged on the way (or by the broker).
     pub fn is_corruption(&self) -> bool {
-        false
+        matches!(self, RecordsError::Crc { .. })
     }
 }
 

@@ -69,7 +69,7 @@ pub(super) fn resolve(
     // The step of the lowest target left: the next fetch starts at its batch.
     let mut first: Option<(i64, Step)> = None;
     for mut t in std::mem::take(&mut w.targets) {
-        let mut step = lookup(&w, p, &aborted, &t, fetch_offset, starved);
+        let mut step = lookup(node, &w, p, &aborted, &t, fetch_offset, starved);
         if let Step::Advance(next) = step {
             t.from = next;
             step = Step::NextRound(None);
@@ -121,6 +121,7 @@ enum Step {
 }
 
 fn lookup(
+    node: i32,
     w: &PartitionWork,
     p: &FetchedPartition,
     aborted: &[AbortedTxn],
@@ -131,12 +132,14 @@ fn lookup(
     if t.from >= p.high_watermark {
         return Step::Answer(Ok(TimestampResult::EndOfLog));
     }
-    match records::record_at(&p.records, t.from, aborted, MAX_PARTITION_FETCH_BYTES as usize) {
+    match records::record_at(
+        &p.records,
+        t.from,
+        aborted,
+        MAX_PARTITION_FETCH_BYTES as usize,
+    ) {
         Ok(Lookup::Found(rec)) => Step::Answer(Ok(TimestampResult::Found(rec))),
-        Ok(Lookup::Untimed { offset }) => Step::Answer(Err(KafkaError::Unresolved(format!(
-            "record at offset {offset} of {}: carries no timestamp (magic 0 message or timestamp -1)",
-            w.tp
-        )))),
+        Ok(Lookup::Untimed { offset }) => Step::Answer(Ok(TimestampResult::Untimed { offset })),
         Ok(Lookup::Missing {
             next_offset: Some(next),
             ..
@@ -184,7 +187,11 @@ fn lookup(
                 Step::NextRound(needed)
             }
         }
+        // A damaged batch is read once more in the next round (the damage may have been on
+        // the way); after that the sample fails for this cycle and is never cached.
+        Err(source) if source.is_corruption() && w.attempts < 2 => Step::NextRound(None),
         Err(source) => Step::Answer(Err(KafkaError::Records {
+            broker: format!("node {node}"),
             topic: w.tp.topic.to_string(),
             partition: w.tp.partition,
             source: std::sync::Arc::new(source),
