@@ -449,6 +449,33 @@ fn records() {
     let pid = i64::from_be_bytes(txn[43..51].try_into().expect("pid"));
     prefixed("txn-control", "txn-control", 1, &[]);
     prefixed("txn-control-aborted", "txn-control", 1, &[(pid, 0)]);
+    // Legacy message sets (magic 0/1, every codec) and a v0/v1/v2 mix.
+    let with_n = |dir: &str, name: &str, n: u8, target: i64| {
+        let mut out = vec![n];
+        out.extend_from_slice(&target.to_be_bytes());
+        out.extend_from_slice(&fixture(&format!("{dir}/{name}.bin")));
+        write("records", &format!("{dir}-{name}-n{n}.bin"), &out);
+    };
+    let legacy = |name: &str, n: u8, target: i64| with_n("legacy", name, n, target);
+    for name in [
+        "magic0-none",
+        "magic0-gzip",
+        "magic0-snappy",
+        "magic0-lz4",
+        "magic1-none",
+        "magic1-gzip",
+        "magic1-snappy",
+        "magic1-lz4",
+        "magic1-gzip-compacted",
+        "magic1-logappendtime-lz4",
+        "magic1-no-timestamp",
+        "mixed-v0-v1-v2",
+    ] {
+        legacy(name, 0, 6);
+    }
+    // whole_up_to 0 (n = 4): the cut batch is answered from, unverified.
+    with_n("records", "none-truncated", 4, 6);
+    legacy("mixed-v0-v1-v2", 4, 3);
 }
 
 fn frame() {

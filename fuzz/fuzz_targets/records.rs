@@ -1,9 +1,11 @@
-//! Fuzzes `tidemark::kafka::records::record_at`: the record-batch walker (all codecs:
-//! none, gzip, snappy raw + xerial, lz4 frame, zstd) that runs on the `records` bytes of a
-//! Fetch response partition.
+//! Fuzzes `tidemark::kafka::records::record_at`: the walker over record batches v2 and
+//! legacy message sets (magic 0/1) with CRC checks (all codecs: none, gzip, snappy raw +
+//! xerial, lz4 frame incl. magic 0's, zstd) that runs on the `records` bytes of a Fetch
+//! response partition.
 //!
 //! Input: `[n: u8][target: i64 BE][n % 4 × (producer_id: i64 BE, first_offset: i64 BE)][records...]`
-//! — the offset to look up and a small aborted-transaction list, then the records bytes.
+//! — the offset to look up and a small aborted-transaction list, then the records bytes;
+//! `(n >> 2) % 4` picks `whole_up_to`: 256 KiB, 0, 64 or 1024 bytes.
 //! Missing header bytes are treated as zero (so short inputs still reach the walker).
 #![no_main]
 
@@ -29,11 +31,17 @@ fuzz_target!(|data: &[u8]| {
             first_offset: take_i64(&mut rest),
         })
         .collect();
-    match record_at(rest, target, &aborted) {
+    let whole_up_to = [256 << 10, 0, 64, 1024][usize::from((n >> 2) % 4)];
+    match record_at(rest, target, &aborted, whole_up_to) {
         Ok(Lookup::Found(found)) => {
-            // Documented contract: the record found is at or after the target.
+            // Documented contract: the record found is at or after the target, and an
+            // unverified answer comes only from a cut batch larger than `whole_up_to`.
             assert!(found.offset >= target);
+            if !found.verified {
+                assert!(rest.len() > whole_up_to);
+            }
         }
+        Ok(Lookup::Untimed { offset }) => assert!(offset >= target),
         Ok(Lookup::Missing {
             truncated,
             next_offset,
