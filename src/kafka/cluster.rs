@@ -518,7 +518,12 @@ impl Cluster {
         self.health().down.keys().copied().collect()
     }
 
-    fn check_up(&self, node: i32) -> Result<()> {
+    /// Whether `node` failed earlier in this cycle (and is not asked again until the next).
+    pub(crate) fn is_down(&self, node: i32) -> bool {
+        self.health().down.contains_key(&node)
+    }
+
+    pub(crate) fn check_up(&self, node: i32) -> Result<()> {
         match self.health().down.get(&node) {
             Some(cause) => Err(KafkaError::BrokerDown {
                 node,

@@ -361,16 +361,18 @@ impl Connection {
             }
             Ok(conn)
         };
+        let timed_out = || KafkaError::ConnectTimeout {
+            broker: broker.to_string(),
+            after,
+            phase: CONNECT_PHASES
+                .get(phase.load(std::sync::atomic::Ordering::Relaxed))
+                .copied()
+                .unwrap_or("connect"),
+        };
         match tokio::time::timeout(after, dial).await {
+            // The first requests' own timeout may fire before the dial's: the same failure.
+            Ok(Err(KafkaError::Timeout { .. })) | Err(_) => Err(timed_out()),
             Ok(result) => result,
-            Err(_) => Err(KafkaError::ConnectTimeout {
-                broker: broker.to_string(),
-                after,
-                phase: CONNECT_PHASES
-                    .get(phase.load(std::sync::atomic::Ordering::Relaxed))
-                    .copied()
-                    .unwrap_or("connect"),
-            }),
         }
     }
 

@@ -41,7 +41,7 @@ pub enum KafkaError {
 
     /// Connecting (TCP + ApiVersions + auth) took longer than the timeout.
     #[error(
-        "connecting to broker {broker} timed out after {after:?} in {phase}{}",
+        "{phase} with broker {broker} timed out after {after:?} while connecting{}",
         phase_hint(phase)
     )]
     ConnectTimeout {

@@ -25,6 +25,8 @@ pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, M
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::kafka::TopicPartition;
+
 /// What an earlier report lends to groups whose committed offsets could not be read in this
 /// cycle: their last values, marked stale, as long as they were read at or after
 /// `oldest_ms` (the staleness threshold); older ones are dropped.
@@ -70,7 +72,6 @@ pub fn compute_for(
     });
     let mut compaction_partitions = 0u64;
     let mut data_loss_partitions = 0u64;
-    let mut stale_groups = 0u64;
     let mut groups = Vec::with_capacity(snapshot.groups.len());
     for group in &snapshot.groups {
         if !group.offsets_known {
@@ -84,7 +85,6 @@ pub fn compute_for(
                 if rows {
                     group_partitions.extend_from_slice(carried_rows);
                 }
-                stale_groups += 1;
                 groups.push(agg);
                 continue;
             }
@@ -105,6 +105,26 @@ pub fn compute_for(
             let Some(w) = snapshot.watermarks.get(&gp.tp) else {
                 continue;
             };
+            if snapshot.carried_watermarks.contains_key(&gp.tp) {
+                // Its leader could not answer: fresh committed offsets against old
+                // watermarks would understate the lag (down to a false 0), so the row the
+                // last cycle computed is carried whole, and the group is marked stale.
+                agg.stale = true;
+                let Some(row) = earlier.as_ref().and_then(|e| e.row(&group.group, &gp.tp)) else {
+                    continue;
+                };
+                agg.max_lag = agg.max_lag.max(row.lag);
+                agg.sum_lag = agg.sum_lag.saturating_add(row.lag);
+                let topic_sum = agg.topic_sum_lag.entry(gp.tp.topic.clone()).or_insert(0);
+                *topic_sum = topic_sum.saturating_add(row.lag);
+                if let Some(s) = row.lag_seconds {
+                    agg.max_lag_seconds = Some(agg.max_lag_seconds.map_or(s, |m: f64| m.max(s)));
+                }
+                if rows {
+                    group_partitions.push(row.clone());
+                }
+                continue;
+            }
             let row = partition_lag(snapshot, &group.group, gp, w.low, w.high, now_ms);
             agg.max_lag = agg.max_lag.max(row.lag);
             agg.sum_lag = agg.sum_lag.saturating_add(row.lag);
@@ -121,6 +141,7 @@ pub fn compute_for(
         }
         groups.push(agg);
     }
+    let stale_groups = groups.iter().filter(|g| g.stale).count() as u64;
     LagReport {
         cluster: snapshot.cluster.clone(),
         partitions,
@@ -162,6 +183,10 @@ impl<'a> Earlier<'a> {
     fn group(&self, name: &str) -> Option<(&'a GroupLag, &'a [GroupPartitionLag])> {
         self.groups.get(name).copied()
     }
+
+    fn row(&self, group: &str, tp: &TopicPartition) -> Option<&'a GroupPartitionLag> {
+        self.groups.get(group)?.1.iter().find(|r| r.tp == *tp)
+    }
 }
 
 fn partition_lag(
@@ -188,10 +213,8 @@ fn partition_lag(
     let lag_seconds = if lag == 0 {
         Some(0.0)
     } else {
-        match gp.record {
-            Some(ts) => Some((now_ms.saturating_sub(ts.timestamp_ms) as f64 / 1000.0).max(0.0)),
-            None => None,
-        }
+        gp.record
+            .map(|ts| (now_ms.saturating_sub(ts.timestamp_ms) as f64 / 1000.0).max(0.0))
     };
     GroupPartitionLag {
         group: group.clone(),

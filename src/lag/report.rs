@@ -17,8 +17,7 @@ pub struct LagReport {
     pub compaction_partitions: u64,
     /// Group partitions whose committed offset is below the low watermark.
     pub data_loss_partitions: u64,
-    /// Groups whose values were carried over from an earlier cycle (offsets not read in this
-    /// one).
+    /// Groups with values carried over from an earlier cycle.
     pub stale_groups: u64,
     /// Partitions whose watermarks were carried over from an earlier cycle.
     pub stale_partitions: u64,
@@ -66,7 +65,8 @@ pub struct GroupLag {
     pub topic_sum_lag: BTreeMap<Arc<str>, i64>,
     /// When the committed offsets behind these values were read (Unix ms).
     pub read_at_ms: i64,
-    /// The offsets could not be read this cycle: every value of the group (aggregates and
-    /// rows) is the one of the cycle at `read_at_ms`.
+    /// Some of the group's values could not be read this cycle and are the last ones read:
+    /// all of them when its offsets could not be read (aggregates and rows as of
+    /// `read_at_ms`), or the rows of partitions whose watermarks could not be read.
     pub stale: bool,
 }

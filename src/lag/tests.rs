@@ -394,3 +394,43 @@ fn unread_groups_carry_their_last_values_until_the_threshold() {
     assert!(!r.groups[0].offsets_known && !r.groups[0].stale);
     assert_eq!(r.group_partitions.len(), 1);
 }
+
+#[test]
+fn rows_on_partitions_with_carried_watermarks_are_carried_whole() {
+    let first = compute(
+        &snapshot(
+            &[("t", 0, 0, 10), ("t", 1, 0, 10)],
+            vec![(
+                "g",
+                GroupState::Stable,
+                vec![gp("t", 0, 4, at(4, NOW - 2_000)), gp("t", 1, 5, None)],
+            )],
+        ),
+        NOW,
+    );
+    // t/1's leader is down: its watermarks are the old ones, while the group committed 9
+    // there. 10 − 9 = 1 would understate the lag the last cycle saw; the row is carried.
+    let mut next = snapshot(
+        &[("t", 0, 0, 12), ("t", 1, 0, 10)],
+        vec![(
+            "g",
+            GroupState::Stable,
+            vec![gp("t", 0, 12, None), gp("t", 1, 9, None)],
+        )],
+    );
+    next.carried_watermarks.insert(tp("t", 1), NOW);
+    let carry = Carry {
+        previous: &first,
+        oldest_ms: NOW,
+    };
+    let r = compute_for(&next, NOW + 1_000, true, Some(carry));
+    let rows: Vec<_> = r
+        .group_partitions
+        .iter()
+        .map(|p| (p.tp.partition, p.committed, p.lag))
+        .collect();
+    assert_eq!(rows, [(0, 12, 0), (1, 5, 5)]);
+    assert!(r.groups[0].stale);
+    assert_eq!((r.groups[0].max_lag, r.groups[0].sum_lag), (5, 5));
+    assert_eq!((r.stale_groups, r.stale_partitions), (1, 1));
+}

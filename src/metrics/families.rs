@@ -465,7 +465,7 @@ impl Exposition {
         self.cluster_gauge(
             e,
             "tidemark_cluster_stale_groups",
-            "Groups whose committed offsets could not be read in the last cycle and whose series carry the values of an earlier one.",
+            "Groups with series that carry the values of an earlier cycle (see tidemark_consumergroup_stale).",
             |c| c.report.as_ref().map(|r| r.stale_groups as f64),
         )?;
         self.cluster_gauge(
@@ -474,7 +474,7 @@ impl Exposition {
             "Partitions whose watermarks could not be read in the last cycle and whose series carry the values of an earlier one.",
             |c| c.report.as_ref().map(|r| r.stale_partitions as f64),
         )?;
-        self.group_family(e, "tidemark_consumergroup_stale", "1 when the group's committed offsets could not be read in the last cycle and its series carry the values of an earlier one (for at most staleness_threshold), else 0.", |g| Some(if g.stale { 1.0 } else { 0.0 }))?;
+        self.group_family(e, "tidemark_consumergroup_stale", "1 when some of the group's values could not be read in the last cycle (its committed offsets, or the watermarks of some of its partitions) and their series carry the values of an earlier one (for at most staleness_threshold), else 0.", |g| Some(if g.stale { 1.0 } else { 0.0 }))?;
         {
             let mut enc = e.encode_descriptor(
                 "tidemark_broker_up",

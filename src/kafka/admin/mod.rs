@@ -106,7 +106,8 @@ impl Cluster {
         }
     }
 
-    /// Run `op` once per leader for the partitions it leads, retrying stale items.
+    /// Run `op` once per leader for the partitions it leads, retrying stale items after a
+    /// metadata refresh.
     ///
     /// `op(node, items)` returns an outcome per item key; an `Err` fails every item of that
     /// batch (transport failures are retried like stale routing).
@@ -121,24 +122,111 @@ impl Cluster {
         F: Fn(i32, Vec<I>) -> Fut,
         Fut: Future<Output = Result<Vec<(TopicPartition, Outcome<T>)>>>,
     {
-        let mut results = HashMap::with_capacity(items.len());
-        let mut pending = items;
-        let mut attempt = 0;
-        while !pending.is_empty() {
+        let route = |pending: Vec<I>| {
             let meta = self.metadata();
-            let mut by_node: BTreeMap<i32, Vec<I>> = BTreeMap::new();
-            let mut retry: Vec<(I, KafkaError)> = Vec::new();
-            for item in pending.drain(..) {
+            let mut routed = Routed::default();
+            for item in pending {
                 match meta.leader(key(&item)) {
-                    Some(node) => by_node.entry(node).or_default().push(item),
+                    Some(node) => routed.by_node.entry(node).or_default().push(item),
                     None => {
                         let e = KafkaError::UnknownInMetadata(format!(
                             "leader for partition {}",
                             key(&item)
                         ));
-                        retry.push((item, e));
+                        routed.retry.push((item, e));
                     }
                 }
+            }
+            std::future::ready(routed)
+        };
+        let refresh = |_: Vec<I>| async {
+            if let Err(e) = self.refresh_metadata().await {
+                tracing::warn!(error = %e, "metadata refresh before retry failed");
+            }
+        };
+        self.per_broker(items, &key, route, refresh, op).await
+    }
+
+    /// Run `op` once per group coordinator for the groups it coordinates, retrying stale
+    /// groups after forgetting their cached coordinator.
+    pub(crate) async fn per_coordinator<T, F, Fut>(
+        &self,
+        groups: &[String],
+        op: F,
+    ) -> HashMap<String, Result<T>>
+    where
+        F: Fn(i32, Vec<String>) -> Fut,
+        Fut: Future<Output = Result<Vec<(String, Outcome<T>)>>>,
+    {
+        let route = |pending: Vec<String>| async move {
+            let mut routed = Routed::default();
+            // A cached coordinator found down this cycle may have handed its groups to
+            // another broker: look those groups up once more before giving up on them.
+            let mut relook = Vec::new();
+            for (group, coordinator) in self.find_coordinators(&pending).await {
+                match coordinator {
+                    Ok(node) if self.is_down(node) => relook.push(group),
+                    Ok(node) => routed.by_node.entry(node).or_default().push(group),
+                    Err(e) => routed.failed.push((group, e)),
+                }
+            }
+            if !relook.is_empty() {
+                for group in &relook {
+                    self.forget_coordinator(group);
+                }
+                for (group, coordinator) in self.find_coordinators(&relook).await {
+                    match coordinator.and_then(|node| self.check_up(node).map(|()| node)) {
+                        Ok(node) => routed.by_node.entry(node).or_default().push(group),
+                        Err(e) => routed.failed.push((group, e)),
+                    }
+                }
+            }
+            routed
+        };
+        let forget = |stale: Vec<String>| {
+            for group in &stale {
+                self.forget_coordinator(group);
+            }
+            std::future::ready(())
+        };
+        self.per_broker(groups.to_vec(), |g: &String| g, route, forget, op)
+            .await
+    }
+
+    /// The one routing-and-retry loop of every batched request: `route` sends each item to
+    /// a broker, `op(node, items)` runs once per broker (concurrently) and classifies each
+    /// item; items whose routing went stale, or whose broker failed in transport, go again
+    /// after a backoff and `before_retry` (a metadata refresh, forgetting coordinators), at
+    /// most `max_retries` times. Each item ends with its own `Result`.
+    async fn per_broker<I, K, T, R, RFut, B, BFut, F, Fut>(
+        &self,
+        items: Vec<I>,
+        key: impl Fn(&I) -> &K,
+        route: R,
+        before_retry: B,
+        op: F,
+    ) -> HashMap<K, Result<T>>
+    where
+        I: Clone,
+        K: Clone + Eq + std::hash::Hash,
+        R: Fn(Vec<I>) -> RFut,
+        RFut: Future<Output = Routed<I>>,
+        B: Fn(Vec<I>) -> BFut,
+        BFut: Future<Output = ()>,
+        F: Fn(i32, Vec<I>) -> Fut,
+        Fut: Future<Output = Result<Vec<(K, Outcome<T>)>>>,
+    {
+        let mut results = HashMap::with_capacity(items.len());
+        let mut pending = items;
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let Routed {
+                by_node,
+                mut retry,
+                failed,
+            } = route(std::mem::take(&mut pending)).await;
+            for (item, e) in failed {
+                results.insert(key(&item).clone(), Err(e));
             }
             let batches = by_node.into_iter().map(|(node, batch)| {
                 let fut = op(node, batch.clone());
@@ -146,38 +234,7 @@ impl Cluster {
             });
             for (batch, outcome) in futures_util::future::join_all(batches).await {
                 match outcome {
-                    Ok(answers) => {
-                        // Answers go straight into `results` (no map of them per leader: at
-                        // tens of thousands of partitions it was the largest allocation of a
-                        // ListOffsets round); only the ones to retry are kept aside.
-                        let asked: HashSet<&TopicPartition> = batch.iter().map(&key).collect();
-                        let mut moved: HashMap<TopicPartition, KafkaError> = HashMap::new();
-                        for (tp, outcome) in answers {
-                            if !asked.contains(&tp) {
-                                continue;
-                            }
-                            match outcome {
-                                Outcome::Done(r) => {
-                                    results.insert(tp, r);
-                                }
-                                Outcome::Retry(e) => {
-                                    moved.insert(tp, e);
-                                }
-                            }
-                        }
-                        drop(asked);
-                        for item in batch {
-                            if let Some(e) = moved.remove(key(&item)) {
-                                retry.push((item, e));
-                            } else if !results.contains_key(key(&item)) {
-                                let e = KafkaError::UnknownInMetadata(format!(
-                                    "answer for partition {} in the broker's response",
-                                    key(&item)
-                                ));
-                                results.insert(key(&item).clone(), Err(e));
-                            }
-                        }
-                    }
+                    Ok(answers) => settle(&key, batch, answers, &mut results, &mut retry),
                     Err(e) if e.is_transport() || e.is_retriable_routing() => {
                         retry.extend(batch.into_iter().map(|i| (i, e.clone())));
                     }
@@ -199,90 +256,68 @@ impl Cluster {
             }
             tokio::time::sleep(self.backoff(attempt)).await;
             attempt += 1;
-            if let Err(e) = self.refresh_metadata().await {
-                tracing::warn!(error = %e, "metadata refresh before retry failed");
-            }
             pending = retry.into_iter().map(|(i, _)| i).collect();
+            before_retry(pending.clone()).await;
         }
         results
     }
+}
 
-    /// Run `op` once per group coordinator for the groups it coordinates, retrying stale
-    /// groups after forgetting their cached coordinator.
-    pub(crate) async fn per_coordinator<T, F, Fut>(
-        &self,
-        groups: &[String],
-        op: F,
-    ) -> HashMap<String, Result<T>>
-    where
-        F: Fn(i32, Vec<String>) -> Fut,
-        Fut: Future<Output = Result<Vec<(String, Outcome<T>)>>>,
-    {
-        let mut results = HashMap::new();
-        let mut pending: Vec<String> = groups.to_vec();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let mut by_node: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-            for (group, coordinator) in self.find_coordinators(&pending).await {
-                match coordinator {
-                    Ok(node) => by_node.entry(node).or_default().push(group),
-                    Err(e) => {
-                        results.insert(group, Err(e));
-                    }
-                }
-            }
-            pending.clear();
-            let mut retry: Vec<(String, KafkaError)> = Vec::new();
-            let batches = by_node.into_iter().map(|(node, batch)| {
-                let fut = op(node, batch.clone());
-                async move { (batch, fut.await) }
-            });
-            for (batch, outcome) in futures_util::future::join_all(batches).await {
-                match outcome {
-                    Ok(answers) => {
-                        let mut answers: HashMap<String, Outcome<T>> =
-                            answers.into_iter().collect();
-                        for group in batch {
-                            match answers.remove(&group) {
-                                Some(Outcome::Done(r)) => {
-                                    results.insert(group, r);
-                                }
-                                Some(Outcome::Retry(e)) => retry.push((group, e)),
-                                None => {
-                                    let e = KafkaError::UnknownInMetadata(format!(
-                                        "answer for group {group} in the coordinator's response"
-                                    ));
-                                    results.insert(group, Err(e));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) if e.is_transport() || e.is_retriable_routing() => {
-                        retry.extend(batch.into_iter().map(|g| (g, e.clone())));
-                    }
-                    Err(e) => {
-                        for group in batch {
-                            results.insert(group, Err(e.clone()));
-                        }
-                    }
-                }
-            }
-            if retry.is_empty() {
-                break;
-            }
-            for (group, _) in &retry {
-                self.forget_coordinator(group);
-            }
-            if attempt >= self.config().max_retries {
-                for (group, e) in retry {
-                    results.insert(group, Err(e));
-                }
-                break;
-            }
-            tokio::time::sleep(self.backoff(attempt)).await;
-            attempt += 1;
-            pending = retry.into_iter().map(|(g, _)| g).collect();
+/// Items sent to one broker each, and the ones that could not be.
+pub(crate) struct Routed<I> {
+    pub(crate) by_node: BTreeMap<i32, Vec<I>>,
+    /// No broker now, maybe one after a refresh.
+    pub(crate) retry: Vec<(I, KafkaError)>,
+    /// No broker, for good.
+    pub(crate) failed: Vec<(I, KafkaError)>,
+}
+
+impl<I> Default for Routed<I> {
+    fn default() -> Self {
+        Routed {
+            by_node: BTreeMap::new(),
+            retry: Vec::new(),
+            failed: Vec::new(),
         }
-        results
+    }
+}
+
+/// File one broker's answers for `batch`: final ones into `results` (straight in, no map
+/// of them per broker: at tens of thousands of partitions that was the largest allocation
+/// of a ListOffsets round), stale ones into `retry`; an item the answer left out fails.
+fn settle<I, K, T>(
+    key: &impl Fn(&I) -> &K,
+    batch: Vec<I>,
+    answers: Vec<(K, Outcome<T>)>,
+    results: &mut HashMap<K, Result<T>>,
+    retry: &mut Vec<(I, KafkaError)>,
+) where
+    K: Clone + Eq + std::hash::Hash,
+{
+    let asked: HashSet<&K> = batch.iter().map(key).collect();
+    let mut moved: HashMap<K, KafkaError> = HashMap::new();
+    for (k, outcome) in answers {
+        if !asked.contains(&k) {
+            continue;
+        }
+        match outcome {
+            Outcome::Done(r) => {
+                results.insert(k, r);
+            }
+            Outcome::Retry(e) => {
+                moved.insert(k, e);
+            }
+        }
+    }
+    drop(asked);
+    for item in batch {
+        if let Some(e) = moved.remove(key(&item)) {
+            retry.push((item, e));
+        } else if !results.contains_key(key(&item)) {
+            let e = KafkaError::UnknownInMetadata(
+                "an answer for every item asked in the broker's response".to_string(),
+            );
+            results.insert(key(&item).clone(), Err(e));
+        }
     }
 }
