@@ -26,6 +26,19 @@
 //! [`Reply::Default`] falls back to the model. Every request is recorded
 //! ([`Stub::requests`]) with its node, connection, API, version and decoded body.
 //!
+//! Broker faults and topology changes, per node:
+//!
+//! * [`Stub::stop_node`] (connects refused, connections dropped, still in Metadata) and
+//!   [`Stub::restart_node`] (listening again on the same address): a rolling restart.
+//! * [`Stub::remove_node`] (stopped and gone from Metadata for good),
+//!   [`Stub::retire_node`] (gone from Metadata but still serving, so a test can check
+//!   that clients close their connections: [`Stub::open_connections`]) and
+//!   [`Stub::add_node`] (a new node id on a new port): a broker decommissioned or
+//!   replaced.
+//! * [`Stub::set_node_delay`] (every reply of the node waits first: a slow broker) and
+//!   [`Stub::hang_node`] (accepts and reads, never answers, not even ApiVersions);
+//!   [`Stub::drop_connections`] closes a node's open connections.
+//!
 //! ```ignore
 //! let stub = StubCluster::start(&[1, 2]).await;
 //! stub.add_topic("orders", &[1, 2]);
@@ -36,7 +49,7 @@
 //! assert_eq!(stub.count_on(2, ApiKey::OffsetFetch), 3);
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -1167,8 +1180,18 @@ struct Inner {
     handler: Mutex<Option<Handler>>,
     next_seq: AtomicU64,
     next_conn: AtomicU64,
-    /// Accept loops and connection tasks, by node id.
+    /// Accept loops, by node id.
+    listeners: Mutex<Vec<(i32, AbortHandle)>>,
+    /// Connection tasks, by node id.
     tasks: Mutex<Vec<(i32, AbortHandle)>>,
+    /// Every node ever started, removed ones included: a restart binds the same address.
+    addrs: Mutex<BTreeMap<i32, SocketAddr>>,
+    /// Open client connections by node (a connection counts until its task ends).
+    open: Mutex<BTreeMap<i32, usize>>,
+    /// Per-node delay before every reply.
+    delays: Mutex<BTreeMap<i32, Duration>>,
+    /// Nodes that read requests but never answer.
+    hung: Mutex<BTreeSet<i32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1205,6 +1228,9 @@ impl std::ops::Deref for StubCluster {
 
 impl Drop for StubCluster {
     fn drop(&mut self) {
+        for (_, task) in lock(&self.stub.inner.listeners).drain(..) {
+            task.abort();
+        }
         for (_, task) in lock(&self.stub.inner.tasks).drain(..) {
             task.abort();
         }
@@ -1250,12 +1276,16 @@ impl StubCluster {
                 handler: Mutex::new(None),
                 next_seq: AtomicU64::new(0),
                 next_conn: AtomicU64::new(0),
+                listeners: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
+                addrs: Mutex::new(listeners.iter().map(|(n, a, _)| (*n, *a)).collect()),
+                open: Mutex::new(BTreeMap::new()),
+                delays: Mutex::new(BTreeMap::new()),
+                hung: Mutex::new(BTreeSet::new()),
             }),
         };
         for (node, _, listener) in listeners {
-            let task = tokio::spawn(accept_loop(stub.clone(), node, listener));
-            lock(&stub.inner.tasks).push((node, task.abort_handle()));
+            stub.listen(node, listener);
         }
         StubCluster { stub }
     }
@@ -1305,17 +1335,108 @@ impl Stub {
     /// Stops `node` and returns once it is down: its listener is closed (connects are
     /// refused) and its open connections are dropped. Metadata keeps advertising it.
     pub async fn stop_node(&self, node: i32) {
-        let mut stopped = Vec::new();
-        lock(&self.inner.tasks).retain(|(n, task)| {
-            if *n == node {
-                task.abort();
-                stopped.push(task.clone());
+        // Listener first: an accept in progress registers its connection before it ends.
+        wait_finished(abort_node(&self.inner.listeners, node)).await;
+        wait_finished(abort_node(&self.inner.tasks, node)).await;
+    }
+
+    /// Starts a stopped `node` again on the same address (a broker restart). Panics if the
+    /// node was never started, is still listening, or left the metadata.
+    pub async fn restart_node(&self, node: i32) {
+        let addr = match lock(&self.inner.addrs).get(&node) {
+            Some(a) => *a,
+            None => panic!("the stub cluster never had node {node}"),
+        };
+        assert!(
+            self.nodes().contains(&node),
+            "node {node} left the metadata: add a node instead of restarting it"
+        );
+        // The port was ours a moment ago; another socket may hold it briefly (tokio sets
+        // SO_REUSEADDR, so TIME_WAIT does not), hence a few tries.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    if tries == 1 {
+                        eprintln!("stub node {node}: rebinding {addr}: {e}, retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("stub node {node}: rebinding {addr}: {e} (still running?)"),
             }
-            *n != node
-        });
-        while !stopped.iter().all(AbortHandle::is_finished) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        };
+        self.listen(node, listener);
+    }
+
+    /// Starts a new node `node` on a new 127.0.0.1 port and lists it in Metadata (last).
+    /// Panics if the id was ever used in this cluster.
+    pub async fn add_node(&self, node: i32) -> SocketAddr {
+        assert!(
+            !lock(&self.inner.addrs).contains_key(&node),
+            "the stub cluster already had node {node}"
+        );
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("stub node {node}: binding 127.0.0.1:0: {e}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("stub node {node}: local address: {e}"),
+        };
+        lock(&self.inner.addrs).insert(node, addr);
+        self.model().nodes.push((node, addr));
+        self.listen(node, listener);
+        addr
+    }
+
+    /// Drops `node` from Metadata (and from FindCoordinator's ports) but keeps it serving
+    /// the connections it has and accepting new ones, answering from the model: a broker
+    /// decommissioned while still running, so a test can see whether clients close their
+    /// connections to it ([`Stub::open_connections`]).
+    pub fn retire_node(&self, node: i32) {
+        self.model().nodes.retain(|(n, _)| *n != node);
+    }
+
+    /// Stops `node` and drops it from Metadata for good (a broker decommissioned).
+    pub async fn remove_node(&self, node: i32) {
+        self.retire_node(node);
+        self.stop_node(node).await;
+    }
+
+    /// Closes every open connection of `node` (it keeps accepting new ones).
+    pub async fn drop_connections(&self, node: i32) {
+        wait_finished(abort_node(&self.inner.tasks, node)).await;
+    }
+
+    /// Client connections `node` has open now. A connection the client closed counts until
+    /// the stub reads its end (at once, unless a reply of it is being delayed).
+    pub fn open_connections(&self, node: i32) -> usize {
+        lock(&self.inner.open).get(&node).copied().unwrap_or(0)
+    }
+
+    /// Every reply of `node` waits `delay` first (a slow broker); `Duration::ZERO` clears
+    /// it. Requests on one connection are answered in order, so they queue behind it.
+    pub fn set_node_delay(&self, node: i32, delay: Duration) {
+        lock(&self.inner.delays).insert(node, delay);
+    }
+
+    /// `node` keeps accepting connections and reading requests (they are logged) but
+    /// never answers any, not even ApiVersions, until [`Stub::unhang_node`]. Connections
+    /// open now stay open: [`Stub::drop_connections`] makes clients dial again.
+    pub fn hang_node(&self, node: i32) {
+        lock(&self.inner.hung).insert(node);
+    }
+
+    /// Undoes [`Stub::hang_node`] for requests read from now on.
+    pub fn unhang_node(&self, node: i32) {
+        lock(&self.inner.hung).remove(&node);
+    }
+
+    fn listen(&self, node: i32, listener: TcpListener) {
+        let task = tokio::spawn(accept_loop(self.clone(), node, listener));
+        lock(&self.inner.listeners).push((node, task.abort_handle()));
     }
 
     // ----- versions ---------------------------------------------------------------------
@@ -1641,10 +1762,61 @@ async fn accept_loop(stub: Stub, node: i32, listener: TcpListener) {
             }
         };
         let conn = stub.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let task = tokio::spawn(serve(stub.clone(), node, conn, stream));
+        // Counted from here: the guard is dropped with the task, however it ends.
+        let open = OpenConnection::new(&stub, node);
+        let task = tokio::spawn({
+            let stub = stub.clone();
+            async move {
+                serve(stub, node, conn, stream).await;
+                drop(open);
+            }
+        });
         let mut tasks = lock(&stub.inner.tasks);
         tasks.retain(|(_, t)| !t.is_finished());
         tasks.push((node, task.abort_handle()));
+    }
+}
+
+/// Aborts the tasks of `node` in `tasks` and returns their handles.
+fn abort_node(tasks: &Mutex<Vec<(i32, AbortHandle)>>, node: i32) -> Vec<AbortHandle> {
+    let mut stopped = Vec::new();
+    lock(tasks).retain(|(n, task)| {
+        if *n == node {
+            task.abort();
+            stopped.push(task.clone());
+        }
+        *n != node
+    });
+    stopped
+}
+
+async fn wait_finished(tasks: Vec<AbortHandle>) {
+    while !tasks.iter().all(AbortHandle::is_finished) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// One open connection of a node in [`Inner::open`], for as long as it lives.
+struct OpenConnection {
+    stub: Stub,
+    node: i32,
+}
+
+impl OpenConnection {
+    fn new(stub: &Stub, node: i32) -> Self {
+        *lock(&stub.inner.open).entry(node).or_default() += 1;
+        Self {
+            stub: stub.clone(),
+            node,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.stub.inner.open).get_mut(&self.node) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -1676,7 +1848,16 @@ async fn serve(stub: Stub, node: i32, conn: u64, mut stream: TcpStream) {
             }
         };
         lock(&stub.inner.log).push(received.clone());
-        let reply = stub.reply(&received);
+        let hung = lock(&stub.inner.hung).contains(&node);
+        let mut reply = if hung {
+            Reply::Hang
+        } else {
+            stub.reply(&received)
+        };
+        let delay = lock(&stub.inner.delays).get(&node).copied();
+        if let Some(d) = delay.filter(|d| !hung && !d.is_zero()) {
+            reply = Reply::Delay(d, Box::new(reply));
+        }
         match stub.frame_for(&received, reply).await {
             None => return,
             Some(None) => {}
