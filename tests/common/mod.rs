@@ -28,6 +28,7 @@
 
 pub mod broker;
 pub mod codec;
+pub mod corrupt_proxy;
 pub mod exporter;
 pub mod ledger;
 pub mod members;
@@ -37,6 +38,7 @@ pub mod sasl_front;
 pub mod scram;
 pub mod stub;
 pub mod tls_proxy;
+pub mod truth;
 pub mod wire;
 pub mod workload;
 
