@@ -102,7 +102,10 @@ async fn try_wait_exact(
             Presence::Required,
         );
         if cluster_up(&m) != Some(1.0) {
-            bad.push(format!("tidemark_cluster_up = {:?}, want 1", cluster_up(&m)));
+            bad.push(format!(
+                "tidemark_cluster_up = {:?}, want 1",
+                cluster_up(&m)
+            ));
         }
         if bad.is_empty() {
             return Ok((began.elapsed(), m));
@@ -664,7 +667,13 @@ async fn corrupted_fetch_responses_never_show_wrong_time_lag() {
     proxy.set_corrupt(false);
     let off = Instant::now();
     let window_start = now_ms() - POLL.as_millis() as i64;
-    match try_wait_exact(&exporter, w.ledger(), window_start, "after the corruption stopped").await
+    match try_wait_exact(
+        &exporter,
+        w.ledger(),
+        window_start,
+        "after the corruption stopped",
+    )
+    .await
     {
         Ok((took, _)) => println!(
             "RECOVERY corruption off: exact after {:?} ({took:?})",

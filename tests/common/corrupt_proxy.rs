@@ -231,12 +231,8 @@ pub fn flip_base_timestamps(bytes: &mut [u8]) -> u64 {
     let mut at = 0usize;
     let mut n = 0;
     while bytes.len() - at >= BATCH_HEADER_LEN {
-        let len = i32::from_be_bytes([
-            bytes[at + 8],
-            bytes[at + 9],
-            bytes[at + 10],
-            bytes[at + 11],
-        ]);
+        let len =
+            i32::from_be_bytes([bytes[at + 8], bytes[at + 9], bytes[at + 10], bytes[at + 11]]);
         let Ok(len) = usize::try_from(len) else {
             break;
         };

@@ -54,9 +54,8 @@ pub fn rows(ledger: &Ledger, window: Window) -> Vec<Row> {
                 committed,
                 high: ledger.high_watermark(topic, partition),
                 lag: ledger.lag(group, topic, partition).unwrap_or(0),
-                lag_seconds: next.map_or((0.0, 0.0), |r| {
-                    window.age_range(r.effective_timestamp_ms())
-                }),
+                lag_seconds: next
+                    .map_or((0.0, 0.0), |r| window.age_range(r.effective_timestamp_ms())),
                 sampled_offset: next.map(|r| r.offset),
             }
         })
@@ -142,7 +141,9 @@ pub fn check(
                     s.labels.get("data_loss_detected").map(String::as_str),
                 );
                 if flags != (Some("false"), Some("false")) {
-                    bad.push(format!("{name} {labels:?}: flags {flags:?}, want false, false"));
+                    bad.push(format!(
+                        "{name} {labels:?}: flags {flags:?}, want false, false"
+                    ));
                 }
                 let v = s.value;
                 let (lo, hi) = r.lag_seconds;

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
@@ -23,7 +24,6 @@ use kafka_protocol::messages::{
     MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, ProduceRequest,
     ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::protocol::StrBytes;
 
 use super::codec::{self, Codec};
@@ -782,7 +782,11 @@ impl Workload {
     }
 
     /// [`Workload::try_end_txn`], panicking on failure.
-    pub async fn end_txn(&mut self, txn: &mut Transaction, commit: bool) -> Vec<(String, i32, Marker)> {
+    pub async fn end_txn(
+        &mut self,
+        txn: &mut Transaction,
+        commit: bool,
+    ) -> Vec<(String, i32, Marker)> {
         self.try_end_txn(txn, commit)
             .await
             .unwrap_or_else(|e| panic!("workload: {e}"))
@@ -891,7 +895,6 @@ pub async fn small_workload(
         .collect();
     w.commit_offsets(group, &offsets).await;
 }
-
 
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
