@@ -640,10 +640,10 @@ async fn corrupted_fetch_responses_never_show_wrong_time_lag() {
             .filter(|s| s.value > 0.0)
             .count();
         first_count = first_count.or(Some(corrupt_failures(&m)));
-        last = Some(m);
+        last = Some((m, r.body));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let last = last.expect("scraped");
+    let (last, last_body) = last.expect("scraped");
     let first_count = first_count.flatten();
     let last_count = corrupt_failures(&last);
     println!(
@@ -660,7 +660,12 @@ async fn corrupted_fetch_responses_never_show_wrong_time_lag() {
     match (first_count, last_count) {
         (Some(a), Some(b)) if a >= 1.0 && b > a => {}
         other => problems.push(format!(
-            "tidemark_timestamp_samples_failed_total{{reason=\"corrupt\"}} (first, last scrape) = {other:?}: want ≥ 1 and growing while every sample is corrupt (re-read each cycle, never cached)"
+            "tidemark_timestamp_samples_failed_total{{reason=\"corrupt\"}} (first, last scrape) = {other:?}: want ≥ 1 and growing while every sample is corrupt (re-read each cycle, never cached); the last scrape's sampling series:\n{}",
+            last_body
+                .lines()
+                .filter(|l| l.starts_with("tidemark_timestamp"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )),
     }
 
