@@ -381,7 +381,7 @@ async fn paused_broker_up_goes_0_nothing_wrong_then_recovers() {
             ));
         }
         match (cluster_up(&m), down_after) {
-            (Some(v), None) if v == 0.0 => down_after = Some(paused.elapsed()),
+            (Some(0.0), None) => down_after = Some(paused.elapsed()),
             (Some(v), Some(at)) if v != 0.0 => problems.push(format!(
                 "tidemark_cluster_up back to {v} after {:?} while the broker is still paused (it was 0 after {at:?})",
                 paused.elapsed()
@@ -404,11 +404,13 @@ async fn paused_broker_up_goes_0_nothing_wrong_then_recovers() {
         exporter.cycles_ok(CLUSTER),
         exporter.cycles_failed(CLUSTER)
     );
+    // A cycle that starts after the pause (within one poll interval) fails after one
+    // request timeout; 1 s of slack for a loaded machine.
+    let bound = POLL + KAFKA_TIMEOUT + Duration::from_secs(1);
     match down_after {
-        Some(at) if at <= 2 * KAFKA_TIMEOUT => {}
+        Some(at) if at <= bound => {}
         other => problems.push(format!(
-            "tidemark_cluster_up still 1 after {:?} of a frozen broker (request timeout {KAFKA_TIMEOUT:?}); it went to 0 after {other:?}",
-            2 * KAFKA_TIMEOUT
+            "tidemark_cluster_up still 1 {bound:?} into the pause (poll {POLL:?} + request timeout {KAFKA_TIMEOUT:?} + 1 s); it went to 0 after {other:?}"
         )),
     }
     if m.value("kafka_lag_exporter_up", &[]) != Some(0.0) {
