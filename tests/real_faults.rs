@@ -655,6 +655,14 @@ async fn corrupted_fetch_responses_never_show_wrong_time_lag() {
         proxy.corrupted_responses(),
         proxy.fetch_responses()
     );
+    println!(
+        "  {}",
+        last_body
+            .lines()
+            .filter(|l| l.starts_with("tidemark_timestamp"))
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
     assert!(
         proxy.corrupted_batches() > 0,
         "the proxy corrupted nothing: the test proves nothing"
