@@ -52,12 +52,8 @@ fn cycles(e: &RunningExporter) -> u64 {
     e.cycles_ok(CLUSTER) + e.cycles_failed(CLUSTER)
 }
 
-fn value(m: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    m.value(name, labels)
-}
-
 fn cluster_up(m: &Metrics) -> Option<f64> {
-    value(m, "tidemark_cluster_up", &[("cluster_name", CLUSTER)])
+    m.value("tidemark_cluster_up", &[("cluster_name", CLUSTER)])
 }
 
 /// Scrapes until every series equals the ledger's truth (time lags computed within
