@@ -15,11 +15,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::exporter::{config, Metrics, Sample};
 use common::members::{decode_assignment, describe_group, wait_for_state};
 use common::promtool::ensure_promtool;
+use common::truth::Window;
+use common::workload::{fill, now_ms, scrambled, small_workload};
 use common::{Broker, Codec, Connection, GroupMember, Ledger, RunningExporter, Workload};
 use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse};
 
@@ -44,61 +46,6 @@ const COMPRESSED: [(&str, Codec, Codec); 4] = [
 ];
 /// A topic the `^__.*` blacklist hides.
 const INTERNAL_TOPIC: &str = "__tidemark-internal";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-// ---------------------------------------------------------------------------------------
-// Workloads
-// ---------------------------------------------------------------------------------------
-
-/// Distinct timestamps 10 s apart, in scrambled order (offset → anchor − k × 10 s with
-/// k = (7·offset + salt) mod 61): a reader that returns a neighbouring record, the batch's
-/// base or max timestamp is off by at least 10 s. Valid for offsets < 61.
-fn scrambled(anchor: i64, salt: i64) -> impl Fn(i64) -> i64 {
-    move |offset| anchor - ((offset * 7 + salt) % 61) * 10_000
-}
-
-/// Produces `n` records to a partition: batches of `batch` records (codecs in turn), then
-/// one single-record batch (the broker's ListOffsets LATEST is right only after those).
-async fn fill(
-    w: &mut Workload,
-    topic: &str,
-    partition: i32,
-    n: i64,
-    batch: i64,
-    codecs: &[Codec],
-    ts: impl Fn(i64) -> i64,
-) {
-    assert!(n >= 1 && batch >= 1);
-    let value = |o: i64| format!("{topic}-{partition}-{o}").into_bytes();
-    let mut offset = 0;
-    let mut i = 0;
-    while offset < n - 1 {
-        let len = batch.min(n - 1 - offset);
-        let records: Vec<(i64, Vec<u8>)> =
-            (offset..offset + len).map(|o| (ts(o), value(o))).collect();
-        let base = w
-            .produce(topic, partition, codecs[i % codecs.len()], &records)
-            .await;
-        assert_eq!(base, offset, "{topic}-{partition}: offsets are dense");
-        offset += len;
-        i += 1;
-    }
-    let last = n - 1;
-    let base = w
-        .produce(
-            topic,
-            partition,
-            codecs[i % codecs.len()],
-            &[(ts(last), value(last))],
-        )
-        .await;
-    assert_eq!(base, last, "{topic}-{partition}: offsets are dense");
-}
 
 /// klag-exporter's test stack, made deterministic, plus the cases its guide does not show.
 ///
@@ -225,25 +172,6 @@ fn seed_config(bootstrap: &str, granularity: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Expected values, from the ledger
 // ---------------------------------------------------------------------------------------
-
-/// When the exporter computed lag: at the end of a cycle that started at or after
-/// `start_ms` and finished before `end_ms` (the scrape).
-#[derive(Clone, Copy, Debug)]
-struct Window {
-    start_ms: i64,
-    end_ms: i64,
-}
-
-impl Window {
-    /// The accepted range of a time lag for a record with timestamp `ts_ms`: the age of
-    /// the record anywhere in the window, ± 1 s.
-    fn age_range(&self, ts_ms: i64) -> (f64, f64) {
-        (
-            (self.start_ms - ts_ms) as f64 / 1000.0 - 1.0,
-            (self.end_ms - ts_ms) as f64 / 1000.0 + 1.0,
-        )
-    }
-}
 
 /// One expected group × partition row.
 #[derive(Clone, Debug)]
@@ -991,38 +919,6 @@ async fn live_members_make_groups_stable_with_broker_reported_labels() {
 // ---------------------------------------------------------------------------------------
 // 3. Broker down and back
 // ---------------------------------------------------------------------------------------
-
-/// One topic, records per partition `counts`, one group committed `lags` behind; `salt`
-/// picks the timestamp pattern (see [`scrambled`]).
-async fn small_workload(
-    w: &mut Workload,
-    topic: &str,
-    counts: &[i64],
-    group: &str,
-    lags: &[i64],
-    salt: i64,
-) {
-    let anchor = now_ms() - 15_000;
-    w.create_topic(topic, counts.len() as i32).await;
-    for (p, n) in counts.iter().enumerate() {
-        fill(
-            w,
-            topic,
-            p as i32,
-            *n,
-            3,
-            &[Codec::None],
-            scrambled(anchor, p as i64 + salt),
-        )
-        .await;
-    }
-    let offsets: Vec<(&str, i32, i64)> = lags
-        .iter()
-        .enumerate()
-        .map(|(p, lag)| (topic, p as i32, counts[p] - lag))
-        .collect();
-    w.commit_offsets(group, &offsets).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_and_back_serves_fast_then_recovers() {

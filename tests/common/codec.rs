@@ -151,6 +151,33 @@ pub fn decompress(compression: Compression, data: &[u8]) -> Result<Vec<u8>> {
 /// Encodes one v2 record batch (non-idempotent producer, CreateTime) holding
 /// `records` as (timestamp ms, value), at relative offsets 0.., compressed with `codec`.
 pub fn encode_batch(codec: Codec, records: &[(i64, Vec<u8>)]) -> Result<Bytes> {
+    encode_batch_as(codec, records, None)
+}
+
+/// The producer fields of a transactional batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducerFields {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record (per partition, from 0).
+    pub base_sequence: i32,
+}
+
+/// Like [`encode_batch`], as a transactional producer writes it: attributes bit 4
+/// (isTransactional), producer id and epoch, base sequence.
+pub fn encode_txn_batch(
+    codec: Codec,
+    records: &[(i64, Vec<u8>)],
+    producer: TxnProducerFields,
+) -> Result<Bytes> {
+    encode_batch_as(codec, records, Some(producer))
+}
+
+fn encode_batch_as(
+    codec: Codec,
+    records: &[(i64, Vec<u8>)],
+    producer: Option<TxnProducerFields>,
+) -> Result<Bytes> {
     if records.is_empty() {
         return Err(HarnessError::protocol(
             "a record batch needs at least one record",
@@ -160,18 +187,18 @@ pub fn encode_batch(codec: Codec, records: &[(i64, Vec<u8>)]) -> Result<Bytes> {
         .iter()
         .enumerate()
         .map(|(i, (timestamp, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id: producer.map_or(NO_PRODUCER_ID, |p| p.producer_id),
+            producer_epoch: producer.map_or(NO_PRODUCER_EPOCH, |p| p.producer_epoch),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // kafka-protocol keeps records in one batch only while `offset - sequence`
             // is constant; starting at -1 also makes the batch's base sequence -1
             // (NO_SEQUENCE), as a non-idempotent producer writes it.
-            sequence: i as i32 - 1,
+            sequence: producer.map_or(-1, |p| p.base_sequence) + i as i32,
             timestamp: *timestamp,
             key: None,
             value: Some(Bytes::copy_from_slice(value)),

@@ -7,10 +7,14 @@
 //!   timestamps and codecs, and commits consumer-group offsets. It keeps a
 //!   [`Ledger`] of everything it wrote, the truth tests compare tidemark against.
 //!   Its plain methods (`create_topic`, `produce`, `commit`, ...) panic with the full
-//!   error; the `try_` forms return [`HarnessError`] for tests of failures.
+//!   error; the `try_` forms return [`HarnessError`] for tests of failures. It also
+//!   writes transactions (`init_transactions`, `produce_txn`, `end_txn`): the markers
+//!   the broker writes are read back and kept in the ledger.
 //! * [`Connection`] — the raw request/response connection the workload is built on,
 //!   public so tests can send any request (`kafka_protocol::messages::*`) themselves.
 //! * [`codec`] — pure-Rust batch compression (and decompression, to read back).
+//! * [`truth`] — the series an exporter must serve for a ledger (contract of issue 16).
+//! * [`corrupt_proxy`] — a TCP proxy flipping timestamp bits in Fetch responses.
 //! * [`StubCluster`] — a scripted in-process Kafka cluster (several node ids, one port
 //!   each) answering from a model of topics and groups, with injected error codes, a
 //!   handler for anything else, and a log of every request: for routing, retry and
@@ -28,6 +32,7 @@
 
 pub mod broker;
 pub mod codec;
+pub mod corrupt_proxy;
 pub mod exporter;
 pub mod ledger;
 pub mod members;
@@ -37,6 +42,7 @@ pub mod sasl_front;
 pub mod scram;
 pub mod stub;
 pub mod tls_proxy;
+pub mod truth;
 pub mod wire;
 pub mod workload;
 

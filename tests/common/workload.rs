@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
@@ -17,14 +18,16 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
-    FindCoordinatorResponse, GroupId, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, ProduceRequest, ProduceResponse, TopicName,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, CreateTopicsRequest,
+    CreateTopicsResponse, EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse,
+    FindCoordinatorResponse, GroupId, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, ProduceRequest,
+    ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::codec::{self, Codec};
-use super::ledger::{Ledger, ProducedRecord};
+use super::ledger::{Ledger, Marker, ProducedRecord};
 use super::wire::Connection;
 use super::{HarnessError, Result};
 
@@ -35,6 +38,10 @@ const CREATE_TOPICS_MAX: i16 = 7;
 const FIND_COORDINATOR_MAX: i16 = 4;
 const OFFSET_COMMIT_MAX: i16 = 8;
 const FETCH_MAX: i16 = 12;
+/// v4+ of AddPartitionsToTxn is the broker-to-broker batched form.
+const ADD_PARTITIONS_TO_TXN_MAX: i16 = 3;
+const INIT_PRODUCER_ID_MAX: i16 = 5;
+const END_TXN_MAX: i16 = 4;
 
 /// A Kafka client for setting up test scenarios, independent of tidemark.
 #[derive(Debug)]
@@ -155,7 +162,7 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
     ) -> Result<i64> {
-        self.produce_batch(topic, partition, codec, records, false)
+        self.produce_batch(topic, partition, codec, records, false, None)
             .await
     }
 
@@ -175,7 +182,7 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
     ) -> Result<i64> {
-        self.produce_batch(topic, partition, codec, records, true)
+        self.produce_batch(topic, partition, codec, records, true, None)
             .await
     }
 
@@ -186,14 +193,19 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
         log_append_time: bool,
+        txn: Option<(&str, codec::TxnProducerFields)>,
     ) -> Result<i64> {
-        let mut batch = codec::encode_batch(codec, records)?;
+        let mut batch = match txn {
+            Some((_, fields)) => codec::encode_txn_batch(codec, records, fields)?,
+            None => codec::encode_batch(codec, records)?,
+        };
         if log_append_time {
             let mut bytes = batch.to_vec();
             codec::set_log_append_time(&mut bytes, now_ms())?;
             batch = bytes.into();
         }
         let req = ProduceRequest::default()
+            .with_transactional_id(txn.map(|(id, _)| TransactionalId(str_bytes(id))))
             .with_acks(-1)
             .with_timeout_ms(10_000)
             .with_topic_data(vec![TopicProduceData::default()
@@ -254,16 +266,36 @@ impl Workload {
         partition: i32,
         base_offset: i64,
     ) -> Result<i64> {
+        let records = self.try_fetch(topic, partition, base_offset).await?;
+        codec::batch_headers(&records)
+            .into_iter()
+            .find(|h| h.base_offset == base_offset)
+            .map(|h| h.max_timestamp)
+            .ok_or_else(|| {
+                HarnessError::protocol(format!(
+                    "Fetch: no batch at {topic}-{partition}@{base_offset}"
+                ))
+            })
+    }
+
+    /// The record bytes a READ_UNCOMMITTED Fetch from `offset` returns (up to 1 MiB).
+    pub async fn try_fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<bytes::Bytes> {
         let req = FetchRequest::default()
             // Tansu answers max_wait_ms = 0 with no partitions at all.
             .with_max_wait_ms(100)
             .with_min_bytes(1)
             .with_max_bytes(1024 * 1024)
+            .with_isolation_level(0)
             .with_topics(vec![FetchTopic::default()
                 .with_topic(topic_name(topic))
                 .with_partitions(vec![FetchPartition::default()
                     .with_partition(partition)
-                    .with_fetch_offset(base_offset)
+                    .with_fetch_offset(offset)
                     .with_partition_max_bytes(1024 * 1024)])]);
         let leader = self.leader(topic, partition).await?;
         let resp: FetchResponse = self.call(&leader, ApiKey::Fetch, FETCH_MAX, &req).await?;
@@ -281,16 +313,200 @@ impl Workload {
         HarnessError::check(part.error_code, || {
             format!("Fetch from {topic}-{partition}")
         })?;
-        let records = part.records.clone().unwrap_or_default();
-        codec::batch_headers(&records)
-            .into_iter()
-            .find(|h| h.base_offset == base_offset)
-            .map(|h| h.max_timestamp)
-            .ok_or_else(|| {
-                HarnessError::protocol(format!(
-                    "Fetch: no batch at {topic}-{partition}@{base_offset}"
-                ))
-            })
+        Ok(part.records.clone().unwrap_or_default())
+    }
+
+    /// Starts a transactional producer: FindCoordinator (key type 1) for
+    /// `transactional_id`, then InitProducerId there. Begin a transaction by producing
+    /// with [`Workload::try_produce_txn`]; end it with [`Workload::try_end_txn`].
+    pub async fn try_init_transactions(&mut self, transactional_id: &str) -> Result<Transaction> {
+        let coordinator = self.coordinator_of(transactional_id, 1).await?;
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(str_bytes(transactional_id))))
+            .with_transaction_timeout_ms(600_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let resp: InitProducerIdResponse = self
+            .call(
+                &coordinator,
+                ApiKey::InitProducerId,
+                INIT_PRODUCER_ID_MAX,
+                &req,
+            )
+            .await?;
+        HarnessError::check(resp.error_code, || {
+            format!("InitProducerId for {transactional_id}")
+        })?;
+        Ok(Transaction {
+            transactional_id: transactional_id.to_owned(),
+            coordinator,
+            producer_id: resp.producer_id.0,
+            producer_epoch: resp.producer_epoch,
+            sequences: HashMap::new(),
+            open: BTreeMap::new(),
+        })
+    }
+
+    /// Produces `records` as one transactional batch in `txn`'s current transaction,
+    /// adding the partition to it first (AddPartitionsToTxn) when it is new to it.
+    /// Returns the base offset; the ledger records them as data records.
+    pub async fn try_produce_txn(
+        &mut self,
+        txn: &mut Transaction,
+        topic: &str,
+        partition: i32,
+        records: &[(i64, Vec<u8>)],
+    ) -> Result<i64> {
+        let key = (topic.to_owned(), partition);
+        if !txn.open.contains_key(&key) {
+            let req = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(str_bytes(
+                    &txn.transactional_id,
+                )))
+                .with_v3_and_below_producer_id(ProducerId(txn.producer_id))
+                .with_v3_and_below_producer_epoch(txn.producer_epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![partition])]);
+            let coordinator = txn.coordinator.clone();
+            let resp: AddPartitionsToTxnResponse = self
+                .call(
+                    &coordinator,
+                    ApiKey::AddPartitionsToTxn,
+                    ADD_PARTITIONS_TO_TXN_MAX,
+                    &req,
+                )
+                .await?;
+            HarnessError::check(resp.error_code, || {
+                format!("AddPartitionsToTxn {topic}-{partition}")
+            })?;
+            for r in resp
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| t.results_by_partition.iter())
+            {
+                HarnessError::check(r.partition_error_code, || {
+                    format!("AddPartitionsToTxn {topic}-{partition}")
+                })?;
+            }
+            txn.open.insert(key.clone(), Vec::new());
+        }
+        let sequence = txn.sequences.entry(key.clone()).or_insert(0);
+        let fields = codec::TxnProducerFields {
+            producer_id: txn.producer_id,
+            producer_epoch: txn.producer_epoch,
+            base_sequence: *sequence,
+        };
+        let base = self
+            .produce_batch(
+                topic,
+                partition,
+                Codec::None,
+                records,
+                false,
+                Some((txn.transactional_id.as_str(), fields)),
+            )
+            .await?;
+        *txn.sequences.get_mut(&key).expect("inserted above") += records.len() as i32;
+        txn.open
+            .get_mut(&key)
+            .expect("inserted above")
+            .extend((0..records.len() as i64).map(|i| base + i));
+        Ok(base)
+    }
+
+    /// Ends `txn`'s current transaction (EndTxn, `commit` or abort), then checks with a
+    /// Fetch that the broker wrote the marker — a control batch — at the end of every
+    /// partition of the transaction, and records it (and, on abort, which records were
+    /// aborted) in the ledger. Returns the markers as (topic, partition, marker).
+    pub async fn try_end_txn(
+        &mut self,
+        txn: &mut Transaction,
+        commit: bool,
+    ) -> Result<Vec<(String, i32, Marker)>> {
+        let req = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(str_bytes(&txn.transactional_id)))
+            .with_producer_id(ProducerId(txn.producer_id))
+            .with_producer_epoch(txn.producer_epoch)
+            .with_committed(commit);
+        let coordinator = txn.coordinator.clone();
+        let resp: EndTxnResponse = self
+            .call(&coordinator, ApiKey::EndTxn, END_TXN_MAX, &req)
+            .await?;
+        HarnessError::check(resp.error_code, || {
+            format!("EndTxn {} (commit {commit})", txn.transactional_id)
+        })?;
+        let mut markers = Vec::new();
+        for ((topic, partition), offsets) in std::mem::take(&mut txn.open) {
+            // Only this workload writes: the marker goes right after everything before it.
+            let expected = self.ledger.high_watermark(&topic, partition);
+            let marker = self.find_marker(&topic, partition, expected).await?;
+            if marker.commit != commit {
+                return Err(HarnessError::protocol(format!(
+                    "{topic}-{partition}@{expected}: a {} marker, expected {}",
+                    if marker.commit { "COMMIT" } else { "ABORT" },
+                    if commit { "COMMIT" } else { "ABORT" }
+                )));
+            }
+            self.ledger.add_marker(&topic, partition, marker);
+            if !commit {
+                self.ledger.add_aborted(&topic, partition, &offsets);
+            }
+            markers.push((topic, partition, marker));
+        }
+        Ok(markers)
+    }
+
+    /// The control batch at `offset`, read back with a Fetch (retried briefly: a broker
+    /// may write markers after answering EndTxn).
+    async fn find_marker(&mut self, topic: &str, partition: i32, offset: i64) -> Result<Marker> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let bytes = self.try_fetch(topic, partition, offset).await?;
+            let headers = codec::batch_headers(&bytes);
+            if let Some(h) = headers.iter().find(|h| h.base_offset == offset) {
+                if h.attributes & 0x20 == 0 {
+                    return Err(HarnessError::protocol(format!(
+                        "{topic}-{partition}@{offset}: a data batch where the transaction marker should be ({h:?})"
+                    )));
+                }
+                if !h.crc_ok {
+                    return Err(HarnessError::protocol(format!(
+                        "{topic}-{partition}@{offset}: control batch with a bad CRC"
+                    )));
+                }
+                // The control record's key: version (i16), type (i16: 0 abort, 1 commit).
+                let sets = codec::decode_batches(&bytes)?;
+                let key = sets
+                    .iter()
+                    .flat_map(|s| s.records.iter())
+                    .find(|r| r.offset == offset && r.control)
+                    .and_then(|r| r.key.clone())
+                    .ok_or_else(|| {
+                        HarnessError::protocol(format!(
+                            "{topic}-{partition}@{offset}: control batch without a control record key"
+                        ))
+                    })?;
+                let kind = key
+                    .get(2..4)
+                    .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                    .ok_or_else(|| {
+                        HarnessError::protocol(format!(
+                            "{topic}-{partition}@{offset}: short control key {key:?}"
+                        ))
+                    })?;
+                return Ok(Marker {
+                    offset,
+                    commit: kind == 1,
+                });
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(HarnessError::protocol(format!(
+                    "{topic}-{partition}: no transaction marker at offset {offset} (batches from there: {headers:?})"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Commits `offset` (the next record the group will read) for one partition.
@@ -363,6 +579,11 @@ impl Workload {
 
     /// Address ("host:port") of the coordinator of `group`.
     pub async fn coordinator(&mut self, group: &str) -> Result<String> {
+        self.coordinator_of(group, 0).await
+    }
+
+    /// Address of the coordinator of `key`: key_type 0 a group, 1 a transactional id.
+    async fn coordinator_of(&mut self, group: &str, key_type: i8) -> Result<String> {
         let addr = self.bootstrap.clone();
         let version = self
             .conn(&addr)
@@ -372,11 +593,12 @@ impl Workload {
             FindCoordinatorRequest::default().with_coordinator_keys(vec![str_bytes(group)])
         } else {
             FindCoordinatorRequest::default().with_key(str_bytes(group))
-        };
+        }
+        .with_key_type(key_type);
         let resp: FindCoordinatorResponse = self
             .call(&addr, ApiKey::FindCoordinator, FIND_COORDINATOR_MAX, &req)
             .await?;
-        let context = || format!("FindCoordinator for group {group}");
+        let context = || format!("FindCoordinator for key {group} (type {key_type})");
         let (host, port) = if version >= 4 {
             let c = resp
                 .coordinators
@@ -465,6 +687,20 @@ impl Workload {
     }
 }
 
+/// A transactional producer (see [`Workload::try_init_transactions`]).
+#[derive(Debug)]
+pub struct Transaction {
+    pub transactional_id: String,
+    /// Address of the transaction coordinator.
+    pub coordinator: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Next sequence number per partition.
+    sequences: HashMap<(String, i32), i32>,
+    /// Partitions of the open transaction, with the offsets written to each.
+    open: BTreeMap<(String, i32), Vec<i64>>,
+}
+
 /// The shorthands tests use: the same operations, panicking with the full
 /// error (what was attempted, Kafka error code and name) instead of returning it.
 /// Use the `try_` forms to test failures.
@@ -525,6 +761,37 @@ impl Workload {
             .unwrap_or_else(|e| panic!("workload: {e}"))
     }
 
+    /// [`Workload::try_init_transactions`], panicking on failure.
+    pub async fn init_transactions(&mut self, transactional_id: &str) -> Transaction {
+        self.try_init_transactions(transactional_id)
+            .await
+            .unwrap_or_else(|e| panic!("workload: {e}"))
+    }
+
+    /// [`Workload::try_produce_txn`], panicking on failure.
+    pub async fn produce_txn(
+        &mut self,
+        txn: &mut Transaction,
+        topic: &str,
+        partition: i32,
+        records: &[(i64, Vec<u8>)],
+    ) -> i64 {
+        self.try_produce_txn(txn, topic, partition, records)
+            .await
+            .unwrap_or_else(|e| panic!("workload: {e}"))
+    }
+
+    /// [`Workload::try_end_txn`], panicking on failure.
+    pub async fn end_txn(
+        &mut self,
+        txn: &mut Transaction,
+        commit: bool,
+    ) -> Vec<(String, i32, Marker)> {
+        self.try_end_txn(txn, commit)
+            .await
+            .unwrap_or_else(|e| panic!("workload: {e}"))
+    }
+
     /// [`Workload::try_commit`], panicking on failure.
     pub async fn commit(&mut self, group: &str, topic: &str, partition: i32, offset: i64) {
         if let Err(e) = self.try_commit(group, topic, partition, offset).await {
@@ -540,11 +807,93 @@ impl Workload {
     }
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock now, ms since the epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario helpers shared by the real-broker test binaries
+// ---------------------------------------------------------------------------------------
+
+/// Distinct timestamps 10 s apart, in scrambled order (offset → anchor − k × 10 s with
+/// k = (7·offset + salt) mod 61): a reader that returns a neighbouring record, the batch's
+/// base or max timestamp is off by at least 10 s. Valid for offsets < 61.
+pub fn scrambled(anchor: i64, salt: i64) -> impl Fn(i64) -> i64 {
+    move |offset| anchor - ((offset * 7 + salt) % 61) * 10_000
+}
+
+/// Produces `n` records to a partition: batches of `batch` records (codecs in turn), then
+/// one single-record batch (the broker's ListOffsets LATEST is right only after those).
+pub async fn fill(
+    w: &mut Workload,
+    topic: &str,
+    partition: i32,
+    n: i64,
+    batch: i64,
+    codecs: &[Codec],
+    ts: impl Fn(i64) -> i64,
+) {
+    assert!(n >= 1 && batch >= 1);
+    let value = |o: i64| format!("{topic}-{partition}-{o}").into_bytes();
+    let mut offset = 0;
+    let mut i = 0;
+    while offset < n - 1 {
+        let len = batch.min(n - 1 - offset);
+        let records: Vec<(i64, Vec<u8>)> =
+            (offset..offset + len).map(|o| (ts(o), value(o))).collect();
+        let base = w
+            .produce(topic, partition, codecs[i % codecs.len()], &records)
+            .await;
+        assert_eq!(base, offset, "{topic}-{partition}: offsets are dense");
+        offset += len;
+        i += 1;
+    }
+    let last = n - 1;
+    let base = w
+        .produce(
+            topic,
+            partition,
+            codecs[i % codecs.len()],
+            &[(ts(last), value(last))],
+        )
+        .await;
+    assert_eq!(base, last, "{topic}-{partition}: offsets are dense");
+}
+
+/// One topic, records per partition `counts`, one group committed `lags` behind; `salt`
+/// picks the timestamp pattern (see [`scrambled`]).
+pub async fn small_workload(
+    w: &mut Workload,
+    topic: &str,
+    counts: &[i64],
+    group: &str,
+    lags: &[i64],
+    salt: i64,
+) {
+    let anchor = now_ms() - 15_000;
+    w.create_topic(topic, counts.len() as i32).await;
+    for (p, n) in counts.iter().enumerate() {
+        fill(
+            w,
+            topic,
+            p as i32,
+            *n,
+            3,
+            &[Codec::None],
+            scrambled(anchor, p as i64 + salt),
+        )
+        .await;
+    }
+    let offsets: Vec<(&str, i32, i64)> = lags
+        .iter()
+        .enumerate()
+        .map(|(p, lag)| (topic, p as i32, counts[p] - lag))
+        .collect();
+    w.commit_offsets(group, &offsets).await;
 }
 
 fn str_bytes(s: &str) -> StrBytes {
