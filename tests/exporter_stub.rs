@@ -1092,6 +1092,14 @@ async fn a_failed_group_or_partition_keeps_its_last_values_marked_stale() {
     assert_eq!(m.value("tidemark_cluster_up", &cluster), Some(0.0));
     assert_eq!(m.value("tidemark_cluster_partial", &cluster), Some(1.0));
     assert_eq!(m.value("kafka_lag_exporter_up", &[]), Some(0.0));
+    assert!(
+        m.value(
+            "tidemark_collection_errors_total",
+            &[("cluster_name", CLUSTER), ("item", "group_offsets")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the failure is counted"
+    );
     assert_eq!(
         exp.cycles_failed(CLUSTER),
         0,

@@ -65,6 +65,19 @@ impl CycleIssues {
             && self.timestamps_failed == 0
     }
 
+    /// The failures of this cycle by kind, as `tidemark_collection_errors_total` counts
+    /// them.
+    pub fn counts(&self) -> [(&'static str, usize); 6] {
+        [
+            ("broker", self.brokers_failed.len()),
+            ("group_offsets", self.groups_without_offsets),
+            ("group_description", self.groups_undescribed),
+            ("committed_partition", self.committed_partitions_failed),
+            ("watermarks", self.partitions_without_watermarks),
+            ("timestamp", self.timestamps_failed),
+        ]
+    }
+
     fn note(&mut self, error: impl FnOnce() -> String) {
         if self.errors.len() < KEPT_ERRORS {
             self.errors.push(error());
@@ -106,6 +119,8 @@ pub struct SampleTotals {
     pub deferred: u64,
     /// Samples not obtained, by reason (see [`failure_reason`]).
     pub failed: BTreeMap<&'static str, u64>,
+    /// Items a cycle could not read, by kind (see [`CycleIssues::counts`]), since start.
+    pub item_errors: BTreeMap<&'static str, u64>,
 }
 
 /// Topic cleanup policies as last read.
@@ -164,7 +179,15 @@ impl CycleState {
         &mut self,
         cluster: &Cluster,
     ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
-        self.collect(cluster).await
+        let result = self.collect(cluster).await;
+        if let Ok((_, issues)) = &result {
+            for (kind, n) in issues.counts() {
+                if n > 0 {
+                    *self.totals.item_errors.entry(kind).or_default() += n as u64;
+                }
+            }
+        }
+        result
     }
 
     async fn collect(

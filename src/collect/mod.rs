@@ -192,6 +192,7 @@ pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStat
     stats.timestamp_fetch_bytes = totals.bytes;
     stats.timestamp_samples_deferred = totals.deferred;
     stats.timestamp_samples_failed = totals.failed.into_iter().collect();
+    stats.collection_errors = totals.item_errors.into_iter().collect();
     stats
 }
 

@@ -283,8 +283,18 @@ impl Cluster {
     }
 
     async fn bootstrap(&self) -> Result<()> {
+        self.bootstrap_skipping(&[]).await
+    }
+
+    /// [`Cluster::bootstrap`], leaving out `skip`: addresses of brokers that already failed
+    /// in this cycle (dialling one again would cost another timeout for nothing).
+    async fn bootstrap_skipping(&self, skip: &[String]) -> Result<()> {
         let mut attempts = Vec::new();
         for server in &self.config.bootstrap_servers {
+            if skip.contains(server) {
+                attempts.push(format!("{server}: failed earlier in this cycle"));
+                continue;
+            }
             let counters = self.counters_for(BOOTSTRAP_NODE);
             let conn = match Connection::connect(server, self.conn_config.clone(), counters).await {
                 Ok(conn) => conn,
@@ -351,7 +361,13 @@ impl Cluster {
         if let Some(e) = last_error {
             tracing::debug!(error = %e, "no known broker answered Metadata, trying bootstrap servers");
         }
-        self.bootstrap().await?;
+        let meta = self.metadata();
+        let failed: Vec<String> = self
+            .down_nodes()
+            .iter()
+            .filter_map(|n| meta.brokers.get(n).map(BrokerInfo::address))
+            .collect();
+        self.bootstrap_skipping(&failed).await?;
         Ok(self.metadata())
     }
 

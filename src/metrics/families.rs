@@ -307,6 +307,20 @@ impl Exposition {
                 ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
             }
         }
+        drop(enc);
+        let mut enc = encoder.encode_descriptor(
+            "tidemark_collection_errors",
+            "What cycles could not read, by kind: broker (a broker failed a request), group_offsets, group_description, committed_partition (an OffsetFetch error code for one partition), watermarks, timestamp. Each cycle with such a failure is partial.",
+            None,
+            MetricType::Counter,
+        )?;
+        for c in &self.clusters {
+            for (kind, n) in &c.client.collection_errors {
+                let mut labels = base(c);
+                labels.push(("item", Cow::Borrowed(*kind)));
+                ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }

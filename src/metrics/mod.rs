@@ -63,6 +63,8 @@ pub struct ClientStats {
     pub timestamp_samples_deferred: u64,
     /// Samples not obtained, by reason, summed over cycles.
     pub timestamp_samples_failed: Vec<(&'static str, u64)>,
+    /// Items cycles could not read, by kind, summed over cycles.
+    pub collection_errors: Vec<(&'static str, u64)>,
 }
 
 /// What the exporter currently knows about one cluster.

@@ -82,6 +82,7 @@ fn view() -> ClusterView {
             timestamp_cache_misses: 2,
             timestamp_samples_fetched: 2,
             timestamp_samples_failed: vec![("corrupt", 1)],
+            collection_errors: vec![("committed_partition", 3)],
             timestamp_fetch_bytes: 20_480,
             timestamp_samples_deferred: 5,
         },
@@ -144,6 +145,9 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
     has(r#"tidemark_broker_up{cluster_name="prod",env="production",broker="1"} 1"#);
     has(
         r#"tidemark_timestamp_samples_failed_total{cluster_name="prod",env="production",reason="corrupt"} 1"#,
+    );
+    has(
+        r#"tidemark_collection_errors_total{cluster_name="prod",env="production",item="committed_partition"} 3"#,
     );
     has(
         r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3.0"#,
