@@ -307,7 +307,6 @@ impl Exposition {
                 ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
             }
         }
-        drop(enc);
         let mut enc = encoder.encode_descriptor(
             "tidemark_collection_errors",
             "What cycles could not read, by kind: broker (a broker failed a request), group_offsets, group_description, committed_partition (an OffsetFetch error code for one partition), watermarks, timestamp. Each cycle with such a failure is partial.",
