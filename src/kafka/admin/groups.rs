@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, OffsetFetchRequest};
 
-use super::{broker_error, Outcome};
+use super::{broker_error, Outcome, Routed};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{is_routing_code, KafkaError, Result};
 use crate::kafka::{requests, wire};
@@ -145,34 +145,31 @@ impl Cluster {
                 }
             }
         }
-        let mut attempt = 0;
-        while !missing.is_empty() {
-            let mut retry = Vec::new();
-            for (group, outcome) in self.lookup_coordinators(&missing).await {
-                match outcome {
-                    Outcome::Done(Ok(node)) => {
-                        self.coordinators
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(group.clone(), node);
-                        results.insert(group, Ok(node));
+        if !missing.is_empty() {
+            // Any broker answers FindCoordinator: all of them go to the next one in turn.
+            let route = |pending: Vec<String>| async move {
+                let mut routed = Routed::default();
+                match self.any_node().await {
+                    Ok(node) => {
+                        routed.by_node.insert(node, pending);
                     }
-                    Outcome::Done(Err(e)) => {
-                        results.insert(group, Err(e));
-                    }
-                    Outcome::Retry(e) => retry.push((group, e)),
+                    Err(e) => routed.retry = pending.into_iter().map(|g| (g, e.clone())).collect(),
                 }
+                routed
+            };
+            let nothing = |_: Vec<String>| std::future::ready(());
+            let found = self
+                .per_broker(missing, |g: &String| g, route, nothing, |node, batch| {
+                    self.lookup_coordinators(node, batch)
+                })
+                .await;
+            let mut cache = self.coordinators.lock().unwrap_or_else(|p| p.into_inner());
+            for (group, result) in found {
+                if let Ok(node) = &result {
+                    cache.insert(group.clone(), *node);
+                }
+                results.insert(group, result);
             }
-            if retry.is_empty() {
-                break;
-            }
-            if attempt >= self.config().max_retries {
-                results.extend(retry.into_iter().map(|(g, e)| (g, Err(e))));
-                break;
-            }
-            tokio::time::sleep(self.backoff(attempt)).await;
-            attempt += 1;
-            missing = retry.into_iter().map(|(g, _)| g).collect();
         }
         // A coordinator we have never heard of needs fresh metadata before it can be dialled.
         let meta = self.metadata();
@@ -187,25 +184,14 @@ impl Cluster {
         results
     }
 
-    async fn lookup_coordinators(&self, groups: &[String]) -> Vec<(String, Outcome<i32>)> {
-        let node = match self.any_node().await {
-            Ok(node) => node,
-            Err(e) => {
-                return groups
-                    .iter()
-                    .map(|g| (g.clone(), Outcome::Retry(e.clone())))
-                    .collect()
-            }
-        };
-        let version = match self.version_for::<FindCoordinatorRequest>(node).await {
-            Ok(v) => v,
-            Err(e) => {
-                return groups
-                    .iter()
-                    .map(|g| (g.clone(), Outcome::Done(Err(e.clone()))))
-                    .collect()
-            }
-        };
+    /// Ask `node` for the coordinators of `groups`: one batched request (v4+), or one per
+    /// group on older brokers.
+    async fn lookup_coordinators(
+        &self,
+        node: i32,
+        groups: Vec<String>,
+    ) -> Result<Vec<(String, Outcome<i32>)>> {
+        let version = self.version_for::<FindCoordinatorRequest>(node).await?;
         let classify = |key: &str, c: wire::find_coordinator::Coordinator| {
             Outcome::from_code(
                 c.error_code,
@@ -221,54 +207,38 @@ impl Cluster {
                 || Ok(c.node_id),
             )
         };
-        let to_retry = |e: &KafkaError| {
-            groups
-                .iter()
-                .map(|g| (g.clone(), Outcome::Retry(e.clone())))
-                .collect::<Vec<_>>()
-        };
         if version >= 4 {
-            let req = requests::find_coordinators(groups);
-            match self.send_to(node, |_| req).await {
-                Ok((r, _)) => {
-                    let mut by_key: HashMap<String, wire::find_coordinator::Coordinator> = r
-                        .coordinators
-                        .into_iter()
-                        .map(|c| (c.key.clone(), c))
-                        .collect();
-                    groups
-                        .iter()
-                        .map(|g| match by_key.remove(g) {
-                            Some(c) => (g.clone(), classify(g, c)),
-                            None => (
-                                g.clone(),
-                                Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
-                                    "coordinator for group {g} in the FindCoordinator response"
-                                )))),
-                            ),
-                        })
-                        .collect()
-                }
-                Err(e) => to_retry(&e),
-            }
+            let req = requests::find_coordinators(&groups);
+            let (r, _) = self.send_to(node, |_| req).await?;
+            let mut by_key: HashMap<String, wire::find_coordinator::Coordinator> = r
+                .coordinators
+                .into_iter()
+                .map(|c| (c.key.clone(), c))
+                .collect();
+            Ok(groups
+                .into_iter()
+                .filter_map(|g| {
+                    let c = by_key.remove(&g)?;
+                    let outcome = classify(&g, c);
+                    Some((g, outcome))
+                })
+                .collect())
         } else {
-            let calls = groups.iter().map(|g| async move {
-                let req = requests::find_coordinator(g);
-                match self.send_to(node, |_| req).await {
+            let calls = groups.into_iter().map(|g| async move {
+                let req = requests::find_coordinator(&g);
+                let outcome = match self.send_to(node, |_| req).await {
                     Ok((mut r, _)) if !r.coordinators.is_empty() => {
-                        let c = r.coordinators.swap_remove(0);
-                        (g.clone(), classify(g, c))
+                        classify(&g, r.coordinators.swap_remove(0))
                     }
-                    Ok(_) => (
-                        g.clone(),
-                        Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
-                            "coordinator for group {g} in the FindCoordinator response"
-                        )))),
-                    ),
-                    Err(e) => (g.clone(), Outcome::Retry(e)),
-                }
+                    Ok(_) => Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
+                        "coordinator for group {g} in the FindCoordinator response"
+                    )))),
+                    Err(e) if e.is_transport() => Outcome::Retry(e),
+                    Err(e) => Outcome::Done(Err(e)),
+                };
+                (g, outcome)
             });
-            futures_util::future::join_all(calls).await
+            Ok(futures_util::future::join_all(calls).await)
         }
     }
 
