@@ -620,12 +620,12 @@ fn last_watermarks<'a>(
         .filter(|p| p.read_at_ms >= oldest_ms)
 }
 
-/// The last report's group states and member labels, for groups not described this cycle.
+/// The last report's group states and member labels, for groups not described this cycle
+/// (indexed on first use: most cycles describe every group).
 struct EarlierRows<'a> {
     report: &'a LagReport,
     oldest_ms: i64,
-    /// Group → (state, its rows), built on first use.
-    index: std::cell::OnceCell<HashMap<&'a str, (GroupState, &'a [crate::lag::GroupPartitionLag])>>,
+    index: std::cell::OnceCell<crate::lag::ReportIndex<'a>>,
 }
 
 impl<'a> EarlierRows<'a> {
@@ -639,31 +639,17 @@ impl<'a> EarlierRows<'a> {
 
     /// State and partition owners of `group` as last reported (recent enough), else unknown.
     fn described(&self, group: &str) -> (GroupState, HashMap<TopicPartition, Arc<Member>>) {
-        let index = self.index.get_or_init(|| {
-            let rows = &self.report.group_partitions;
-            let mut index = HashMap::with_capacity(self.report.groups.len());
-            let mut at = 0usize;
-            for g in &self.report.groups {
-                // Rows were written group by group, in the order of `groups`.
-                let n = rows.get(at..).map_or(0, |rest| {
-                    rest.iter().take_while(|r| r.group == g.group).count()
-                });
-                let own = rows.get(at..at + n).unwrap_or_default();
-                at += n;
-                if g.read_at_ms >= self.oldest_ms {
-                    index.insert(&*g.group, (g.state, own));
-                }
-            }
-            index
-        });
-        let Some((state, rows)) = index.get(group) else {
+        let index = self
+            .index
+            .get_or_init(|| crate::lag::ReportIndex::new(self.report, self.oldest_ms));
+        let Some((g, rows)) = index.group(group) else {
             return (GroupState::Unknown, HashMap::new());
         };
         let owners = rows
             .iter()
             .filter_map(|r| Some((r.tp.clone(), r.member.clone()?)))
             .collect();
-        (*state, owners)
+        (g.state, owners)
     }
 }
 

@@ -64,7 +64,7 @@ pub fn compute_for(
                 .unwrap_or(now_ms),
         })
         .collect();
-    let earlier = carry.map(Earlier::new);
+    let earlier = carry.map(|c| ReportIndex::new(c.previous, c.oldest_ms));
     let mut group_partitions = Vec::with_capacity(if rows {
         snapshot.groups.iter().map(|g| g.partitions.len()).sum()
     } else {
@@ -113,26 +113,14 @@ pub fn compute_for(
                 let Some(row) = earlier.as_ref().and_then(|e| e.row(&group.group, &gp.tp)) else {
                     continue;
                 };
-                agg.max_lag = agg.max_lag.max(row.lag);
-                agg.sum_lag = agg.sum_lag.saturating_add(row.lag);
-                let topic_sum = agg.topic_sum_lag.entry(gp.tp.topic.clone()).or_insert(0);
-                *topic_sum = topic_sum.saturating_add(row.lag);
-                if let Some(s) = row.lag_seconds {
-                    agg.max_lag_seconds = Some(agg.max_lag_seconds.map_or(s, |m: f64| m.max(s)));
-                }
+                agg.add(row);
                 if rows {
                     group_partitions.push(row.clone());
                 }
                 continue;
             }
             let row = partition_lag(snapshot, &group.group, gp, w.low, w.high, now_ms);
-            agg.max_lag = agg.max_lag.max(row.lag);
-            agg.sum_lag = agg.sum_lag.saturating_add(row.lag);
-            let topic_sum = agg.topic_sum_lag.entry(gp.tp.topic.clone()).or_insert(0);
-            *topic_sum = topic_sum.saturating_add(row.lag);
-            if let Some(s) = row.lag_seconds {
-                agg.max_lag_seconds = Some(agg.max_lag_seconds.map_or(s, |m: f64| m.max(s)));
-            }
+            agg.add(&row);
             compaction_partitions += u64::from(row.compaction_detected);
             data_loss_partitions += u64::from(row.data_loss);
             if rows {
@@ -154,37 +142,52 @@ pub fn compute_for(
     }
 }
 
-/// An earlier report, indexed by group.
-struct Earlier<'a> {
-    /// Group → its aggregates and its rows (contiguous in `group_partitions`).
+impl GroupLag {
+    /// Fold one partition's row into the group's aggregates.
+    fn add(&mut self, row: &GroupPartitionLag) {
+        self.max_lag = self.max_lag.max(row.lag);
+        self.sum_lag = self.sum_lag.saturating_add(row.lag);
+        let topic_sum = self.topic_sum_lag.entry(row.tp.topic.clone()).or_insert(0);
+        *topic_sum = topic_sum.saturating_add(row.lag);
+        if let Some(s) = row.lag_seconds {
+            self.max_lag_seconds = Some(self.max_lag_seconds.map_or(s, |m: f64| m.max(s)));
+        }
+    }
+}
+
+/// An earlier report, indexed by group: the groups read at or after a time, each with its
+/// rows.
+pub struct ReportIndex<'a> {
     groups: HashMap<&'a str, (&'a GroupLag, &'a [GroupPartitionLag])>,
 }
 
-impl<'a> Earlier<'a> {
-    fn new(carry: Carry<'a>) -> Self {
-        let report = carry.previous;
-        let mut groups = HashMap::new();
+impl<'a> ReportIndex<'a> {
+    /// The groups of `report` whose offsets were read at or after `oldest_ms`.
+    pub fn new(report: &'a LagReport, oldest_ms: i64) -> Self {
+        let mut groups = HashMap::with_capacity(report.groups.len());
         let rows = &report.group_partitions;
         let mut at = 0usize;
         for g in &report.groups {
             // Rows were written group by group, in the order of `groups`.
-            let end = rows.get(at..).map_or(at, |rest| {
-                at + rest.iter().take_while(|r| r.group == g.group).count()
+            let n = rows.get(at..).map_or(0, |rest| {
+                rest.iter().take_while(|r| r.group == g.group).count()
             });
-            let own = rows.get(at..end).unwrap_or_default();
-            at = end;
-            if g.offsets_known && g.read_at_ms >= carry.oldest_ms {
+            let own = rows.get(at..at + n).unwrap_or_default();
+            at += n;
+            if g.offsets_known && g.read_at_ms >= oldest_ms {
                 groups.insert(&*g.group, (g, own));
             }
         }
-        Earlier { groups }
+        ReportIndex { groups }
     }
 
-    fn group(&self, name: &str) -> Option<(&'a GroupLag, &'a [GroupPartitionLag])> {
+    /// A group's aggregates and rows.
+    pub fn group(&self, name: &str) -> Option<(&'a GroupLag, &'a [GroupPartitionLag])> {
         self.groups.get(name).copied()
     }
 
-    fn row(&self, group: &str, tp: &TopicPartition) -> Option<&'a GroupPartitionLag> {
+    /// A group's row for one partition.
+    pub fn row(&self, group: &str, tp: &TopicPartition) -> Option<&'a GroupPartitionLag> {
         self.groups.get(group)?.1.iter().find(|r| r.tp == *tp)
     }
 }

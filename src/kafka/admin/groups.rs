@@ -159,9 +159,13 @@ impl Cluster {
             };
             let nothing = |_: Vec<String>| std::future::ready(());
             let found = self
-                .per_broker(missing, |g: &String| g, route, nothing, |node, batch| {
-                    self.lookup_coordinators(node, batch)
-                })
+                .per_broker(
+                    missing,
+                    |g: &String| g,
+                    route,
+                    nothing,
+                    |node, batch| self.lookup_coordinators(node, batch),
+                )
                 .await;
             let mut cache = self.coordinators.lock().unwrap_or_else(|p| p.into_inner());
             for (group, result) in found {
