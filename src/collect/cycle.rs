@@ -12,11 +12,11 @@ use crate::config::ClusterSettings;
 use crate::kafka::{
     Cluster, FetchStats, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
 };
-use crate::lag::{
-    ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, LagReport, Member, PartitionOffsets,
-};
+use crate::lag::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, LagReport, Member};
 
 use super::cache::TimestampCache;
+use super::carry::{last_watermarks, EarlierRows};
+pub use super::issues::{failure_reason, CycleIssues};
 
 /// How often topic configs (cleanup.policy) are re-read.
 pub const COMPACTION_REFRESH: Duration = Duration::from_secs(3600);
@@ -33,56 +33,6 @@ pub enum CycleError {
     ListGroups(#[source] KafkaError),
     #[error("reading metadata failed: {0}")]
     Metadata(#[source] KafkaError),
-}
-
-/// What went wrong in a cycle that still published: brokers that failed, and counts of
-/// items that could not be read (their values are carried over or missing).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CycleIssues {
-    /// Brokers that failed a request this cycle, with the last error of each.
-    pub brokers_failed: BTreeMap<i32, String>,
-    pub groups_without_offsets: usize,
-    pub groups_undescribed: usize,
-    /// Partitions an OffsetFetch answered with an error code.
-    pub committed_partitions_failed: usize,
-    pub partitions_without_watermarks: usize,
-    pub timestamps_failed: usize,
-    /// The first few item errors, for the status page.
-    pub errors: Vec<String>,
-}
-
-/// Item errors kept per cycle for the status page (the log has them all).
-const KEPT_ERRORS: usize = 20;
-
-impl CycleIssues {
-    /// Everything was read: no broker and no item failed.
-    pub fn is_complete(&self) -> bool {
-        self.brokers_failed.is_empty()
-            && self.groups_without_offsets == 0
-            && self.groups_undescribed == 0
-            && self.committed_partitions_failed == 0
-            && self.partitions_without_watermarks == 0
-            && self.timestamps_failed == 0
-    }
-
-    /// The failures of this cycle by kind, as `tidemark_collection_errors_total` counts
-    /// them.
-    pub fn counts(&self) -> [(&'static str, usize); 6] {
-        [
-            ("broker", self.brokers_failed.len()),
-            ("group_offsets", self.groups_without_offsets),
-            ("group_description", self.groups_undescribed),
-            ("committed_partition", self.committed_partitions_failed),
-            ("watermarks", self.partitions_without_watermarks),
-            ("timestamp", self.timestamps_failed),
-        ]
-    }
-
-    fn note(&mut self, error: impl FnOnce() -> String) {
-        if self.errors.len() < KEPT_ERRORS {
-            self.errors.push(error());
-        }
-    }
 }
 
 /// Per-cluster state that survives cycles.
@@ -312,38 +262,9 @@ impl CycleState {
         drop((offsets, described, earlier));
 
         // Watermarks after committed offsets (see the module docs).
-        let monitored: Vec<TopicPartition> = meta
-            .partitions()
-            .filter(|tp| self.settings.topic_allowed(&tp.topic))
-            .collect();
-        let mut watermarks: BTreeMap<TopicPartition, Watermarks> = BTreeMap::new();
-        let mut carried_watermarks = BTreeMap::new();
-        for (tp, w) in cluster.watermarks(&monitored).await {
-            match w {
-                Ok(w) => {
-                    watermarks.insert(tp, w);
-                }
-                Err(e) => {
-                    issues.partitions_without_watermarks += 1;
-                    tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks; the partition keeps its last values");
-                    issues.note(|| format!("partition {tp}: watermarks: {e}"));
-                    if let Some(last) = previous
-                        .as_deref()
-                        .and_then(|r| last_watermarks(r, &tp, oldest_ms))
-                    {
-                        watermarks.insert(
-                            tp.clone(),
-                            Watermarks {
-                                low: last.low,
-                                high: last.high,
-                            },
-                        );
-                        carried_watermarks.insert(tp, last.read_at_ms);
-                    }
-                }
-            }
-        }
-        drop(monitored);
+        let (watermarks, carried_watermarks) = self
+            .read_watermarks(cluster, &meta, previous.as_deref(), oldest_ms, &mut issues)
+            .await;
         let poll_time = poll_started.elapsed();
         // Only partitions with watermarks have a lag.
         for g in &mut snapshot_groups {
@@ -381,6 +302,49 @@ impl CycleState {
             carried_watermarks,
         };
         Ok((snapshot, issues))
+    }
+
+    /// Watermarks of every monitored partition; a partition whose leader could not answer
+    /// keeps the last ones read (at or after `oldest_ms`), listed in the second map with
+    /// when they were read.
+    async fn read_watermarks(
+        &self,
+        cluster: &Cluster,
+        meta: &crate::kafka::Metadata,
+        previous: Option<&LagReport>,
+        oldest_ms: i64,
+        issues: &mut CycleIssues,
+    ) -> (
+        BTreeMap<TopicPartition, Watermarks>,
+        BTreeMap<TopicPartition, i64>,
+    ) {
+        let monitored: Vec<TopicPartition> = meta
+            .partitions()
+            .filter(|tp| self.settings.topic_allowed(&tp.topic))
+            .collect();
+        let mut watermarks: BTreeMap<TopicPartition, Watermarks> = BTreeMap::new();
+        let mut carried_watermarks = BTreeMap::new();
+        for (tp, w) in cluster.watermarks(&monitored).await {
+            match w {
+                Ok(w) => {
+                    watermarks.insert(tp, w);
+                }
+                Err(e) => {
+                    issues.partitions_without_watermarks += 1;
+                    tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks; the partition keeps its last values");
+                    issues.note(|| format!("partition {tp}: watermarks: {e}"));
+                    if let Some(last) = previous.and_then(|r| last_watermarks(r, &tp, oldest_ms)) {
+                        let w = Watermarks {
+                            low: last.low,
+                            high: last.high,
+                        };
+                        watermarks.insert(tp.clone(), w);
+                        carried_watermarks.insert(tp, last.read_at_ms);
+                    }
+                }
+            }
+        }
+        (watermarks, carried_watermarks)
     }
 
     /// The groups to read this cycle: every allowed group a broker listed, and the groups
@@ -607,67 +571,9 @@ fn owners(d: &crate::kafka::GroupDescription) -> HashMap<TopicPartition, Arc<Mem
     map
 }
 
-/// The watermarks `report` has for `tp`, when read at or after `oldest_ms`.
-fn last_watermarks<'a>(
-    report: &'a LagReport,
-    tp: &TopicPartition,
-    oldest_ms: i64,
-) -> Option<&'a PartitionOffsets> {
-    let i = report.partitions.binary_search_by(|p| p.tp.cmp(tp)).ok()?;
-    report
-        .partitions
-        .get(i)
-        .filter(|p| p.read_at_ms >= oldest_ms)
-}
-
-/// The last report's group states and member labels, for groups not described this cycle
-/// (indexed on first use: most cycles describe every group).
-struct EarlierRows<'a> {
-    report: &'a LagReport,
-    oldest_ms: i64,
-    index: std::cell::OnceCell<crate::lag::ReportIndex<'a>>,
-}
-
-impl<'a> EarlierRows<'a> {
-    fn new(report: &'a LagReport, oldest_ms: i64) -> Self {
-        EarlierRows {
-            report,
-            oldest_ms,
-            index: std::cell::OnceCell::new(),
-        }
-    }
-
-    /// State and partition owners of `group` as last reported (recent enough), else unknown.
-    fn described(&self, group: &str) -> (GroupState, HashMap<TopicPartition, Arc<Member>>) {
-        let index = self
-            .index
-            .get_or_init(|| crate::lag::ReportIndex::new(self.report, self.oldest_ms));
-        let Some((g, rows)) = index.group(group) else {
-            return (GroupState::Unknown, HashMap::new());
-        };
-        let owners = rows
-            .iter()
-            .filter_map(|r| Some((r.tp.clone(), r.member.clone()?)))
-            .collect();
-        (g.state, owners)
-    }
-}
-
 /// A time-lag answer used in its cycle only.
 enum Uncached {
     MarkersOnly,
     /// From a batch too large to fetch whole, so its CRC could not be checked.
     Unverified(crate::kafka::records::RecordAt),
-}
-
-/// The `reason` label of `tidemark_timestamp_samples_failed_total` for a failed sample.
-pub fn failure_reason(e: &KafkaError) -> &'static str {
-    match e {
-        KafkaError::Records { source, .. } if source.is_corruption() => "corrupt",
-        KafkaError::Records { .. } => "undecodable",
-        KafkaError::Decode { .. } => "undecodable",
-        KafkaError::Broker { .. } => "broker_error",
-        KafkaError::Unresolved(_) => "not_reached",
-        _ => "unreachable",
-    }
 }

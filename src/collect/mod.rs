@@ -5,7 +5,9 @@
 //! its own connections, so a dead or slow cluster never delays another.
 
 mod cache;
+mod carry;
 mod cycle;
+mod issues;
 
 pub use cache::TimestampCache;
 pub use cycle::{failure_reason, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
