@@ -18,7 +18,8 @@
 //! up (later partitions come back empty), the first partition that returns data gets at
 //! least one whole batch, any other is cut at its `partition_max_bytes` — possibly inside a
 //! batch — and an offset below the log start answers OFFSET_OUT_OF_RANGE. Batch CRCs are
-//! left zero (tidemark does not verify them; see `kafka::records`).
+//! right (tidemark verifies them): the records' CRC is computed once per record count and
+//! combined with the header's, so the responder's own CPU stays small.
 //!
 //! [`Model::advance`] starts the next generation: every high watermark grows by
 //! `advance_per_cycle` records, and the committed offsets of `churn_pct` percent of the
@@ -116,6 +117,8 @@ pub struct Model {
     /// Records of a full batch (template) and where each record ends in it.
     template: Vec<u8>,
     record_ends: Vec<usize>,
+    /// CRC-32C of the template's first `n + 1` records, by `n`.
+    record_crcs: Vec<u32>,
     metadata: Bytes,
     describe_entries: Vec<Bytes>,
     pub served_bytes: AtomicU64,
@@ -217,7 +220,7 @@ impl Model {
         let mut header = [0u8; HEADER_LEN];
         header[0..8].copy_from_slice(&base.to_be_bytes());
         header[8..12].copy_from_slice(&((HEADER_LEN - 12 + records_len) as i32).to_be_bytes());
-        // partitionLeaderEpoch 0, magic 2, crc 0 (not verified by tidemark), attributes 0.
+        // partitionLeaderEpoch 0, magic 2, crc (below), attributes 0.
         header[16] = 2;
         header[23..27].copy_from_slice(&(count as i32 - 1).to_be_bytes());
         let first_ts = self.timestamp(base);
@@ -228,6 +231,12 @@ impl Model {
         header[51..53].copy_from_slice(&(-1i16).to_be_bytes());
         header[53..57].copy_from_slice(&(-1i32).to_be_bytes());
         header[57..61].copy_from_slice(&(count as i32).to_be_bytes());
+        let crc = crc32c::crc32c_combine(
+            crc32c::crc32c(&header[21..]),
+            self.record_crcs[count - 1],
+            records_len,
+        );
+        header[17..21].copy_from_slice(&crc.to_be_bytes());
         let total = HEADER_LEN + records_len;
         let take = total.min(limit);
         if take <= HEADER_LEN {
@@ -324,6 +333,10 @@ pub async fn start(shape: Shape) -> Arc<Model> {
         group_names,
         generation: AtomicU64::new(0),
         t0_ms,
+        record_crcs: record_ends
+            .iter()
+            .map(|end| crc32c::crc32c(&template[..*end]))
+            .collect(),
         template,
         record_ends,
         metadata: Bytes::new(),
