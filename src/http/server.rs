@@ -45,7 +45,7 @@ use super::{handle, Body};
 use crate::state::ExporterState;
 
 /// Limits of the HTTP server. The defaults are what `tidemark` runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ServerLimits {
     /// Time for a client to send a request's headers, from the accept or from the first
     /// byte of a later request on a keep-alive connection. Default 10 s.
@@ -62,6 +62,10 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Number of request headers. Default 64 (more: 431).
     pub max_headers: usize,
+    /// Called with every accepted socket once it is set up (tests check TCP_NODELAY on the
+    /// server's side of the connection with it).
+    #[doc(hidden)]
+    pub on_accept: Option<fn(&TcpStream)>,
 }
 
 impl Default for ServerLimits {
@@ -73,6 +77,7 @@ impl Default for ServerLimits {
             max_connections: 256,
             max_header_bytes: 16 * 1024,
             max_headers: 64,
+            on_accept: None,
         }
     }
 }
@@ -114,6 +119,9 @@ pub async fn serve_with(
         // delayed ACK (~40 ms on Linux) on keep-alive connections.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY on an HTTP connection failed");
+        }
+        if let Some(hook) = limits.on_accept {
+            hook(&stream);
         }
         let Some(conn) = registry.admit(limits.max_connections) else {
             tracing::debug!(
