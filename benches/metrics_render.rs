@@ -4,7 +4,13 @@
 //! ```text
 //! cargo bench --bench metrics_render
 //! cargo bench --bench metrics_render -- --groups 300 --topics 100 --renders 60 --scrapes 200
+//! # Endpoints while renders run back to back (~700k series):
+//! cargo bench --bench metrics_render -- --groups 2000 --topics 1000 --during-render 20
 //! ```
+//!
+//! `--during-render SECONDS`: one thread publishes (renders) the report back to back while
+//! `/health`, `/ready` and `/` are requested in turn over fresh connections; their latency
+//! is reported against the same requests with no render running.
 //!
 //! The report: `--topics` topics × 50 partitions (2 partition series each), `--groups`
 //! groups each consuming one topic with 3 members (6 group × partition series per
@@ -124,6 +130,11 @@ fn main() {
         _ => Granularity::Partition,
     };
 
+    if let Some(seconds) = args.get("during-render") {
+        let seconds: u64 = seconds.parse().unwrap_or(20);
+        during_render(topics, groups, granularity, Duration::from_secs(seconds));
+        return;
+    }
     let snap = snapshot(topics, groups);
     let report = Arc::new(lag::compute(&snap, NOW));
     drop(snap);
@@ -254,4 +265,90 @@ fn main() {
     ));
     out.push('\n');
     println!("{out}");
+}
+
+/// Latency of the small endpoints with and without a render running (see the module doc).
+fn during_render(topics: usize, groups: usize, granularity: Granularity, run: Duration) {
+    let snap = snapshot(topics, groups);
+    let report = Arc::new(lag::compute(&snap, NOW));
+    drop(snap);
+    let state = ExporterState::new(&[("prod".into(), vec![])], granularity);
+    let outcome = move || CycleOutcome::Success {
+        report: report.clone(),
+        poll_time: Duration::from_millis(120),
+        health: tidemark::state::CycleHealth::complete([1]),
+    };
+    state.publish("prod", outcome(), Duration::from_millis(800));
+    let rendered = state.rendered();
+    let series = rendered
+        .prometheus_text()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
+    drop(rendered);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let paths = ["/health", "/ready", "/"];
+    let measure = |address, until: Instant| {
+        runtime.block_on(async move {
+            let mut by_path = vec![Vec::new(); paths.len()];
+            let mut i = 0;
+            while Instant::now() < until {
+                let r = exporter::get(address, paths[i % paths.len()]).await;
+                assert_eq!(r.status, 200);
+                by_path[i % paths.len()].push(ms(r.latency));
+                i += 1;
+            }
+            by_path
+        })
+    };
+    let address = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        std::mem::forget(stop);
+        tokio::spawn(tidemark::http::serve(listener, state.clone(), stopped));
+        address
+    });
+    let quiet = measure(address, Instant::now() + run / 4);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renderer = {
+        let (state, stop) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut took = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                state.publish("prod", outcome(), Duration::from_millis(800));
+                took.push(ms(t.elapsed()));
+            }
+            took
+        })
+    };
+    let busy = measure(address, Instant::now() + run);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renders = renderer.join().expect("renderer");
+    println!(
+        "== endpoints during renders: {series} series, granularity {}, {} renders back to back (publish {})",
+        granularity.as_str(),
+        renders.len(),
+        stats("", &renders).trim_start()
+    );
+    for (i, path) in paths.iter().enumerate() {
+        println!(
+            "{}",
+            stats(&format!("{path} (fresh connection), no render"), &quiet[i])
+        );
+        println!(
+            "{}",
+            stats(
+                &format!("{path} (fresh connection), during renders"),
+                &busy[i]
+            )
+        );
+    }
 }

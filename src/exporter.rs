@@ -26,15 +26,7 @@ impl Exporter {
     /// Bind `exporter.http_host:http_port` and start serving and collecting.
     pub async fn start(config: Config) -> std::io::Result<Exporter> {
         let exporter = Arc::new(config.exporter.clone());
-        let address = format!("{}:{}", exporter.http_host, exporter.http_port);
-        let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot listen on {address} (exporter.http_host / exporter.http_port): {e}"
-                ),
-            )
-        })?;
+        let listener = bind(&exporter.http_host, exporter.http_port).await?;
         let address = listener.local_addr()?;
         let clusters: Vec<(String, Vec<(String, String)>)> = config
             .clusters
@@ -96,4 +88,25 @@ impl Exporter {
             }
         }
     }
+}
+
+/// Listen on `host:port`: an IP address as it is (brackets allowed around IPv6), a host name
+/// through the system resolver (the config accepts nothing else).
+async fn bind(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let unbracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let bound = match unbracketed.parse::<std::net::IpAddr>() {
+        Ok(ip) => tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await,
+        Err(_) => tokio::net::TcpListener::bind((host, port)).await,
+    };
+    bound.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot listen on {host} port {port} (exporter.http_host / exporter.http_port): {e}"
+            ),
+        )
+    })
 }

@@ -2,7 +2,13 @@
 //!
 //! Collectors call [`ExporterState::publish`] at the end of each cycle; it replaces that
 //! cluster's view and renders the exposition once. Handlers only clone the rendered bytes
-//! and read small status fields: they never wait on Kafka.
+//! and read small status fields: they never wait on Kafka, and never on a render.
+//!
+//! Locking: `inner` (views and status) is held only to update one cluster or to clone the
+//! views (a few small structs; the reports are `Arc`s). The render runs with no lock that an
+//! endpoint takes: renders are serialized by `render_serial`, which no endpoint touches, and
+//! the result is swapped into `rendered` (held only for the swap or an `Arc` clone). A
+//! generation number makes sure an older render never replaces a newer one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -95,15 +101,35 @@ impl Rendered {
 struct Inner {
     views: BTreeMap<String, ClusterView>,
     status: BTreeMap<String, ClusterStatus>,
+    /// Bumped by every publish: a render of generation n shows every publish up to n.
+    generation: u64,
 }
+
+/// The exposition currently served and the generation it was rendered from.
+struct Published {
+    generation: u64,
+    rendered: Arc<Rendered>,
+}
+
+/// Called in the middle of every render (tests only): lets a test hold a render open and
+/// prove that the endpoints answer meanwhile.
+#[cfg(test)]
+pub(crate) type RenderHook = Arc<dyn Fn() + Send + Sync>;
 
 /// Shared between collectors and HTTP handlers.
 pub struct ExporterState {
     granularity: Granularity,
     /// After this long without a cycle that published, a cluster's series are dropped.
     staleness: Mutex<Option<Duration>>,
+    /// Short critical sections only; never held across a render.
     inner: Mutex<Inner>,
-    rendered: RwLock<Arc<Rendered>>,
+    /// Serializes renders (so two clusters publishing at once do not hold two expositions
+    /// in the making). Taken by publishers only, never by an endpoint.
+    render_serial: Mutex<()>,
+    /// Held only to swap or clone the `Arc`.
+    rendered: RwLock<Published>,
+    #[cfg(test)]
+    render_hook: Mutex<Option<RenderHook>>,
 }
 
 impl ExporterState {
@@ -130,10 +156,20 @@ impl ExporterState {
         let state = Arc::new(Self {
             granularity,
             staleness: Mutex::new(None),
-            inner: Mutex::new(Inner { views, status }),
-            rendered: RwLock::new(Arc::new(Rendered::default())),
+            inner: Mutex::new(Inner {
+                views,
+                status,
+                generation: 1,
+            }),
+            render_serial: Mutex::new(()),
+            rendered: RwLock::new(Published {
+                generation: 0,
+                rendered: Arc::new(Rendered::default()),
+            }),
+            #[cfg(test)]
+            render_hook: Mutex::new(None),
         });
-        state.render_locked(&state.lock());
+        state.render();
         state
     }
 
@@ -153,11 +189,24 @@ impl ExporterState {
     /// Rendering is CPU work proportional to the series count: call this from a blocking
     /// context for large clusters (the collector uses `spawn_blocking`).
     pub fn publish(&self, cluster: &str, outcome: CycleOutcome, duration: Duration) {
+        if self.update(cluster, outcome, duration) {
+            self.render();
+        }
+    }
+
+    /// Apply a cycle's outcome to the views and status, under the short lock. False for an
+    /// unknown cluster (nothing changed).
+    fn update(&self, cluster: &str, outcome: CycleOutcome, duration: Duration) -> bool {
         let mut inner = self.lock();
-        let Inner { views, status } = &mut *inner;
+        let Inner {
+            views,
+            status,
+            generation,
+        } = &mut *inner;
         let (Some(view), Some(st)) = (views.get_mut(cluster), status.get_mut(cluster)) else {
-            return;
+            return false;
         };
+        *generation += 1;
         view.cycle_duration = Some(duration);
         view.cycle_histogram.observe(duration);
         st.last_cycle_at = Some(SystemTime::now());
@@ -216,7 +265,7 @@ impl ExporterState {
                 st.cycles_failed += 1;
             }
         }
-        self.render_locked(&inner);
+        true
     }
 
     /// Replace the client counters of `cluster`; they are rendered with the next
@@ -227,8 +276,21 @@ impl ExporterState {
         }
     }
 
-    fn render_locked(&self, inner: &Inner) {
-        let views: Vec<ClusterView> = inner.views.values().cloned().collect();
+    /// Render what has been published so far and swap it in, unless a newer render is
+    /// already served. No endpoint waits on this: see the module comment.
+    fn render(&self) {
+        let _serial = self.render_serial.lock().unwrap_or_else(|p| p.into_inner());
+        // Cloned after taking `render_serial`, so this render includes every publish that
+        // came before it, and a publish that waited here while another render ran finds its
+        // update already served and skips its own render.
+        let (generation, views) = {
+            let inner = self.lock();
+            let views: Vec<ClusterView> = inner.views.values().cloned().collect();
+            (inner.generation, views)
+        };
+        if generation <= self.published().0 {
+            return;
+        }
         // Sized after the last render (or an estimate before the first), so a large
         // exposition is not grown by doubling.
         let last = self.rendered().openmetrics.len();
@@ -238,26 +300,50 @@ impl ExporterState {
             metrics::estimate_size(&views, self.granularity)
         };
         let openmetrics = metrics::render_sized(&views, self.granularity, hint + 4096);
+        #[cfg(test)]
+        if let Some(hook) = self
+            .render_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            hook();
+        }
         let openmetrics = Bytes::from(openmetrics);
         let prometheus = metrics::prometheus_chunks(&openmetrics);
         let rendered = Arc::new(Rendered {
             openmetrics,
             prometheus,
         });
-        let old = std::mem::replace(
-            &mut *self.rendered.write().unwrap_or_else(|p| p.into_inner()),
-            rendered,
-        );
+        drop(views);
+        let old = {
+            let mut published = self.rendered.write().unwrap_or_else(|p| p.into_inner());
+            if generation <= published.generation {
+                // Cannot happen while renders are serialized; kept so that it stays true
+                // if they ever are not.
+                return;
+            }
+            published.generation = generation;
+            std::mem::replace(&mut published.rendered, rendered)
+        };
         // Freed here (unless a scrape still holds it), outside the lock.
         drop(old);
     }
 
+    /// The generation and exposition served now.
+    fn published(&self) -> (u64, Arc<Rendered>) {
+        let p = self.rendered.read().unwrap_or_else(|p| p.into_inner());
+        (p.generation, p.rendered.clone())
+    }
+
     /// The last rendered exposition.
     pub fn rendered(&self) -> Arc<Rendered> {
-        self.rendered
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.published().1
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_render_hook(&self, hook: Option<RenderHook>) {
+        *self.render_hook.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
     /// Ready once every cluster has completed one successful cycle.
@@ -268,5 +354,117 @@ impl ExporterState {
     /// Status of every cluster, by name.
     pub fn status(&self) -> BTreeMap<String, ClusterStatus> {
         self.lock().status.clone()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn ok() -> CycleOutcome {
+        CycleOutcome::Success {
+            report: Arc::default(),
+            poll_time: Duration::ZERO,
+            health: CycleHealth::complete([1]),
+        }
+    }
+
+    /// A hook that holds the first render until `release` is sent, after telling
+    /// `entered`; later renders pass.
+    pub(crate) fn latch() -> (RenderHook, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let first = Mutex::new(Some((entered_tx, release_rx)));
+        let hook: RenderHook = Arc::new(move || {
+            let taken = first.lock().ok().and_then(|mut f| f.take());
+            if let Some((entered, release)) = taken {
+                let _ = entered.send(());
+                // Bounded, so a broken test fails instead of hanging.
+                let _ = release.recv_timeout(Duration::from_secs(30));
+            }
+        });
+        (hook, entered, release)
+    }
+
+    #[test]
+    fn readers_do_not_wait_on_a_render() {
+        let s = ExporterState::new(&[("a".into(), vec![])], Granularity::Partition);
+        let (hook, entered, release) = latch();
+        s.set_render_hook(Some(hook));
+        let publisher = {
+            let s = s.clone();
+            std::thread::spawn(move || s.publish("a", ok(), Duration::from_millis(3500)))
+        };
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the render started");
+        // The render is held open: every reader must still answer.
+        let (tx, rx) = mpsc::channel();
+        {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send((s.ready(), s.status()["a"].cycles_ok, s.rendered()));
+            });
+        }
+        let (ready, cycles_ok, rendered) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("readers answered while a render was running");
+        // The status is already updated, the exposition not yet swapped.
+        assert!(ready);
+        assert_eq!(cycles_ok, 1);
+        let text = String::from_utf8_lossy(&rendered.prometheus_text()).into_owned();
+        assert!(!text.contains("3.5"), "{text}");
+        release.send(()).expect("release");
+        publisher.join().expect("publisher");
+        let text = String::from_utf8_lossy(&s.rendered().prometheus_text()).into_owned();
+        assert!(
+            text.contains("kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"a\"} 3.5"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_publish_during_a_render_is_served_after_it() {
+        let s = ExporterState::new(
+            &[("a".into(), vec![]), ("b".into(), vec![])],
+            Granularity::Partition,
+        );
+        let (hook, entered, release) = latch();
+        s.set_render_hook(Some(hook));
+        let first = {
+            let s = s.clone();
+            std::thread::spawn(move || s.publish("a", ok(), Duration::from_millis(3500)))
+        };
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the render started");
+        let second = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                s.publish(
+                    "b",
+                    CycleOutcome::Failure {
+                        error: "down".into(),
+                    },
+                    Duration::from_millis(7250),
+                )
+            })
+        };
+        // Give `b` time to update and queue behind the held render (not needed for
+        // correctness: the assertion holds whichever order they take).
+        std::thread::sleep(Duration::from_millis(50));
+        release.send(()).expect("release");
+        first.join().expect("first");
+        second.join().expect("second");
+        let text = String::from_utf8_lossy(&s.rendered().prometheus_text()).into_owned();
+        for want in [
+            "kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"a\"} 3.5",
+            "kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"b\"} 7.25",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+        let (generation, _) = s.published();
+        assert_eq!(generation, s.lock().generation);
     }
 }

@@ -160,6 +160,22 @@ impl Walker<'_> {
         Ok(s)
     }
 
+    /// What the listener can bind with `http_port`: an IP address or a host name (resolved
+    /// when binding, as klag-exporter's `host:port` is). Checked here so that `host:port`
+    /// or a mistyped address fails `--check-config`, not the start.
+    fn http_host(&self, value: Value, path: &str) -> Result<String, ConfigError> {
+        let s = self.non_empty_string(value, path)?;
+        let host = s.trim();
+        if is_ip_or_host_name(host) {
+            return Ok(host.to_owned());
+        }
+        Err(self.invalid(
+            path,
+            format!("{s:?} is not an IP address or host name"),
+            "an IPv4 or IPv6 address (\"0.0.0.0\", \"::\", \"127.0.0.1\") or a host name (\"localhost\"), without a port (that is http_port)",
+        ))
+    }
+
     fn boolean(&self, value: Value, path: &str) -> Result<bool, ConfigError> {
         match &value {
             Value::Boolean(b) => return Ok(*b),
@@ -250,7 +266,7 @@ impl Walker<'_> {
             let n = w.integer(v, path, 0, i64::from(u16::MAX))?;
             Ok(u16::try_from(n).unwrap_or_default())
         })?;
-        let http_host = self.get(&mut t, p, "http_host", d.http_host, Self::non_empty_string)?;
+        let http_host = self.get(&mut t, p, "http_host", d.http_host, Self::http_host)?;
         let granularity = self.get(&mut t, p, "granularity", d.granularity, |w, v, path| {
             let s = w.string(v, path)?;
             match s.trim().to_ascii_lowercase().as_str() {
@@ -681,6 +697,31 @@ fn host_port(entry: &str) -> Option<String> {
     (host_ok && port_ok).then(|| format!("{host}:{port}"))
 }
 
+/// An IPv4 or IPv6 address (bracketed or not), or a host name by RFC 1123 (labels of
+/// letters, digits and hyphens, not starting or ending with a hyphen).
+pub(crate) fn is_ip_or_host_name(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    // Digits and dots only was meant as an IPv4 address, and is not one (e.g. 256.0.0.1).
+    if name.is_empty() || name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return false;
+    }
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,5 +760,55 @@ mod tests {
         ] {
             assert_eq!(host_port(entry).as_deref(), want, "{entry:?}");
         }
+    }
+
+    #[test]
+    fn http_host_is_an_address_or_a_host_name() {
+        for good in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "::",
+            "::1",
+            "[::1]",
+            "fe80::1",
+            "localhost",
+            "tidemark.monitoring.svc.cluster.local",
+            "host-1.example.com.",
+            "10-0-0-1.internal",
+        ] {
+            assert!(is_ip_or_host_name(good), "{good:?} refused");
+        }
+        for bad in [
+            "0.0.0.0:8000",
+            "localhost:8000",
+            "http://0.0.0.0",
+            "256.0.0.1",
+            "1.2.3",
+            "0.0.0.0.0",
+            "my host",
+            "-host",
+            "host-.example",
+            "a..b",
+            "[127.0.0.1]",
+            "[::1",
+            ".",
+            "ex\u{e4}mple.com",
+        ] {
+            assert!(!is_ip_or_host_name(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_invalid_http_host_is_a_config_error_naming_the_key() {
+        let toml = "[exporter]\nhttp_host = \"0.0.0.0:8000\"\n[[clusters]]\nname = \"a\"\nbootstrap_servers = \"k:9092\"\n";
+        let env = |_: &str| None;
+        let e = crate::config::parse(toml, "config.toml", &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("config.toml: exporter.http_host: \"0.0.0.0:8000\" is not an IP address or host name, expected"),
+            "{e}"
+        );
     }
 }

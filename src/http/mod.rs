@@ -1,11 +1,13 @@
 //! HTTP endpoints: `/metrics`, `/health`, `/ready`, `/leader`, `/`.
 //!
 //! Handlers read what collectors published ([`ExporterState`]) and never await Kafka, so
-//! they answer in microseconds even while every cluster is unreachable.
+//! they answer in microseconds even while every cluster is unreachable, and never wait on
+//! a render (see [`crate::state`]). The server itself, with its limits and timeouts, is in
+//! `server.rs`.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::Arc;
+
 use std::time::UNIX_EPOCH;
 
 use std::collections::VecDeque;
@@ -15,51 +17,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 use crate::state::ExporterState;
 
-/// Serve until `shutdown` turns true: then stop accepting and return.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<ExporterState>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Typically EMFILE: back off briefly instead of spinning.
-                tracing::warn!(error = %e, "accepting an HTTP connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&req, &state)) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
-            }
-        });
-    }
-}
+mod server;
+
+pub use server::{serve, serve_with, ServerLimits};
 
 /// A response body made of shared byte chunks: `/metrics` sends the text rendered at the
 /// end of the last cycle without copying it.
@@ -282,6 +247,7 @@ mod tests {
     use super::*;
     use crate::config::Granularity;
     use crate::state::CycleOutcome;
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn state() -> Arc<ExporterState> {
@@ -382,6 +348,51 @@ mod tests {
                 && html.contains("1.500 s")
                 && html.contains("pending"),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn endpoints_answer_while_a_render_runs() {
+        let s = state();
+        let (hook, entered, release) = crate::state::tests::latch();
+        s.set_render_hook(Some(hook));
+        let ok = CycleOutcome::Success {
+            report: Arc::default(),
+            poll_time: Duration::ZERO,
+            health: crate::state::CycleHealth::complete([1]),
+        };
+        let publisher = {
+            let s = s.clone();
+            std::thread::spawn(move || s.publish("a", ok, Duration::from_millis(3)))
+        };
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the render started");
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let answers: Vec<(StatusCode, String)> = ["/health", "/ready", "/", "/metrics"]
+                    .into_iter()
+                    .map(|path| body(route(&Method::GET, path, None, &s)))
+                    .collect();
+                let _ = tx.send(answers);
+            });
+        }
+        let answers = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("endpoints answered while a render was held open");
+        release.send(()).expect("release");
+        publisher.join().expect("publisher");
+        assert_eq!(answers[0], (StatusCode::OK, "OK\n".into()));
+        // `/ready` and `/` already see the cycle; `/metrics` the exposition before it.
+        assert_eq!(answers[1].0, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(answers[1].1.contains("for b"), "{}", answers[1].1);
+        assert!(answers[2].1.contains("<td>1 / 0</td>"), "{}", answers[2].1);
+        assert!(
+            answers[3].1.contains("kafka_lag_exporter_up 0"),
+            "{}",
+            answers[3].1
         );
     }
 
