@@ -49,9 +49,18 @@
 //! unchecked indexing or arithmetic on input-derived values — enforced by the clippy lints
 //! below) and never allocates by an untrusted length beyond small fixed caps: a snappy block or
 //! a zstd window is at most [`MAX_BLOCK_BYTES`], lz4 blocks are at most 4 MiB by format, gzip
-//! needs a fixed 32 KiB window. Walking decoded records holds no memory, but is cut off after
-//! [`MAX_DECOMPRESSED_BYTES`] per batch (per pass of a legacy wrapper) to bound the CPU a
-//! compression bomb can cost.
+//! needs a fixed 32 KiB window. Walking decoded records holds no memory, and its CPU is bounded
+//! per batch (per pass of a legacy wrapper) by what the batch can legitimately hold:
+//!
+//! * its header: records are walked in strictly increasing offsets, never past `recordCount`
+//!   records nor past `lastOffsetDelta` (a batch breaking either is corrupt);
+//! * its compressed size: at most [`decompressed_limit`] bytes are decompressed —
+//!   [`MAX_DECOMPRESSION_RATIO`] × the compressed bytes, at least
+//!   [`MIN_DECOMPRESSED_LIMIT`], never more than [`MAX_DECOMPRESSED_BYTES`]. A record whose
+//!   length alone would pass the limit fails at once, before a byte of it is decompressed.
+//!
+//! Past the limit the lookup fails with [`RecordsError::DecompressionBound`], which names the
+//! batch, the bytes and ratio reached and the target offset.
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -172,10 +181,22 @@ pub enum RecordsError {
         expected: i32,
         found: i32,
     },
-    #[error(
-        "record batch at base offset {base_offset}: decoded records exceed the {limit}-byte cap"
-    )]
-    TooLarge { base_offset: i64, limit: u64 },
+    /// A compressed batch (or legacy wrapper) would decompress past [`decompressed_limit`]
+    /// before reaching the target: a compression bomb, or data far more compressible than
+    /// any real records.
+    #[error("record batch at base offset {base_offset}: {}", bound_message(*decompressed, *claimed, *compressed, *target))]
+    DecompressionBound {
+        base_offset: i64,
+        /// The offset looked for.
+        target: i64,
+        /// Compressed bytes the limit was derived from (what arrived of the batch).
+        compressed: u64,
+        /// Bytes decompressed when the walk stopped.
+        decompressed: u64,
+        /// When a record's length alone would pass the limit: that length (nothing of it was
+        /// decompressed).
+        claimed: Option<u64>,
+    },
 }
 
 impl RecordsError {
@@ -183,15 +204,78 @@ impl RecordsError {
     pub fn is_corruption(&self) -> bool {
         matches!(self, RecordsError::Crc { .. })
     }
+
+    /// The decompression bound stopped the walk (see [`decompressed_limit`]).
+    pub fn is_decompression_bound(&self) -> bool {
+        matches!(self, RecordsError::DecompressionBound { .. })
+    }
+}
+
+fn bound_message(decompressed: u64, claimed: Option<u64>, compressed: u64, target: i64) -> String {
+    let limit = decompressed_limit(usize::try_from(compressed).unwrap_or(usize::MAX));
+    let ratio = |bytes: u64| bytes.checked_div(compressed.max(1)).unwrap_or_default();
+    match claimed {
+        Some(claimed) => format!(
+            "a record at byte {decompressed} of its decompressed records claims {claimed} bytes, past the {limit}-byte limit ({}× its {compressed} compressed bytes), without reaching offset {target}",
+            ratio(limit)
+        ),
+        None => format!(
+            "decompressed past {decompressed} bytes ({}× its {compressed} compressed bytes) without reaching offset {target}",
+            ratio(decompressed)
+        ),
+    }
 }
 
 /// Largest snappy block (raw, or one xerial chunk) and largest zstd window accepted. Both
 /// must be held in memory whole; the cap bounds what an untrusted header can make us allocate.
 pub const MAX_BLOCK_BYTES: usize = 16 << 20;
 
-/// Largest decoded records section walked in one batch (guards CPU against compression bombs;
-/// no memory is held for it).
-pub const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+/// Most bytes one compressed batch may decompress to, whatever its size. With the 256 KiB
+/// fetch cap the ratio bound below stays under it; it bounds any other caller.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
+
+/// Decompressed bytes allowed per compressed byte. Real record data compresses far less:
+/// JSON-like and log records reach 5–20× with gzip/zstd, long runs of one byte ~1000×
+/// (gzip's ceiling; zstd goes past 30,000×) — 64× lets every real batch through and caps a
+/// bomb at 64 × the fetch cap = 16 MiB per batch (milliseconds of CPU) instead of gigabytes.
+pub const MAX_DECOMPRESSION_RATIO: u64 = 64;
+
+/// The ratio bound never goes below this: a small batch holding one highly compressible
+/// record (a 200-byte batch of a 100 KiB blob) is still read.
+pub const MIN_DECOMPRESSED_LIMIT: u64 = 1 << 20;
+
+/// How many bytes a compressed records section of `compressed` bytes may decompress to:
+/// `MAX_DECOMPRESSION_RATIO × compressed`, at least [`MIN_DECOMPRESSED_LIMIT`], at most
+/// [`MAX_DECOMPRESSED_BYTES`].
+pub fn decompressed_limit(compressed: usize) -> u64 {
+    u64::try_from(compressed)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(MAX_DECOMPRESSION_RATIO)
+        .clamp(MIN_DECOMPRESSED_LIMIT, MAX_DECOMPRESSED_BYTES)
+}
+
+/// Whether looking up a record in `records` may cost more than walking its bytes: a
+/// compressed batch or wrapper is among them (only headers are read, no CRC).
+pub fn has_compressed(records: &[u8]) -> bool {
+    let mut rest = records;
+    while let (Some(length), Some(&magic)) = (be_i32(rest, 8), rest.get(MAGIC_AT)) {
+        let attributes = match magic {
+            2 => rest.get(22),
+            _ => rest.get(17),
+        };
+        if attributes.is_some_and(|a| a & 0x07 != 0) {
+            return true;
+        }
+        let total = usize::try_from(length)
+            .unwrap_or(usize::MAX)
+            .saturating_add(LOG_OVERHEAD);
+        match rest.get(total..) {
+            Some(next) if total > LOG_OVERHEAD => rest = next,
+            _ => break,
+        }
+    }
+    false
+}
 
 /// `offset`/`baseOffset` + `message_size`/`batchLength`: the bytes before what the length
 /// counts, the same in every message format.
@@ -281,14 +365,7 @@ fn cut_entry(
             v2::cut_batch(bytes, size, position, target, txns, whole_up_to)
         }
         2 => Ok(Err(None)),
-        magic => Ok(legacy::cut_entry(
-            bytes,
-            magic,
-            size,
-            position,
-            target,
-            whole_up_to,
-        )),
+        magic => legacy::cut_entry(bytes, magic, size, position, target, whole_up_to),
     }
 }
 
@@ -370,5 +447,7 @@ fn be_i64(buf: &[u8], at: usize) -> Option<i64> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 #[cfg(test)]
 mod tests_legacy;

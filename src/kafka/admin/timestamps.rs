@@ -9,7 +9,10 @@
 //! Responses are decoded while they arrive ([`crate::kafka::wire::fetch::decode_stream`]):
 //! each partition's records are resolved and dropped as soon as they are in, and its
 //! answers go straight to the caller, so a round holds one partition's bytes per broker,
-//! not the response. A round's request to a leader names as many of its partitions as
+//! not the response. Resolving is CPU work (record walks, decompression): all but small
+//! uncompressed buffers are resolved on the blocking pool, in jobs of up to 1 MiB of
+//! records, at most one core less than the machine has at once (`pool`), never on a worker
+//! that serves HTTP. A round's request to a leader names as many of its partitions as
 //! their `partition_max_bytes` fit in one response (`max_bytes`, 50 MiB); should the broker
 //! still run out of room (its own limit may be lower), the partitions it left empty or cut
 //! go again next round.
@@ -28,6 +31,7 @@ use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{KafkaError, Result};
 use crate::kafka::records::RecordAt;
 
+mod pool;
 mod resolve;
 mod round;
 

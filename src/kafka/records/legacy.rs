@@ -162,7 +162,8 @@ pub(super) fn whole_entry(
 /// whole (`size <= whole_up_to`) is never answered from; a larger one answers unverified
 /// from its header (uncompressed) or, for magic 0, from the inner messages that arrived.
 /// Magic 1 inner offsets are relative to the wrapper's last inner message, which did not
-/// arrive, so a cut magic 1 wrapper needs all of its bytes.
+/// arrive, so a cut magic 1 wrapper needs all of its bytes. The outer `Err` is the
+/// decompression bound, hit in all the bytes the caller will ever fetch of it.
 pub(super) fn cut_entry(
     bytes: &[u8],
     magic: i8,
@@ -170,22 +171,24 @@ pub(super) fn cut_entry(
     position: usize,
     target: i64,
     whole_up_to: usize,
-) -> Result<Lookup, Option<usize>> {
+) -> Result<Result<Lookup, Option<usize>>, RecordsError> {
     if bytes.len() < header_len(magic) {
-        return Err(None);
+        return Ok(Err(None));
     }
-    let message = Message::parse(bytes, magic, position).map_err(|_| None)?;
+    let Ok(message) = Message::parse(bytes, magic, position) else {
+        return Ok(Err(None));
+    };
     if message.offset < target {
-        return Err(None);
+        return Ok(Err(None));
     }
     if size <= whole_up_to {
-        return Err(Some(size));
+        return Ok(Err(Some(size)));
     }
     if message.codec() == 0 {
-        return Ok(message.lookup(false));
+        return Ok(Ok(message.lookup(false)));
     }
     if magic != 0 {
-        return Err(Some(size));
+        return Ok(Err(Some(size)));
     }
     let value = message
         .value_span(bytes)
@@ -195,8 +198,10 @@ pub(super) fn cut_entry(
             value.get(..usize::try_from(value_len).ok()?.min(value.len()))
         });
     match value.map(|value| find_inner(&message, value, target, false)) {
-        Some(Ok(Some(found))) => Ok(found),
-        _ => Err(Some(size)),
+        Some(Ok(Some(found))) => Ok(Ok(found)),
+        // As for a v2 batch: final only when no more of it will come.
+        Some(Err(e)) if e.is_decompression_bound() && bytes.len() >= whole_up_to => Err(e),
+        _ => Ok(Err(Some(size))),
     }
 }
 
@@ -213,9 +218,15 @@ struct InnerWalk<'a> {
 }
 
 impl<'a> InnerWalk<'a> {
-    fn open(wrapper: &Message, value: &'a [u8]) -> Result<Self, RecordsError> {
+    fn open(wrapper: &Message, value: &'a [u8], target: i64) -> Result<Self, RecordsError> {
         Ok(InnerWalk {
-            reader: RecordReader::open(wrapper.codec(), wrapper.magic, wrapper.offset, value)?,
+            reader: RecordReader::open(
+                wrapper.codec(),
+                wrapper.magic,
+                wrapper.offset,
+                target,
+                value,
+            )?,
             magic: wrapper.magic,
         })
     }
@@ -264,7 +275,7 @@ fn find_inner(
     let base = match wrapper.magic {
         0 => 0,
         _ => {
-            let mut walk = InnerWalk::open(wrapper, value)?;
+            let mut walk = InnerWalk::open(wrapper, value, target)?;
             let mut last = None;
             while let Some(inner) = walk.next()? {
                 last = Some(inner.offset);
@@ -277,7 +288,7 @@ fn find_inner(
                 .ok_or_else(|| wrapper.corrupt("inner message offset overflows i64"))?
         }
     };
-    let mut walk = InnerWalk::open(wrapper, value)?;
+    let mut walk = InnerWalk::open(wrapper, value, target)?;
     while let Some(inner) = walk.next()? {
         let offset = base
             .checked_add(inner.offset)

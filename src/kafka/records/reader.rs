@@ -1,12 +1,12 @@
 //! A streaming reader over a batch's records section (v2) or a legacy wrapper's inner
-//! message set, decompressing as it goes and bounded by [`MAX_DECOMPRESSED_BYTES`].
+//! message set, decompressing as it goes and bounded by [`decompressed_limit`].
 
 use std::io::{self, BufRead, BufReader, Read};
 
 use ruzstd::decoding::StreamingDecoder;
 
 use super::decompress::{kafka08_lz4, Decoder, SnappyReader};
-use super::{RecordsError, MAX_BLOCK_BYTES, MAX_DECOMPRESSED_BYTES};
+use super::{decompressed_limit, RecordsError, MAX_BLOCK_BYTES};
 
 const READ_BUFFER: usize = 8 * 1024;
 
@@ -24,16 +24,24 @@ pub(super) struct RecordReader<'a> {
     pub(super) position: u64,
     base_offset: i64,
     codec: &'static str,
+    /// The offset looked for, and the compressed size and decompressed-byte limit of the
+    /// section: for the bound's error.
+    target: i64,
+    compressed: u64,
+    limit: u64,
 }
 
 impl<'a> RecordReader<'a> {
     /// A reader over `body` compressed with codec `id` (attributes bits 0–2). `magic` selects
     /// the lz4 frame variant (magic 0 wrote a wrong frame header checksum) and which codecs
-    /// exist (zstd only from magic 2); `base_offset` names the batch in errors.
+    /// exist (zstd only from magic 2); `base_offset` names the batch in errors, `target` is
+    /// the offset looked for. A compressed section is bounded by [`decompressed_limit`] of
+    /// its size; an uncompressed one by its own bytes.
     pub(super) fn open(
         id: u8,
         magic: i8,
         base_offset: i64,
+        target: i64,
         body: &'a [u8],
     ) -> Result<Self, RecordsError> {
         let fail = |codec, detail| RecordsError::Decompress {
@@ -66,11 +74,20 @@ impl<'a> RecordReader<'a> {
                 })
             }
         };
+        let limit = match id {
+            // Nothing to decompress: the walk costs the bytes in hand, and a record claiming
+            // more than arrived is how a cut batch looks.
+            0 => u64::MAX,
+            _ => decompressed_limit(body.len()),
+        };
         Ok(RecordReader {
             inner: BufReader::with_capacity(READ_BUFFER, decoder),
             position: 0,
             base_offset,
             codec,
+            target,
+            compressed: u64::try_from(body.len()).unwrap_or(u64::MAX),
+            limit,
         })
     }
 
@@ -90,13 +107,20 @@ impl<'a> RecordReader<'a> {
         }
     }
 
+    fn bound(&self, claimed: Option<u64>) -> RecordsError {
+        RecordsError::DecompressionBound {
+            base_offset: self.base_offset,
+            target: self.target,
+            compressed: self.compressed,
+            decompressed: self.position,
+            claimed,
+        }
+    }
+
     fn advance(&mut self, by: u64) -> Result<(), RecordsError> {
         self.position = self.position.saturating_add(by);
-        if self.position > MAX_DECOMPRESSED_BYTES {
-            return Err(RecordsError::TooLarge {
-                base_offset: self.base_offset,
-                limit: MAX_DECOMPRESSED_BYTES,
-            });
+        if self.position > self.limit {
+            return Err(self.bound(None));
         }
         Ok(())
     }
@@ -200,8 +224,12 @@ impl<'a> RecordReader<'a> {
         })
     }
 
-    /// Skips `count` bytes without keeping them.
+    /// Skips `count` bytes without keeping them. When they would take the section past its
+    /// limit the walk fails at once, without decompressing them.
     pub(super) fn skip(&mut self, count: u64) -> Result<(), RecordsError> {
+        if self.position.saturating_add(count) > self.limit {
+            return Err(self.bound(Some(count)));
+        }
         let copied = match io::copy(&mut (&mut self.inner).take(count), &mut io::sink()) {
             Ok(copied) => copied,
             Err(e) => return Err(self.io_error(e)),

@@ -18,11 +18,11 @@ use std::io::Write;
 pub(super) const GZIP: u8 = 1;
 pub(super) const SNAPPY: u8 = 2;
 pub(super) const LZ4: u8 = 3;
-const ZSTD: u8 = 4;
+pub(super) const ZSTD: u8 = 4;
 /// Codec id 2 written with xerial framing (test encoder only).
 pub(super) const XERIAL: u8 = 0x82;
 
-fn put_varlong(out: &mut Vec<u8>, value: i64) {
+pub(super) fn put_varlong(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -43,11 +43,11 @@ fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 
 #[derive(Clone)]
 pub(super) struct Rec {
-    offset_delta: i32,
+    pub(super) offset_delta: i32,
     pub(super) timestamp_delta: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 pub(super) fn rec(offset_delta: i32, timestamp_delta: i64) -> Rec {
@@ -63,7 +63,7 @@ pub(super) fn rec(offset_delta: i32, timestamp_delta: i64) -> Rec {
     }
 }
 
-fn encode_record(r: &Rec) -> Vec<u8> {
+pub(super) fn encode_record(r: &Rec) -> Vec<u8> {
     let mut body = vec![0u8]; // attributes
     put_varlong(&mut body, r.timestamp_delta);
     put_varlong(&mut body, i64::from(r.offset_delta));
@@ -168,7 +168,15 @@ fn marker(base_offset: i64, producer_id: i64, abort: bool) -> Batch {
 }
 
 impl Batch {
-    fn codec(self, codec: u8) -> Self {
+    /// The header's lastOffsetDelta set to `last` whatever the records hold.
+    pub(super) fn claiming(self, last: i32) -> Self {
+        Batch {
+            last_offset_delta: Some(last),
+            ..self
+        }
+    }
+
+    pub(super) fn codec(self, codec: u8) -> Self {
         Batch { codec, ..self }
     }
 
@@ -230,7 +238,7 @@ fn set_crc(batch: &mut [u8]) {
 }
 
 /// Recomputes the CRC of every whole v2 batch in `buf` (after a test edited its bytes).
-fn fix_crcs(buf: &mut [u8]) {
+pub(super) fn fix_crcs(buf: &mut [u8]) {
     let mut at = 0;
     while at + 12 <= buf.len() {
         let len = i32::from_be_bytes(buf[at + 8..at + 12].try_into().unwrap());

@@ -504,3 +504,24 @@ fn every_prefix_and_mutation_of_legacy_input_is_handled_without_panic() {
         let _ = record_at(&bad, (seed % 40) as i64, &[], 0);
     }
 }
+
+#[test]
+fn a_legacy_wrapper_bomb_stops_at_the_ratio_limit() {
+    // 40 inner messages of 64 KiB zeros, the wrapper claiming offset 1000: each pass of the
+    // magic 1 walk is bounded, and the error says so.
+    for magic in [0i8, 1] {
+        let inner: Vec<u8> = (0..40)
+            .flat_map(|o| message(magic, o, 0, T0, Some(&[0; 64 << 10])))
+            .collect();
+        let buf = wrapper(magic, GZIP, false, 1000, T0, &inner);
+        match record_at(&buf, 1000, &[], WHOLE) {
+            Err(e @ RecordsError::DecompressionBound { .. }) => {
+                assert!(
+                    e.to_string().contains("without reaching offset 1000"),
+                    "{e}"
+                );
+            }
+            other => panic!("magic {magic}: expected the decompression bound, got {other:?}"),
+        }
+    }
+}

@@ -82,8 +82,13 @@ pub(super) fn cut_batch(
         return Ok(Err(Some(size)));
     }
     let mut progress = Progress::default();
-    if let Ok(Some(found)) = find_in_batch(&header, body, target, false, &mut progress) {
-        return Ok(Ok(found));
+    match find_in_batch(&header, body, target, false, &mut progress) {
+        Ok(Some(found)) => return Ok(Ok(found)),
+        // No more of this batch will ever come (the caller fetches at most `whole_up_to`
+        // bytes): what arrived already decompresses past the bound, so it is final.
+        Err(e) if e.is_decompression_bound() && bytes.len() >= whole_up_to => return Err(e),
+        // With more bytes the bound grows with them: fetch more first.
+        _ => {}
     }
     Ok(Err(Some(estimate_needed(
         &header,
@@ -193,9 +198,9 @@ impl BatchHeader {
         self.attributes & 0x20 != 0
     }
 
-    fn reader<'a>(&self, body: &'a [u8]) -> Result<RecordReader<'a>, RecordsError> {
+    fn reader<'a>(&self, body: &'a [u8], target: i64) -> Result<RecordReader<'a>, RecordsError> {
         let codec = (self.attributes & 0x07) as u8;
-        RecordReader::open(codec, 2, self.base_offset, body)
+        RecordReader::open(codec, 2, self.base_offset, target, body)
     }
 }
 
@@ -249,7 +254,7 @@ fn is_abort_marker(header: &BatchHeader, body: &[u8]) -> Result<bool, RecordsErr
     if header.record_count == 0 {
         return Ok(false);
     }
-    let mut reader = header.reader(body)?;
+    let mut reader = header.reader(body, header.base_offset)?;
     reader.record_head(0, header.record_count)?;
     let key_length = reader.varint()?;
     if key_length < 4 {
@@ -272,6 +277,11 @@ struct Progress {
 
 /// Walks the records of one batch to the first record with offset `>= target`, counting the
 /// records it passes in `progress`.
+///
+/// The header bounds the walk: at most `recordCount` records, in strictly increasing
+/// offsets that never pass `lastOffsetDelta` — so the target (`<= last_offset`, or the
+/// batch would have been skipped) is reached within `target - baseOffset + 1` records, and
+/// a batch whose records do not keep to it fails at the first one that does not.
 fn find_in_batch(
     header: &BatchHeader,
     body: &[u8],
@@ -279,13 +289,21 @@ fn find_in_batch(
     verified: bool,
     progress: &mut Progress,
 ) -> Result<Option<Lookup>, RecordsError> {
-    let mut reader = header.reader(body)?;
+    let mut reader = header.reader(body, target)?;
+    let mut previous: Option<i64> = None;
     for index in 0..header.record_count {
         let record = reader.record_head(index, header.record_count)?;
         let offset = header
             .base_offset
             .checked_add(i64::from(record.offset_delta))
             .ok_or_else(|| reader.corrupt("record offset overflows i64"))?;
+        if previous.is_some_and(|previous| offset <= previous) || record.offset_delta < 0 {
+            return Err(reader.corrupt("record offsets do not increase"));
+        }
+        if offset > header.last_offset {
+            return Err(reader.corrupt("record offset past the batch's lastOffsetDelta"));
+        }
+        previous = Some(offset);
         if offset >= target {
             let timestamp_type = header.timestamp_type();
             let timestamp_ms = match timestamp_type {

@@ -88,6 +88,29 @@ impl FetchResponse {
     }
 }
 
+/// Receives what [`decode_stream_to`] decodes, in wire order.
+pub trait FetchSink {
+    fn topic(&mut self, name: &str);
+    /// One partition; the decoder reads on only once the future is done, so a sink may
+    /// hand the CPU work of the partition to another thread without holding more than one
+    /// partition's bytes (or as many as it chooses).
+    fn partition(&mut self, p: FetchPartition) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// A closure as a [`FetchSink`].
+struct Each<F>(F);
+
+impl<F: FnMut(Item<'_>)> FetchSink for Each<F> {
+    fn topic(&mut self, name: &str) {
+        (self.0)(Item::Topic(name));
+    }
+
+    fn partition(&mut self, p: FetchPartition) -> impl std::future::Future<Output = ()> + Send {
+        (self.0)(Item::Partition(p));
+        std::future::ready(())
+    }
+}
+
 /// Decodes a Fetch response body of `version` from `r`, handing every topic and partition
 /// to `each` in wire order; of each partition's records at most `records_limit` bytes are
 /// kept (the rest is skipped). Returns the top-level error code.
@@ -98,7 +121,17 @@ pub async fn decode_stream(
     r: &mut StreamReader,
     version: i16,
     records_limit: usize,
-    mut each: impl FnMut(Item<'_>),
+    each: impl FnMut(Item<'_>),
+) -> Result<i16, DecodeError> {
+    decode_stream_to(r, version, records_limit, &mut Each(each)).await
+}
+
+/// [`decode_stream`] into a [`FetchSink`], awaiting it after each partition.
+pub async fn decode_stream_to(
+    r: &mut StreamReader,
+    version: i16,
+    records_limit: usize,
+    sink: &mut impl FetchSink,
 ) -> Result<i16, DecodeError> {
     check_version(
         API,
@@ -120,16 +153,15 @@ pub async fn decode_stream(
     for t in 0..topics {
         r.enter("responses", t);
         let name = r.string_v("topic", flex).await?;
-        each(Item::Topic(&name));
+        sink.topic(&name);
         let pos = r.position();
         let Some(partitions) = r.array_len_v("partitions", flex).await? else {
             return Err(r.error("partitions", pos, super::Problem::UnexpectedNull));
         };
         for p in 0..partitions {
             r.enter("partitions", p);
-            each(Item::Partition(
-                decode_partition(r, version, records_limit).await?,
-            ));
+            let partition = decode_partition(r, version, records_limit).await?;
+            sink.partition(partition).await;
             r.leave();
         }
         r.tagged_fields(flex).await?;
