@@ -294,30 +294,30 @@ impl Exposition {
                 ConstCounter::new(value(&c.client)).encode(enc.encode_family(&base(c))?)?;
             }
         }
-        let mut enc = encoder.encode_descriptor(
-            "tidemark_timestamp_samples_failed",
-            "Time-lag samples not obtained, by reason: corrupt (checksum mismatch; never cached, read again), undecodable, broker_error, unreachable, not_reached, no_timestamp (message format v0 or timestamp -1).",
-            None,
-            MetricType::Counter,
-        )?;
-        for c in &self.clusters {
-            for (reason, n) in &c.client.timestamp_samples_failed {
-                let mut labels = base(c);
-                labels.push(("reason", Cow::Borrowed(*reason)));
-                ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
-            }
-        }
-        let mut enc = encoder.encode_descriptor(
-            "tidemark_collection_errors",
-            "What cycles could not read, by kind: broker (a broker failed a request), group_offsets, group_description, committed_partition (an OffsetFetch error code for one partition), watermarks, timestamp. Each cycle with such a failure is partial.",
-            None,
-            MetricType::Counter,
-        )?;
-        for c in &self.clusters {
-            for (kind, n) in &c.client.collection_errors {
-                let mut labels = base(c);
-                labels.push(("item", Cow::Borrowed(*kind)));
-                ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
+        // Counters with one label naming what was counted.
+        type ByKind = fn(&ClientStats) -> &[(&'static str, u64)];
+        let by_kind: [(&str, &str, &str, ByKind); 2] = [
+            (
+                "tidemark_timestamp_samples_failed",
+                "Time-lag samples not obtained, by reason: corrupt (checksum mismatch; never cached, read again), undecodable, broker_error, unreachable, not_reached, no_timestamp (message format v0 or timestamp -1).",
+                "reason",
+                |s| &s.timestamp_samples_failed,
+            ),
+            (
+                "tidemark_collection_errors",
+                "What cycles could not read, by kind: broker (a broker failed a request), group_offsets, group_description, committed_partition (an OffsetFetch error code for one partition), watermarks, timestamp. Each cycle with such a failure is partial.",
+                "item",
+                |s| &s.collection_errors,
+            ),
+        ];
+        for (name, help, label, rows) in by_kind {
+            let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for c in &self.clusters {
+                for (kind, n) in rows(&c.client) {
+                    let mut labels = base(c);
+                    labels.push((label, Cow::Borrowed(*kind)));
+                    ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
+                }
             }
         }
         Ok(())
