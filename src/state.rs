@@ -388,6 +388,50 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_cluster_failing_past_the_staleness_threshold_drops_its_series() {
+        let report = LagReport {
+            cluster: "a".into(),
+            partitions: vec![crate::lag::PartitionOffsets {
+                tp: crate::kafka::TopicPartition::new("t", 0),
+                low: 0,
+                high: 7,
+                read_at_ms: 0,
+            }],
+            ..LagReport::default()
+        };
+        let outcome = CycleOutcome::Success {
+            report: Arc::new(report),
+            poll_time: Duration::ZERO,
+            health: CycleHealth::complete([1]),
+        };
+        let failed = || CycleOutcome::Failure {
+            error: "no broker answered".into(),
+        };
+        let text =
+            |s: &ExporterState| String::from_utf8_lossy(&s.rendered().openmetrics).into_owned();
+        let series =
+            "kafka_partition_latest_offset{cluster_name=\"a\",topic=\"t\",partition=\"0\"} 7";
+        let s = ExporterState::new(&[("a".to_string(), Vec::new())], Granularity::Partition);
+        s.set_staleness(Duration::from_millis(50));
+        s.publish("a", outcome, Duration::ZERO);
+        // A failure within the threshold keeps the last values.
+        s.publish("a", failed(), Duration::ZERO);
+        assert!(text(&s).contains(series), "{}", text(&s));
+        std::thread::sleep(Duration::from_millis(80));
+        s.publish("a", failed(), Duration::ZERO);
+        assert!(
+            !text(&s).contains("kafka_partition_latest_offset{"),
+            "{}",
+            text(&s)
+        );
+        assert!(
+            text(&s).contains("tidemark_cluster_up{cluster_name=\"a\"} 0"),
+            "{}",
+            text(&s)
+        );
+    }
+
+    #[test]
     fn readers_do_not_wait_on_a_render() {
         let s = ExporterState::new(&[("a".into(), vec![])], Granularity::Partition);
         let (hook, entered, release) = latch();
