@@ -38,6 +38,18 @@ fn exporter_config(bootstrap: &str) -> String {
 }
 
 /// Tidemark's log on the test output when `RUST_LOG` is set (e.g. `tidemark=debug`).
+/// A broker with the small workload, and an exporter already showing its exact values.
+async fn settled(what: &str) -> (Broker, Workload, RunningExporter, i64) {
+    let broker = Broker::start().await;
+    let mut w = Workload::connect(&broker.bootstrap).await;
+    small_workload(&mut w, "orders", &[5, 7, 9], "g", &[2, 4, 6], 0).await;
+    let start_ms = now_ms();
+    init_logs();
+    let exporter = RunningExporter::start(&exporter_config(&broker.bootstrap)).await;
+    wait_exact(&exporter, w.ledger(), start_ms, what).await;
+    (broker, w, exporter, start_ms)
+}
+
 fn init_logs() {
     if let Ok(filter) = std::env::var("RUST_LOG") {
         let _ = tracing_subscriber::fmt()
@@ -329,13 +341,7 @@ async fn transaction_markers_lag_per_contract() {
 /// restart of tidemark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_broker_up_goes_0_nothing_wrong_then_recovers() {
-    let broker = Broker::start().await;
-    let mut w = Workload::connect(&broker.bootstrap).await;
-    small_workload(&mut w, "orders", &[5, 7, 9], "g", &[2, 4, 6], 0).await;
-    let start_ms = now_ms();
-    init_logs();
-    let exporter = RunningExporter::start(&exporter_config(&broker.bootstrap)).await;
-    wait_exact(&exporter, w.ledger(), start_ms, "before the pause").await;
+    let (broker, mut w, exporter, _) = settled("before the pause").await;
 
     // The values carried through the pause come from cycles that started after this.
     let carried_from = now_ms();
@@ -464,13 +470,7 @@ async fn paused_broker_up_goes_0_nothing_wrong_then_recovers() {
 /// old log shows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_restarted_broker_new_truth_within_two_cycles() {
-    let broker = Broker::start().await;
-    let mut w = Workload::connect(&broker.bootstrap).await;
-    small_workload(&mut w, "orders", &[5, 7, 9], "g", &[2, 4, 6], 0).await;
-    let start_ms = now_ms();
-    init_logs();
-    let exporter = RunningExporter::start(&exporter_config(&broker.bootstrap)).await;
-    wait_exact(&exporter, w.ledger(), start_ms, "before the kill").await;
+    let (broker, w, exporter, _) = settled("before the kill").await;
     let old = w.ledger().clone();
 
     let carried_from = now_ms();

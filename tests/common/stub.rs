@@ -1237,6 +1237,18 @@ impl Drop for StubCluster {
     }
 }
 
+/// A listener for `node` on a free 127.0.0.1 port. Panics if none can be bound.
+async fn bind_node(node: i32) -> (SocketAddr, TcpListener) {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("stub node {node}: binding 127.0.0.1:0: {e}"),
+    };
+    match listener.local_addr() {
+        Ok(a) => (a, listener),
+        Err(e) => panic!("stub node {node}: local address: {e}"),
+    }
+}
+
 impl StubCluster {
     /// Starts one broker per node id, each on its own 127.0.0.1 port, with an empty model
     /// and no handler. Panics if a port cannot be bound.
@@ -1244,14 +1256,7 @@ impl StubCluster {
         assert!(!nodes.is_empty(), "a stub cluster needs at least one node");
         let mut listeners = Vec::new();
         for &node in nodes {
-            let listener = match TcpListener::bind("127.0.0.1:0").await {
-                Ok(l) => l,
-                Err(e) => panic!("stub node {node}: binding 127.0.0.1:0: {e}"),
-            };
-            let addr = match listener.local_addr() {
-                Ok(a) => a,
-                Err(e) => panic!("stub node {node}: local address: {e}"),
-            };
+            let (addr, listener) = bind_node(node).await;
             listeners.push((node, addr, listener));
         }
         let versions = SUPPORTED_APIS
@@ -1377,14 +1382,7 @@ impl Stub {
             !lock(&self.inner.addrs).contains_key(&node),
             "the stub cluster already had node {node}"
         );
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("stub node {node}: binding 127.0.0.1:0: {e}"),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("stub node {node}: local address: {e}"),
-        };
+        let (addr, listener) = bind_node(node).await;
         lock(&self.inner.addrs).insert(node, addr);
         self.model().nodes.push((node, addr));
         self.listen(node, listener);
