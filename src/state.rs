@@ -105,10 +105,13 @@ struct Inner {
     generation: u64,
 }
 
-/// The exposition currently served and the generation it was rendered from.
+/// The exposition currently served, the status it was rendered with, and the generation.
+/// `/ready` and `/` read the status from here, so an endpoint never reports a cycle whose
+/// series `/metrics` does not serve yet.
 struct Published {
     generation: u64,
     rendered: Arc<Rendered>,
+    status: Arc<BTreeMap<String, ClusterStatus>>,
 }
 
 /// Called in the middle of every render (tests only): lets a test hold a render open and
@@ -165,6 +168,7 @@ impl ExporterState {
             rendered: RwLock::new(Published {
                 generation: 0,
                 rendered: Arc::new(Rendered::default()),
+                status: Arc::default(),
             }),
             #[cfg(test)]
             render_hook: Mutex::new(None),
@@ -283,10 +287,10 @@ impl ExporterState {
         // Cloned after taking `render_serial`, so this render includes every publish that
         // came before it, and a publish that waited here while another render ran finds its
         // update already served and skips its own render.
-        let (generation, views) = {
+        let (generation, views, status) = {
             let inner = self.lock();
             let views: Vec<ClusterView> = inner.views.values().cloned().collect();
-            (inner.generation, views)
+            (inner.generation, views, Arc::new(inner.status.clone()))
         };
         if generation <= self.published().0 {
             return;
@@ -324,6 +328,7 @@ impl ExporterState {
                 return;
             }
             published.generation = generation;
+            published.status = status;
             std::mem::replace(&mut published.rendered, rendered)
         };
         // Freed here (unless a scrape still holds it), outside the lock.
@@ -346,14 +351,19 @@ impl ExporterState {
         *self.render_hook.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
-    /// Ready once every cluster has completed one successful cycle.
+    /// Ready once every cluster has completed one successful cycle and `/metrics` serves it.
     pub fn ready(&self) -> bool {
-        self.lock().status.values().all(|s| s.cycles_ok > 0)
+        self.served_status().values().all(|s| s.cycles_ok > 0)
     }
 
-    /// Status of every cluster, by name.
+    /// Status of every cluster, by name, as of the exposition served now.
     pub fn status(&self) -> BTreeMap<String, ClusterStatus> {
-        self.lock().status.clone()
+        self.served_status().as_ref().clone()
+    }
+
+    fn served_status(&self) -> Arc<BTreeMap<String, ClusterStatus>> {
+        let p = self.rendered.read().unwrap_or_else(|p| p.into_inner());
+        p.status.clone()
     }
 }
 
@@ -454,13 +464,16 @@ pub(crate) mod tests {
         let (ready, cycles_ok, rendered) = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("readers answered while a render was running");
-        // The status is already updated, the exposition not yet swapped.
-        assert!(ready);
-        assert_eq!(cycles_ok, 1);
+        // Neither the exposition nor the status it goes with is served yet: /ready and /
+        // never report a cycle whose series /metrics does not have.
+        assert!(!ready);
+        assert_eq!(cycles_ok, 0);
         let text = String::from_utf8_lossy(&rendered.prometheus_text()).into_owned();
         assert!(!text.contains("3.5"), "{text}");
         release.send(()).expect("release");
         publisher.join().expect("publisher");
+        assert!(s.ready());
+        assert_eq!(s.status()["a"].cycles_ok, 1);
         let text = String::from_utf8_lossy(&s.rendered().prometheus_text()).into_owned();
         assert!(
             text.contains("kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"a\"} 3.5"),

@@ -385,15 +385,17 @@ mod tests {
         release.send(()).expect("release");
         publisher.join().expect("publisher");
         assert_eq!(answers[0], (StatusCode::OK, "OK\n".into()));
-        // `/ready` and `/` already see the cycle; `/metrics` the exposition before it.
+        // Every endpoint shows the state before the cycle until its exposition is served.
         assert_eq!(answers[1].0, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(answers[1].1.contains("for b"), "{}", answers[1].1);
-        assert!(answers[2].1.contains("<td>1 / 0</td>"), "{}", answers[2].1);
+        assert!(answers[1].1.contains("for a, b"), "{}", answers[1].1);
+        assert!(answers[2].1.contains("<td>0 / 0</td>"), "{}", answers[2].1);
         assert!(
             answers[3].1.contains("kafka_lag_exporter_up 0"),
             "{}",
             answers[3].1
         );
+        let (_, html) = body(route(&Method::GET, "/", None, &s));
+        assert!(html.contains("<td>1 / 0</td>"), "{html}");
     }
 
     #[test]
