@@ -43,11 +43,12 @@ impl Exporter {
         let state = ExporterState::new(&clusters, exporter.granularity);
         state.set_staleness(exporter.staleness());
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(http::serve(
+        let mut tasks = vec![http::spawn_dedicated(
             listener,
             state.clone(),
             stopped.clone(),
-        ))];
+            http::ServerLimits::default(),
+        )?];
         for cluster in config.clusters {
             tasks.push(tokio::spawn(collect::run_cluster(
                 Arc::new(cluster),

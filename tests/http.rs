@@ -457,3 +457,36 @@ async fn oversized_request_headers_are_refused() {
     let mut c = Client::connect(server.address).await;
     assert_eq!(c.get("/health").await.status, 200);
 }
+
+/// The exporter's HTTP server runs on threads of its own: with every thread of the runtime
+/// the collectors run on blocked (as CPU-bound collection work would), `/health` still
+/// answers. Before, the server shared that runtime and could not answer until it was free.
+#[tokio::test(flavor = "current_thread")]
+async fn endpoints_answer_while_the_collector_runtime_is_blocked() {
+    let toml = "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"1s\"\n\n\
+                [[clusters]]\nname = \"nowhere\"\nbootstrap_servers = \"127.0.0.1:9\"\n";
+    let env = |_: &str| None;
+    let config = tidemark::config::parse(toml, "test.toml", &env).expect("config");
+    let exporter = tidemark::exporter::Exporter::start(config)
+        .await
+        .expect("exporter starts");
+    let address = exporter.address();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(address).expect("connect");
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("response");
+        let _ = tx.send(answer);
+    });
+    // Blocks the only thread of this test's runtime, where the collector task runs.
+    std::thread::sleep(Duration::from_secs(3));
+    let answer = rx
+        .try_recv()
+        .expect("/health answered while the collectors' runtime was blocked");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    client.join().expect("client");
+    exporter.shutdown(Duration::from_secs(1)).await;
+}

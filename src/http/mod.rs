@@ -24,7 +24,7 @@ use crate::state::ExporterState;
 
 mod server;
 
-pub use server::{serve, serve_with, ServerLimits};
+pub use server::{serve, serve_with, spawn_dedicated, ServerLimits};
 
 /// A response body made of shared byte chunks: `/metrics` sends the text rendered at the
 /// end of the last cycle without copying it.

@@ -92,6 +92,49 @@ pub async fn serve(
     serve_with(listener, state, shutdown, ServerLimits::default()).await;
 }
 
+/// Worker threads of the HTTP server's own runtime: endpoints are cheap, two let a slow
+/// response body and a health probe progress at once.
+const HTTP_WORKERS: usize = 2;
+
+/// Run [`serve_with`] on a runtime of its own, on threads no collection work is ever
+/// scheduled on: a collector busy decoding or a render in progress can then delay an
+/// endpoint only as much as the OS scheduler lets it, never by occupying the workers the
+/// endpoint's task waits for. The returned handle (of the calling runtime) completes once
+/// the server stopped after `shutdown` turned true.
+pub fn spawn_dedicated(
+    listener: TcpListener,
+    state: Arc<ExporterState>,
+    shutdown: watch::Receiver<bool>,
+    limits: ServerLimits,
+) -> io::Result<tokio::task::JoinHandle<()>> {
+    // A tokio listener belongs to the reactor it was made in: move the socket over.
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(HTTP_WORKERS)
+        .thread_name("tidemark-http")
+        .enable_all()
+        .build()?;
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("tidemark-http-main".into())
+        .spawn(move || {
+            let served = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                serve_with(listener, state, shutdown, limits).await;
+                io::Result::Ok(())
+            });
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the HTTP server could not start");
+            }
+            // Open connections end with the runtime; a response in progress is cut.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            let _ = done.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = finished.await;
+    }))
+}
+
 /// [`serve`] with explicit limits.
 pub async fn serve_with(
     listener: TcpListener,
