@@ -35,10 +35,40 @@ struct Cli {
     )]
     log_level: String,
 
+    /// Log line format on stderr: `text` (colour only on a terminal, never with NO_COLOR)
+    /// or `json` (one object per line, for log pipelines).
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+
     /// Validate FILE, print the resolved configuration with secrets redacted, and exit
     /// (status 0 when valid, 2 when not).
     #[arg(long = "check-config", value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr, so stdout carries only command output (`--check-config`'s TOML).
+fn init_logging(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            // https://no-color.org: any non-empty NO_COLOR turns colour off.
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init();
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -53,10 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(CONFIG_ERROR);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    init_logging(filter, cli.log_format);
 
     if let Some(path) = cli.check_config {
         return match load(&path) {
