@@ -8,6 +8,7 @@ mod cache;
 mod carry;
 mod cycle;
 mod issues;
+mod lifecycle;
 
 pub use cache::TimestampCache;
 pub use cycle::{failure_reason, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
@@ -74,6 +75,7 @@ pub async fn run_cluster(
     cycle.staleness = exporter.staleness();
     let mut cluster: Option<Cluster> = None;
     let mut retry = FIRST_RETRY;
+    let mut lifecycle = lifecycle::Lifecycle::default();
     loop {
         if *shutdown.borrow() {
             return;
@@ -88,6 +90,7 @@ pub async fn run_cluster(
         let wait = match result {
             Ok((report, poll_time, health)) => {
                 tracing::debug!(cluster = %name, ?duration, groups = report.groups.len(), complete = health.complete, "cycle done");
+                lifecycle.log_published(&name, &report, duration);
                 publish(
                     &state,
                     &name,
@@ -105,6 +108,7 @@ pub async fn run_cluster(
             }
             Err(e) => {
                 tracing::warn!(cluster = %name, error = %e, retry_in = ?retry, "cycle failed");
+                lifecycle.failed();
                 publish(
                     &state,
                     &name,
