@@ -36,7 +36,10 @@ fn names(text: &str, name: &str) -> bool {
     if text.contains(&format!("`{name}`")) {
         return true;
     }
+    // Odd-numbered pieces are inside backticks.
     text.split('`')
+        .skip(1)
+        .step_by(2)
         .filter_map(|span| span.strip_suffix('*'))
         .any(|prefix| !prefix.is_empty() && name.starts_with(prefix))
 }
