@@ -6,7 +6,7 @@
 #   bash docker/build-release.sh x86_64             # one (x86_64 | aarch64)
 #   bash docker/build-release.sh --image            # ... and the images tidemark:<version>-<arch>
 #   bash docker/build-release.sh --features ring    # ring crypto instead of graviola (needs a
-#                                                   # C compiler for each target, see README)
+#                                                   # C compiler for each target, see docs/release.md)
 #
 # Installs what it needs when missing: the Rust targets (rustup target add) and, as root,
 # Debian's `file` (to check the result). Links with the Rust toolchain's rust-lld
