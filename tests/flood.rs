@@ -9,7 +9,8 @@
 //!   them (384 MiB) never make the process hold more than the budget.
 //!
 //! Memory is the process's peak RSS (`VmHWM`), reset between phases through
-//! `/proc/self/clear_refs`; it is per process, so this file holds a single test (plus the
+//! `/proc/self/clear_refs`, with glibc's malloc set to return large blocks as musl's does in
+//! the shipped binary ([`allocate_like_musl`]); it is per process, so this file holds a single test (plus the
 //! `--ignored` measurement, run alone). The bound asserted is a memory bound — budget plus
 //! a generous constant — not a timing. Without the budget and the caps, the two phases grow
 //! the peak by ~2.3 GB and ~384 MiB.
@@ -66,6 +67,27 @@ fn reset_peak_rss() -> u64 {
     peak
 }
 
+/// Makes glibc's malloc hand out and give back large blocks as musl's does in the shipped
+/// static binary: every allocation past 128 KiB is its own mapping, unmapped when freed. By
+/// default glibc raises that threshold after the first large free (up to 32 MiB), and then
+/// keeps freed frames in per-thread arenas, so the peak RSS would measure the allocator's
+/// retention per thread on top of the bytes tidemark holds. `TIDEMARK_FLOOD_MALLOC_DEFAULT=1`
+/// keeps glibc's default (for the benchmark doc).
+fn allocate_like_musl() {
+    if std::env::var_os("TIDEMARK_FLOOD_MALLOC_DEFAULT").is_some() {
+        return;
+    }
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes malloc's tuning; called before the flood allocates.
+    unsafe {
+        assert_eq!(
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024),
+            1,
+            "mallopt"
+        );
+    }
+}
+
 /// What one flood did.
 struct Flood {
     /// Peak RSS growth during the flood.
@@ -97,6 +119,7 @@ async fn flood(frame: usize, budget: &str) -> Flood {
     stub.add_group(StubGroup::consumer("g").offset("orders", 0, 4));
     let addresses = nodes.iter().map(|n| stub.addr(*n).to_string()).collect();
 
+    allocate_like_musl();
     let before = reset_peak_rss();
     let exporter = RunningExporter::start(&config(
         CLUSTER,
@@ -199,19 +222,18 @@ async fn a_flood_of_large_responses_fails_them_by_name_and_memory_stays_within_t
     );
 }
 
-/// Peak RSS growth with the budget and with a budget too large to matter (1 TiB), for
-/// docs/benchmarks.md: `cargo test --release -p tidemark --test flood -- --ignored
-/// --nocapture`.
+/// One flood for docs/benchmarks.md, set by the environment (frame size in MiB, budget);
+/// one per process, as the peak RSS is the process's:
+/// `TIDEMARK_FLOOD_FRAME_MIB=16 TIDEMARK_FLOOD_BUDGET=32MiB cargo test -p tidemark --test
+/// flood -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement for docs/benchmarks.md; run alone with --nocapture"]
-async fn measure_peak_rss_with_and_without_the_budget() {
-    for (frame, label) in [
-        (FRAME_UNDER_FRAME_CAP, "96 MiB"),
-        (FRAME_UNDER_LIST_GROUPS_CAP, "16 MiB"),
-    ] {
-        for budget in ["32MiB", "128MiB", "1TiB"] {
-            let f = flood(frame, budget).await;
-            report(&format!("{label} frames, budget {budget}"), &f);
-        }
-    }
+#[ignore = "measurement for docs/benchmarks.md; one configuration per run, with --nocapture"]
+async fn measure_peak_rss_of_one_flood() {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let frame_mib: usize = var("TIDEMARK_FLOOD_FRAME_MIB", "16")
+        .parse()
+        .expect("TIDEMARK_FLOOD_FRAME_MIB: a whole number of MiB");
+    let budget = var("TIDEMARK_FLOOD_BUDGET", "32MiB");
+    let f = flood(frame_mib << 20, &budget).await;
+    report(&format!("{frame_mib} MiB frames, budget {budget}"), &f);
 }
