@@ -29,6 +29,7 @@
 //!   unanchored (klag-exporter semantics): `"prod"` allows `"preprod-x"`; write `"^prod-"`
 //!   to anchor.
 
+mod bytesize;
 mod client;
 mod duration;
 mod env;
@@ -46,6 +47,7 @@ use regex::Regex;
 use crate::kafka::tls::Verification;
 use crate::kafka::Security;
 
+pub use bytesize::{format_byte_size, parse_byte_size};
 pub use client::{is_secret_key, ClientProperties, SecurityProtocol};
 pub use duration::{format_duration, parse_duration};
 
@@ -61,6 +63,10 @@ pub const RESERVED_LABELS: &[&str] = &[
     "compaction_detected",
     "data_loss_detected",
 ];
+
+/// Smallest `max_response_memory`: below it, large but ordinary answers (Metadata of a big
+/// cluster) could never be read.
+pub const MIN_RESPONSE_MEMORY: u64 = 1 << 20;
 
 /// What replaces a secret value wherever a config is shown.
 pub const REDACTED: &str = "***redacted***";
@@ -89,6 +95,10 @@ pub struct ExporterConfig {
     pub http_port: u16,
     pub http_host: String,
     pub granularity: Granularity,
+    /// Bytes of Kafka responses held in memory at once, by every connection of every
+    /// cluster together (`max_response_memory`, tidemark's own key; at least
+    /// [`MIN_RESPONSE_MEMORY`]). See [`crate::kafka::ResponseBudget`].
+    pub max_response_memory: u64,
     pub timestamp_sampling: TimestampSampling,
     pub otel: OtelConfig,
     pub performance: Performance,
@@ -228,6 +238,7 @@ impl Default for ExporterConfig {
             http_host: "0.0.0.0".to_owned(),
             // klag-exporter's default (its sample configs set "partition" explicitly).
             granularity: Granularity::Topic,
+            max_response_memory: crate::kafka::DEFAULT_RESPONSE_MEMORY as u64,
             timestamp_sampling: TimestampSampling::default(),
             otel: OtelConfig::default(),
             performance: Performance::default(),

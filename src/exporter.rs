@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::kafka::ResponseBudget;
 use crate::state::ExporterState;
 use crate::{collect, http};
 
@@ -42,6 +43,10 @@ impl Exporter {
             .collect();
         let state = ExporterState::new(&clusters, exporter.granularity);
         state.set_staleness(exporter.staleness());
+        // One budget for the whole process: every connection of every cluster shares it.
+        let budget = ResponseBudget::new(
+            usize::try_from(exporter.max_response_memory).unwrap_or(usize::MAX),
+        );
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![http::spawn_dedicated(
             listener,
@@ -53,6 +58,7 @@ impl Exporter {
             tasks.push(tokio::spawn(collect::run_cluster(
                 Arc::new(cluster),
                 exporter.clone(),
+                budget.clone(),
                 state.clone(),
                 stopped.clone(),
             )));

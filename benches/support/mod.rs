@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::ApiKey;
 use tidemark::collect::{self, CycleState};
 use tidemark::config::{ClusterSettings, ExporterConfig, Granularity};
-use tidemark::kafka::Cluster;
+use tidemark::kafka::{Cluster, ResponseBudget};
 use tidemark::lag;
 use tidemark::state::{CycleOutcome, ExporterState};
 
@@ -189,7 +189,8 @@ pub fn run_child(args: &Args) {
         println!("start rss_kib={rss0}");
         let settings = Arc::new(ClusterSettings::new("bench", vec![bootstrap]));
         let exporter = ExporterConfig::default();
-        let cluster = Cluster::connect(collect::client_config(&settings, &exporter))
+        let budget = ResponseBudget::default();
+        let cluster = Cluster::connect(collect::client_config(&settings, &exporter, &budget))
             .await
             .expect("connect to the cluster");
         let mut cycle = CycleState::new(

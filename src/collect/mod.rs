@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::config::{ClusterSettings, ExporterConfig};
-use crate::kafka::{Cluster, ClusterConfig, ConnectionConfig};
+use crate::kafka::{Cluster, ClusterConfig, ConnectionConfig, ResponseBudget};
 use crate::lag;
 use crate::metrics::ClientStats;
 use crate::state::{CycleHealth, CycleOutcome, ExporterState};
@@ -27,8 +27,13 @@ use crate::state::{CycleHealth, CycleOutcome, ExporterState};
 /// First retry delay after a failed cycle; doubles up to the poll interval.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 
-/// The wire-client settings of one cluster.
-pub fn client_config(settings: &ClusterSettings, exporter: &ExporterConfig) -> ClusterConfig {
+/// The wire-client settings of one cluster; its connections share `budget` with every
+/// other cluster given the same one.
+pub fn client_config(
+    settings: &ClusterSettings,
+    exporter: &ExporterConfig,
+    budget: &ResponseBudget,
+) -> ClusterConfig {
     let timeout = settings
         .client
         .request_timeout
@@ -44,6 +49,7 @@ pub fn client_config(settings: &ClusterSettings, exporter: &ExporterConfig) -> C
             connect_timeout: timeout.min(Duration::from_secs(10)),
             request_timeout: timeout,
             security: settings.security.clone(),
+            budget: budget.clone(),
             ..ConnectionConfig::default()
         },
         ..ClusterConfig::default()
@@ -57,10 +63,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Collect `settings`' cluster until `shutdown` turns true.
+/// Collect `settings`' cluster until `shutdown` turns true; its responses are held within
+/// `budget` (the process's, shared by every cluster).
 pub async fn run_cluster(
     settings: Arc<ClusterSettings>,
     exporter: Arc<ExporterConfig>,
+    budget: ResponseBudget,
     state: Arc<ExporterState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -82,7 +90,7 @@ pub async fn run_cluster(
         }
         let started = Instant::now();
         let result = tokio::select! {
-            r = one_cycle(&mut cluster, &mut cycle, &settings, &exporter) => r,
+            r = one_cycle(&mut cluster, &mut cycle, &settings, &exporter, &budget) => r,
             _ = shutdown.changed() => return,
         };
         let duration = started.elapsed();
@@ -136,10 +144,11 @@ async fn one_cycle(
     cycle: &mut CycleState,
     settings: &ClusterSettings,
     exporter: &ExporterConfig,
+    budget: &ResponseBudget,
 ) -> Result<(Arc<lag::LagReport>, Duration, CycleHealth), CycleError> {
     let kafka = match cluster.take() {
         Some(kafka) => kafka,
-        None => Cluster::connect(client_config(settings, exporter))
+        None => Cluster::connect(client_config(settings, exporter, budget))
             .await
             .map_err(CycleError::Connect)?,
     };

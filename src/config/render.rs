@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde::Serialize;
 
+use super::bytesize::format_byte_size;
 use super::duration::format_duration;
 use super::{is_secret_key, redact_url_userinfo, Config, REDACTED};
 
@@ -21,6 +22,7 @@ struct Exporter {
     http_port: u16,
     http_host: String,
     granularity: &'static str,
+    max_response_memory: String,
     timestamp_sampling: TimestampSampling,
     otel: Otel,
     performance: Performance,
@@ -84,6 +86,7 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
             http_port: e.http_port,
             http_host: e.http_host.clone(),
             granularity: e.granularity.as_str(),
+            max_response_memory: format_byte_size(e.max_response_memory),
             timestamp_sampling: TimestampSampling {
                 enabled: e.timestamp_sampling.enabled,
                 cache_ttl: format_duration(e.timestamp_sampling.cache_ttl),

@@ -7,15 +7,17 @@ use std::time::Duration;
 use regex::Regex;
 use toml::{Table, Value};
 
+use super::bytesize::{format_byte_size, parse_byte_size};
 use super::client::{self, PropertyError};
 use super::duration::parse_duration;
 use super::security;
 use super::{
     ClusterSettings, Config, ConfigError, ExporterConfig, Granularity, OtelConfig, Performance,
-    TimestampSampling, RESERVED_LABELS,
+    TimestampSampling, MIN_RESPONSE_MEMORY, RESERVED_LABELS,
 };
 
 const DURATION_EXAMPLES: &str = "e.g. \"30s\", \"500ms\", \"2m\"";
+const BYTE_SIZE_EXAMPLES: &str = "e.g. \"128MiB\", \"512KiB\", \"1GiB\"";
 
 pub(super) fn build(mut root: Table, file: &str) -> Result<Config, ConfigError> {
     let mut walker = Walker {
@@ -245,6 +247,47 @@ impl Walker<'_> {
         Ok(d)
     }
 
+    /// A byte size: a quoted number with a unit, or a bare whole number of bytes.
+    fn byte_size(&self, value: Value, path: &str) -> Result<u64, ConfigError> {
+        match &value {
+            Value::String(s) => parse_byte_size(s).ok_or_else(|| {
+                self.invalid(
+                    path,
+                    format!("{s:?} is not a byte size"),
+                    format!("a whole number with a unit, {BYTE_SIZE_EXAMPLES}"),
+                )
+            }),
+            Value::Integer(n) => u64::try_from(*n).map_err(|_| {
+                self.invalid(
+                    path,
+                    format!("{n} is negative"),
+                    format!("a byte size, {BYTE_SIZE_EXAMPLES}"),
+                )
+            }),
+            other => Err(self.invalid(
+                path,
+                format!("{} is not a byte size", describe(other)),
+                BYTE_SIZE_EXAMPLES,
+            )),
+        }
+    }
+
+    fn response_memory(&self, value: Value, path: &str) -> Result<u64, ConfigError> {
+        let text = describe(&value);
+        let bytes = self.byte_size(value, path)?;
+        if bytes < MIN_RESPONSE_MEMORY {
+            return Err(self.invalid(
+                path,
+                format!("{text} is too small"),
+                format!(
+                    "at least {} (the largest ordinary answers, Metadata of a big cluster, must fit)",
+                    format_byte_size(MIN_RESPONSE_MEMORY)
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
     fn exporter(&mut self, mut t: Table) -> Result<ExporterConfig, ConfigError> {
         let p = "exporter";
         let d = ExporterConfig::default();
@@ -279,6 +322,13 @@ impl Walker<'_> {
                 )),
             }
         })?;
+        let max_response_memory = self.get(
+            &mut t,
+            p,
+            "max_response_memory",
+            d.max_response_memory,
+            Self::response_memory,
+        )?;
         let timestamp_sampling = self.section(
             &mut t,
             p,
@@ -296,6 +346,7 @@ impl Walker<'_> {
             http_port,
             http_host,
             granularity,
+            max_response_memory,
             timestamp_sampling,
             otel,
             performance,

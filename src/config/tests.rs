@@ -277,6 +277,26 @@ fn error_messages_name_file_key_and_expectation() {
             "config.toml: exporter.granularity: \"cluster\" is not a granularity, expected \"topic\" or \"partition\"",
         ),
         (
+            format!("[exporter]\nmax_response_memory = \"lots\"\n{cluster}"),
+            "config.toml: exporter.max_response_memory: \"lots\" is not a byte size, expected a whole number with a unit, e.g. \"128MiB\", \"512KiB\", \"1GiB\"",
+        ),
+        (
+            format!("[exporter]\nmax_response_memory = \"128\"\n{cluster}"),
+            "config.toml: exporter.max_response_memory: \"128\" is not a byte size",
+        ),
+        (
+            format!("[exporter]\nmax_response_memory = \"512KiB\"\n{cluster}"),
+            "config.toml: exporter.max_response_memory: \"512KiB\" is too small, expected at least 1MiB",
+        ),
+        (
+            format!("[exporter]\nmax_response_memory = -5\n{cluster}"),
+            "config.toml: exporter.max_response_memory: -5 is negative",
+        ),
+        (
+            format!("[exporter]\nmax_response_memory = true\n{cluster}"),
+            "config.toml: exporter.max_response_memory: true is not a byte size",
+        ),
+        (
             format!("[exporter.timestamp_sampling]\nenabled = \"yes\"\n{cluster}"),
             "config.toml: exporter.timestamp_sampling.enabled: \"yes\" is not a boolean, expected true or false",
         ),
@@ -776,5 +796,23 @@ fn never_panics_on_truncated_or_odd_input() {
     for (i, _) in text.char_indices() {
         let _ = parse(&text[..i], "t.toml", &env);
         let _ = parse(&text[i..], "t.toml", &env);
+    }
+}
+
+#[test]
+fn max_response_memory_reads_byte_sizes_and_defaults_to_128_mib() {
+    let cluster = with_cluster("");
+    let c = ok(&cluster);
+    assert_eq!(c.exporter.max_response_memory, 128 << 20);
+    for (value, want) in [
+        ("\"32MiB\"", 32u64 << 20),
+        ("\"1 GiB\"", 1 << 30),
+        ("\"100MB\"", 100_000_000),
+        ("2097152", 2 << 20),
+    ] {
+        let c = ok(&format!(
+            "[exporter]\nmax_response_memory = {value}\n{cluster}"
+        ));
+        assert_eq!(c.exporter.max_response_memory, want, "{value}");
     }
 }

@@ -8,6 +8,11 @@
 //!
 //! Every request has a timeout. When the transport fails, every waiting request fails with
 //! the reason and the connection is marked closed; the cluster handle redials.
+//!
+//! Memory: a request is registered with the largest response it may get
+//! ([`caps::response_cap`]); a larger response fails it and is discarded unread. A response
+//! read whole first reserves its size in the process-wide [`ResponseBudget`], waiting at
+//! most until the request's deadline; see [`read`] for streamed ones.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -26,6 +31,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::budget::ResponseBudget;
+use super::caps::{self, Shape};
 use super::codec::{self, DEFAULT_MAX_FRAME_BYTES};
 use super::error::{KafkaError, Result};
 use super::sasl::{self, Sasl};
@@ -89,6 +96,8 @@ pub struct ConnectionConfig {
     pub request_timeout: Duration,
     /// Response frames larger than this are refused (the connection is closed).
     pub max_frame_bytes: usize,
+    /// Response bytes held in memory, shared with every other connection given a clone.
+    pub budget: ResponseBudget,
     /// Transport security.
     pub security: Security,
 }
@@ -100,13 +109,15 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            budget: ResponseBudget::default(),
             security: Security::Plaintext,
         }
     }
 }
 
-/// A request tidemark sends: its API, the versions tidemark speaks, and its response decoder.
-pub trait ApiRequest: Encodable + Send + Sync {
+/// A request tidemark sends: its API, the versions tidemark speaks, its response decoder,
+/// and (through [`Shape`]) what bounds the size of its response.
+pub trait ApiRequest: Encodable + Shape + Send + Sync {
     const API: ApiKey;
     /// The API's name, for errors.
     const NAME: &'static str;
@@ -268,8 +279,10 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    waiting: HashMap<i32, read::Waiter>,
+    waiting: HashMap<i32, read::Pending>,
     closed: Option<String>,
+    /// The response (correlation id, size) the reader is waiting for budget room for.
+    budget_wait: Option<(i32, usize)>,
 }
 
 impl Shared {
@@ -394,7 +407,7 @@ impl Connection {
         let reader = tokio::spawn(read::read_loop(
             read_half,
             shared.clone(),
-            config.max_frame_bytes,
+            config.clone(),
             counters.clone(),
         ));
         Connection {
@@ -459,7 +472,7 @@ impl Connection {
 
     /// Send `req` at an explicit version and decode the response.
     pub async fn send_version<R: ApiRequest>(&self, req: &R, version: i16) -> Result<R::Response> {
-        let body = self.round_trip(R::API, version, req).await?;
+        let body = self.round_trip(version, req).await?;
         R::decode_response(body, version).map_err(|e| {
             self.counters.count_error(R::API);
             KafkaError::Decode {
@@ -472,13 +485,14 @@ impl Connection {
     }
 
     /// Encode, send, and wait for the response body of one request.
-    async fn round_trip<T: Encodable>(&self, api: ApiKey, version: i16, body: &T) -> Result<Bytes> {
+    async fn round_trip<R: ApiRequest>(&self, version: i16, body: &R) -> Result<Bytes> {
+        let api = R::API;
         let (tx, rx) = oneshot::channel();
         let id = self
-            .send_request(api, version, body, read::Waiter::Whole(tx))
+            .send_request(version, body, read::Waiter::Whole(tx))
             .await?;
         match tokio::time::timeout(self.config.request_timeout, rx).await {
-            Ok(Ok(frame)) => codec::response_body(frame, api, version).map_err(|e| {
+            Ok(Ok(Ok(frame))) => codec::response_body(frame, api, version).map_err(|e| {
                 self.counters.count_error(api);
                 KafkaError::Decode {
                     broker: self.shared.broker.to_string(),
@@ -487,17 +501,29 @@ impl Connection {
                     message: e.to_string(),
                 }
             }),
+            Ok(Ok(Err(refused))) => {
+                self.counters.count_error(api);
+                Err(refused)
+            }
             Ok(Err(_)) => {
                 self.counters.count_error(api);
                 Err(self.shared.closed_error())
             }
             Err(_) => {
-                self.forget(id);
+                let waiting_for_budget = self.forget(id);
                 self.counters.count_error(api);
-                Err(KafkaError::Timeout {
-                    broker: self.shared.broker.to_string(),
-                    api,
-                    after: self.config.request_timeout,
+                let broker = self.shared.broker.to_string();
+                let after = self.config.request_timeout;
+                // The response arrived but found no room in the budget before the deadline.
+                Err(match waiting_for_budget {
+                    Some(size) => KafkaError::OverMemoryBudget {
+                        broker,
+                        api,
+                        size,
+                        budget: self.config.budget.total(),
+                        waited: Some(after),
+                    },
+                    None => KafkaError::Timeout { broker, api, after },
                 })
             }
         }
@@ -519,13 +545,17 @@ impl Connection {
             len: len_tx,
             chunks: chunks_tx,
         };
-        let id = self.send_request(R::API, version, req, waiter).await?;
+        let id = self.send_request(version, req, waiter).await?;
         let registration = read::Registration {
             shared: self.shared.clone(),
             id,
         };
         let len = match tokio::time::timeout_at(deadline, len_rx).await {
-            Ok(Ok(len)) => len,
+            Ok(Ok(Ok(len))) => len,
+            Ok(Ok(Err(refused))) => {
+                self.counters.count_error(R::API);
+                return Err(refused);
+            }
             Ok(Err(_)) => {
                 self.counters.count_error(R::API);
                 return Err(self.shared.closed_error());
@@ -557,15 +587,21 @@ impl Connection {
         Ok(stream)
     }
 
-    /// Encode `body`, register `waiter` for its response and queue the frame; returns the
-    /// correlation id.
-    async fn send_request<T: Encodable>(
+    /// Encode `body`, register `waiter` for its response (with the largest response it may
+    /// get, and its deadline) and queue the frame; returns the correlation id.
+    async fn send_request<R: ApiRequest>(
         &self,
-        api: ApiKey,
         version: i16,
-        body: &T,
+        body: &R,
         waiter: read::Waiter,
     ) -> Result<i32> {
+        let api = R::API;
+        let pending = read::Pending {
+            waiter,
+            api,
+            cap: caps::response_cap(api, &body.asked()).min(self.config.max_frame_bytes),
+            deadline: tokio::time::Instant::now() + self.config.request_timeout,
+        };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
         codec::encode_request(&mut frame, api, version, id, &self.config.client_id, body).map_err(
@@ -581,7 +617,7 @@ impl Connection {
                 drop(state);
                 return Err(self.shared.closed_error());
             }
-            state.waiting.insert(id, waiter);
+            state.waiting.insert(id, pending);
         }
         self.counters.count_request(api);
         if self.outbound.send(frame.freeze()).await.is_err() {
@@ -592,9 +628,14 @@ impl Connection {
         Ok(id)
     }
 
-    fn forget(&self, id: i32) {
+    /// Unregisters request `id`; returns the size of its response when the reader is
+    /// waiting for budget room for it.
+    fn forget(&self, id: i32) -> Option<usize> {
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.waiting.remove(&id);
+        state
+            .budget_wait
+            .and_then(|(waiting, size)| (waiting == id).then_some(size))
     }
 
     /// ApiVersions: try v3; a broker that does not speak it answers with a v0 body that
@@ -605,7 +646,7 @@ impl Connection {
             ApiVersionsRequest::MIN_VERSION,
             ApiVersionsRequest::MAX_VERSION,
         );
-        let body = self.round_trip(ApiKey::ApiVersions, ours.1, &req).await?;
+        let body = self.round_trip(ours.1, &req).await?;
         let response = match wire::api_versions::ApiVersionsResponse::decode(body.clone(), ours.1) {
             Ok(r) if r.error_code == 0 => r,
             _ => {

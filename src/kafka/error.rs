@@ -77,6 +77,29 @@ pub enum KafkaError {
         message: String,
     },
 
+    /// A response larger than its request can get (see [`crate::kafka::caps`]): it failed
+    /// that request and was discarded unread.
+    #[error("{api:?} response from broker {broker} is {size} bytes, over the {cap}-byte cap for what was asked: refused unread")]
+    ResponseTooLarge {
+        broker: String,
+        api: ApiKey,
+        size: usize,
+        cap: usize,
+    },
+
+    /// A response that found no room in the process's response memory budget (see
+    /// [`crate::kafka::budget`]): it failed that request and was discarded unread.
+    #[error("{api:?} response from broker {broker} is {size} bytes and {}: refused unread", budget_reason(*budget, *waited))]
+    OverMemoryBudget {
+        broker: String,
+        api: ApiKey,
+        size: usize,
+        /// The whole budget, in bytes.
+        budget: usize,
+        /// How long it waited for room; `None`: larger than the whole budget, so it did not.
+        waited: Option<Duration>,
+    },
+
     /// No version of `api` is supported by both tidemark and the broker.
     #[error(
         "broker {broker} and tidemark share no version of {api:?}: tidemark speaks {ours_min}..={ours_max}, broker {}",
@@ -153,6 +176,14 @@ fn phase_hint(phase: &str) -> &'static str {
         "ApiVersions" => " (the TCP connection was accepted but the broker never answered its first request: the broker is hung or overloaded, or the port is not a Kafka listener)",
         "SASL" => " (the broker did not finish authentication)",
         _ => "",
+    }
+}
+
+/// Why a response did not fit the memory budget.
+fn budget_reason(budget: usize, waited: Option<Duration>) -> String {
+    match waited {
+        None => format!("larger than the whole response memory budget of {budget} bytes ([exporter] max_response_memory)"),
+        Some(d) => format!("found no room within {d:?} in the response memory budget of {budget} bytes ([exporter] max_response_memory): other responses held it"),
     }
 }
 

@@ -3,12 +3,16 @@
 //! - [`codec`]: sans-io framing (request encoding, size-capped frames, response headers);
 //! - [`wire`]: bounded, panic-free decoders for every response tidemark reads;
 //! - [`conn`]: one broker connection (pipelining, timeouts, ApiVersions negotiation);
+//! - [`caps`] and [`budget`]: the largest response a request may get, and the bytes all
+//!   responses may hold together;
 //! - [`cluster`]: bootstrap, metadata, routing, connection pool, backoff;
 //! - [`admin`]: the batched operations (O(brokers) requests per cycle);
 //! - [`records`]: the timestamp of the record at an offset, from Fetch bytes;
 //! - [`tls`] and [`sasl`]: transport security and authentication of a connection.
 
 pub mod admin;
+pub mod budget;
+pub mod caps;
 pub mod cluster;
 pub mod codec;
 pub mod conn;
@@ -23,6 +27,7 @@ pub use admin::{
     FetchStats, GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription,
     PartitionFetch, TimestampQuery, TimestampResult, Watermarks,
 };
+pub use budget::{ResponseBudget, DEFAULT_RESPONSE_MEMORY};
 pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};
 pub use conn::{ConnectionConfig, Security};
 pub use error::{KafkaError, Result};

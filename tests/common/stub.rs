@@ -337,6 +337,10 @@ pub enum Reply {
     Body(Bytes),
     /// Write these bytes as the whole frame after the size prefix (header included).
     Frame(Bytes),
+    /// A frame announcing this many bytes after the size prefix: the right response header,
+    /// then zeros up to the size, streamed a chunk at a time (never held in memory, so a
+    /// test can flood a client with frames of ~100 MiB from many nodes at once).
+    Filler(usize),
     /// Close the connection without answering.
     Close,
     /// Never answer; keep reading (the client's request times out).
@@ -1697,7 +1701,7 @@ impl Stub {
 
     /// The frame (size prefix included) for `reply`; `None` to close the connection,
     /// `Some(None)` to send nothing.
-    async fn frame_for(&self, r: &Received, mut reply: Reply) -> Option<Option<Bytes>> {
+    async fn frame_for(&self, r: &Received, mut reply: Reply) -> Option<Option<Outgoing>> {
         while let Reply::Delay(d, inner) = reply {
             tokio::time::sleep(d).await;
             reply = *inner;
@@ -1729,7 +1733,21 @@ impl Stub {
                 let mut out = BytesMut::with_capacity(raw.len() + 4);
                 out.put_i32(raw.len() as i32);
                 out.extend_from_slice(&raw);
-                return Some(Some(out.freeze()));
+                return Some(Some(Outgoing::Whole(out.freeze())));
+            }
+            Reply::Filler(size) => {
+                let mut head = BytesMut::with_capacity(16);
+                head.put_i32(size as i32);
+                let header = ResponseHeader::default().with_correlation_id(r.correlation_id);
+                if let Err(e) = header.encode(&mut head, r.api.response_header_version(r.version)) {
+                    eprintln!("{}: cannot encode the response header: {e:#}", what());
+                    return None;
+                }
+                let zeros = (size + 4).saturating_sub(head.len());
+                return Some(Some(Outgoing::Filler {
+                    head: head.freeze(),
+                    zeros,
+                }));
             }
             Reply::Close => return None,
             Reply::Hang => return Some(None),
@@ -1745,7 +1763,34 @@ impl Stub {
         out.extend_from_slice(&body);
         let len = (out.len() - 4) as i32;
         out[..4].copy_from_slice(&len.to_be_bytes());
-        Some(Some(out.freeze()))
+        Some(Some(Outgoing::Whole(out.freeze())))
+    }
+}
+
+/// What a node writes for one reply.
+enum Outgoing {
+    /// A whole frame, size prefix included.
+    Whole(Bytes),
+    /// The size prefix and header, then this many zeros.
+    Filler { head: Bytes, zeros: usize },
+}
+
+impl Outgoing {
+    async fn write(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        match self {
+            Outgoing::Whole(frame) => stream.write_all(frame).await,
+            Outgoing::Filler { head, zeros } => {
+                static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+                stream.write_all(head).await?;
+                let mut left = *zeros;
+                while left > 0 {
+                    let n = left.min(ZEROS.len());
+                    stream.write_all(&ZEROS[..n]).await?;
+                    left -= n;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -1860,7 +1905,7 @@ async fn serve(stub: Stub, node: i32, conn: u64, mut stream: TcpStream) {
             None => return,
             Some(None) => {}
             Some(Some(out)) => {
-                if stream.write_all(&out).await.is_err() {
+                if out.write(&mut stream).await.is_err() {
                     return;
                 }
             }

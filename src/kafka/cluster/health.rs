@@ -64,7 +64,9 @@ impl Cluster {
     pub(super) fn note_failure(&self, node: i32, e: &KafkaError) {
         match e {
             KafkaError::Timeout { .. } => self.mark_down(node, e),
-            KafkaError::Decode { .. } => {
+            KafkaError::Decode { .. }
+            | KafkaError::ResponseTooLarge { .. }
+            | KafkaError::OverMemoryBudget { .. } => {
                 self.health().failed.insert(node, e.clone());
             }
             _ => {}

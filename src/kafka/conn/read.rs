@@ -9,8 +9,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-use super::{ApiCounters, Shared};
+use super::{ApiCounters, ConnectionConfig, Shared};
+use crate::kafka::budget::{Refusal, Reservation, ResponseBudget};
 use crate::kafka::codec;
 use crate::kafka::error::{KafkaError, Result};
 use crate::kafka::wire::stream::{Interruption, StreamReader};
@@ -22,18 +24,44 @@ const READ_BUFFER: usize = 64 * 1024;
 
 /// Chunks of a streamed body in flight between the reader task and the decoder: with
 /// [`READ_BUFFER`], at most 512 KiB per connection.
+///
+/// These are not counted in the [response budget](crate::kafka::budget), by choice: what
+/// they hold is bounded by tidemark's own constants per connection, whatever a broker
+/// sends (a Fetch body of any size costs the same 512 KiB), like the socket buffers the
+/// kernel keeps per connection (typically larger). Budgeting them would let large whole
+/// responses stall Fetch streams mid-body for nothing the budget protects against.
 pub(super) const STREAM_CHUNKS: usize = 8;
 
 /// How a request wants its response.
 pub(super) enum Waiter {
-    /// The whole frame, once it is in.
-    Whole(oneshot::Sender<Bytes>),
-    /// The body's length (after the correlation id) as soon as the frame starts, then the
-    /// body in chunks.
+    /// The whole frame, once it is in (or why it was refused).
+    Whole(oneshot::Sender<Result<Bytes>>),
+    /// The body's length (after the correlation id) as soon as the frame starts (or why it
+    /// was refused), then the body in chunks.
     Stream {
-        len: oneshot::Sender<usize>,
+        len: oneshot::Sender<Result<usize>>,
         chunks: mpsc::Sender<Bytes>,
     },
+}
+
+impl Waiter {
+    /// Fails the request with `e` (the caller may be gone already).
+    fn fail(self, e: KafkaError) {
+        match self {
+            Waiter::Whole(tx) => drop(tx.send(Err(e))),
+            Waiter::Stream { len, .. } => drop(len.send(Err(e))),
+        }
+    }
+}
+
+/// A request waiting for its response.
+pub(super) struct Pending {
+    pub(super) waiter: Waiter,
+    pub(super) api: ApiKey,
+    /// The largest response it may get ([`crate::kafka::caps`]).
+    pub(super) cap: usize,
+    /// When its caller stops waiting: the reader waits for budget room until then.
+    pub(super) deadline: Instant,
 }
 
 /// A request registered for its response; unregistered when dropped, so a cancelled or
@@ -99,90 +127,170 @@ impl ResponseStream {
     }
 }
 
+/// What the reader does with the body of a frame.
+enum Body {
+    /// Read it and drop it: nobody wants it, or it was refused.
+    Discard,
+    /// Forward it in chunks to a streamed response.
+    Stream(mpsc::Sender<Bytes>),
+    /// Read it whole into the room reserved for it, and hand it over.
+    Whole(oneshot::Sender<Result<Bytes>>, Reservation),
+}
+
 /// Splits response frames off the socket and routes them until the transport fails.
+///
+/// A frame's size and correlation id are read first; its body is only read once the
+/// request it answers has admitted it ([`admit`]): within its cap, and, when read whole,
+/// with room reserved in the budget. A refused body is read and dropped in small chunks, so
+/// the connection stays in step for the responses after it.
 pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
     shared: Arc<Shared>,
-    max_frame: usize,
+    config: Arc<ConnectionConfig>,
     counters: Arc<ApiCounters>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     loop {
-        // A streamed response is routed as soon as its size and correlation id are in.
-        if let Some((size, id)) = frame_head(&buf) {
-            if let Some((len, chunks)) = take_stream_waiter(&shared, id) {
-                let body = match usize::try_from(size) {
-                    Ok(n) if (4..=max_frame).contains(&n) => n - 4,
-                    _ => {
-                        let e = codec::FrameSizeError {
-                            size: i64::from(size),
-                            max: max_frame,
-                        };
-                        shared.close(e.to_string());
-                        return;
-                    }
-                };
-                buf.advance(8);
-                counters
-                    .bytes_received
-                    .fetch_add(body as u64 + 8, Ordering::Relaxed);
-                // The caller may be gone (cancelled): the body is then read and dropped.
-                let _ = len.send(body);
-                if let Err(reason) = forward_body(&mut reader, &mut buf, body, chunks).await {
-                    shared.close(reason);
-                    return;
-                }
-                continue;
-            }
+        if let Err(reason) = frame_size(&buf, config.max_frame_bytes) {
+            shared.close(reason);
+            return;
         }
-        match codec::take_frame(&mut buf, max_frame) {
-            Ok(Some(frame)) => {
-                // A large response grew the buffer to its size; the rest of that allocation
-                // would stay held by `buf` (and so stay resident) after the frame is dropped.
-                if buf.is_empty() && buf.capacity() > READ_BUFFER {
-                    buf = BytesMut::with_capacity(READ_BUFFER);
-                }
-                counters
-                    .bytes_received
-                    .fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
-                let Ok(id) = codec::correlation_id(&frame) else {
-                    shared.close("response frame shorter than its header".to_string());
-                    return;
-                };
-                let waiter = {
-                    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                    state.waiting.remove(&id)
-                };
-                match waiter {
-                    // The receiver may be gone (caller cancelled); nothing to do then.
-                    Some(Waiter::Whole(tx)) => drop(tx.send(frame)),
-                    // Only registered as a stream after this frame was routed: impossible,
-                    // ids are never reused.
-                    Some(Waiter::Stream { .. }) => {}
-                    // Responses come in request order: an unknown id is a late answer to a
-                    // request that already timed out.
-                    None => tracing::debug!(broker = %shared.broker, id, "dropping late response"),
-                }
-            }
-            Ok(None) => match reader.read_buf(&mut buf).await {
-                Ok(0) => {
-                    shared.close("broker closed the connection".to_string());
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    shared.close(format!("read failed: {e}"));
-                    return;
-                }
-            },
-            Err(e) => {
-                shared.close(e.to_string());
+        let Some((size, id)) = frame_head(&buf) else {
+            if let Err(reason) = fill(&mut reader, &mut buf).await {
+                shared.close(reason);
                 return;
             }
+            continue;
+        };
+        // Checked by `frame_size`: 4..=max_frame_bytes.
+        let size = usize::try_from(size).unwrap_or_default();
+        buf.advance(8);
+        counters
+            .bytes_received
+            .fetch_add(size as u64 + 4, Ordering::Relaxed);
+        let pending = {
+            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.waiting.remove(&id)
+        };
+        let body = match pending {
+            Some(pending) => admit(pending, id, size, &shared, &config.budget).await,
+            // Responses come in request order: an unknown id is a late answer to a request
+            // that already timed out (or was cancelled).
+            None => {
+                tracing::debug!(broker = %shared.broker, id, "dropping late response");
+                Body::Discard
+            }
+        };
+        let left = size - 4;
+        let done = match body {
+            Body::Discard => discard(&mut reader, &mut buf, left).await,
+            Body::Stream(chunks) => forward_body(&mut reader, &mut buf, left, chunks).await,
+            Body::Whole(tx, room) => read_whole(&mut reader, &mut buf, id, size, room)
+                .await
+                // The receiver may be gone (caller cancelled); nothing to do then.
+                .map(|frame| drop(tx.send(Ok(frame)))),
+        };
+        if let Err(reason) = done {
+            shared.close(reason);
+            return;
         }
     }
 }
 
+/// Whether the frame at the front of `buf` (once its size is in) may be read at all: a
+/// size outside `4..=max` (no room for a correlation id, negative, or past the frame cap)
+/// closes the connection, as nothing after it could be trusted to start a frame.
+fn frame_size(buf: &[u8], max: usize) -> std::result::Result<(), String> {
+    let Some(&[a, b, c, d]) = buf.get(..4) else {
+        return Ok(());
+    };
+    let size = i32::from_be_bytes([a, b, c, d]);
+    match usize::try_from(size) {
+        Ok(n) if n > max => Err(codec::FrameSizeError {
+            size: i64::from(size),
+            max,
+        }
+        .to_string()),
+        Ok(n) if n >= 4 => Ok(()),
+        Ok(_) => Err("response frame shorter than its header".to_string()),
+        Err(_) => Err(codec::FrameSizeError {
+            size: i64::from(size),
+            max,
+        }
+        .to_string()),
+    }
+}
+
+/// Decides what happens to the body of a `size`-byte frame answering `pending`: over the
+/// request's cap, or without budget room by its deadline, it fails the request and is
+/// discarded; otherwise it goes to the caller.
+async fn admit(
+    pending: Pending,
+    id: i32,
+    size: usize,
+    shared: &Shared,
+    budget: &ResponseBudget,
+) -> Body {
+    let Pending {
+        waiter,
+        api,
+        cap,
+        deadline,
+    } = pending;
+    let broker = || shared.broker.to_string();
+    if size > cap {
+        waiter.fail(KafkaError::ResponseTooLarge {
+            broker: broker(),
+            api,
+            size,
+            cap,
+        });
+        return Body::Discard;
+    }
+    let mut tx = match waiter {
+        // Streamed bodies hold at most STREAM_CHUNKS chunks per connection: not budgeted.
+        Waiter::Stream { len, chunks } => {
+            // The caller may be gone (cancelled): the body is then read and dropped.
+            let _ = len.send(Ok(size - 4));
+            return Body::Stream(chunks);
+        }
+        Waiter::Whole(tx) => tx,
+    };
+    set_budget_wait(shared, Some((id, size)));
+    let began = Instant::now();
+    let reserved = tokio::select! {
+        r = budget.reserve(size, deadline) => Some(r),
+        // The caller gave up (timeout, cancellation): stop waiting for room.
+        () = tx.closed() => None,
+    };
+    // The wait is cleared only once the caller has its answer: a caller whose own timeout
+    // fires meanwhile still sees it and reports the budget, not a silent broker.
+    match reserved {
+        Some(Ok(room)) => {
+            set_budget_wait(shared, None);
+            Body::Whole(tx, room)
+        }
+        Some(Err(refusal)) => {
+            let waited = match refusal {
+                Refusal::LargerThanBudget => None,
+                Refusal::NoRoomInTime => Some(began.elapsed()),
+            };
+            let _ = tx.send(Err(KafkaError::OverMemoryBudget {
+                broker: broker(),
+                api,
+                size,
+                budget: budget.total(),
+                waited,
+            }));
+            set_budget_wait(shared, None);
+            Body::Discard
+        }
+        None => {
+            set_budget_wait(shared, None);
+            Body::Discard
+        }
+    }
+}
 /// The size and correlation id at the front of `buf`, once both are in.
 fn frame_head(buf: &[u8]) -> Option<(i32, i32)> {
     let head: [u8; 8] = buf.get(..8)?.try_into().ok()?;
@@ -193,18 +301,72 @@ fn frame_head(buf: &[u8]) -> Option<(i32, i32)> {
     ))
 }
 
-type StreamWaiter = (oneshot::Sender<usize>, mpsc::Sender<Bytes>);
-
-/// Removes and returns the waiter of `id` if it wants its response streamed.
-fn take_stream_waiter(shared: &Shared, id: i32) -> Option<StreamWaiter> {
+/// Records which response the reader waits for budget room for (see
+/// [`super::Connection::round_trip`]'s timeout).
+fn set_budget_wait(shared: &Shared, wait: Option<(i32, usize)>) {
     let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-    if !matches!(state.waiting.get(&id), Some(Waiter::Stream { .. })) {
-        return None;
+    state.budget_wait = wait;
+}
+
+/// Reads more of the socket into `buf`, with room for at least a quarter of
+/// [`READ_BUFFER`]. Bytes handed out of `buf` keep their part of its allocation alive, so
+/// the room is reserved anew as needed.
+async fn fill<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> std::result::Result<(), String> {
+    if buf.capacity() - buf.len() < READ_BUFFER / 4 {
+        buf.reserve(READ_BUFFER);
     }
-    match state.waiting.remove(&id) {
-        Some(Waiter::Stream { len, chunks }) => Some((len, chunks)),
-        _ => None,
+    match reader.read_buf(buf).await {
+        Ok(0) => Err("broker closed the connection".to_string()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("read failed: {e}")),
     }
+}
+
+/// Reads the next `left` bytes of the socket (starting with what `buf` holds) and drops
+/// them, a read buffer at a time: a refused body costs no memory.
+async fn discard<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    mut left: usize,
+) -> std::result::Result<(), String> {
+    loop {
+        let n = buf.len().min(left);
+        buf.advance(n);
+        left -= n;
+        if left == 0 {
+            return Ok(());
+        }
+        fill(reader, buf).await?;
+    }
+}
+
+/// Reads the `size`-byte frame whose correlation id `id` was already taken off `buf` into
+/// an allocation of exactly its size, and returns it holding its budget `room`.
+async fn read_whole<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    id: i32,
+    size: usize,
+    room: Reservation,
+) -> std::result::Result<Bytes, String> {
+    let mut frame = BytesMut::with_capacity(size);
+    // The frame handed over starts with its correlation id, as `codec::response_body` reads.
+    frame.extend_from_slice(&id.to_be_bytes());
+    let buffered = buf.len().min(size - 4);
+    frame.extend_from_slice(&buf[..buffered]);
+    buf.advance(buffered);
+    while frame.len() < size {
+        let left = (size - frame.len()) as u64;
+        match (&mut *reader).take(left).read_buf(&mut frame).await {
+            Ok(0) => return Err("broker closed the connection".to_string()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    Ok(room.hold(frame))
 }
 
 /// Forwards the next `left` bytes of the socket (starting with what `buf` holds) as chunks;
@@ -230,14 +392,6 @@ async fn forward_body<R: AsyncRead + Unpin>(
         if left == 0 {
             return Ok(());
         }
-        // Chunks sent keep their part of the allocation alive; read into fresh room.
-        if buf.capacity() - buf.len() < READ_BUFFER / 4 {
-            buf.reserve(READ_BUFFER);
-        }
-        match reader.read_buf(buf).await {
-            Ok(0) => return Err("broker closed the connection".to_string()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("read failed: {e}")),
-        }
+        fill(reader, buf).await?;
     }
 }

@@ -242,3 +242,6 @@ fn counters_exclude_api_versions_from_totals() {
 
 #[path = "stream_tests.rs"]
 mod stream_tests;
+
+#[path = "limit_tests.rs"]
+mod limit_tests;
