@@ -538,6 +538,8 @@ fn check() {
     macro_rules! check {
         ($target:literal, $ty:ty) => {
             each($target, |sel, body| {
+                // A single-version decoder has a span of 1: any selector picks it.
+                #[allow(clippy::modulo_one)]
                 let v = <$ty>::MIN_VERSION + i16::from(sel) % (<$ty>::MAX_VERSION - <$ty>::MIN_VERSION + 1);
                 match <$ty>::decode(body, v) {
                     Ok(_) => true,
