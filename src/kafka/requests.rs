@@ -68,9 +68,10 @@ pub fn metadata_all(version: i16) -> MetadataRequest {
 /// At v5 the empty type filter lists groups of every type, each with its `group_type`; below
 /// v5 the request has no type filter and the broker still lists every type (share and
 /// streams groups included, their protocol types `share` and `streams`), only without
-/// `group_type`. Apache Kafka 4.x: `GroupMetadataManager.listGroups` keeps a group when
-/// `typesFilter` is empty or contains its type, and neither `KafkaApis.handleListGroupsRequest`
-/// nor `GroupCoordinatorService.listGroups` looks at the request version.
+/// `group_type`. Source, Apache Kafka trunk at 4.2.0-SNAPSHOT (October 2025):
+/// `GroupMetadataManager.listGroups` keeps a group when `typesFilter` is empty or contains its
+/// type, and neither `KafkaApis.handleListGroupsRequest` nor `GroupCoordinatorService.listGroups`
+/// looks at the request version.
 pub fn list_groups() -> ListGroupsRequest {
     ListGroupsRequest::default()
 }
