@@ -63,6 +63,9 @@ FETCH_MIN_BYTES = 1
 # client-first message with the RFC 5802 example nonce) carried by SaslAuthenticate.
 SASL_MECHANISM = "SCRAM-SHA-512"
 SASL_AUTH_BYTES = b"n,,n=tidemark,r=fyko+d2lbbFgONRv9qkxdawL"
+# ListGroups v5+ type filter of requests::list_groups_v5 (the unfiltered list_groups() sends
+# an empty one).
+LIST_GROUPS_TYPES = ["consumer", "share"]
 
 
 def tidemark_version():
@@ -85,7 +88,7 @@ APIS = {
     #  name              key  versions         first flexible
     "ApiVersions":      (18, range(0, 4), 3),
     "Metadata":         (3, range(1, 13), 9),
-    "ListGroups":       (16, range(0, 5), 3),
+    "ListGroups":       (16, range(0, 6), 3),
     "FindCoordinator":  (10, range(0, 5), 3),
     "DescribeGroups":   (15, range(0, 6), 5),
     "OffsetFetch":      (9, range(2, 9), 6),
@@ -95,7 +98,14 @@ APIS = {
     # SaslHandshake v0 is followed by raw SASL frames; tidemark sends v1 only. Never flexible.
     "SaslHandshake":    (17, range(1, 2), None),
     "SaslAuthenticate": (36, range(0, 3), 2),
+    # The Kafka 4.x group APIs: flexible in every version. ShareGroupDescribe starts at v1
+    # (v0 was Kafka 4.0's early access, removed in 4.1).
+    "ConsumerGroupDescribe":     (69, range(0, 2), 0),
+    "ShareGroupDescribe":        (77, range(1, 2), 0),
+    "DescribeShareGroupOffsets": (90, range(0, 1), 0),
 }
+# TypesFilter exists from ListGroups v5: list_groups_v5 is sent at v5 and above only.
+LIST_GROUPS_TYPES_VERSIONS = range(5, APIS["ListGroups"][1].stop)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,11 +244,44 @@ def metadata(f, v):
         f.tags("")
 
 
-def list_groups(f, v):
-    # ListGroupsRequest: v0-3 no fields; StatesFilter 4+ (empty = any state).
+def list_groups(f, v, types=()):
+    # ListGroupsRequest: v0-3 no fields; StatesFilter 4+ (empty = any state); TypesFilter 5+
+    # (empty = any type).
     flex = flexible("ListGroups", v)
     if v >= 4:
         f.array("states_filter", 0, flex)
+    if v >= 5:
+        f.array("types_filter", len(types), flex)
+        for i, t in enumerate(types):
+            f.string(f"types_filter[{i}]", t, flex)
+    if flex:
+        f.tags("")
+
+
+def group_describe(api):
+    # ConsumerGroupDescribeRequest (v0-1, the same fields) and ShareGroupDescribeRequest (v1):
+    # GroupIds []string, IncludeAuthorizedOperations bool; flexible.
+    def encode(f, v):
+        flex = flexible(api, v)
+        f.array("group_ids", len(GROUPS), flex)
+        for i, g in enumerate(GROUPS):
+            f.string(f"group_ids[{i}]", g, flex)
+        f.boolean("include_authorized_operations", False)
+        if flex:
+            f.tags("")
+    return encode
+
+
+def describe_share_group_offsets(f, v):
+    # DescribeShareGroupOffsetsRequest: Groups [GroupId, Topics (nullable; null = all
+    # topic-partitions) [TopicName, Partitions []int32]]; flexible.
+    flex = flexible("DescribeShareGroupOffsets", v)
+    f.array("groups", len(GROUPS), flex)
+    for i, g in enumerate(GROUPS):
+        f.string(f"groups[{i}].group_id", g, flex)
+        f.array(f"groups[{i}].topics", None, flex)
+        if flex:
+            f.tags(f"groups[{i}].")
     if flex:
         f.tags("")
 
@@ -417,6 +460,11 @@ def describe_input(name, software_version):
         f'client_software_version "{software_version}" from Cargo.toml)',
         "metadata": "metadata_all(version): all topics (null), no auto-creation",
         "list_groups": "list_groups(): no state or type filter",
+        "list_groups_types": f"list_groups_v5({LIST_GROUPS_TYPES})",
+        "consumer_group_describe": f"consumer_group_describe([{groups}])",
+        "share_group_describe": f"share_group_describe([{groups}])",
+        "describe_share_group_offsets": f"describe_share_group_offsets([{groups}]): "
+        "all topic-partitions (null)",
         "find_coordinator": f"v0-3: find_coordinator({single}); v4+: find_coordinators([{groups}])",
         "describe_groups": f"describe_groups([{groups}])",
         "offset_fetch": f"v2-7: offset_fetch_group({single}); v8+: offset_fetch_groups([{groups}])",
@@ -437,13 +485,15 @@ def requests(software_version):
     """(file stem, api, version, body encoder) for every golden file."""
     out = []
 
-    def add(name, api, body):
-        for v in APIS[api][1]:
+    def add(name, api, body, versions=None):
+        for v in versions or APIS[api][1]:
             out.append((name, api, v, lambda f, v=v: body(f, v)))
 
     add("api_versions", "ApiVersions", lambda f, v: api_versions(f, v, software_version))
     add("metadata", "Metadata", metadata)
     add("list_groups", "ListGroups", list_groups)
+    add("list_groups_types", "ListGroups", lambda f, v: list_groups(f, v, LIST_GROUPS_TYPES),
+        LIST_GROUPS_TYPES_VERSIONS)
     add("find_coordinator", "FindCoordinator", find_coordinator)
     add("describe_groups", "DescribeGroups", describe_groups)
     add("offset_fetch", "OffsetFetch", offset_fetch)
@@ -454,6 +504,9 @@ def requests(software_version):
     add("fetch", "Fetch", fetch)
     add("sasl_handshake", "SaslHandshake", sasl_handshake)
     add("sasl_authenticate", "SaslAuthenticate", sasl_authenticate)
+    add("consumer_group_describe", "ConsumerGroupDescribe", group_describe("ConsumerGroupDescribe"))
+    add("share_group_describe", "ShareGroupDescribe", group_describe("ShareGroupDescribe"))
+    add("describe_share_group_offsets", "DescribeShareGroupOffsets", describe_share_group_offsets)
     return out
 
 

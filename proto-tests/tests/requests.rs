@@ -6,12 +6,14 @@
 //! Python encoder `golden/generate.py` from the Kafka protocol spec for the same fixed input.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiVersionsRequest, ConsumerGroupDescribeRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeShareGroupOffsetsRequest, FetchRequest, FindCoordinatorRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, ShareGroupDescribeRequest,
 };
 use proto_tests::Golden;
 use tidemark::kafka::codec::encode_request;
@@ -27,6 +29,9 @@ const CONFIG_KEYS: [&str; 2] = ["cleanup.policy", "retention.ms"];
 const FETCH_RESPONSE_MAX_BYTES: i32 = 16 * 1024 * 1024;
 const SASL_MECHANISM: &str = "SCRAM-SHA-512";
 const SASL_AUTH_BYTES: &[u8] = b"n,,n=tidemark,r=fyko+d2lbbFgONRv9qkxdawL";
+const LIST_GROUPS_TYPES: [&str; 2] = ["consumer", "share"];
+/// ListGroups' type filter exists from v5.
+const LIST_GROUPS_TYPES_MIN_VERSION: i16 = 5;
 
 /// A plain group, and one with a 2-byte UTF-8 character that is longer than 127 bytes.
 fn groups() -> Vec<String> {
@@ -72,8 +77,16 @@ fn fetch_at() -> Vec<FetchAt> {
 /// Encodes `build(v)` at every version tidemark may send `R` at and compares each frame with
 /// its golden file; reports every differing version at once.
 fn check_all<R: ApiRequest>(stem: &str, build: impl Fn(i16) -> R) {
+    check_versions(stem, R::MIN_VERSION..=R::MAX_VERSION, build);
+}
+
+/// [`check_all`] for the `versions` of `R` a request is sent at (a subset of `R`'s range).
+fn check_versions<R: ApiRequest>(
+    stem: &str,
+    versions: RangeInclusive<i16>,
+    build: impl Fn(i16) -> R,
+) {
     let mut failures = Vec::new();
-    let versions = R::MIN_VERSION..=R::MAX_VERSION;
     for v in versions.clone() {
         let what = format!("{:?} v{v} ({stem})", R::API);
         let mut out = BytesMut::new();
@@ -118,6 +131,36 @@ fn metadata_all_topics() {
 #[test]
 fn list_groups() {
     check_all("list_groups", |_| requests::list_groups());
+}
+
+#[test]
+fn list_groups_by_type_v5() {
+    check_versions(
+        "list_groups_types",
+        LIST_GROUPS_TYPES_MIN_VERSION..=ListGroupsRequest::MAX_VERSION,
+        |_| requests::list_groups_v5(&LIST_GROUPS_TYPES),
+    );
+}
+
+#[test]
+fn consumer_group_describe() {
+    check_all("consumer_group_describe", |_| {
+        requests::consumer_group_describe(&groups())
+    });
+}
+
+#[test]
+fn share_group_describe() {
+    check_all("share_group_describe", |_| {
+        requests::share_group_describe(&groups())
+    });
+}
+
+#[test]
+fn describe_share_group_offsets_all_partitions() {
+    check_all("describe_share_group_offsets", |_| {
+        requests::describe_share_group_offsets(&groups())
+    });
 }
 
 #[test]
@@ -224,6 +267,12 @@ fn goldens_cover_exactly_the_versions_tidemark_sends() {
     add::<FetchRequest>(&mut want, &["fetch"]);
     add::<SaslHandshakeRequest>(&mut want, &["sasl_handshake"]);
     add::<SaslAuthenticateRequest>(&mut want, &["sasl_authenticate"]);
+    add::<ConsumerGroupDescribeRequest>(&mut want, &["consumer_group_describe"]);
+    add::<ShareGroupDescribeRequest>(&mut want, &["share_group_describe"]);
+    add::<DescribeShareGroupOffsetsRequest>(&mut want, &["describe_share_group_offsets"]);
+    for v in LIST_GROUPS_TYPES_MIN_VERSION..=ListGroupsRequest::MAX_VERSION {
+        want.insert(format!("list_groups_types_v{v}.hex"));
+    }
 
     let dir = proto_tests::path("golden/requests");
     let have: BTreeSet<String> = std::fs::read_dir(&dir)

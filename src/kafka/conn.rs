@@ -158,11 +158,13 @@ api_request!(
     12,
     wire::metadata::MetadataResponse
 );
+// v5 adds the group type (KIP-848); with an empty type filter every version lists every
+// group type (see `requests::list_groups`).
 api_request!(
     ListGroupsRequest,
     ListGroups,
     0,
-    4,
+    5,
     wire::list_groups::ListGroupsResponse
 );
 api_request!(
@@ -217,6 +219,31 @@ api_request!(
     0,
     2,
     wire::sasl::SaslAuthenticateResponse
+);
+// The Kafka 4.x group APIs, at every version both kafka-protocol 0.18 and the decoders know.
+// ShareGroupDescribe v0 was Kafka 4.0's early access, removed in 4.1; DescribeShareGroupOffsets
+// v1 (Kafka 4.2) is unknown to kafka-protocol 0.18. There is no StreamsGroupDescribe in
+// kafka-protocol 0.18.
+api_request!(
+    kafka_protocol::messages::ConsumerGroupDescribeRequest,
+    ConsumerGroupDescribe,
+    0,
+    1,
+    wire::consumer_group_describe::ConsumerGroupDescribeResponse
+);
+api_request!(
+    kafka_protocol::messages::ShareGroupDescribeRequest,
+    ShareGroupDescribe,
+    1,
+    1,
+    wire::share_group_describe::ShareGroupDescribeResponse
+);
+api_request!(
+    kafka_protocol::messages::DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsets,
+    0,
+    0,
+    wire::describe_share_group_offsets::DescribeShareGroupOffsetsResponse
 );
 
 /// Per-API request, error and byte counters of one broker; they survive reconnects.

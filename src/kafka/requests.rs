@@ -10,13 +10,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, BrokerId, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+    ApiVersionsRequest, BrokerId, ConsumerGroupDescribeRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeShareGroupOffsetsRequest, FetchRequest, FindCoordinatorRequest,
+    GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, ShareGroupDescribeRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -61,9 +63,25 @@ pub fn metadata_all(version: i16) -> MetadataRequest {
     }
 }
 
-/// ListGroups for all groups (no state or type filter).
+/// ListGroups for all groups (no state or type filter), at any version.
+///
+/// At v5 the empty type filter lists groups of every type, each with its `group_type`; below
+/// v5 the request has no type filter and the broker still lists every type (share and
+/// streams groups included, their protocol types `share` and `streams`), only without
+/// `group_type`. Source, Apache Kafka trunk at 4.2.0-SNAPSHOT (October 2025):
+/// `GroupMetadataManager.listGroups` keeps a group when `typesFilter` is empty or contains its
+/// type, and neither `KafkaApis.handleListGroupsRequest` nor `GroupCoordinatorService.listGroups`
+/// looks at the request version.
 pub fn list_groups() -> ListGroupsRequest {
     ListGroupsRequest::default()
+}
+
+/// ListGroups v5+ for the groups of `types` only (`classic`, `consumer`, `share`, `streams`;
+/// the broker compares case-insensitively, and a type it does not know matches no group). An
+/// empty `types` lists every type, like [`list_groups`]. kafka-protocol refuses to encode a
+/// non-empty filter below v5, where the field does not exist.
+pub fn list_groups_v5(types: &[&str]) -> ListGroupsRequest {
+    ListGroupsRequest::default().with_types_filter(types.iter().map(|t| str(t)).collect())
 }
 
 /// FindCoordinator v4+: many group keys at once.
@@ -85,6 +103,32 @@ pub fn describe_groups(groups: &[String]) -> DescribeGroupsRequest {
     DescribeGroupsRequest::default()
         .with_groups(groups.iter().map(|g| GroupId(str(g))).collect())
         .with_include_authorized_operations(false)
+}
+
+/// ConsumerGroupDescribe (KIP-848 consumer groups) for many groups of one coordinator.
+pub fn consumer_group_describe(groups: &[String]) -> ConsumerGroupDescribeRequest {
+    ConsumerGroupDescribeRequest::default()
+        .with_group_ids(groups.iter().map(|g| GroupId(str(g))).collect())
+        .with_include_authorized_operations(false)
+}
+
+/// ShareGroupDescribe (KIP-932 share groups) for many groups of one coordinator.
+pub fn share_group_describe(groups: &[String]) -> ShareGroupDescribeRequest {
+    ShareGroupDescribeRequest::default()
+        .with_group_ids(groups.iter().map(|g| GroupId(str(g))).collect())
+        .with_include_authorized_operations(false)
+}
+
+/// DescribeShareGroupOffsets for every share partition of many groups of one coordinator:
+/// `topics` null means all topic-partitions of the group (an empty array would mean none;
+/// Apache Kafka's `KafkaApis.handleDescribeShareGroupOffsetsRequest` treats the two apart).
+pub fn describe_share_group_offsets(groups: &[String]) -> DescribeShareGroupOffsetsRequest {
+    let groups = groups.iter().map(|g| {
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(str(g)))
+            .with_topics(None)
+    });
+    DescribeShareGroupOffsetsRequest::default().with_groups(groups.collect())
 }
 
 /// OffsetFetch v8+: all committed partitions of many groups.

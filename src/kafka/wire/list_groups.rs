@@ -1,4 +1,9 @@
 //! ListGroups response body, versions 0..=5 (flexible from 3).
+//!
+//! v5 (KIP-848) names each group's type: `classic`, `consumer` (KIP-848), `share` (KIP-932)
+//! or `streams` (KIP-1071), as Apache Kafka's `Group.GroupType` writes them. Streams groups
+//! are found here and their committed offsets read with OffsetFetch like any group's; they
+//! are not described, because kafka-protocol 0.18 has no StreamsGroupDescribe (API 89).
 
 use bytes::Bytes;
 
@@ -19,6 +24,9 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// `group_state`, present from v4 (`None` below).
     pub state: Option<String>,
+    /// `group_type`, present from v5 (`None` below): `classic`, `consumer`, `share`,
+    /// `streams`, or a type newer than tidemark.
+    pub group_type: Option<String>,
 }
 
 impl ListGroupsResponse {
@@ -42,14 +50,17 @@ impl ListGroupsResponse {
             } else {
                 None
             };
-            if version >= 5 {
-                r.string_v("group_type", flex)?;
-            }
+            let group_type = if version >= 5 {
+                Some(r.string_v("group_type", flex)?)
+            } else {
+                None
+            };
             r.tagged_fields(flex)?;
             Ok(ListedGroup {
                 group_id,
                 protocol_type,
                 state,
+                group_type,
             })
         })?;
         r.tagged_fields(flex)?;
@@ -78,6 +89,7 @@ mod tests {
                     "consumer".into()
                 },
                 state: (v >= 4).then(|| ["Stable", "Empty", "Dead"][i].to_owned()),
+                group_type: (v >= 5).then(|| ["classic", "consumer", "share"][i].to_owned()),
             })
             .collect();
         let kgroups = groups.iter().map(|g| {
@@ -85,7 +97,7 @@ mod tests {
                 .with_group_id(GroupId(s(&g.group_id)))
                 .with_protocol_type(s(&g.protocol_type))
                 .with_group_state(s(g.state.as_deref().unwrap_or_default()))
-                .with_group_type(s("classic"))
+                .with_group_type(s(g.group_type.as_deref().unwrap_or("classic")))
                 .with_unknown_tagged_fields(unknown_tags())
         });
         let km = kp::ListGroupsResponse::default()

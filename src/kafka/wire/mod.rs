@@ -9,8 +9,10 @@
 
 pub mod api_versions;
 pub mod assignment;
+pub mod consumer_group_describe;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_share_group_offsets;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod list_groups;
@@ -19,6 +21,7 @@ pub mod metadata;
 pub mod offset_fetch;
 pub mod reader;
 pub mod sasl;
+pub mod share_group_describe;
 pub mod stream;
 
 pub use reader::Reader;
@@ -203,6 +206,13 @@ mod tests {
                 let _ = describe_configs::DescribeConfigsResponse::decode(b.clone(), v);
                 let _ = sasl::SaslHandshakeResponse::decode(b.clone(), v);
                 let _ = sasl::SaslAuthenticateResponse::decode(b.clone(), v);
+                let _ =
+                    consumer_group_describe::ConsumerGroupDescribeResponse::decode(b.clone(), v);
+                let _ = share_group_describe::ShareGroupDescribeResponse::decode(b.clone(), v);
+                let _ = describe_share_group_offsets::DescribeShareGroupOffsetsResponse::decode(
+                    b.clone(),
+                    v,
+                );
             }
             let _ = assignment::ConsumerAssignment::decode(b);
         }
