@@ -33,6 +33,7 @@ mod bytesize;
 mod client;
 mod duration;
 mod env;
+mod locate;
 mod render;
 mod schema;
 mod security;
@@ -82,6 +83,9 @@ pub struct Config {
     /// Key paths present in the file that tidemark does not use, e.g.
     /// `exporter.leadership`, `clusters[0].aws_msk_iam`. For one warning line.
     pub unknown_keys: Vec<String>,
+    /// The line (in the file as written) of every key path, for `file:line` in strict-mode
+    /// errors.
+    pub key_lines: BTreeMap<String, usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -338,7 +342,9 @@ pub fn parse(
         .text
         .parse()
         .map_err(|e: toml::de::Error| syntax_error(source, text, &substituted, &e))?;
-    schema::build(table, source)
+    let mut config = schema::build(table, source)?;
+    config.key_lines = locate::key_lines(text, &substituted);
+    Ok(config)
 }
 
 fn syntax_error(
@@ -378,6 +384,30 @@ fn syntax_error(
 }
 
 impl Config {
+    /// What strict mode refuses: every key tidemark does not know and every
+    /// consumer property it does not support, one line each, named with `file:line`.
+    pub fn strict_problems(&self) -> Vec<String> {
+        let at = |path: &str| match self.key_lines.get(path) {
+            Some(line) => format!("{}:{line}", self.source),
+            None => self.source.clone(),
+        };
+        let mut out: Vec<String> = self
+            .unknown_keys
+            .iter()
+            .map(|key| format!("{}: {key}: unknown key", at(key)))
+            .collect();
+        for (i, cluster) in self.clusters.iter().enumerate() {
+            for property in &cluster.client.unsupported {
+                let path = format!("clusters[{i}].consumer_properties.{property:?}");
+                out.push(format!(
+                    "{}: {path}: consumer property tidemark does not support",
+                    at(&path)
+                ));
+            }
+        }
+        out
+    }
+
     /// The resolved configuration (after substitution and defaults) as TOML that
     /// [`parse`] reads back to the same config, with secret values replaced by
     /// [`REDACTED`].

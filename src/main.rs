@@ -40,6 +40,11 @@ struct Cli {
     #[arg(long = "log-format", value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
 
+    /// Refuse keys tidemark does not know and consumer properties it does not support
+    /// (status 2, each named with file and line) instead of warning about them.
+    #[arg(long = "strict", env = "TIDEMARK_STRICT", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    strict: bool,
+
     /// Validate FILE, print the resolved configuration with secrets redacted, and exit
     /// (status 0 when valid, 2 when not).
     #[arg(long = "check-config", value_name = "FILE", conflicts_with = "config")]
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
     init_logging(filter, cli.log_format);
 
     if let Some(path) = cli.check_config {
-        return match load(&path) {
+        return match load(&path, cli.strict) {
             Ok(config) => {
                 print!("{}", config.to_redacted_toml());
                 ExitCode::SUCCESS
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
         eprintln!("error: no configuration file: run `tidemark -c FILE` (see --help)");
         return ExitCode::from(CONFIG_ERROR);
     };
-    let config = match load(&path) {
+    let config = match load(&path, cli.strict) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -126,11 +131,22 @@ fn main() -> ExitCode {
 }
 
 /// Load and vet the configuration, reporting problems; `Err` carries the exit status.
-fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+fn load(path: &std::path::Path, strict: bool) -> Result<Config, ExitCode> {
     let config = config::load(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(CONFIG_ERROR)
     })?;
+    let refused = if strict {
+        config.strict_problems()
+    } else {
+        Vec::new()
+    };
+    if !refused.is_empty() {
+        for problem in &refused {
+            eprintln!("error: {problem} (refused by --strict)");
+        }
+        return Err(ExitCode::from(CONFIG_ERROR));
+    }
     if !config.unknown_keys.is_empty() {
         tracing::warn!(keys = %config.unknown_keys.join(", "), "ignoring configuration keys tidemark does not know");
     }

@@ -101,3 +101,28 @@ fn an_unknown_log_format_is_a_usage_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("xml"));
 }
+
+#[test]
+fn strict_refuses_a_typo_naming_file_and_line() {
+    let path = temp_file("strict.toml", CONFIG);
+    let file = path.to_str().expect("utf-8 path");
+    for (args, env) in [
+        (vec!["--strict", "--check-config", file], vec![]),
+        (
+            vec!["--check-config", file],
+            vec![("TIDEMARK_STRICT", "true")],
+        ),
+    ] {
+        let out = tidemark(&args, &env);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
+        assert!(
+            stderr.contains(&format!("{file}:3: exporter.poll_intervall: unknown key")),
+            "{stderr}"
+        );
+    }
+    // Without it the same file is valid (klag-exporter compatibility: unknown keys warn).
+    let out = tidemark(&["--strict=false", "--check-config", file], &[]);
+    assert!(out.status.success(), "{out:?}");
+}

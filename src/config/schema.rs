@@ -39,11 +39,12 @@ pub(super) fn build(mut root: Table, file: &str) -> Result<Config, ConfigError> 
         clusters,
         source: file.to_owned(),
         unknown_keys: walker.unknown,
+        key_lines: Default::default(),
     })
 }
 
 /// `parent.key`, quoting keys that are not bare TOML keys.
-fn child(parent: &str, key: &str) -> String {
+pub(super) fn child(parent: &str, key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .bytes()
@@ -60,7 +61,7 @@ fn child(parent: &str, key: &str) -> String {
     }
 }
 
-fn index(parent: &str, i: usize) -> String {
+pub(super) fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 

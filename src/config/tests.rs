@@ -816,3 +816,28 @@ fn max_response_memory_reads_byte_sizes_and_defaults_to_128_mib() {
         assert_eq!(c.exporter.max_response_memory, want, "{value}");
     }
 }
+
+#[test]
+fn strict_problems_name_file_line_and_key() {
+    let c = parse(
+        "[exporter]\npoll_intervall = \"5s\"\n\n[[clusters]]\nname = \"a\"\nbootstrap_servers = \"k:9092\"\n\
+         [clusters.consumer_properties]\n\"sasl.kerberos.service.name\" = \"kafka\"\n",
+        "strict.toml",
+        &|_: &str| None,
+    )
+    .expect("valid apart from what strict mode refuses");
+    assert_eq!(
+        c.strict_problems(),
+        [
+            "strict.toml:2: exporter.poll_intervall: unknown key",
+            "strict.toml:8: clusters[0].consumer_properties.\"sasl.kerberos.service.name\": consumer property tidemark does not support",
+        ]
+    );
+    let clean = parse(
+        "[[clusters]]\nname = \"a\"\nbootstrap_servers = \"k:9092\"\n",
+        "ok.toml",
+        &|_: &str| None,
+    )
+    .expect("valid");
+    assert!(clean.strict_problems().is_empty());
+}

@@ -8,9 +8,10 @@
 //! budget](super::budget) bounds what all responses hold together.
 
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeShareGroupOffsetsRequest, FetchRequest, FindCoordinatorRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, ShareGroupDescribeRequest,
 };
 
 use super::codec::DEFAULT_MAX_FRAME_BYTES;
@@ -92,8 +93,12 @@ pub fn response_cap(api: ApiKey, asked: &Asked) -> usize {
         ApiKey::Metadata if asked.all_topics => METADATA_ALL_CAP,
         ApiKey::Metadata => n(asked.topics, PER_METADATA_TOPIC),
         ApiKey::FindCoordinator => n(asked.groups, PER_COORDINATOR_KEY),
-        ApiKey::DescribeGroups => n(asked.groups, PER_DESCRIBED_GROUP),
-        ApiKey::OffsetFetch => n(asked.groups, PER_OFFSET_FETCH_GROUP),
+        ApiKey::DescribeGroups | ApiKey::ConsumerGroupDescribe | ApiKey::ShareGroupDescribe => {
+            n(asked.groups, PER_DESCRIBED_GROUP)
+        }
+        ApiKey::OffsetFetch | ApiKey::DescribeShareGroupOffsets => {
+            n(asked.groups, PER_OFFSET_FETCH_GROUP)
+        }
         ApiKey::ListOffsets => n(asked.partitions, PER_LISTED_PARTITION),
         ApiKey::DescribeConfigs => n(asked.topics, PER_CONFIG_RESOURCE),
         ApiKey::Fetch => asked
@@ -173,6 +178,33 @@ impl Shape for DescribeGroupsRequest {
         Asked {
             groups: count(&self.groups),
             name_bytes: self.groups.iter().map(|g| g.0.len()).sum(),
+            ..Asked::default()
+        }
+    }
+}
+
+/// Describes of KIP-848 consumer groups and KIP-932 share groups: sized like DescribeGroups.
+macro_rules! describes_groups {
+    ($($req:ty),*) => {
+        $(impl Shape for $req {
+            fn asked(&self) -> Asked {
+                Asked {
+                    groups: count(&self.group_ids),
+                    name_bytes: self.group_ids.iter().map(|g| g.0.len()).sum(),
+                    ..Asked::default()
+                }
+            }
+        })*
+    };
+}
+
+describes_groups!(ConsumerGroupDescribeRequest, ShareGroupDescribeRequest);
+
+impl Shape for DescribeShareGroupOffsetsRequest {
+    fn asked(&self) -> Asked {
+        Asked {
+            groups: count(&self.groups),
+            name_bytes: self.groups.iter().map(|g| g.group_id.0.len()).sum(),
             ..Asked::default()
         }
     }
