@@ -331,3 +331,35 @@ fn crypto_provider_of_this_build() {
     );
     tidemark::kafka::tls::crypto_provider().expect("this machine runs the provider");
 }
+
+/// A plaintext client on the TLS listener, and a TLS client on the broker's plaintext port:
+/// each error says which side of `security.protocol` is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_protocol_mismatch_is_named_in_the_error() {
+    let s = setup(ClientAuth::None).await;
+    let ca = s.pki.path("ca.pem");
+    let toml = exporter_toml(&[
+        cluster("plain-to-tls", &s.terminator.address(), &[]),
+        cluster(
+            "tls-to-plain",
+            &s._broker.bootstrap,
+            &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        ),
+    ]);
+    let exp = RunningExporter::start(&toml).await;
+    exp.wait_failures("plain-to-tls", 1, WAIT).await;
+    exp.wait_failures("tls-to-plain", 1, WAIT).await;
+    let plain = exp.last_error("plain-to-tls").expect("an error");
+    assert!(
+        plain.contains("set security.protocol to SSL (or SASL_SSL)")
+            || plain.contains("set security.protocol to SSL or SASL_SSL"),
+        "{plain}"
+    );
+    let tls = exp.last_error("tls-to-plain").expect("an error");
+    assert!(
+        tls.contains("is this a plaintext listener?")
+            || tls.contains("is the listener TLS, and is security.protocol right?"),
+        "{tls}"
+    );
+    exp.shutdown().await;
+}

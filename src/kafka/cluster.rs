@@ -208,6 +208,9 @@ pub struct Cluster {
     /// Turns of "any broker" requests (Metadata, batched FindCoordinator, DescribeConfigs),
     /// so that they spread over the brokers instead of all landing on the first.
     turn: AtomicUsize,
+    /// The bootstrap server that last answered Metadata: when it works and an advertised
+    /// address does not, errors say so.
+    bootstrapped_via: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -233,6 +236,7 @@ impl Cluster {
             coordinators: Mutex::new(HashMap::new()),
             health: Mutex::new(Health::default()),
             turn: AtomicUsize::new(0),
+            bootstrapped_via: std::sync::Mutex::new(None),
         };
         cluster.bootstrap().await?;
         Ok(cluster)
@@ -313,6 +317,10 @@ impl Cluster {
                     // The bootstrap connection is dropped: brokers are addressed by node id
                     // from now on (the bootstrap address may be a load balancer).
                     self.store_metadata(meta);
+                    *self
+                        .bootstrapped_via
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(server.clone());
                     return Ok(());
                 }
                 Err(e) => attempts.push(format!("{server}: {e}")),
@@ -404,6 +412,7 @@ impl Cluster {
             {
                 Ok(conn) => conn,
                 Err(e) => {
+                    let e = self.advertised_unreachable(node, &address, e);
                     self.mark_down(node, &e);
                     return Err(e);
                 }
@@ -411,6 +420,31 @@ impl Cluster {
         let conn = Arc::new(conn);
         *guard = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// A TCP dial to an advertised address that failed while a bootstrap server (at another
+    /// address) answered: the error then names both, the classic advertised.listeners
+    /// mistake of Kafka in Docker or Kubernetes.
+    fn advertised_unreachable(&self, node: i32, address: &str, e: KafkaError) -> KafkaError {
+        let tcp = matches!(
+            &e,
+            KafkaError::Connect { phase, .. } | KafkaError::ConnectTimeout { phase, .. }
+                if *phase == "TCP connect"
+        );
+        let bootstrap = self
+            .bootstrapped_via
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match bootstrap {
+            Some(bootstrap) if tcp && bootstrap != address => KafkaError::Advertised {
+                node,
+                address: address.to_string(),
+                bootstrap,
+                cause: Box::new(e),
+            },
+            _ => e,
+        }
     }
 
     /// Any broker: the next one in turn with a live connection, else the first that dials.

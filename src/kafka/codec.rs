@@ -19,6 +19,24 @@ pub struct FrameSizeError {
     pub max: usize,
 }
 
+/// What the first four bytes a "broker" sent say about the protocol it speaks, when that is
+/// plainly not Kafka: read as a frame size they announce an absurd length, and saying only
+/// that sends an operator looking in the wrong place.
+pub fn foreign_protocol(prefix: [u8; 4]) -> Option<&'static str> {
+    match prefix {
+        [b'H', b'T', b'T', b'P'] => Some(
+            "the bytes are an HTTP response: this port is an HTTP server (a REST proxy, a UI, \
+             a metrics endpoint?), not a Kafka listener",
+        ),
+        // A TLS record header: content type (alert 21, handshake 22), then version 3.x.
+        [0x15 | 0x16, 0x03, 0x00..=0x04, _] => Some(
+            "the bytes are a TLS record: this listener expects TLS, set security.protocol to \
+             SSL (or SASL_SSL)",
+        ),
+        _ => None,
+    }
+}
+
 /// A response header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed response header: {0}")]
@@ -135,6 +153,18 @@ fn read_uvarint(buf: &mut Bytes) -> Result<u32, HeaderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_protocols_are_recognized_by_their_first_bytes() {
+        assert!(foreign_protocol(*b"HTTP").is_some_and(|h| h.contains("HTTP server")));
+        // A TLS alert (what a TLS listener answers plaintext with) and a handshake record.
+        assert!(foreign_protocol([0x15, 0x03, 0x03, 0x00]).is_some_and(|h| h.contains("SSL")));
+        assert!(foreign_protocol([0x16, 0x03, 0x01, 0x02]).is_some_and(|h| h.contains("SSL")));
+        // Kafka frame sizes, large or small, are not mistaken for either.
+        for size in [0_i32, 4, 1 << 20, 100 << 20, i32::MAX] {
+            assert_eq!(foreign_protocol(size.to_be_bytes()), None, "{size}");
+        }
+    }
     use kafka_protocol::messages::{ApiVersionsRequest, ListGroupsRequest};
 
     #[test]

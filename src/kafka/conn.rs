@@ -347,6 +347,19 @@ pub struct Connection {
 /// The steps of [`Connection::connect`], as errors name them.
 const CONNECT_PHASES: [&str; 4] = ["TCP connect", "TLS handshake", "ApiVersions", "SASL"];
 
+/// Why a plaintext connection closed before answering ApiVersions, with what that usually
+/// means (a hint already given by the reader, e.g. a TLS record seen, is kept as it is).
+fn closed_before_first_answer(reason: Option<String>) -> String {
+    const HINT: &str = "the broker closed the connection before answering its first request \
+        (ApiVersions): a TLS listener does that to a plaintext client (set security.protocol \
+        to SSL or SASL_SSL), or the port is not a Kafka listener";
+    match reason {
+        Some(r) if r.contains("TLS record") || r.contains("HTTP") => r,
+        Some(r) => format!("{r}; {HINT}"),
+        None => HINT.to_string(),
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -409,9 +422,18 @@ impl Connection {
                 .copied()
                 .unwrap_or("connect"),
         };
+        let tls = config.security.tls().is_some();
         match tokio::time::timeout(after, dial).await {
             // The first requests' own timeout may fire before the dial's: the same failure.
             Ok(Err(KafkaError::Timeout { .. })) | Err(_) => Err(timed_out()),
+            Ok(Err(KafkaError::ConnectionClosed { broker, reason }))
+                if !tls && phase.load(std::sync::atomic::Ordering::Relaxed) == 2 =>
+            {
+                Err(KafkaError::ConnectionClosed {
+                    broker,
+                    reason: Some(closed_before_first_answer(reason)),
+                })
+            }
             Ok(result) => result,
         }
     }

@@ -52,6 +52,16 @@ pub enum KafkaError {
         phase: &'static str,
     },
 
+    /// A broker's advertised address could not be dialled, although a bootstrap server
+    /// at another address answered.
+    #[error("{cause}; broker {node} is advertised as {address} while bootstrap server {bootstrap} answers: if this lasts, the brokers' advertised.listeners name an address that is not reachable from where tidemark runs")]
+    Advertised {
+        node: i32,
+        address: String,
+        bootstrap: String,
+        cause: Box<KafkaError>,
+    },
+
     #[error("{phase} with broker {broker} failed: {source}")]
     Connect {
         broker: String,
@@ -219,6 +229,7 @@ impl KafkaError {
             self,
             KafkaError::Io { .. }
                 | KafkaError::Connect { .. }
+                | KafkaError::Advertised { .. }
                 | KafkaError::ConnectionClosed { .. }
                 | KafkaError::Timeout { .. }
                 | KafkaError::ConnectTimeout { .. }

@@ -224,6 +224,14 @@ fn handshake_message(e: &std::io::Error) -> String {
             }
             _ => "",
         },
+        _ if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ) =>
+        {
+            " (the broker closed the connection during the TLS handshake: is this a plaintext \
+             listener? security.protocol PLAINTEXT or SASL_PLAINTEXT talks to it)"
+        }
         _ => "",
     };
     format!("{e}{hint}")

@@ -41,6 +41,13 @@ impl RunningExporter {
             .unwrap_or(0)
     }
 
+    /// The error of `cluster`'s last failed cycle, as the status page shows it.
+    pub fn last_error(&self, cluster: &str) -> Option<String> {
+        self.exporter
+            .as_ref()
+            .and_then(|e| e.state().status().get(cluster)?.last_error.clone())
+    }
+
     /// Failed cycles of `cluster` so far.
     pub fn cycles_failed(&self, cluster: &str) -> u64 {
         self.exporter

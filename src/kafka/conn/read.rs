@@ -205,19 +205,21 @@ fn frame_size(buf: &[u8], max: usize) -> std::result::Result<(), String> {
         return Ok(());
     };
     let size = i32::from_be_bytes([a, b, c, d]);
-    match usize::try_from(size) {
-        Ok(n) if n > max => Err(codec::FrameSizeError {
+    let too_large = || {
+        let e = codec::FrameSizeError {
             size: i64::from(size),
             max,
+        };
+        match codec::foreign_protocol([a, b, c, d]) {
+            Some(hint) => format!("{e}: {hint}"),
+            None => e.to_string(),
         }
-        .to_string()),
+    };
+    match usize::try_from(size) {
+        Ok(n) if n > max => Err(too_large()),
         Ok(n) if n >= 4 => Ok(()),
         Ok(_) => Err("response frame shorter than its header".to_string()),
-        Err(_) => Err(codec::FrameSizeError {
-            size: i64::from(size),
-            max,
-        }
-        .to_string()),
+        Err(_) => Err(too_large()),
     }
 }
 
