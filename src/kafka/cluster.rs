@@ -622,6 +622,7 @@ mod tests {
             coordinators: Mutex::new(HashMap::new()),
             health: Mutex::new(Health::default()),
             turn: AtomicUsize::new(0),
+            bootstrapped_via: std::sync::Mutex::new(None),
         };
         assert_eq!(cluster.backoff(0), Duration::from_millis(100));
         assert_eq!(cluster.backoff(1), Duration::from_millis(200));
