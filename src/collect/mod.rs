@@ -181,6 +181,9 @@ pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStat
                 let (requests, errors) = (counters.requests(api), counters.errors(api));
                 if requests > 0 || errors > 0 {
                     stats.requests.push((node, api, requests, errors));
+                    stats
+                        .request_durations
+                        .push((node, api, counters.durations(api)));
                 }
             }
             stats.bytes_received.push((node, counters.bytes_received()));
