@@ -315,6 +315,11 @@ pub fn run_child(args: &Args) {
                     }
                 }
             }
+            // Wall time of each phase of `CycleState::run` (see `CyclePhases`).
+            line.push_str(" phases=");
+            for (i, (name, d)) in cycle.last_phases().named().iter().enumerate() {
+                let _ = write!(line, "{}{name}:{:.2}", if i == 0 { "" } else { "," }, ms(*d));
+            }
             // Bytes per time-lag sample: each fetched partition's record bytes (over all
             // rounds) divided by the samples it resolved, weighted by those samples.
             line.push_str(" per_sample=");
@@ -396,6 +401,19 @@ impl CycleLine {
                     .filter_map(|e| e.split_once(':'))
                     .filter_map(|(n, c)| Some((n.parse().ok()?, c.parse().ok()?)))
                     .filter(|(n, _)| *n >= 0)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// (phase, milliseconds) of this cycle, in the order the child printed them.
+    pub fn phases(&self) -> Vec<(String, f64)> {
+        self.fields
+            .get("phases")
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|e| e.split_once(':'))
+                    .filter_map(|(n, ms)| Some((n.to_string(), ms.parse().ok()?)))
                     .collect()
             })
             .unwrap_or_default()
@@ -537,6 +555,17 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
             rest.iter().map(|c| max_req(c)).max().unwrap_or(0)
         );
     }
+    if !rest.is_empty() {
+        let walls: Vec<f64> = rest.iter().map(|c| c.f("wall_ms")).collect();
+        let _ = writeln!(
+            out,
+            "cycle wall over cycles 2..{}: p50 {:.1} ms, p99 {:.1} ms",
+            r.cycles.len(),
+            percentile(&walls, 50.0),
+            percentile(&walls, 99.0)
+        );
+    }
+    let _ = write!(out, "{}", phase_table(first, &rest));
     let _ = writeln!(
         out,
         "requests by broker and API, cycle 1: {}",
@@ -599,6 +628,38 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
     let failed: u64 = r.cycles.iter().map(|c| c.u("timestamps_failed")).sum();
     if failed > 0 {
         let _ = writeln!(out, "timestamps failed (all cycles): {failed}");
+    }
+    out
+}
+
+/// Wall time per phase of `CycleState::run` (ms): cycle 1, then p50 and p99 over the rest.
+fn phase_table(first: &CycleLine, rest: &[&CycleLine]) -> String {
+    let mut out = String::new();
+    let names: Vec<String> = first.phases().into_iter().map(|(n, _)| n).collect();
+    if names.is_empty() {
+        return out;
+    }
+    let of = |c: &CycleLine, name: &str| {
+        c.phases()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, ms)| ms)
+    };
+    let _ = writeln!(
+        out,
+        "{:<14} {:>12} {:>12} {:>12}",
+        "phase (ms)", "cycle 1", "p50 2..N", "p99 2..N"
+    );
+    for name in &names {
+        let values: Vec<f64> = rest.iter().map(|c| of(c, name)).collect();
+        let _ = writeln!(
+            out,
+            "{:<14} {:>12.1} {:>12.1} {:>12.1}",
+            name,
+            of(first, name),
+            percentile(&values, 50.0),
+            percentile(&values, 99.0)
+        );
     }
     out
 }

@@ -17,6 +17,7 @@ use crate::lag::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Lag
 use super::cache::TimestampCache;
 use super::carry::{last_watermarks, EarlierRows};
 pub use super::issues::{failure_reason, CycleIssues};
+use super::phases::{timed, CyclePhases};
 
 /// How often topic configs (cleanup.policy) are re-read.
 pub const COMPACTION_REFRESH: Duration = Duration::from_secs(3600);
@@ -56,6 +57,7 @@ pub struct CycleState {
     /// only when that broker answered.
     listed_by: HashMap<Arc<str>, i32>,
     cluster_id: Option<String>,
+    last_phases: CyclePhases,
 }
 
 /// Time-lag samples since start.
@@ -104,6 +106,7 @@ impl CycleState {
             previous: None,
             listed_by: HashMap::new(),
             cluster_id: None,
+            last_phases: CyclePhases::default(),
         }
     }
 
@@ -115,6 +118,11 @@ impl CycleState {
     /// Time-lag samples fetched, their bytes, and samples deferred, since start.
     pub fn sample_totals(&self) -> SampleTotals {
         self.totals.clone()
+    }
+
+    /// Where the last successful cycle's wall time went.
+    pub fn last_phases(&self) -> CyclePhases {
+        self.last_phases
     }
 
     /// Samples the last cycle left for the next one.
@@ -145,6 +153,7 @@ impl CycleState {
         cluster: &Cluster,
     ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
         let mut issues = CycleIssues::default();
+        let mut phases = CyclePhases::default();
         let poll_started = Instant::now();
         self.last_fetch = FetchStats::default();
         let oldest_ms = super::now_ms()
@@ -153,10 +162,9 @@ impl CycleState {
         // Fresh metadata first: ListGroups goes to the brokers the cluster has now, and
         // connections to brokers that left (or moved) are closed.
         cluster.begin_cycle();
-        let meta = cluster
-            .refresh_metadata()
-            .await
-            .map_err(CycleError::Metadata)?;
+        let (meta, took) = timed(cluster.refresh_metadata()).await;
+        phases.metadata = took;
+        let meta = meta.map_err(CycleError::Metadata)?;
         if meta.cluster_id.is_some() && self.cluster_id != meta.cluster_id {
             if self.cluster_id.is_some() {
                 tracing::warn!(cluster = %self.settings.name, "the cluster id changed: timestamps cached for the old cluster are dropped");
@@ -164,21 +172,28 @@ impl CycleState {
             }
             self.cluster_id = meta.cluster_id.clone();
         }
-        cluster.retain_listed_brokers().await;
+        let ((), took) = timed(cluster.retain_listed_brokers()).await;
+        phases.metadata += took;
 
+        let started = Instant::now();
         let groups = self.groups_to_read(cluster, &mut issues).await;
+        phases.list_groups = started.elapsed();
         // Coordinators first (cached after the first cycle): DescribeGroups and OffsetFetch
         // below run concurrently and would otherwise each look the new groups up.
         if !groups.is_empty() {
-            cluster.find_coordinators(&groups).await;
+            let (_, took) = timed(cluster.find_coordinators(&groups)).await;
+            phases.coordinators = took;
         }
-        let (described, offsets) = tokio::join!(cluster.describe_groups(&groups), async {
-            tokio::time::timeout(
+        let ((described, describe_took), (offsets, offsets_took)) = tokio::join!(
+            timed(cluster.describe_groups(&groups)),
+            timed(tokio::time::timeout(
                 self.offset_fetch_timeout,
                 cluster.committed_offsets(&groups),
-            )
-            .await
-        });
+            ))
+        );
+        phases.describe = describe_took;
+        phases.offsets = offsets_took;
+        let assemble_started = Instant::now();
         let mut offsets = offsets.unwrap_or_else(|_| {
             let e = format!(
                 "reading committed offsets timed out after {:?}",
@@ -260,11 +275,14 @@ impl CycleState {
             });
         }
         drop((offsets, described, earlier));
+        phases.assemble = assemble_started.elapsed();
 
         // Watermarks after committed offsets (see the module docs).
+        let started = Instant::now();
         let (watermarks, carried_watermarks) = self
             .read_watermarks(cluster, &meta, previous.as_deref(), oldest_ms, &mut issues)
             .await;
+        phases.watermarks = started.elapsed();
         let poll_time = poll_started.elapsed();
         // Only partitions with watermarks have a lag.
         for g in &mut snapshot_groups {
@@ -277,6 +295,7 @@ impl CycleState {
                 .iter()
                 .map(|(name, t)| (name.clone(), t.topic_id))
                 .collect();
+            let started = Instant::now();
             self.sample_timestamps(
                 cluster,
                 &mut snapshot_groups,
@@ -285,8 +304,11 @@ impl CycleState {
                 &mut issues,
             )
             .await;
+            phases.timestamps = started.elapsed();
         }
+        let started = Instant::now();
         let compacted_topics = self.compacted_topics(cluster, &watermarks).await;
+        phases.configs = started.elapsed();
         issues.brokers_failed = cluster
             .broker_failures()
             .into_iter()
@@ -301,6 +323,9 @@ impl CycleState {
             poll_time,
             carried_watermarks,
         };
+        phases.total = poll_started.elapsed();
+        self.last_phases = phases;
+        phases.log(&self.settings.name);
         Ok((snapshot, issues))
     }
 

@@ -8,9 +8,11 @@ mod cache;
 mod carry;
 mod cycle;
 mod issues;
+mod phases;
 
 pub use cache::TimestampCache;
 pub use cycle::{failure_reason, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
+pub use phases::CyclePhases;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
