@@ -6,7 +6,9 @@
 
 mod cache;
 mod carry;
+mod compaction;
 mod cycle;
+mod groups;
 mod issues;
 mod phases;
 

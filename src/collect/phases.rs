@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// Wall time of each phase of one cycle. DescribeGroups runs alongside the committed
 /// offsets, watermarks and timestamps (see `cycle`), so the phases add up to more than
-/// `total` by about `describe`.
+/// `total`, by up to `describe`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CyclePhases {
     /// Metadata, and closing connections to brokers it no longer lists.
