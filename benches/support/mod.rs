@@ -337,8 +337,46 @@ pub fn run_child(args: &Args) {
             println!("{line}");
         }
         let (rss, hwm) = rss_kib();
+        print_request_durations(&cluster);
         println!("done rss_kib={rss} hwm_kib={hwm}");
     });
+}
+
+/// One `duration` line per node and API with the requests of every cycle, from the
+/// client's own histograms (`tidemark_kafka_request_duration_seconds`): count, mean, and
+/// the bucket bounds the median and the 99th percentile fall under.
+fn print_request_durations(cluster: &Cluster) {
+    use tidemark::kafka::conn::REQUEST_DURATION_BUCKETS;
+    for (node, c) in cluster.counters() {
+        for api in CYCLE_APIS {
+            let d = c.durations(api);
+            let count = d.count();
+            if count == 0 {
+                continue;
+            }
+            // The bound of the bucket holding the request of rank `q` × count.
+            let under = |q: f64| {
+                let rank = ((q * count as f64).ceil() as u64).max(1);
+                let mut seen = 0;
+                for (i, n) in d.counts.iter().enumerate() {
+                    seen += n;
+                    if seen >= rank {
+                        return REQUEST_DURATION_BUCKETS
+                            .get(i)
+                            .map_or("+Inf".to_string(), |b| format!("{b}s"));
+                    }
+                }
+                "+Inf".to_string()
+            };
+            println!(
+                "duration {node}/{} count={count} mean_ms={:.1} p50_under={} p99_under={}",
+                api_name(api as i16),
+                d.sum_seconds() * 1000.0 / count as f64,
+                under(0.5),
+                under(0.99)
+            );
+        }
+    }
 }
 
 /// Requests sent so far per node and API (nodes as `Cluster::counters` numbers them).
@@ -444,6 +482,8 @@ pub struct ChildReport {
     pub cycles: Vec<CycleLine>,
     pub final_rss_kib: u64,
     pub final_hwm_kib: u64,
+    /// `duration` lines: request durations per node and API over every cycle.
+    pub durations: Vec<String>,
 }
 
 /// Start this bench binary again as the measured process, with `args` after `--child`.
@@ -496,6 +536,8 @@ pub fn spawn_child(args: &[String], mut between: impl FnMut(usize)) -> ChildRepo
                 c.u("deferred"),
             );
             report.cycles.push(c);
+        } else if let Some(d) = line.strip_prefix("duration ") {
+            report.durations.push(d.to_string());
         } else if line.starts_with("done ") {
             report.final_rss_kib = kv.u("rss_kib");
             report.final_hwm_kib = kv.u("hwm_kib");
@@ -602,6 +644,15 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
             median(&per_partition),
             percentile(&per_partition, 100.0),
         );
+    }
+    if !r.durations.is_empty() {
+        let _ = writeln!(
+            out,
+            "request durations over all cycles (node/api, tidemark_kafka_request_duration_seconds):"
+        );
+        for d in &r.durations {
+            let _ = writeln!(out, "  {d}");
+        }
     }
     let _ = writeln!(
         out,
