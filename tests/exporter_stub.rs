@@ -8,11 +8,13 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::exporter::{config, Metrics, RunningExporter};
 use common::stub::{
-    code, consumer_assignment, Received, Reply, Request, StubCluster, StubGroup, StubMember, Target,
+    code, consumer_assignment, Received, Reply, Request, StubCluster, StubGroup, StubMember,
+    Target, LATEST,
 };
 use kafka_protocol::messages::ApiKey;
 
@@ -562,6 +564,7 @@ async fn timestamps_are_fetched_once_per_leader_then_cached() {
     exp.wait_cycles(CLUSTER, 3, WAIT).await;
     assert_eq!(exp.cycles_failed(CLUSTER), 0);
     let m = exp.metrics().await;
+    assert_every_request_timed(&m);
     let log = stub.requests();
     let cycles = cycles_of(&log);
     assert!(cycles.len() >= 3, "{} cycles in the log", cycles.len());
@@ -643,6 +646,139 @@ async fn timestamps_are_fetched_once_per_leader_then_cached() {
         1.0,
     );
     exp.shutdown().await;
+}
+
+/// Every (broker, api) of `tidemark_kafka_requests_total` has a request-duration histogram
+/// that counted each of those requests once (none failed here), and there is no other.
+fn assert_every_request_timed(m: &Metrics) {
+    let requests = m.find("tidemark_kafka_requests_total", &[]);
+    assert!(!requests.is_empty(), "no requests counted");
+    for r in &requests {
+        let labels = [
+            ("broker", r.labels["broker"].as_str()),
+            ("api", r.labels["api"].as_str()),
+        ];
+        let what = format!("{labels:?}");
+        assert_eq!(
+            m.value("tidemark_kafka_request_errors_total", &labels),
+            Some(0.0),
+            "{what}"
+        );
+        let count = m.value("tidemark_kafka_request_duration_seconds_count", &labels);
+        assert_eq!(count, Some(r.value), "{what}: _count");
+        let mut inf = labels.to_vec();
+        inf.push(("le", "+Inf"));
+        let all = m.value("tidemark_kafka_request_duration_seconds_bucket", &inf);
+        assert_eq!(all, Some(r.value), "{what}: +Inf bucket");
+    }
+    let timed = m.find("tidemark_kafka_request_duration_seconds_count", &[]);
+    assert_eq!(timed.len(), requests.len(), "{timed:?}");
+}
+
+/// The configuration of the tests that read exactly one cycle: the next one is a minute
+/// away, no time-lag samples.
+const ONE_CYCLE: &str = "poll_interval = \"60s\"\ngranularity = \"partition\"\n\
+[exporter.timestamp_sampling]\nenabled = false\n\
+[exporter.performance]\nkafka_timeout = \"5s\"\noffset_fetch_timeout = \"5s\"";
+
+/// How long the slow broker of the next test waits before each answer.
+const SLOW_BROKER_DELAY: Duration = Duration::from_millis(100);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_broker_s_delay_is_in_its_own_request_durations() {
+    let stub = StubCluster::start(&[1, 2]).await;
+    let base = now_ms() - 900_000;
+    lagging_setup(&stub, move |o| base + o * 1000);
+    // Node 2 answers everything SLOW_BROKER_DELAY late; node 1 (the bootstrap server)
+    // answers at once.
+    stub.set_node_delay(2, SLOW_BROKER_DELAY);
+    let exp = exporter_on(&stub, ONE_CYCLE, "").await;
+    exp.wait_cycles(CLUSTER, 1, WAIT).await;
+    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    assert_eq!(cycles, 1);
+    exp.shutdown().await;
+    assert_every_request_timed(&m);
+
+    let name = "tidemark_kafka_request_duration_seconds";
+    let delay = SLOW_BROKER_DELAY.as_secs_f64();
+    let mut slow_requests = 0;
+    for api in ApiKey::iter() {
+        let key = format!("{api:?}");
+        let on = |broker: &'static str| [("broker", broker), ("api", key.as_str())];
+        let timed = |broker: &'static str| {
+            m.value(&format!("{name}_count"), &on(broker))
+                .unwrap_or(0.0)
+        };
+        // What each broker received (the stub's log) is what the histograms counted,
+        // under the broker that received it.
+        let slow = stub.count_on(2, api) as f64;
+        assert_eq!(timed("2"), slow, "{key} on node 2");
+        assert_eq!(
+            timed("1") + timed("bootstrap"),
+            stub.count_on(1, api) as f64,
+            "{key} on node 1"
+        );
+        if slow == 0.0 {
+            continue;
+        }
+        slow_requests += slow as usize;
+        // Every answer of node 2 came at least the delay after its request was sent.
+        let sum = m.value(&format!("{name}_sum"), &on("2")).unwrap_or(0.0);
+        assert!(sum >= delay * slow, "{key}: {sum} s for {slow} requests");
+        let mut fast = on("2").to_vec();
+        fast.push(("le", "0.05"));
+        assert_eq!(
+            m.value(&format!("{name}_bucket"), &fast),
+            Some(0.0),
+            "{key}: a node-2 request within 50 ms"
+        );
+    }
+    // ApiVersions, ListGroups and both ListOffsets at least.
+    assert!(slow_requests >= 4, "{slow_requests} requests to node 2");
+}
+
+/// The consumer commits and the producer writes while a cycle runs: the committed offset
+/// must be read before the watermark it is compared with, or lag is understated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_are_read_before_watermarks() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const OFFSET_FETCH_DELAY: Duration = Duration::from_millis(500);
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.add_topic("t", &[2]);
+    stub.set_watermarks("t", 0, 0, 100);
+    stub.add_group(StubGroup::consumer("g").coordinator(1).offset("t", 0, 90));
+    // OffsetFetch is answered late, from the model as it is then. The first LATEST
+    // ListOffsets is answered from the model as it is when it arrives, after which the
+    // producer writes 100 records and the consumer commits 100 further: a ListOffsets
+    // sent before the committed offset was in would make the OffsetFetch answer 190
+    // against a high watermark of 100.
+    let moved = Arc::new(AtomicBool::new(false));
+    stub.set_handler(move |r, stub| match r.api {
+        ApiKey::OffsetFetch => Reply::Delay(OFFSET_FETCH_DELAY, Box::new(Reply::Default)),
+        ApiKey::ListOffsets
+            if r.list_offsets_timestamp() == Some(LATEST)
+                && !moved.swap(true, Ordering::SeqCst) =>
+        {
+            let Some(now) = stub.default_response(r) else {
+                return Reply::Close;
+            };
+            stub.set_watermarks("t", 0, 0, 200);
+            stub.commit("g", "t", 0, 190);
+            Reply::Respond(now)
+        }
+        _ => Reply::Default,
+    });
+    let exp = exporter_on(&stub, ONE_CYCLE, "").await;
+    exp.wait_cycles(CLUSTER, 1, WAIT).await;
+    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    assert_eq!(cycles, 1);
+    exp.shutdown().await;
+    assert_eq!(stub.count(ApiKey::OffsetFetch), 1);
+    let p = [("topic", "t"), ("partition", "0")];
+    assert_eq!(m.value("kafka_partition_latest_offset", &p), Some(100.0));
+    let g = gp("g", "t", "0");
+    assert_eq!(m.value("kafka_consumergroup_group_offset", &g), Some(90.0));
+    assert_eq!(m.value("kafka_consumergroup_group_lag", &g), Some(10.0));
 }
 
 /// With sampling disabled nothing is fetched and lagging partitions have no time lag

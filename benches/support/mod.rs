@@ -316,6 +316,11 @@ pub fn run_child(args: &Args) {
                     }
                 }
             }
+            // Wall time of each phase of `CycleState::run` (see `CyclePhases`).
+            line.push_str(" phases=");
+            for (i, (name, d)) in cycle.last_phases().named().iter().enumerate() {
+                let _ = write!(line, "{}{name}:{:.2}", if i == 0 { "" } else { "," }, ms(*d));
+            }
             // Bytes per time-lag sample: each fetched partition's record bytes (over all
             // rounds) divided by the samples it resolved, weighted by those samples.
             line.push_str(" per_sample=");
@@ -333,8 +338,46 @@ pub fn run_child(args: &Args) {
             println!("{line}");
         }
         let (rss, hwm) = rss_kib();
+        print_request_durations(&cluster);
         println!("done rss_kib={rss} hwm_kib={hwm}");
     });
+}
+
+/// One `duration` line per node and API with the requests of every cycle, from the
+/// client's own histograms (`tidemark_kafka_request_duration_seconds`): count, mean, and
+/// the bucket bounds the median and the 99th percentile fall under.
+fn print_request_durations(cluster: &Cluster) {
+    use tidemark::kafka::conn::REQUEST_DURATION_BUCKETS;
+    for (node, c) in cluster.counters() {
+        for api in CYCLE_APIS {
+            let d = c.durations(api);
+            let count = d.count();
+            if count == 0 {
+                continue;
+            }
+            // The bound of the bucket holding the request of rank `q` × count.
+            let under = |q: f64| {
+                let rank = ((q * count as f64).ceil() as u64).max(1);
+                let mut seen = 0;
+                for (i, n) in d.counts.iter().enumerate() {
+                    seen += n;
+                    if seen >= rank {
+                        return REQUEST_DURATION_BUCKETS
+                            .get(i)
+                            .map_or("+Inf".to_string(), |b| format!("{b}s"));
+                    }
+                }
+                "+Inf".to_string()
+            };
+            println!(
+                "duration {node}/{} count={count} mean_ms={:.1} p50_under={} p99_under={}",
+                api_name(api as i16),
+                d.sum_seconds() * 1000.0 / count as f64,
+                under(0.5),
+                under(0.99)
+            );
+        }
+    }
 }
 
 /// Requests sent so far per node and API (nodes as `Cluster::counters` numbers them).
@@ -402,6 +445,19 @@ impl CycleLine {
             .unwrap_or_default()
     }
 
+    /// (phase, milliseconds) of this cycle, in the order the child printed them.
+    pub fn phases(&self) -> Vec<(String, f64)> {
+        self.fields
+            .get("phases")
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|e| e.split_once(':'))
+                    .filter_map(|(n, ms)| Some((n.to_string(), ms.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn by_api(&self) -> &str {
         self.fields.get("by_api").map_or("", String::as_str)
     }
@@ -427,6 +483,8 @@ pub struct ChildReport {
     pub cycles: Vec<CycleLine>,
     pub final_rss_kib: u64,
     pub final_hwm_kib: u64,
+    /// `duration` lines: request durations per node and API over every cycle.
+    pub durations: Vec<String>,
 }
 
 /// Start this bench binary again as the measured process, with `args` after `--child`.
@@ -479,6 +537,8 @@ pub fn spawn_child(args: &[String], mut between: impl FnMut(usize)) -> ChildRepo
                 c.u("deferred"),
             );
             report.cycles.push(c);
+        } else if let Some(d) = line.strip_prefix("duration ") {
+            report.durations.push(d.to_string());
         } else if line.starts_with("done ") {
             report.final_rss_kib = kv.u("rss_kib");
             report.final_hwm_kib = kv.u("hwm_kib");
@@ -538,6 +598,17 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
             rest.iter().map(|c| max_req(c)).max().unwrap_or(0)
         );
     }
+    if !rest.is_empty() {
+        let walls: Vec<f64> = rest.iter().map(|c| c.f("wall_ms")).collect();
+        let _ = writeln!(
+            out,
+            "cycle wall over cycles 2..{}: p50 {:.1} ms, p99 {:.1} ms",
+            r.cycles.len(),
+            percentile(&walls, 50.0),
+            percentile(&walls, 99.0)
+        );
+    }
+    let _ = write!(out, "{}", phase_table(first, &rest));
     let _ = writeln!(
         out,
         "requests by broker and API, cycle 1: {}",
@@ -575,6 +646,15 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
             percentile(&per_partition, 100.0),
         );
     }
+    if !r.durations.is_empty() {
+        let _ = writeln!(
+            out,
+            "request durations over all cycles (node/api, tidemark_kafka_request_duration_seconds):"
+        );
+        for d in &r.durations {
+            let _ = writeln!(out, "  {d}");
+        }
+    }
     let _ = writeln!(
         out,
         "RSS: {:.1} MiB at start, {:.1} MiB after {} cycles, peak (VmHWM) {:.1} MiB",
@@ -600,6 +680,38 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
     let failed: u64 = r.cycles.iter().map(|c| c.u("timestamps_failed")).sum();
     if failed > 0 {
         let _ = writeln!(out, "timestamps failed (all cycles): {failed}");
+    }
+    out
+}
+
+/// Wall time per phase of `CycleState::run` (ms): cycle 1, then p50 and p99 over the rest.
+fn phase_table(first: &CycleLine, rest: &[&CycleLine]) -> String {
+    let mut out = String::new();
+    let names: Vec<String> = first.phases().into_iter().map(|(n, _)| n).collect();
+    if names.is_empty() {
+        return out;
+    }
+    let of = |c: &CycleLine, name: &str| {
+        c.phases()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, ms)| ms)
+    };
+    let _ = writeln!(
+        out,
+        "{:<14} {:>12} {:>12} {:>12}",
+        "phase (ms)", "cycle 1", "p50 2..N", "p99 2..N"
+    );
+    for name in &names {
+        let values: Vec<f64> = rest.iter().map(|c| of(c, name)).collect();
+        let _ = writeln!(
+            out,
+            "{:<14} {:>12.1} {:>12.1} {:>12.1}",
+            name,
+            of(first, name),
+            percentile(&values, 50.0),
+            percentile(&values, 99.0)
+        );
     }
     out
 }

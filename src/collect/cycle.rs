@@ -1,10 +1,31 @@
-//! One collection cycle of one cluster: groups → descriptions → committed offsets →
-//! watermarks → timestamps → [`ClusterSnapshot`].
+//! One collection cycle of one cluster → [`ClusterSnapshot`]:
 //!
-//! Committed offsets are read before watermarks, so a high watermark is never older than
-//! the offsets it is compared with and lag cannot come out negative from a race.
+//! ```text
+//! Metadata → ListGroups → FindCoordinator ─┬─ OffsetFetch → ListOffsets → Fetch ─┬─ DescribeConfigs
+//!                                          └─ DescribeGroups ────────────────────┘
+//! ```
+//!
+//! Only DescribeGroups runs alongside: states and member labels never enter the lag, so
+//! they may arrive at any time before the snapshot is finished. Every other step waits for
+//! the one before it, for these reasons:
+//!
+//! - Metadata before ListGroups: ListGroups goes to the brokers the cluster has now (a new
+//!   broker's groups would be missed for a cycle, a departed one asked in vain), and
+//!   connections to brokers that left or moved are closed before anything is sent.
+//! - ListGroups, FindCoordinator, then OffsetFetch: each needs the answer before it (the
+//!   group names, then their coordinators).
+//! - Committed offsets before watermarks, all of them: a high watermark read before the
+//!   committed offset it is compared with could be older than it, and lag would come out
+//!   negative or understated from a race. Any group may have committed on any partition,
+//!   so no ListOffsets is sent before every OffsetFetch is answered.
+//! - Fetch after both: it asks for the records at committed offsets below the high
+//!   watermark.
+//! - DescribeConfigs last, alone: it asks about the topics that have watermarks, and it is
+//!   the request a broker may refuse by closing the connection (the test broker does, for
+//!   a request that names configuration keys), which would fail every request in flight
+//!   on that connection.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,17 +33,15 @@ use crate::config::ClusterSettings;
 use crate::kafka::{
     Cluster, FetchStats, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
 };
-use crate::lag::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, LagReport, Member};
+use crate::lag::{ClusterSnapshot, GroupSnapshot, LagReport};
 
 use super::cache::TimestampCache;
 use super::carry::{last_watermarks, EarlierRows};
+use super::compaction::CompactionFlags;
+pub use super::compaction::COMPACTION_REFRESH;
+use super::groups;
 pub use super::issues::{failure_reason, CycleIssues};
-
-/// How often topic configs (cleanup.policy) are re-read.
-pub const COMPACTION_REFRESH: Duration = Duration::from_secs(3600);
-
-/// How long after a failed topic-config read it is tried again.
-pub const CONFIG_RETRY: Duration = Duration::from_secs(300);
+use super::phases::{timed, CyclePhases};
 
 /// Why a cycle failed as a whole (item-level failures are logged and skipped).
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +62,7 @@ pub struct CycleState {
     /// Fetch requests per broker per cycle for time-lag samples.
     pub fetch_requests_per_broker: u32,
     pub timestamps: TimestampCache,
-    compacted: Option<CompactionCache>,
+    compaction: CompactionFlags,
     last_fetch: FetchStats,
     /// Samples the last cycle's Fetch budget left out: first in line this cycle.
     deferred: HashSet<(TopicPartition, i64)>,
@@ -56,6 +75,7 @@ pub struct CycleState {
     /// only when that broker answered.
     listed_by: HashMap<Arc<str>, i32>,
     cluster_id: Option<String>,
+    last_phases: CyclePhases,
 }
 
 /// Time-lag samples since start.
@@ -73,16 +93,6 @@ pub struct SampleTotals {
     pub item_errors: BTreeMap<&'static str, u64>,
 }
 
-/// Topic cleanup policies as last read.
-struct CompactionCache {
-    /// Read again after this (or as soon as an unknown topic shows up).
-    valid_until: Instant,
-    /// Topics whose cleanup.policy contains "compact".
-    compacted: BTreeSet<Arc<str>>,
-    /// Every topic the read covered.
-    known: HashSet<Arc<str>>,
-}
-
 impl CycleState {
     pub fn new(
         settings: Arc<ClusterSettings>,
@@ -96,7 +106,7 @@ impl CycleState {
             fetch_requests_per_broker: crate::config::TimestampSampling::default()
                 .fetch_requests_per_broker,
             timestamps: TimestampCache::default(),
-            compacted: None,
+            compaction: CompactionFlags::default(),
             last_fetch: FetchStats::default(),
             deferred: HashSet::new(),
             totals: SampleTotals::default(),
@@ -104,6 +114,7 @@ impl CycleState {
             previous: None,
             listed_by: HashMap::new(),
             cluster_id: None,
+            last_phases: CyclePhases::default(),
         }
     }
 
@@ -115,6 +126,11 @@ impl CycleState {
     /// Time-lag samples fetched, their bytes, and samples deferred, since start.
     pub fn sample_totals(&self) -> SampleTotals {
         self.totals.clone()
+    }
+
+    /// Where the last successful cycle's wall time went.
+    pub fn last_phases(&self) -> CyclePhases {
+        self.last_phases
     }
 
     /// Samples the last cycle left for the next one.
@@ -145,6 +161,7 @@ impl CycleState {
         cluster: &Cluster,
     ) -> Result<(ClusterSnapshot, CycleIssues), CycleError> {
         let mut issues = CycleIssues::default();
+        let mut phases = CyclePhases::default();
         let poll_started = Instant::now();
         self.last_fetch = FetchStats::default();
         let oldest_ms = super::now_ms()
@@ -153,10 +170,9 @@ impl CycleState {
         // Fresh metadata first: ListGroups goes to the brokers the cluster has now, and
         // connections to brokers that left (or moved) are closed.
         cluster.begin_cycle();
-        let meta = cluster
-            .refresh_metadata()
-            .await
-            .map_err(CycleError::Metadata)?;
+        let (meta, took) = timed(cluster.refresh_metadata()).await;
+        phases.metadata = took;
+        let meta = meta.map_err(CycleError::Metadata)?;
         if meta.cluster_id.is_some() && self.cluster_id != meta.cluster_id {
             if self.cluster_id.is_some() {
                 tracing::warn!(cluster = %self.settings.name, "the cluster id changed: timestamps cached for the old cluster are dropped");
@@ -164,129 +180,63 @@ impl CycleState {
             }
             self.cluster_id = meta.cluster_id.clone();
         }
-        cluster.retain_listed_brokers().await;
+        let ((), took) = timed(cluster.retain_listed_brokers()).await;
+        phases.metadata += took;
 
+        let started = Instant::now();
         let groups = self.groups_to_read(cluster, &mut issues).await;
+        phases.list_groups = started.elapsed();
         // Coordinators first (cached after the first cycle): DescribeGroups and OffsetFetch
         // below run concurrently and would otherwise each look the new groups up.
         if !groups.is_empty() {
-            cluster.find_coordinators(&groups).await;
+            let (_, took) = timed(cluster.find_coordinators(&groups)).await;
+            phases.coordinators = took;
         }
-        let (described, offsets) = tokio::join!(cluster.describe_groups(&groups), async {
-            tokio::time::timeout(
-                self.offset_fetch_timeout,
-                cluster.committed_offsets(&groups),
-            )
-            .await
+
+        // DescribeGroups alongside the chain below (see the module docs). Descriptions are
+        // held until the chain ends: only what the snapshot keeps of them.
+        let describe = timed(async {
+            let described = cluster.describe_groups(&groups).await;
+            described
+                .into_iter()
+                .map(|(group, d)| (group, d.map(|d| groups::described(&d))))
+                .collect::<HashMap<_, _>>()
         });
-        let mut offsets = offsets.unwrap_or_else(|_| {
-            let e = format!(
-                "reading committed offsets timed out after {:?}",
-                self.offset_fetch_timeout
-            );
-            tracing::warn!(cluster = %self.settings.name, "{e}; every group keeps its last values");
-            issues.note(|| e);
-            HashMap::new()
-        });
-        let mut described = described;
+        let reads = self.read_offsets_and_partitions(
+            cluster,
+            &groups,
+            &meta,
+            oldest_ms,
+            &mut issues,
+            &mut phases,
+        );
+        let ((described, took), reads) = tokio::join!(describe, reads);
+        phases.describe = took;
+        let PartitionReads {
+            groups: mut snapshot_groups,
+            watermarks,
+            carried_watermarks,
+            watermarks_read,
+        } = reads;
+        // As before the overlap: from the start of the cycle to the last watermark.
+        let poll_time = watermarks_read.saturating_duration_since(poll_started);
         let previous = self.previous.clone();
         let earlier = previous.as_deref().map(|r| EarlierRows::new(r, oldest_ms));
+        groups::apply_descriptions(
+            &self.settings.name,
+            &mut snapshot_groups,
+            described,
+            earlier.as_ref(),
+            &mut issues,
+        );
+        drop(earlier);
 
-        // The snapshot is built before the watermarks are read, each group's answers dropped
-        // as it goes: at 100,000 group partitions, the answers held through ListOffsets
-        // were the cycle's largest moment.
-        let mut snapshot_groups = Vec::with_capacity(groups.len());
-        for group in &groups {
-            let committed = match offsets.remove(group) {
-                Some(Ok(o)) => Some(o),
-                Some(Err(e)) => {
-                    issues.groups_without_offsets += 1;
-                    tracing::warn!(cluster = %self.settings.name, %group, error = %e, "no committed offsets; the group keeps its last values");
-                    issues.note(|| format!("group {group}: committed offsets: {e}"));
-                    None
-                }
-                None => {
-                    issues.groups_without_offsets += 1;
-                    None
-                }
-            };
-            if let Some(c) = &committed {
-                if !c.partition_errors.is_empty() {
-                    issues.committed_partitions_failed += c.partition_errors.len();
-                    for (tp, code) in &c.partition_errors {
-                        tracing::warn!(cluster = %self.settings.name, %group, partition = %tp, code, "committed offset answered with an error");
-                        issues.note(|| {
-                            format!(
-                                "group {group}, partition {tp}: committed offset: {}",
-                                crate::kafka::error::error_name(*code)
-                            )
-                        });
-                    }
-                }
-            }
-            let (state, owners) = match described.remove(group) {
-                Some(Ok(d)) => (GroupState::parse(&d.state), owners(&d)),
-                other => {
-                    if let Some(Err(e)) = &other {
-                        tracing::warn!(cluster = %self.settings.name, %group, error = %e, "describe failed; member labels and state kept from the last cycle");
-                        issues.note(|| format!("group {group}: describe: {e}"));
-                    }
-                    issues.groups_undescribed += 1;
-                    // Member labels from the last cycle: without them every series of the
-                    // group would change identity for one cycle.
-                    earlier
-                        .as_ref()
-                        .map(|e| e.described(group))
-                        .unwrap_or((GroupState::Unknown, HashMap::new()))
-                }
-            };
-            let partitions = committed
-                .iter()
-                .flat_map(|c| c.offsets.iter())
-                .filter(|(_, offset)| **offset >= 0)
-                .map(|(tp, offset)| GroupPartition {
-                    tp: tp.clone(),
-                    committed: *offset,
-                    member: owners.get(tp).cloned(),
-                    record: None,
-                    markers_only: false,
-                })
-                .collect();
-            snapshot_groups.push(GroupSnapshot {
-                group: Arc::from(group.as_str()),
-                state,
-                offsets_known: committed.is_some(),
-                partitions,
-            });
-        }
-        drop((offsets, described, earlier));
-
-        // Watermarks after committed offsets (see the module docs).
-        let (watermarks, carried_watermarks) = self
-            .read_watermarks(cluster, &meta, previous.as_deref(), oldest_ms, &mut issues)
+        let started = Instant::now();
+        let compacted_topics = self
+            .compaction
+            .topics(cluster, &watermarks, &self.settings.name)
             .await;
-        let poll_time = poll_started.elapsed();
-        // Only partitions with watermarks have a lag.
-        for g in &mut snapshot_groups {
-            g.partitions.retain(|gp| watermarks.contains_key(&gp.tp));
-        }
-
-        if self.sampling {
-            let topic_ids: HashMap<Arc<str>, [u8; 16]> = meta
-                .topics
-                .iter()
-                .map(|(name, t)| (name.clone(), t.topic_id))
-                .collect();
-            self.sample_timestamps(
-                cluster,
-                &mut snapshot_groups,
-                &watermarks,
-                &topic_ids,
-                &mut issues,
-            )
-            .await;
-        }
-        let compacted_topics = self.compacted_topics(cluster, &watermarks).await;
+        phases.configs = started.elapsed();
         issues.brokers_failed = cluster
             .broker_failures()
             .into_iter()
@@ -301,7 +251,80 @@ impl CycleState {
             poll_time,
             carried_watermarks,
         };
+        phases.total = poll_started.elapsed();
+        self.last_phases = phases;
+        phases.log(&self.settings.name);
         Ok((snapshot, issues))
+    }
+
+    /// Committed offsets, then watermarks, then timestamps: the part of a cycle whose
+    /// order lag depends on (see the module docs). The groups come back without states
+    /// or member labels (`groups::apply_descriptions` adds them).
+    async fn read_offsets_and_partitions(
+        &mut self,
+        cluster: &Cluster,
+        groups: &[String],
+        meta: &crate::kafka::Metadata,
+        oldest_ms: i64,
+        issues: &mut CycleIssues,
+        phases: &mut CyclePhases,
+    ) -> PartitionReads {
+        let (offsets, took) = timed(tokio::time::timeout(
+            self.offset_fetch_timeout,
+            cluster.committed_offsets(groups),
+        ))
+        .await;
+        phases.offsets = took;
+        let offsets = offsets.unwrap_or_else(|_| {
+            let e = format!(
+                "reading committed offsets timed out after {:?}",
+                self.offset_fetch_timeout
+            );
+            tracing::warn!(cluster = %self.settings.name, "{e}; every group keeps its last values");
+            issues.note(|| e);
+            HashMap::new()
+        });
+        // The snapshot is built before the watermarks are read, each group's answers dropped
+        // as it goes: at 100,000 group partitions, the answers held through ListOffsets
+        // were the cycle's largest moment.
+        let started = Instant::now();
+        let mut snapshot_groups = groups::assemble(&self.settings.name, groups, offsets, issues);
+        phases.assemble = started.elapsed();
+
+        // Watermarks after committed offsets (see the module docs).
+        let started = Instant::now();
+        let (watermarks, carried_watermarks) =
+            self.read_watermarks(cluster, meta, oldest_ms, issues).await;
+        phases.watermarks = started.elapsed();
+        let watermarks_read = Instant::now();
+        // Only partitions with watermarks have a lag.
+        for g in &mut snapshot_groups {
+            g.partitions.retain(|gp| watermarks.contains_key(&gp.tp));
+        }
+
+        if self.sampling {
+            let topic_ids: HashMap<Arc<str>, [u8; 16]> = meta
+                .topics
+                .iter()
+                .map(|(name, t)| (name.clone(), t.topic_id))
+                .collect();
+            let started = Instant::now();
+            self.sample_timestamps(
+                cluster,
+                &mut snapshot_groups,
+                &watermarks,
+                &topic_ids,
+                issues,
+            )
+            .await;
+            phases.timestamps = started.elapsed();
+        }
+        PartitionReads {
+            groups: snapshot_groups,
+            watermarks,
+            carried_watermarks,
+            watermarks_read,
+        }
     }
 
     /// Watermarks of every monitored partition; a partition whose leader could not answer
@@ -311,7 +334,6 @@ impl CycleState {
         &self,
         cluster: &Cluster,
         meta: &crate::kafka::Metadata,
-        previous: Option<&LagReport>,
         oldest_ms: i64,
         issues: &mut CycleIssues,
     ) -> (
@@ -333,6 +355,7 @@ impl CycleState {
                     issues.partitions_without_watermarks += 1;
                     tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks; the partition keeps its last values");
                     issues.note(|| format!("partition {tp}: watermarks: {e}"));
+                    let previous = self.previous.as_deref();
                     if let Some(last) = previous.and_then(|r| last_watermarks(r, &tp, oldest_ms)) {
                         let w = Watermarks {
                             low: last.low,
@@ -487,88 +510,15 @@ impl CycleState {
         }
         self.timestamps.end_cycle();
     }
-
-    /// Topics whose cleanup.policy contains "compact"; re-read hourly and for new topics.
-    async fn compacted_topics(
-        &mut self,
-        cluster: &Cluster,
-        watermarks: &BTreeMap<TopicPartition, Watermarks>,
-    ) -> BTreeSet<Arc<str>> {
-        let topics: BTreeSet<Arc<str>> = watermarks.keys().map(|tp| tp.topic.clone()).collect();
-        let now = Instant::now();
-        let fresh = self
-            .compacted
-            .as_ref()
-            .is_some_and(|c| now < c.valid_until && topics.iter().all(|t| c.known.contains(t)));
-        if !fresh && !topics.is_empty() {
-            let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-            match cluster
-                .topic_configs(&names, Some(&["cleanup.policy"]))
-                .await
-            {
-                Ok(configs) => {
-                    let compacted = topics
-                        .iter()
-                        .filter(|t| {
-                            configs
-                                .get(&***t)
-                                .and_then(|r| r.as_ref().ok())
-                                .and_then(|c| c.get("cleanup.policy"))
-                                .is_some_and(|p| p.contains("compact"))
-                        })
-                        .cloned()
-                        .collect();
-                    self.compacted = Some(CompactionCache {
-                        valid_until: now + COMPACTION_REFRESH,
-                        compacted,
-                        known: topics.iter().cloned().collect(),
-                    });
-                }
-                Err(e) => {
-                    // Keep the last known flags and do not ask again every cycle: a broker
-                    // that rejects the request is asked again after a while.
-                    tracing::warn!(
-                        cluster = %self.settings.name,
-                        error = %e,
-                        retry_in = ?CONFIG_RETRY,
-                        "reading topic configs (cleanup.policy) failed; compaction flags keep their last known values"
-                    );
-                    let last = self.compacted.take();
-                    let mut known: HashSet<Arc<str>> = topics.iter().cloned().collect();
-                    let mut compacted = BTreeSet::new();
-                    if let Some(last) = last {
-                        known.extend(last.known);
-                        compacted = last.compacted;
-                    }
-                    self.compacted = Some(CompactionCache {
-                        valid_until: now + CONFIG_RETRY,
-                        compacted,
-                        known,
-                    });
-                }
-            }
-        }
-        self.compacted
-            .as_ref()
-            .map(|c| c.compacted.intersection(&topics).cloned().collect())
-            .unwrap_or_default()
-    }
 }
 
-/// Which member owns each partition, from DescribeGroups assignments.
-fn owners(d: &crate::kafka::GroupDescription) -> HashMap<TopicPartition, Arc<Member>> {
-    let mut map = HashMap::new();
-    for m in &d.members {
-        let member = Arc::new(Member {
-            host: m.client_host.clone(),
-            consumer_id: m.member_id.clone(),
-            client_id: m.client_id.clone(),
-        });
-        for tp in &m.assignment {
-            map.insert(tp.clone(), member.clone());
-        }
-    }
-    map
+/// What the chain of committed offsets, watermarks and timestamps read.
+struct PartitionReads {
+    groups: Vec<GroupSnapshot>,
+    watermarks: BTreeMap<TopicPartition, Watermarks>,
+    carried_watermarks: BTreeMap<TopicPartition, i64>,
+    /// When the last watermark was in.
+    watermarks_read: Instant,
 }
 
 /// A time-lag answer used in its cycle only.

@@ -6,12 +6,16 @@
 
 mod cache;
 mod carry;
+mod compaction;
 mod cycle;
+mod groups;
 mod issues;
 mod lifecycle;
+mod phases;
 
 pub use cache::TimestampCache;
 pub use cycle::{failure_reason, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
+pub use phases::CyclePhases;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -194,6 +198,9 @@ pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStat
                 let (requests, errors) = (counters.requests(api), counters.errors(api));
                 if requests > 0 || errors > 0 {
                     stats.requests.push((node, api, requests, errors));
+                    stats
+                        .request_durations
+                        .push((node, api, counters.durations(api)));
                 }
             }
             stats.bytes_received.push((node, counters.bytes_received()));

@@ -246,10 +246,12 @@ api_request!(
     wire::describe_share_group_offsets::DescribeShareGroupOffsetsResponse
 );
 
-/// Per-API request, error and byte counters of one broker; they survive reconnects.
+/// Per-API request, error, duration and byte counters of one broker; they survive
+/// reconnects.
 pub struct ApiCounters {
     requests: [AtomicU64; 128],
     errors: [AtomicU64; 128],
+    durations: [durations::DurationBuckets; 128],
     bytes_received: AtomicU64,
 }
 
@@ -258,6 +260,7 @@ impl Default for ApiCounters {
         Self {
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            durations: std::array::from_fn(|_| durations::DurationBuckets::default()),
             bytes_received: AtomicU64::new(0),
         }
     }
@@ -273,6 +276,10 @@ impl ApiCounters {
     fn count_error(&self, api: ApiKey) {
         self.errors[Self::slot(api)].fetch_add(1, Ordering::Relaxed);
     }
+    /// A request of `api` got its complete response `elapsed` after it was queued.
+    fn observe_duration(&self, api: ApiKey, elapsed: Duration) {
+        self.durations[Self::slot(api)].observe(elapsed);
+    }
     /// Requests sent for `api` so far.
     pub fn requests(&self, api: ApiKey) -> u64 {
         self.requests[Self::slot(api)].load(Ordering::Relaxed)
@@ -280,6 +287,14 @@ impl ApiCounters {
     /// Requests for `api` that failed (timeout, transport, undecodable response).
     pub fn errors(&self, api: ApiKey) -> u64 {
         self.errors[Self::slot(api)].load(Ordering::Relaxed)
+    }
+    /// Durations of the requests for `api` that got a complete response: from the request
+    /// being queued to the connection's writer (encoded, its response awaited) to the
+    /// whole response frame routed to it, or, for a streamed response, to its decoder
+    /// being done with it. Requests without a complete response (timeout, transport
+    /// failure) are not in it; an undecodable one is.
+    pub fn durations(&self, api: ApiKey) -> RequestDurations {
+        self.durations[Self::slot(api)].snapshot()
     }
     /// Requests sent for every API, excluding ApiVersions (connection setup).
     pub fn total_requests(&self) -> u64 {
@@ -540,7 +555,12 @@ impl Connection {
         let id = self
             .send_request(version, body, read::Waiter::Whole(tx))
             .await?;
-        match tokio::time::timeout(self.config.request_timeout, rx).await {
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(self.config.request_timeout, rx).await;
+        if let Ok(Ok(Ok(_))) = &answer {
+            self.counters.observe_duration(api, sent.elapsed());
+        }
+        match answer {
             Ok(Ok(Ok(frame))) => codec::response_body(frame, api, version).map_err(|e| {
                 self.counters.count_error(api);
                 KafkaError::Decode {
@@ -595,6 +615,7 @@ impl Connection {
             chunks: chunks_tx,
         };
         let id = self.send_request(version, req, waiter).await?;
+        let sent = tokio::time::Instant::now();
         let registration = read::Registration {
             shared: self.shared.clone(),
             id,
@@ -627,6 +648,7 @@ impl Connection {
             version,
             counters: self.counters.clone(),
             timeout: self.config.request_timeout,
+            sent,
         };
         let header_tags = R::API.response_header_version(version) >= 1;
         if let Err(e) = stream.reader.tagged_fields(header_tags).await {
@@ -771,8 +793,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
+mod durations;
 mod read;
 
+pub use durations::{RequestDurations, REQUEST_DURATION_BUCKETS};
 pub use read::ResponseStream;
 
 #[cfg(test)]

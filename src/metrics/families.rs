@@ -246,6 +246,7 @@ impl Exposition {
             "Requests to Kafka brokers that got no usable answer: timeout, transport failure or undecodable response.",
             |r| r.3,
         )?;
+        self.request_durations(encoder)?;
         {
             let mut enc = encoder.encode_descriptor(
                 "tidemark_kafka_response_bytes",
@@ -318,6 +319,32 @@ impl Exposition {
                     labels.push((label, Cow::Borrowed(*kind)));
                     ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exposition {
+    /// `tidemark_kafka_request_duration_seconds`: labelled as `tidemark_kafka_requests`.
+    fn request_durations(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(
+            "tidemark_kafka_request_duration_seconds",
+            "Time from a request to a Kafka broker being queued to its connection to its response being complete (a streamed Fetch response: decoded to its end), by broker and API. Requests without a complete response (timeout, transport failure) are not counted.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for c in &self.clusters {
+            for (node, api, d) in &c.client.request_durations {
+                let mut labels = base(c);
+                labels.push(("broker", broker_label(*node)));
+                labels.push(("api", Cow::Owned(format!("{api:?}"))));
+                enc.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                    d.sum_seconds(),
+                    d.count(),
+                    &d.buckets(),
+                    None,
+                )?;
             }
         }
         Ok(())

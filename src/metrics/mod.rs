@@ -17,6 +17,7 @@ use kafka_protocol::messages::ApiKey;
 use prometheus_client::registry::Registry;
 
 use crate::config::Granularity;
+use crate::kafka::conn::RequestDurations;
 use crate::lag::LagReport;
 
 /// Upper bounds (seconds) of the `tidemark_cycle_duration_seconds` buckets.
@@ -52,6 +53,9 @@ pub struct ClientStats {
     /// (broker node id, -1 for bootstrap connections; API; requests; errors), only APIs
     /// that were used.
     pub requests: Vec<(i32, ApiKey, u64, u64)>,
+    /// (broker node id as in `requests`, API, durations of its answered requests), for
+    /// the same APIs as `requests`.
+    pub request_durations: Vec<(i32, ApiKey, RequestDurations)>,
     /// (broker node id, response bytes received).
     pub bytes_received: Vec<(i32, u64)>,
     pub timestamp_cache_hits: u64,

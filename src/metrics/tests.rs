@@ -5,6 +5,7 @@ use std::time::Duration;
 use kafka_protocol::messages::ApiKey;
 
 use super::*;
+use crate::kafka::conn::REQUEST_DURATION_BUCKETS;
 use crate::kafka::records::{RecordAt, TimestampType};
 use crate::kafka::{TopicPartition, Watermarks};
 use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
@@ -77,6 +78,7 @@ fn view() -> ClusterView {
                 (1, ApiKey::ListGroups, 12, 0),
                 (1, ApiKey::Fetch, 3, 1),
             ],
+            request_durations: vec![(1, ApiKey::ListGroups, list_groups_durations())],
             bytes_received: vec![(-1, 900), (1, 123_456)],
             timestamp_cache_hits: 7,
             timestamp_cache_misses: 2,
@@ -87,6 +89,16 @@ fn view() -> ClusterView {
             timestamp_samples_deferred: 5,
         },
     }
+}
+
+/// 12 ListGroups: 3 within 1 ms, 8 within 0.1 s, 1 over 30 s; 40.5 s in all.
+fn list_groups_durations() -> RequestDurations {
+    let mut d = RequestDurations::default();
+    d.counts[0] = 3;
+    d.counts[6] = 8;
+    d.counts[REQUEST_DURATION_BUCKETS.len()] = 1;
+    d.sum_nanos = 40_500_000_000;
+    d
 }
 
 fn lines(text: &str) -> Vec<&str> {
@@ -310,4 +322,46 @@ fn text_counters(om: &str) -> usize {
     om.lines()
         .filter(|l| l.starts_with("# TYPE ") && l.ends_with(" counter"))
         .count()
+}
+
+#[test]
+fn request_durations_are_a_cumulative_histogram_per_broker_and_api() {
+    let text = to_prometheus_text(&render(&[view()], Granularity::Topic));
+    let l = lines(&text);
+    let has = |needle: &str| assert!(l.contains(&needle), "missing line {needle:?} in\n{text}");
+    let name = "tidemark_kafka_request_duration_seconds";
+    let series = r#"cluster_name="prod",env="production",broker="1",api="ListGroups""#;
+    has(&format!("# TYPE {name} histogram"));
+    has(&format!("{name}_count{{{series}}} 12"));
+    has(&format!("{name}_sum{{{series}}} 40.5"));
+    // Every bound in order, each counting the requests at or below it, +Inf last.
+    let buckets: Vec<(String, u64)> = l
+        .iter()
+        .filter_map(|line| line.strip_prefix(&format!("{name}_bucket{{le=\"")))
+        .filter_map(|rest| rest.split_once(&format!("\",{series}}} ")))
+        .map(|(le, n)| (le.to_string(), n.parse().unwrap()))
+        .collect();
+    let bounds: Vec<f64> = buckets
+        .iter()
+        .map(|(le, _)| match le.as_str() {
+            "+Inf" => f64::INFINITY,
+            n => n.parse().unwrap(),
+        })
+        .collect();
+    let mut want = REQUEST_DURATION_BUCKETS.to_vec();
+    want.push(f64::INFINITY);
+    assert_eq!(bounds, want, "{text}");
+    let cumulative: Vec<u64> = buckets.iter().map(|(_, n)| *n).collect();
+    let mut expected = vec![3; 6];
+    expected.extend([11; 8]);
+    expected.push(12);
+    assert_eq!(cumulative, expected);
+    // Only APIs that were used have series: ListGroups, not Fetch (its durations were
+    // not given) nor anything never sent.
+    let apis: BTreeSet<&str> = l
+        .iter()
+        .filter(|line| line.starts_with(&format!("{name}_count{{")))
+        .filter_map(|line| line.split("api=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(apis, BTreeSet::from(["ListGroups"]));
 }

@@ -87,6 +87,8 @@ pub struct ResponseStream {
     pub(super) version: i16,
     pub(super) counters: Arc<ApiCounters>,
     pub(super) timeout: Duration,
+    /// When the request was queued to the writer.
+    pub(super) sent: Instant,
 }
 
 impl ResponseStream {
@@ -104,6 +106,11 @@ impl ResponseStream {
     /// the body short, or a decode error naming the broker, API and version. Whatever the
     /// decoder left unread is skipped by the reader task.
     pub fn finish<T>(self, decoded: std::result::Result<T, DecodeError>) -> Result<T> {
+        // A body cut short by the transport or the deadline never completed.
+        if self.reader.interrupted().is_none() {
+            self.counters
+                .observe_duration(self.api, self.sent.elapsed());
+        }
         decoded.map_err(|e| self.failure(e))
     }
 

@@ -1,0 +1,125 @@
+//! The groups of a cycle's snapshot, built from the OffsetFetch answers, then given their
+//! states and member labels from the DescribeGroups answers (which may arrive later: see
+//! `cycle`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::kafka::{GroupDescription, GroupOffsets, Result, TopicPartition};
+use crate::lag::{GroupPartition, GroupSnapshot, GroupState, Member};
+
+use super::carry::EarlierRows;
+use super::issues::CycleIssues;
+
+/// What a group's DescribeGroups answer keeps: its state and who owns which partition.
+pub(super) type Described = (GroupState, HashMap<TopicPartition, Arc<Member>>);
+
+/// The state and partition owners of a description.
+pub(super) fn described(d: &GroupDescription) -> Described {
+    (GroupState::parse(&d.state), owners(d))
+}
+
+/// The groups of the snapshot from their committed offsets, in the order of `groups`
+/// (state unknown and no member labels until [`apply_descriptions`]), each group's answer
+/// dropped as it is used.
+pub(super) fn assemble(
+    cluster: &str,
+    groups: &[String],
+    mut offsets: HashMap<String, Result<GroupOffsets>>,
+    issues: &mut CycleIssues,
+) -> Vec<GroupSnapshot> {
+    let mut snapshot_groups = Vec::with_capacity(groups.len());
+    for group in groups {
+        let committed = match offsets.remove(group) {
+            Some(Ok(o)) => Some(o),
+            Some(Err(e)) => {
+                issues.groups_without_offsets += 1;
+                tracing::warn!(cluster, %group, error = %e, "no committed offsets; the group keeps its last values");
+                issues.note(|| format!("group {group}: committed offsets: {e}"));
+                None
+            }
+            None => {
+                issues.groups_without_offsets += 1;
+                None
+            }
+        };
+        if let Some(c) = &committed {
+            for (tp, code) in &c.partition_errors {
+                issues.committed_partitions_failed += 1;
+                tracing::warn!(cluster, %group, partition = %tp, code, "committed offset answered with an error");
+                issues.note(|| {
+                    format!(
+                        "group {group}, partition {tp}: committed offset: {}",
+                        crate::kafka::error::error_name(*code)
+                    )
+                });
+            }
+        }
+        let partitions = committed
+            .iter()
+            .flat_map(|c| c.offsets.iter())
+            .filter(|(_, offset)| **offset >= 0)
+            .map(|(tp, offset)| GroupPartition {
+                tp: tp.clone(),
+                committed: *offset,
+                member: None,
+                record: None,
+                markers_only: false,
+            })
+            .collect();
+        snapshot_groups.push(GroupSnapshot {
+            group: Arc::from(group.as_str()),
+            state: GroupState::Unknown,
+            offsets_known: committed.is_some(),
+            partitions,
+        });
+    }
+    snapshot_groups
+}
+
+/// Sets the state and member labels of every group from its description. A group not
+/// described keeps those of the last report: without them every series of the group would
+/// change identity for one cycle.
+pub(super) fn apply_descriptions(
+    cluster: &str,
+    groups: &mut [GroupSnapshot],
+    mut described: HashMap<String, Result<Described>>,
+    earlier: Option<&EarlierRows<'_>>,
+    issues: &mut CycleIssues,
+) {
+    for g in groups {
+        let (state, owners) = match described.remove(&*g.group) {
+            Some(Ok(d)) => d,
+            other => {
+                if let Some(Err(e)) = &other {
+                    tracing::warn!(cluster, group = %g.group, error = %e, "describe failed; member labels and state kept from the last cycle");
+                    issues.note(|| format!("group {}: describe: {e}", g.group));
+                }
+                issues.groups_undescribed += 1;
+                earlier
+                    .map(|e| e.described(&g.group))
+                    .unwrap_or((GroupState::Unknown, HashMap::new()))
+            }
+        };
+        g.state = state;
+        for gp in &mut g.partitions {
+            gp.member = owners.get(&gp.tp).cloned();
+        }
+    }
+}
+
+/// Which member owns each partition, from DescribeGroups assignments.
+fn owners(d: &GroupDescription) -> HashMap<TopicPartition, Arc<Member>> {
+    let mut map = HashMap::new();
+    for m in &d.members {
+        let member = Arc::new(Member {
+            host: m.client_host.clone(),
+            consumer_id: m.member_id.clone(),
+            client_id: m.client_id.clone(),
+        });
+        for tp in &m.assignment {
+            map.insert(tp.clone(), member.clone());
+        }
+    }
+    map
+}
