@@ -553,6 +553,53 @@ fn lagging_setup(stub: &StubCluster, ts: impl Fn(i64) -> i64) {
     );
 }
 
+/// Cycles whose committed offsets cannot be read (the groups keep their last values) do
+/// not evict the timestamps those values point at: once offsets answer again, nothing is
+/// fetched a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cycles_without_offsets_keep_the_timestamp_cache() {
+    let stub = StubCluster::start(&[1, 2]).await;
+    let base = now_ms() - 900_000;
+    lagging_setup(&stub, move |o: i64| base + o * 1000);
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let failing = failing.clone();
+        stub.set_handler(move |r, _| {
+            if r.api == ApiKey::OffsetFetch && failing.load(std::sync::atomic::Ordering::SeqCst) {
+                Reply::Close
+            } else {
+                Reply::Default
+            }
+        });
+    }
+    let exp = exporter_on(&stub, FAST, "").await;
+    exp.wait_cycles(CLUSTER, 2, WAIT).await;
+    let fetched_before = fetches(&stub.requests()).len();
+    assert!(fetched_before > 0, "the first cycle fetches the samples");
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ok = exp.cycles_ok(CLUSTER);
+    exp.wait_cycles(CLUSTER, ok + 3, WAIT).await;
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ok = exp.cycles_ok(CLUSTER);
+    exp.wait_cycles(CLUSTER, ok + 3, WAIT).await;
+    let log = stub.requests();
+    assert!(
+        log.iter().any(|r| r.api == ApiKey::OffsetFetch),
+        "offsets were read"
+    );
+    assert_eq!(
+        fetches(&log).len(),
+        fetched_before,
+        "samples fetched again after cycles without offsets: {:?}",
+        fetches(&log)
+    );
+    let m = exp.metrics().await;
+    assert!(m
+        .value("kafka_consumergroup_group_lag_seconds", &gp("a", "t", "0"))
+        .is_some());
+    exp.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_are_fetched_once_per_leader_then_cached() {
     let stub = StubCluster::start(&[1, 2]).await;

@@ -6,8 +6,8 @@
 //! or a cluster rebuilt behind the same address, starts a new log at the same offsets. So
 //! each partition's entries are tied to the log they came from and dropped when that log
 //! is evidently not the same any more: another topic id (Metadata v10+), or watermarks that
-//! went backwards. The collector also clears the cache after a failed cycle, since a
-//! cluster can be rebuilt while unreachable.
+//! went backwards. The collector also clears the cache when the cluster id changes (a cluster
+//! rebuilt behind the same addresses).
 //!
 //! When the committed offset no longer existed and a later record answered, that answer is
 //! valid only while that record is still in the log (at or above the low watermark).
@@ -148,7 +148,7 @@ impl TimestampCache {
         });
     }
 
-    /// Forget everything (after a failed cycle: the cluster may have been rebuilt).
+    /// Forget everything (the cluster id changed: another cluster answers now).
     pub fn clear(&mut self) {
         self.logs.clear();
     }

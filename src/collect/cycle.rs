@@ -508,7 +508,12 @@ impl CycleState {
                 }
             }
         }
-        self.timestamps.end_cycle();
+        // Groups whose offsets could not be read keep their last values, which point at
+        // cached timestamps this cycle did not look up: evicting them would re-fetch every
+        // sample once offsets answer again. The next cycle that reads them all evicts.
+        if issues.groups_without_offsets == 0 && issues.committed_partitions_failed == 0 {
+            self.timestamps.end_cycle();
+        }
     }
 }
 
