@@ -12,12 +12,21 @@
 //! 100`, `--cycles 10`, `--granularity topic|partition` (default topic), `--fetch-budget 2`
 //! (Fetch requests per broker per cycle; the configuration default).
 //!
+//! `--exporter-bin PATH` runs that binary (e.g. the static musl build) instead, as a user
+//! would, for `--seconds 60` with `--poll 10` (seconds): its peak RSS and CPU time from
+//! /proc, and every group partition's lag checked against what the setup wrote. The
+//! issue-17 case, 200 groups × 2 topics × 100 partitions = 40,000 group partitions:
+//! `cargo bench --bench cycle_real -- --sizes 200x200 --topics 2 --exporter-bin
+//! target/x86_64-unknown-linux-musl/release/tidemark`.
+//!
 //! Setup (topics, one produce per batch, one OffsetCommit per group with all its partitions)
 //! runs in this process with the test workload and is timed; the cycles run in a child
 //! process (this binary with `--child`), so the reported RSS is the exporter's alone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/external.rs"]
+mod external;
 mod support;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -52,7 +61,7 @@ fn main() {
             "real broker: {groups} groups × {} partitions ({topics} topics × {per_topic}), {records} records of {value_bytes} bytes per partition",
             topics * per_topic
         );
-        let (broker, setup) = runtime.block_on(async {
+        let (broker, (setup, first_ts_ms)) = runtime.block_on(async {
             let broker = Broker::start().await;
             let setup = setup(
                 &broker.bootstrap,
@@ -66,6 +75,34 @@ fn main() {
             (broker, setup)
         });
         eprintln!("  setup: {setup}");
+        if let Some(bin) = args.get("exporter-bin") {
+            let truth = external::Truth {
+                topics: (0..topics)
+                    .map(|t| format!("bench-events-{t:02}"))
+                    .collect(),
+                per_topic,
+                groups,
+                records,
+                first_ts_ms,
+            };
+            let seconds = args.num::<u64>("seconds", 60);
+            let poll = args.num::<u64>("poll", 10);
+            let s = runtime.block_on(external::run(
+                std::path::Path::new(bin),
+                &broker.bootstrap,
+                &truth,
+                seconds,
+                poll,
+            ));
+            let s = format!(
+                "real broker: {groups} groups × {} partitions\n{s}\nsetup: {setup}\n",
+                topics * per_topic
+            );
+            eprintln!("{s}");
+            summaries.push(s);
+            runtime.block_on(async move { drop(broker) });
+            continue;
+        }
         let mut child_args = vec![
             "--bootstrap".to_string(),
             broker.bootstrap.clone(),
@@ -102,7 +139,7 @@ async fn setup(
     per_topic: usize,
     records: usize,
     value_bytes: usize,
-) -> String {
+) -> (String, i64) {
     let started = Instant::now();
     let names: Vec<String> = (0..topics)
         .map(|t| format!("bench-events-{t:02}"))
@@ -156,7 +193,7 @@ async fn setup(
         w.commit_offsets(&group, &offsets).await;
     }
     let committed = commit_started.elapsed();
-    format!(
+    let summary = format!(
         "{:.1} s in all (topics {:.1} s; produce {} batches {:.1} s; commit {} offsets in {} requests {:.1} s)",
         started.elapsed().as_secs_f64(),
         created.as_secs_f64(),
@@ -165,5 +202,6 @@ async fn setup(
         groups * topics * per_topic,
         groups,
         committed.as_secs_f64()
-    )
+    );
+    (summary, now - 3_600_000)
 }
