@@ -63,6 +63,13 @@ pub const RESERVED_LABELS: &[&str] = &[
     "client_id",
     "compaction_detected",
     "data_loss_detected",
+    // tidemark's operational families.
+    "broker",
+    "api",
+    "reason",
+    "item",
+    // Prometheus' own: histogram buckets.
+    "le",
 ];
 
 /// Smallest `max_response_memory`: below it, large but ordinary answers (Metadata of a big

@@ -841,3 +841,14 @@ fn strict_problems_name_file_line_and_key() {
     .expect("valid");
     assert!(clean.strict_problems().is_empty());
 }
+
+#[test]
+fn labels_tidemark_puts_on_its_own_series_are_reserved() {
+    for name in ["broker", "api", "reason", "item", "le"] {
+        let text = format!(
+            "[[clusters]]\nname = \"a\"\nbootstrap_servers = \"k:9092\"\n[clusters.labels]\n{name} = \"x\"\n"
+        );
+        let err = parse(&text, "l.toml", &|_: &str| None).expect_err(name);
+        assert!(err.to_string().contains("tidemark's own labels"), "{err}");
+    }
+}
