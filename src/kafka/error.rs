@@ -124,9 +124,10 @@ pub enum KafkaError {
     },
 
     /// The broker answered with an error code.
-    #[error("{api:?} failed on broker {broker} for {context}: {} (error code {code}){}",
+    #[error("{api:?} failed on broker {broker} for {context}: {} (error code {code}){}{}",
         error_name(*code),
-        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+        acl_hint(*api, *code))]
     Broker {
         broker: String,
         api: ApiKey,
@@ -187,6 +188,22 @@ fn phase_hint(phase: &str) -> &'static str {
         "SASL" => " (the broker did not finish authentication)",
         _ => "",
     }
+}
+
+/// For an authorization failure: the ACL that would fix it (operation on resource type),
+/// as `kafka-acls --add --operation OP --topic|--group|--cluster` takes it.
+pub fn acl_hint(api: ApiKey, code: i16) -> String {
+    let needed = match (ResponseError::try_from_code(code), api) {
+        (Some(ResponseError::TopicAuthorizationFailed), ApiKey::Fetch) => "Read on the topic",
+        (Some(ResponseError::TopicAuthorizationFailed), ApiKey::DescribeConfigs) => {
+            "DescribeConfigs on the topic"
+        }
+        (Some(ResponseError::TopicAuthorizationFailed), _) => "Describe on the topic",
+        (Some(ResponseError::GroupAuthorizationFailed), _) => "Describe on the group",
+        (Some(ResponseError::ClusterAuthorizationFailed), _) => "Describe on the cluster",
+        _ => return String::new(),
+    };
+    format!(" (the ACL that fixes it: {needed} for tidemark's principal; see docs/operations.md)")
 }
 
 /// Why a response did not fit the memory budget.
@@ -256,6 +273,26 @@ pub fn is_routing_code(code: i16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_failures_name_the_acl_that_fixes_them() {
+        let e = |api, code| {
+            KafkaError::Broker {
+                broker: "k:9092".into(),
+                api,
+                code,
+                context: "x".into(),
+                message: None,
+            }
+            .to_string()
+        };
+        assert!(e(ApiKey::OffsetFetch, 30).contains("Describe on the group"));
+        assert!(e(ApiKey::ListOffsets, 29).contains("Describe on the topic"));
+        assert!(e(ApiKey::Fetch, 29).contains("Read on the topic"));
+        assert!(e(ApiKey::DescribeConfigs, 29).contains("DescribeConfigs on the topic"));
+        assert!(e(ApiKey::ListGroups, 31).contains("Describe on the cluster"));
+        assert!(!e(ApiKey::Fetch, 6).contains("ACL"));
+    }
 
     #[test]
     fn names_known_and_unknown_codes() {
