@@ -260,7 +260,7 @@ fn main() {
     let args = Args::parse();
     let topics: usize = args.num("topics", 100);
     let groups: usize = args.num("groups", 300);
-    let renders: usize = args.num("renders", 60);
+    let renders: usize = args.num::<usize>("renders", 60).max(1);
     let scrapes: usize = args.num("scrapes", 200);
     let granularity = match args.get("granularity") {
         Some("topic") => Granularity::Topic,
@@ -297,43 +297,11 @@ fn main() {
     let (rss_setup, hwm_setup) = rss_kib();
     let peak_reset = reset_peak_rss();
 
-    // Encode: render + compress, per level.
     let mut out = String::new();
     let mut series = 0;
     for &level in &levels {
-        let mut encode = Vec::new();
-        let mut sizes = (0, 0, 0, 0);
-        for _ in 0..renders.max(1) {
-            let t = Instant::now();
-            let c = metrics::render_compressed(&views, granularity, level).expect("rendered");
-            encode.push(ms(t.elapsed()));
-            series = c.series();
-            sizes = (
-                c.text_len(Format::Prometheus),
-                c.gzip_len(Format::Prometheus) as u64,
-                c.text_len(Format::OpenMetrics),
-                c.gzip_len(Format::OpenMetrics) as u64,
-            );
-            std::hint::black_box(c);
-        }
-        out.push_str(&format!(
-            "gzip level {level}: Prometheus text {:.2} MiB -> {:.2} MiB gzip ({:.1}x; {} -> {} bytes), OpenMetrics {:.2} MiB -> {:.2} MiB\n",
-            mib(sizes.0),
-            mib(sizes.1),
-            sizes.0 as f64 / sizes.1 as f64,
-            sizes.0,
-            sizes.1,
-            mib(sizes.2),
-            mib(sizes.3),
-        ));
-        out.push_str(&stats(
-            &format!("  encode (render_compressed, level {level})"),
-            &encode,
-        ));
-        out.push('\n');
+        series = encode(&views, granularity, level, renders, &mut out);
     }
-
-    // What a cycle does: ExporterState::publish renders and swaps the exposition in.
     let state = ExporterState::new(
         &[(
             "prod".into(),
@@ -341,8 +309,125 @@ fn main() {
         )],
         granularity,
     );
-    let mut publish = Vec::new();
-    for _ in 0..renders.max(1) {
+    out.push_str(&stats(
+        &format!("publish (level {}, swap)", metrics::GZIP_LEVEL),
+        &publish(&state, &report, renders),
+    ));
+    out.push('\n');
+    scrapes_report(&state, scrapes, &mut out);
+
+    out.insert_str(
+        0,
+        &format!(
+            "== /metrics: {series} series ({} group partitions, {} partitions, {} groups), granularity {}\n",
+            report.group_partitions.len(),
+            report.partitions.len(),
+            report.groups.len(),
+            granularity.as_str()
+        ),
+    );
+    memory_report(rss_setup, hwm_setup, peak_reset, &mut out);
+    if args.flag("uncompressed") {
+        uncompressed_report(&views, granularity, renders, &mut out);
+    }
+    println!("{out}");
+}
+
+/// RSS with the report built, and the peak since (see the module comment).
+fn memory_report(rss_setup: u64, hwm_setup: u64, peak_reset: bool, out: &mut String) {
+    let (rss_end, hwm_end) = rss_kib();
+    out.push_str(&format!(
+        "RSS with the report built: {:.1} MiB (peak so far {:.1} MiB)\n",
+        rss_setup as f64 / 1024.0,
+        hwm_setup as f64 / 1024.0
+    ));
+    if peak_reset {
+        out.push_str(&format!(
+            "peak RSS during renders and scrapes (VmHWM, reset after setup): {:.1} MiB, {:+.1} MiB over the report; RSS at the end {:.1} MiB\n",
+            hwm_end as f64 / 1024.0,
+            (hwm_end as f64 - rss_setup as f64) / 1024.0,
+            rss_end as f64 / 1024.0
+        ));
+    } else {
+        out.push_str(&format!(
+            "peak RSS of the process (VmHWM; /proc/self/clear_refs not writable): {:.1} MiB; RSS at the end {:.1} MiB\n",
+            hwm_end as f64 / 1024.0,
+            rss_end as f64 / 1024.0
+        ));
+    }
+}
+
+/// The uncompressed OpenMetrics render (`metrics::render`), for comparison; run last, as it
+/// holds the whole text.
+fn uncompressed_report(
+    views: &[ClusterView],
+    granularity: Granularity,
+    renders: usize,
+    out: &mut String,
+) {
+    let mut took = Vec::new();
+    for _ in 0..renders {
+        let t = Instant::now();
+        std::hint::black_box(metrics::render(views, granularity));
+        took.push(ms(t.elapsed()));
+    }
+    out.push_str(&stats(
+        "uncompressed render (metrics::render, OpenMetrics)",
+        &took,
+    ));
+    out.push('\n');
+    out.push_str(&format!(
+        "process peak RSS after the uncompressed renders: {:.1} MiB\n",
+        rss_kib().1 as f64 / 1024.0
+    ));
+}
+
+/// `renders` renders into gzip at `level`: sizes and encode time into `out`; returns the
+/// number of series.
+fn encode(
+    views: &[ClusterView],
+    granularity: Granularity,
+    level: u32,
+    renders: usize,
+    out: &mut String,
+) -> usize {
+    let mut took = Vec::new();
+    let mut last = None;
+    for _ in 0..renders {
+        let t = Instant::now();
+        let c = metrics::render_compressed(views, granularity, level).expect("rendered");
+        took.push(ms(t.elapsed()));
+        last = Some(c);
+    }
+    let Some(c) = last else { return 0 };
+    let (text, gzip) = (
+        c.text_len(Format::Prometheus),
+        c.gzip_len(Format::Prometheus) as u64,
+    );
+    let (om_text, om_gzip) = (
+        c.text_len(Format::OpenMetrics),
+        c.gzip_len(Format::OpenMetrics) as u64,
+    );
+    out.push_str(&format!(
+        "gzip level {level}: Prometheus text {:.2} MiB -> {:.2} MiB gzip ({:.1}x; {text} -> {gzip} bytes), \
+         OpenMetrics {om_text} -> {om_gzip} bytes (both stored in {} bytes)\n",
+        mib(text),
+        mib(gzip),
+        text as f64 / gzip as f64,
+        c.stored_len(),
+    ));
+    out.push_str(&stats(
+        &format!("  encode (render_compressed, level {level})"),
+        &took,
+    ));
+    out.push('\n');
+    c.series()
+}
+
+/// What a cycle does: `ExporterState::publish` renders and swaps the exposition in.
+fn publish(state: &ExporterState, report: &Arc<lag::LagReport>, renders: usize) -> Vec<f64> {
+    let mut took = Vec::new();
+    for _ in 0..renders {
         let outcome = CycleOutcome::Success {
             report: report.clone(),
             poll_time: Duration::from_millis(120),
@@ -350,22 +435,21 @@ fn main() {
         };
         let t = Instant::now();
         state.publish("prod", outcome, Duration::from_millis(800));
-        publish.push(ms(t.elapsed()));
+        took.push(ms(t.elapsed()));
     }
-    out.push_str(&stats(
-        &format!("publish (level {}, swap)", metrics::GZIP_LEVEL),
-        &publish,
-    ));
-    out.push('\n');
+    took
+}
 
-    // Scrapes: the HTTP server of the exporter, serving what publish rendered.
+/// Scrapes over fresh connections from the exporter's HTTP server: both formats, with and
+/// without gzip (checked once to inflate to the same text), then `/health`.
+fn scrapes_report(state: &Arc<ExporterState>, scrapes: usize, out: &mut String) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let rendered = state.rendered();
-    let scraped = runtime.block_on(async {
+    let (rows, health) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -377,7 +461,6 @@ fn main() {
             (Format::Prometheus, None),
             (Format::OpenMetrics, Some("application/openmetrics-text")),
         ] {
-            // The gzip body inflates to the very text a client without gzip gets.
             let zipped = scrape(address, accept, true, true).await;
             let plain = scrape(address, accept, false, true).await;
             assert!(zipped.gzip && !plain.gzip);
@@ -403,19 +486,7 @@ fn main() {
         }
         (rows, health)
     });
-    let (rss_end, hwm_end) = rss_kib();
-
-    out.insert_str(
-        0,
-        &format!(
-            "== /metrics: {series} series ({} group partitions, {} partitions, {} groups), granularity {}\n",
-            report.group_partitions.len(),
-            report.partitions.len(),
-            report.groups.len(),
-            granularity.as_str()
-        ),
-    );
-    for (format, gzip, took) in &scraped.0 {
+    for (format, gzip, took) in &rows {
         let body = if *gzip {
             rendered.gzip_len(*format) as u64
         } else {
@@ -431,50 +502,8 @@ fn main() {
         ));
         out.push('\n');
     }
-    out.push_str(&stats(
-        "scrape /health (no body: connection cost)",
-        &scraped.1,
-    ));
+    out.push_str(&stats("scrape /health (no body: connection cost)", &health));
     out.push('\n');
-    out.push_str(&format!(
-        "RSS with the report built: {:.1} MiB (peak so far {:.1} MiB)\n",
-        rss_setup as f64 / 1024.0,
-        hwm_setup as f64 / 1024.0
-    ));
-    if peak_reset {
-        out.push_str(&format!(
-            "peak RSS during renders and scrapes (VmHWM, reset after setup): {:.1} MiB, {:+.1} MiB over the report; RSS at the end {:.1} MiB\n",
-            hwm_end as f64 / 1024.0,
-            (hwm_end as f64 - rss_setup as f64) / 1024.0,
-            rss_end as f64 / 1024.0
-        ));
-    } else {
-        out.push_str(&format!(
-            "peak RSS of the process (VmHWM; /proc/self/clear_refs not writable): {:.1} MiB; RSS at the end {:.1} MiB\n",
-            hwm_end as f64 / 1024.0,
-            rss_end as f64 / 1024.0
-        ));
-    }
-    drop(rendered);
-
-    if args.flag("uncompressed") {
-        let mut encode = Vec::new();
-        for _ in 0..renders.max(1) {
-            let t = Instant::now();
-            std::hint::black_box(metrics::render(&views, granularity));
-            encode.push(ms(t.elapsed()));
-        }
-        out.push_str(&stats(
-            "uncompressed render (metrics::render, OpenMetrics)",
-            &encode,
-        ));
-        out.push('\n');
-        out.push_str(&format!(
-            "process peak RSS after the uncompressed renders: {:.1} MiB\n",
-            rss_kib().1 as f64 / 1024.0
-        ));
-    }
-    println!("{out}");
 }
 
 /// Latency of the small endpoints with and without a render running (see the module doc).

@@ -123,6 +123,16 @@ impl Compressed {
         GZIP_HEADER.len() + self.common_compressed_len + tail.deflate.len() + tail.trailer.len()
     }
 
+    /// Bytes held for both formats.
+    pub fn stored_len(&self) -> usize {
+        let tails: usize = self
+            .tails
+            .iter()
+            .map(|t| t.text.len() + t.deflate.len() + t.trailer.len())
+            .sum();
+        self.common_compressed_len + tails
+    }
+
     /// Length of the uncompressed text of `format`.
     pub fn text_len(&self, format: Format) -> u64 {
         self.common_len + self.tail(format).text.len() as u64
@@ -475,6 +485,12 @@ mod tests {
             }
             // Far smaller than the text, and the common part is stored once.
             assert!(c.gzip_len(Format::Prometheus) * 5 < common.len());
+            let both = c.gzip_len(Format::Prometheus) + c.gzip_len(Format::OpenMetrics);
+            assert!(
+                c.stored_len() < both / 2 + 200,
+                "{} of {both}",
+                c.stored_len()
+            );
         }
     }
 
