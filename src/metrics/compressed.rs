@@ -72,7 +72,7 @@ struct Tail {
 
 /// A rendered exposition, compressed, in both formats (see the module comment). Cloning
 /// shares the bytes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Compressed {
     /// Raw deflate of the text both formats share, ending in a sync flush.
     common: Vec<Bytes>,
@@ -82,6 +82,18 @@ pub struct Compressed {
     /// Indexed by `Format as usize`.
     tails: [Tail; 2],
     series: usize,
+}
+
+impl std::fmt::Debug for Compressed {
+    /// Sizes only: the bytes are megabytes of deflate.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressed")
+            .field("series", &self.series)
+            .field("prometheus_text_len", &self.text_len(Format::Prometheus))
+            .field("gzip_len", &self.gzip_len(Format::Prometheus))
+            .field("stored_len", &self.stored_len())
+            .finish()
+    }
 }
 
 impl Default for Compressed {
