@@ -1,8 +1,9 @@
 //! What the collectors publish and the HTTP handlers read.
 //!
 //! Collectors call [`ExporterState::publish`] at the end of each cycle; it replaces that
-//! cluster's view and renders the exposition once. Handlers only clone the rendered bytes
-//! and read small status fields: they never wait on Kafka, and never on a render.
+//! cluster's view and renders the exposition once, compressed ([`Rendered`]). Handlers
+//! only clone an `Arc` of it and read small status fields: they never wait on Kafka, and
+//! never on a render.
 //!
 //! Locking: `inner` (views and status) is held only to update one cluster or to clone the
 //! views (a few small structs; the reports are `Arc`s). The render runs with no lock that an
@@ -13,8 +14,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
-
-use bytes::Bytes;
 
 use crate::config::Granularity;
 use crate::lag::LagReport;
@@ -72,31 +71,8 @@ pub struct ClusterStatus {
     pub last_success_at: Option<std::time::Instant>,
 }
 
-/// The rendered exposition in both formats.
-#[derive(Clone, Debug, Default)]
-pub struct Rendered {
-    /// OpenMetrics text.
-    pub openmetrics: Bytes,
-    /// Prometheus text (0.0.4) as chunks, mostly slices of `openmetrics`
-    /// ([`metrics::prometheus_chunks`]).
-    pub prometheus: Vec<Bytes>,
-}
-
-impl Rendered {
-    /// Length of the Prometheus text.
-    pub fn prometheus_len(&self) -> usize {
-        self.prometheus.iter().map(Bytes::len).sum()
-    }
-
-    /// The Prometheus text in one buffer (a copy: for tools and tests).
-    pub fn prometheus_text(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.prometheus_len());
-        for c in &self.prometheus {
-            out.extend_from_slice(c);
-        }
-        out
-    }
-}
+/// The rendered exposition in both formats, compressed.
+pub type Rendered = metrics::Compressed;
 
 struct Inner {
     views: BTreeMap<String, ClusterView>,
@@ -295,15 +271,7 @@ impl ExporterState {
         if generation <= self.published().0 {
             return;
         }
-        // Sized after the last render (or an estimate before the first), so a large
-        // exposition is not grown by doubling.
-        let last = self.rendered().openmetrics.len();
-        let hint = if last > 4096 {
-            last + last / 16
-        } else {
-            metrics::estimate_size(&views, self.granularity)
-        };
-        let openmetrics = metrics::render_sized(&views, self.granularity, hint + 4096);
+        let rendered = metrics::render_compressed(&views, self.granularity, metrics::GZIP_LEVEL);
         #[cfg(test)]
         if let Some(hook) = self
             .render_hook
@@ -313,13 +281,16 @@ impl ExporterState {
         {
             hook();
         }
-        let openmetrics = Bytes::from(openmetrics);
-        let prometheus = metrics::prometheus_chunks(&openmetrics);
-        let rendered = Arc::new(Rendered {
-            openmetrics,
-            prometheus,
-        });
         drop(views);
+        let rendered = match rendered {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                // Not expected (tidemark compresses its own text in memory). The last
+                // exposition, and the status that goes with it, stay served.
+                tracing::error!(error = %e, "the exposition could not be rendered");
+                return;
+            }
+        };
         let old = {
             let mut published = self.rendered.write().unwrap_or_else(|p| p.into_inner());
             if generation <= published.generation {
@@ -370,7 +341,12 @@ impl ExporterState {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::metrics::Format;
     use std::sync::mpsc;
+
+    fn prometheus_text(r: &Arc<Rendered>) -> String {
+        String::from_utf8(r.to_text(Format::Prometheus).expect("inflated")).expect("UTF-8")
+    }
 
     fn ok() -> CycleOutcome {
         CycleOutcome::Success {
@@ -417,8 +393,10 @@ pub(crate) mod tests {
         let failed = || CycleOutcome::Failure {
             error: "no broker answered".into(),
         };
-        let text =
-            |s: &ExporterState| String::from_utf8_lossy(&s.rendered().openmetrics).into_owned();
+        let text = |s: &ExporterState| {
+            String::from_utf8(s.rendered().to_text(Format::OpenMetrics).expect("inflated"))
+                .expect("UTF-8")
+        };
         let series =
             "kafka_partition_latest_offset{cluster_name=\"a\",topic=\"t\",partition=\"0\"} 7";
         let s = ExporterState::new(&[("a".to_string(), Vec::new())], Granularity::Partition);
@@ -468,13 +446,13 @@ pub(crate) mod tests {
         // never report a cycle whose series /metrics does not have.
         assert!(!ready);
         assert_eq!(cycles_ok, 0);
-        let text = String::from_utf8_lossy(&rendered.prometheus_text()).into_owned();
+        let text = prometheus_text(&rendered);
         assert!(!text.contains("3.5"), "{text}");
         release.send(()).expect("release");
         publisher.join().expect("publisher");
         assert!(s.ready());
         assert_eq!(s.status()["a"].cycles_ok, 1);
-        let text = String::from_utf8_lossy(&s.rendered().prometheus_text()).into_owned();
+        let text = prometheus_text(&s.rendered());
         assert!(
             text.contains("kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"a\"} 3.5"),
             "{text}"
@@ -514,7 +492,7 @@ pub(crate) mod tests {
         release.send(()).expect("release");
         first.join().expect("first");
         second.join().expect("second");
-        let text = String::from_utf8_lossy(&s.rendered().prometheus_text()).into_owned();
+        let text = prometheus_text(&s.rendered());
         for want in [
             "kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"a\"} 3.5",
             "kafka_lag_exporter_scrape_duration_seconds{cluster_name=\"b\"} 7.25",

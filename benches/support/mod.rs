@@ -265,7 +265,7 @@ pub fn run_child(args: &Args) {
                 "cycle n={n} wall_ms={:.2} kafka_ms={:.2} lag_ms={:.2} render_ms={:.2} \
                  cpu_ms={:.2} cpu_kafka_ms={:.2} rss_kib={rss} hwm_kib={hwm} \
                  group_partitions={group_partitions} sampled={sampled} with_time_lag={with_time_lag} \
-                 cache_entries={} timestamps_failed={} metrics_bytes={} series={} \
+                 cache_entries={} timestamps_failed={} metrics_bytes={} metrics_gzip_bytes={} series={} \
                  fetch_requests={} fetch_partitions={} fetch_samples={} fetch_record_bytes={} \
                  deferred={}",
                 ms(wall),
@@ -277,11 +277,8 @@ pub fn run_child(args: &Args) {
                 cycle.timestamps.len(),
                 issues.timestamps_failed,
                 rendered.prometheus_len(),
-                rendered
-                    .openmetrics
-                    .split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty() && l[0] != b'#')
-                    .count(),
+                rendered.gzip_len(tidemark::metrics::Format::Prometheus),
+                rendered.series(),
                 fetch.requests,
                 fetch.partitions.len(),
                 fetch.samples(),
@@ -563,11 +560,12 @@ pub fn summarize(title: &str, r: &ChildReport) -> String {
     let max_req = |c: &CycleLine| c.requests_per_node().values().copied().max().unwrap_or(0);
     let _ = writeln!(
         out,
-        "group partitions {}  with time lag {}  series {}  /metrics {:.1} MiB",
+        "group partitions {}  with time lag {}  series {}  /metrics {:.1} MiB ({:.2} MiB gzip)",
         first.u("group_partitions"),
         r.cycles.last().map_or(0, |c| c.u("with_time_lag")),
         first.u("series"),
-        first.f("metrics_bytes") / 1048576.0
+        first.f("metrics_bytes") / 1048576.0,
+        first.f("metrics_gzip_bytes") / 1048576.0
     );
     let _ = writeln!(
         out,

@@ -5,79 +5,22 @@
 //! a render (see [`crate::state`]). The server itself, with its limits and timeouts, is in
 //! `server.rs`.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 
 use std::time::UNIX_EPOCH;
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 use crate::state::ExporterState;
 
+mod body;
+mod negotiate;
 mod server;
 
+pub use body::Body;
 pub use server::{serve, serve_with, spawn_dedicated, ServerLimits};
-
-/// A response body made of shared byte chunks: `/metrics` sends the text rendered at the
-/// end of the last cycle without copying it.
-#[derive(Debug, Default)]
-pub struct Body {
-    chunks: VecDeque<Bytes>,
-}
-
-impl Body {
-    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Body {
-        Body {
-            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
-        }
-    }
-}
-
-impl From<Bytes> for Body {
-    fn from(b: Bytes) -> Body {
-        Body::new([b])
-    }
-}
-
-impl From<String> for Body {
-    fn from(s: String) -> Body {
-        Body::from(Bytes::from(s))
-    }
-}
-
-impl From<&'static str> for Body {
-    fn from(s: &'static str) -> Body {
-        Body::from(Bytes::from_static(s.as_bytes()))
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
-    }
-}
 
 fn respond(
     status: StatusCode,
@@ -94,18 +37,13 @@ fn respond(
 
 /// Route one request.
 pub fn handle(req: &Request<Incoming>, state: &ExporterState) -> Response<Body> {
-    route(
-        req.method(),
-        req.uri().path(),
-        req.headers().get(ACCEPT),
-        state,
-    )
+    route(req.method(), req.uri().path(), req.headers(), state)
 }
 
 fn route(
     method: &Method,
     path: &str,
-    accept: Option<&HeaderValue>,
+    headers: &HeaderMap,
     state: &ExporterState,
 ) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
@@ -116,25 +54,7 @@ fn route(
         );
     }
     match path {
-        "/metrics" => {
-            let rendered = state.rendered();
-            let openmetrics = accept
-                .and_then(|a| a.to_str().ok())
-                .is_some_and(|a| a.contains("application/openmetrics-text"));
-            if openmetrics {
-                respond(
-                    StatusCode::OK,
-                    OPENMETRICS_CONTENT_TYPE,
-                    rendered.openmetrics.clone(),
-                )
-            } else {
-                respond(
-                    StatusCode::OK,
-                    PROMETHEUS_CONTENT_TYPE,
-                    Body::new(rendered.prometheus.iter().cloned()),
-                )
-            }
-        }
+        "/metrics" => metrics(headers, state),
         "/health" => respond(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
         "/ready" => {
             if state.ready() {
@@ -165,6 +85,26 @@ fn route(
             "not found\n",
         ),
     }
+}
+
+/// The exposition as stored (gzip) when the client accepts gzip, else its text inflated
+/// as it is sent.
+fn metrics(headers: &HeaderMap, state: &ExporterState) -> Response<Body> {
+    let rendered = state.rendered();
+    let format = negotiate::format(headers);
+    let gzip = negotiate::accepts_gzip(headers);
+    let body = if gzip {
+        Body::new(rendered.gzip(format))
+    } else {
+        Body::text(rendered.text(format))
+    };
+    let mut response = respond(StatusCode::OK, format.content_type(), body);
+    let h = response.headers_mut();
+    if gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    response
 }
 
 fn escape(s: &str) -> String {
@@ -246,7 +186,9 @@ fn format_utc(secs: u64) -> String {
 mod tests {
     use super::*;
     use crate::config::Granularity;
+    use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
     use crate::state::CycleOutcome;
+    use hyper::header::{HeaderName, ACCEPT, ACCEPT_ENCODING};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -270,7 +212,7 @@ mod tests {
     #[test]
     fn ready_only_after_every_cluster_succeeded_once() {
         let s = state();
-        let (code, text) = body(route(&Method::GET, "/ready", None, &s));
+        let (code, text) = body(route(&Method::GET, "/ready", &none(), &s));
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(text.contains("a, b"), "{text}");
         let ok = CycleOutcome::Success {
@@ -280,12 +222,12 @@ mod tests {
         };
         s.publish("a", ok.clone(), Duration::from_millis(3));
         assert_eq!(
-            body(route(&Method::GET, "/ready", None, &s)).0,
+            body(route(&Method::GET, "/ready", &none(), &s)).0,
             StatusCode::SERVICE_UNAVAILABLE
         );
         s.publish("b", ok, Duration::from_millis(3));
         assert_eq!(
-            body(route(&Method::GET, "/ready", None, &s)).0,
+            body(route(&Method::GET, "/ready", &none(), &s)).0,
             StatusCode::OK
         );
         // A later failure does not make it unready: the last good report is still served.
@@ -297,41 +239,179 @@ mod tests {
             Duration::ZERO,
         );
         assert_eq!(
-            body(route(&Method::GET, "/ready", None, &s)).0,
+            body(route(&Method::GET, "/ready", &none(), &s)).0,
             StatusCode::OK
         );
     }
 
+    fn none() -> HeaderMap {
+        HeaderMap::new()
+    }
+
+    fn headers(pairs: &[(HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(name.clone(), HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    fn raw_body(r: Response<Body>) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        futures_util::FutureExt::now_or_never(r.into_body().collect())
+            .and_then(Result::ok)
+            .map(|c| c.to_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn gunzip(body: &[u8]) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_string(&mut out)
+            .expect("one valid gzip member of UTF-8 text");
+        out
+    }
+
+    /// A state with a cluster of a few thousand series: more than one stored chunk.
+    fn published() -> Arc<ExporterState> {
+        use crate::kafka::TopicPartition;
+        use crate::lag::{GroupLag, GroupPartitionLag, GroupState, LagReport, PartitionOffsets};
+        let topic: Arc<str> = Arc::from("orders");
+        let report = LagReport {
+            cluster: "a".into(),
+            partitions: (0..3000)
+                .map(|p| PartitionOffsets {
+                    tp: TopicPartition::new(topic.clone(), p),
+                    low: i64::from(p),
+                    high: 1_000_000 + i64::from(p) * 7919,
+                    read_at_ms: 0,
+                })
+                .collect(),
+            group_partitions: (0..3000)
+                .map(|p| GroupPartitionLag {
+                    group: Arc::from(format!("g{}", p % 7)),
+                    tp: TopicPartition::new(topic.clone(), p),
+                    member: None,
+                    committed: 1000 + i64::from(p),
+                    lag: i64::from(p % 13),
+                    lag_seconds: Some(f64::from(p) / 8.0),
+                    messages_lost: 0,
+                    retention_margin: 1000,
+                    retention_ratio: f64::from(p % 13) / 3.0,
+                    compaction_detected: false,
+                    data_loss: false,
+                })
+                .collect(),
+            groups: vec![GroupLag {
+                group: Arc::from("g0"),
+                state: GroupState::Stable,
+                offsets_known: true,
+                max_lag: 12,
+                max_lag_seconds: Some(374.875),
+                sum_lag: 18_000,
+                topic_sum_lag: Default::default(),
+                read_at_ms: 0,
+                stale: false,
+            }],
+            ..LagReport::default()
+        };
+        let s = state();
+        let ok = CycleOutcome::Success {
+            report: Arc::new(report),
+            poll_time: Duration::from_nanos(5_977_897),
+            health: crate::state::CycleHealth::complete([1]),
+        };
+        s.publish("a", ok, Duration::from_millis(1500));
+        s
+    }
+
     #[test]
     fn metrics_negotiates_the_format() {
-        let s = state();
-        let om =
-            HeaderValue::from_static("application/openmetrics-text;version=1.0.0,text/plain;q=0.5");
-        let r = route(&Method::GET, "/metrics", Some(&om), &s);
+        let s = published();
+        let om = headers(&[(
+            ACCEPT,
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )]);
+        let r = route(&Method::GET, "/metrics", &om, &s);
         assert_eq!(r.headers()[CONTENT_TYPE], OPENMETRICS_CONTENT_TYPE);
-        assert!(body(r).1.ends_with("# EOF\n"));
-        let r = route(&Method::GET, "/metrics", None, &s);
+        assert!(r.headers().get(CONTENT_ENCODING).is_none());
+        let text = body(r).1;
+        assert!(text.ends_with("# EOF\n"), "{}", &text[text.len() - 200..]);
+        assert!(text.contains("# TYPE kafka_lag_exporter_data_loss_partitions counter\n"));
+        let r = route(&Method::GET, "/metrics", &none(), &s);
         assert_eq!(r.headers()[CONTENT_TYPE], PROMETHEUS_CONTENT_TYPE);
-        assert!(body(r).1.contains("kafka_lag_exporter_up 0"));
+        let text = body(r).1;
+        assert!(text.contains("kafka_lag_exporter_up 0"));
+        assert!(text.contains("# TYPE kafka_lag_exporter_data_loss_partitions_total counter\n"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    /// Both formats, with and without gzip: the gzip body is one gzip member of exactly the
+    /// text a client without gzip gets (`metrics::tests` compares that text with
+    /// `metrics::render`'s).
+    #[test]
+    fn gzip_and_plain_responses_carry_the_same_text() {
+        let s = published();
+        let series = s.rendered().series();
+        assert!(series > 9000, "{series} series");
+        for (accept, om) in [(None, false), (Some("application/openmetrics-text"), true)] {
+            let mut plain = Vec::new();
+            if let Some(a) = accept {
+                plain.push((ACCEPT, a));
+            }
+            let mut gz = plain.clone();
+            gz.push((ACCEPT_ENCODING, "deflate, gzip;q=0.9"));
+            let r = route(&Method::GET, "/metrics", &headers(&gz), &s);
+            assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+            assert_eq!(r.headers()[VARY], "Accept, Accept-Encoding");
+            let length = hyper::body::Body::size_hint(r.body()).exact();
+            let compressed = raw_body(r);
+            assert_eq!(length, Some(compressed.len() as u64));
+            let unzipped = gunzip(&compressed);
+            let r = route(&Method::GET, "/metrics", &headers(&plain), &s);
+            assert!(r.headers().get(CONTENT_ENCODING).is_none());
+            assert_eq!(r.headers()[VARY], "Accept, Accept-Encoding");
+            let length = hyper::body::Body::size_hint(r.body()).exact();
+            let text = body(r).1;
+            assert_eq!(length, Some(text.len() as u64));
+            assert_eq!(unzipped, text, "openmetrics: {om}");
+            assert!(compressed.len() * 5 < text.len());
+            assert_eq!(text.ends_with("# EOF\n"), om);
+            assert!(
+                text.contains("kafka_consumergroup_poll_time_ms{cluster_name=\"a\"} 5.977897\n")
+            );
+            assert!(text.contains(
+                "kafka_consumergroup_group_max_lag{cluster_name=\"a\",group=\"g0\"} 12\n"
+            ));
+        }
+        // gzip;q=0 means no.
+        let r = route(
+            &Method::GET,
+            "/metrics",
+            &headers(&[(ACCEPT_ENCODING, "gzip;q=0, *")]),
+            &s,
+        );
+        assert!(r.headers().get(CONTENT_ENCODING).is_none());
     }
 
     #[test]
     fn other_endpoints() {
         let s = state();
         assert_eq!(
-            body(route(&Method::GET, "/health", None, &s)),
+            body(route(&Method::GET, "/health", &none(), &s)),
             (StatusCode::OK, "OK\n".into())
         );
         assert_eq!(
-            body(route(&Method::GET, "/leader", None, &s)).1,
+            body(route(&Method::GET, "/leader", &none(), &s)).1,
             r#"{"is_leader":true}"#
         );
         assert_eq!(
-            body(route(&Method::GET, "/nope", None, &s)).0,
+            body(route(&Method::GET, "/nope", &none(), &s)).0,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            body(route(&Method::POST, "/metrics", None, &s)).0,
+            body(route(&Method::POST, "/metrics", &none(), &s)).0,
             StatusCode::METHOD_NOT_ALLOWED
         );
         s.publish(
@@ -341,7 +421,7 @@ mod tests {
             },
             Duration::from_millis(1500),
         );
-        let (code, html) = body(route(&Method::GET, "/", None, &s));
+        let (code, html) = body(route(&Method::GET, "/", &none(), &s));
         assert_eq!(code, StatusCode::OK);
         assert!(
             html.contains("failed: &lt;boom&gt;")
@@ -374,7 +454,7 @@ mod tests {
             std::thread::spawn(move || {
                 let answers: Vec<(StatusCode, String)> = ["/health", "/ready", "/", "/metrics"]
                     .into_iter()
-                    .map(|path| body(route(&Method::GET, path, None, &s)))
+                    .map(|path| body(route(&Method::GET, path, &none(), &s)))
                     .collect();
                 let _ = tx.send(answers);
             });
@@ -394,7 +474,7 @@ mod tests {
             "{}",
             answers[3].1
         );
-        let (_, html) = body(route(&Method::GET, "/", None, &s));
+        let (_, html) = body(route(&Method::GET, "/", &none(), &s));
         assert!(html.contains("<td>1 / 0</td>"), "{html}");
     }
 

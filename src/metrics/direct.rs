@@ -5,12 +5,14 @@
 //! fmt::Write`, one call per piece (about 45 calls for a group partition's series), and
 //! scans each value for characters to escape as it goes. This encoder appends the same
 //! bytes with `String::push_str`: the labels common to a cluster (`cluster_name` and the
-//! custom ones) are escaped once per render, numbers are formatted by the crates
-//! prometheus-client formats them with (`itoa` for integers, `dtoa` for floats), and label
-//! values are escaped the same way (`\` → `\\`, `"` → `\"`, newline → `\n`, nothing else).
-//! The output must stay byte-identical to prometheus-client's: `direct_tests.rs` compares
-//! both encodings of reports full of edge cases.
+//! custom ones) are escaped once per render, and label values are escaped the same way
+//! (`\` → `\\`, `"` → `\"`, newline → `\n`, nothing else). Integers are written by `itoa`
+//! (as prometheus-client does), floats in the exposition's number format
+//! ([`push_f64`]). The output must stay byte-identical to prometheus-client's after its
+//! values are put in that format: `direct_tests.rs` compares both encodings of reports full
+//! of edge cases.
 
+use super::text::{push_f64, TextBuf};
 use super::ClusterView;
 use crate::config::Granularity;
 use crate::lag::{GroupPartitionLag, LagReport, PartitionOffsets};
@@ -31,12 +33,19 @@ const PARTITION_FAMILIES: [PartitionFamily; 2] = [
     ),
 ];
 
+/// A sample value: offsets and counts are integers, times and ratios floats.
+#[derive(Clone, Copy)]
+enum Value {
+    Int(i64),
+    Float(f64),
+}
+
 /// A gauge family with one series per group partition.
 struct GroupPartitionFamily {
     name: &'static str,
     help: &'static str,
     /// None: no series for this row.
-    value: fn(&GroupPartitionLag) -> Option<f64>,
+    value: fn(&GroupPartitionLag) -> Option<Value>,
     /// Whether the `compaction_detected` and `data_loss_detected` labels follow.
     flags: bool,
 }
@@ -45,37 +54,37 @@ const GROUP_PARTITION_FAMILIES: [GroupPartitionFamily; 6] = [
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_offset",
         help: "Committed offset of the group on the partition.",
-        value: |r| Some(r.committed as f64),
+        value: |r| Some(Value::Int(r.committed)),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_lag",
         help: "Offset lag: high watermark minus committed offset (0 on data loss).",
-        value: |r| Some(r.lag as f64),
+        value: |r| Some(Value::Int(r.lag)),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_lag_seconds",
         help: "Age of the record at the committed offset (0 when caught up).",
-        value: |r| r.lag_seconds,
+        value: |r| r.lag_seconds.map(Value::Float),
         flags: true,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_messages_lost",
         help: "Records deleted by retention before the group consumed them.",
-        value: |r| Some(r.messages_lost as f64),
+        value: |r| Some(Value::Int(r.messages_lost)),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_retention_margin",
         help: "Committed offset minus low watermark (negative means data loss).",
-        value: |r| Some(r.retention_margin as f64),
+        value: |r| Some(Value::Int(r.retention_margin)),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_lag_retention_ratio",
         help: "Offset lag as a percentage of the retained offset range.",
-        value: |r| Some(r.retention_ratio),
+        value: |r| Some(Value::Float(r.retention_ratio)),
         flags: false,
     },
 ];
@@ -116,7 +125,8 @@ fn push_label(out: &mut String, key: &str, value: &str) {
 }
 
 /// The `# HELP` and `# TYPE` lines of a gauge family.
-fn push_gauge_descriptor(out: &mut String, name: &str, help: &str) {
+fn push_gauge_descriptor(text: &mut TextBuf<'_>, name: &str, help: &str) {
+    let out = text.line();
     out.push_str("# HELP ");
     out.push_str(name);
     out.push(' ');
@@ -124,6 +134,7 @@ fn push_gauge_descriptor(out: &mut String, name: &str, help: &str) {
     out.push_str("\n# TYPE ");
     out.push_str(name);
     out.push_str(" gauge\n");
+    text.end_line();
 }
 
 /// A cluster's report and the labels of its every series, `cluster_name="…"` then the
@@ -149,18 +160,18 @@ impl<'a> Cluster<'a> {
 /// Append the per-partition and (at granularity partition) per-group-partition families of
 /// every cluster that has a report, as prometheus-client's text encoder would: these are
 /// the first families of the exposition, the rest follows through prometheus-client.
-pub(super) fn encode(out: &mut String, clusters: &[ClusterView], granularity: Granularity) {
+pub(super) fn encode(text: &mut TextBuf<'_>, clusters: &[ClusterView], granularity: Granularity) {
     let clusters: Vec<Cluster<'_>> = clusters
         .iter()
         .filter_map(|c| c.report.as_deref().map(|r| Cluster::new(c, r)))
         .collect();
     let mut int = itoa::Buffer::new();
-    let mut float = dtoa::Buffer::new();
 
     for (name, help, value) in PARTITION_FAMILIES {
-        push_gauge_descriptor(out, name, help);
+        push_gauge_descriptor(text, name, help);
         for c in &clusters {
             for p in &c.report.partitions {
+                let out = text.line();
                 out.push_str(name);
                 out.push('{');
                 out.push_str(&c.labels);
@@ -170,6 +181,7 @@ pub(super) fn encode(out: &mut String, clusters: &[ClusterView], granularity: Gr
                 out.push_str("\"} ");
                 out.push_str(int.format(value(p)));
                 out.push('\n');
+                text.end_sample();
             }
         }
     }
@@ -178,12 +190,13 @@ pub(super) fn encode(out: &mut String, clusters: &[ClusterView], granularity: Gr
         return;
     }
     for family in &GROUP_PARTITION_FAMILIES {
-        push_gauge_descriptor(out, family.name, family.help);
+        push_gauge_descriptor(text, family.name, family.help);
         for c in &clusters {
             for row in &c.report.group_partitions {
                 let Some(v) = (family.value)(row) else {
                     continue;
                 };
+                let out = text.line();
                 out.push_str(family.name);
                 out.push('{');
                 out.push_str(&c.labels);
@@ -211,8 +224,12 @@ pub(super) fn encode(out: &mut String, clusters: &[ClusterView], granularity: Gr
                     out.push('"');
                 }
                 out.push_str("} ");
-                out.push_str(float.format(v));
+                match v {
+                    Value::Int(v) => out.push_str(int.format(v)),
+                    Value::Float(v) => push_f64(out, v),
+                }
                 out.push('\n');
+                text.end_sample();
             }
         }
     }

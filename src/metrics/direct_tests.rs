@@ -1,6 +1,6 @@
 //! `render` (the direct encoder for the per-partition and per-group-partition families,
-//! prometheus-client for the rest) against prometheus-client encoding every family: the
-//! same bytes, for reports full of edge cases.
+//! prometheus-client for the rest, in two parts) against prometheus-client encoding every
+//! family at once: the same bytes, for reports full of edge cases.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +12,15 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::lag::{GroupLag, GroupPartitionLag, GroupState, Member, PartitionOffsets};
 
-/// The whole exposition, every family encoded by prometheus-client.
+/// The whole exposition, every family encoded by prometheus-client (its values in the
+/// exposition's number format: `text::Normalized`).
 fn reference(clusters: &[ClusterView], granularity: Granularity) -> String {
-    let mut out = String::new();
-    encode_with_prometheus_client(&mut out, clusters, granularity, true);
-    out
+    let mut text = String::new();
+    let mut out = TextBuf::new(&mut text);
+    encode_with_prometheus_client(&mut out, clusters, granularity, Part::All);
+    out.finish();
+    text.push_str("# EOF\n");
+    text
 }
 
 fn assert_identical(clusters: &[ClusterView]) {

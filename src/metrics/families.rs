@@ -1,12 +1,15 @@
 //! Encoding of every family with prometheus-client, straight from the reports (no
 //! intermediate metric objects). `render` writes the per-partition and per-group-partition
 //! families with `direct` instead; their encoding here is the reference it is tested against.
+//!
+//! Values that are integers are encoded as `i64` gauges; the float ones are rewritten into
+//! the exposition's number format on the way out (`text::Normalized`).
 
 use std::borrow::Cow;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -18,14 +21,24 @@ use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
 
 type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
+/// Which families an [`Exposition`] encodes, in the exposition's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    /// Every family (the reference the tests compare `render` with).
+    All,
+    /// The families after `direct`'s and before the first counter: group aggregates and
+    /// per-cluster gauges. Both text formats write them alike.
+    Gauges,
+    /// The counter families and what follows them: the part whose `# HELP` / `# TYPE`
+    /// lines differ between Prometheus text and OpenMetrics.
+    Tail,
+}
+
 #[derive(Debug)]
 pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
     pub granularity: Granularity,
-    /// Whether to encode the per-partition and per-group-partition families here. `render`
-    /// writes them with `direct` instead (same bytes, faster) and this collector encodes
-    /// the rest; the tests encode everything here as the reference.
-    pub series_families: bool,
+    pub part: Part,
 }
 
 fn base(c: &ClusterView) -> Labels<'_> {
@@ -37,11 +50,11 @@ fn base(c: &ClusterView) -> Labels<'_> {
     l
 }
 
-fn gauge_f(enc: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, v: f64) -> std::fmt::Result {
-    ConstGauge::new(v).encode(enc.encode_family(labels)?)
-}
-
-fn gauge_i(enc: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, v: i64) -> std::fmt::Result {
+fn gauge(
+    enc: &mut MetricEncoder<'_>,
+    labels: &impl EncodeLabelSet,
+    v: impl EncodeGaugeValue,
+) -> std::fmt::Result {
     ConstGauge::new(v).encode(enc.encode_family(labels)?)
 }
 
@@ -106,45 +119,45 @@ impl Exposition {
             let b = base(c);
             for p in &r.partitions {
                 let (t, n) = partition_labels(p);
-                gauge_i(&mut enc, &(&b[..], (&t[..], &n[..])), value(p))?;
+                gauge(&mut enc, &(&b[..], (&t[..], &n[..])), value(p))?;
             }
         }
         Ok(())
     }
 
     /// One gauge family over every group partition of every cluster.
-    fn group_partition_family(
+    fn group_partition_family<V: EncodeGaugeValue>(
         &self,
         encoder: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
-        value: fn(&GroupPartitionLag) -> f64,
+        value: fn(&GroupPartitionLag) -> V,
     ) -> std::fmt::Result {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
             let b = base(c);
             for row in &r.group_partitions {
                 let (gt, n, m) = member_labels(row);
-                gauge_f(&mut enc, &(&b[..], (&gt[..], (&n[..], &m[..]))), value(row))?;
+                gauge(&mut enc, &(&b[..], (&gt[..], (&n[..], &m[..]))), value(row))?;
             }
         }
         Ok(())
     }
 
     /// One gauge family over every group of every cluster.
-    fn group_family(
+    fn group_family<V: EncodeGaugeValue>(
         &self,
         encoder: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
-        value: fn(&GroupLag) -> Option<f64>,
+        value: fn(&GroupLag) -> Option<V>,
     ) -> std::fmt::Result {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
             let b = base(c);
             for g in &r.groups {
                 if let Some(v) = value(g) {
-                    gauge_f(&mut enc, &(&b[..], &[("group", &*g.group)][..]), v)?;
+                    gauge(&mut enc, &(&b[..], &[("group", &*g.group)][..]), v)?;
                 }
             }
         }
@@ -152,17 +165,17 @@ impl Exposition {
     }
 
     /// A gauge family with one series per cluster.
-    fn cluster_gauge(
+    fn cluster_gauge<V: EncodeGaugeValue>(
         &self,
         encoder: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
-        value: fn(&ClusterView) -> Option<f64>,
+        value: fn(&ClusterView) -> Option<V>,
     ) -> std::fmt::Result {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for c in &self.clusters {
             if let Some(v) = value(c) {
-                gauge_f(&mut enc, &base(c), v)?;
+                gauge(&mut enc, &base(c), v)?;
             }
         }
         Ok(())
@@ -354,10 +367,16 @@ impl Exposition {
 impl Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let e = &mut encoder;
-        if self.series_families {
+        if self.part == Part::All {
             self.encode_series_families(e)?;
         }
-        self.encode_remaining_families(e)
+        if self.part != Part::Tail {
+            self.encode_gauge_families(e)?;
+        }
+        if self.part != Part::Gauges {
+            self.encode_tail_families(e)?;
+        }
+        Ok(())
     }
 }
 
@@ -382,13 +401,13 @@ impl Exposition {
                 e,
                 "kafka_consumergroup_group_offset",
                 "Committed offset of the group on the partition.",
-                |r| r.committed as f64,
+                |r| r.committed,
             )?;
             self.group_partition_family(
                 e,
                 "kafka_consumergroup_group_lag",
                 "Offset lag: high watermark minus committed offset (0 on data loss).",
-                |r| r.lag as f64,
+                |r| r.lag,
             )?;
             let mut enc = e.encode_descriptor(
                 "kafka_consumergroup_group_lag_seconds",
@@ -406,7 +425,7 @@ impl Exposition {
                             ("data_loss_detected", flag(row.data_loss)),
                         ];
                         let labels = (&b[..], (&gt[..], (&n[..], (&m[..], &flags[..]))));
-                        gauge_f(&mut enc, &labels, secs)?;
+                        gauge(&mut enc, &labels, secs)?;
                     }
                 }
             }
@@ -414,13 +433,13 @@ impl Exposition {
                 e,
                 "kafka_consumergroup_group_messages_lost",
                 "Records deleted by retention before the group consumed them.",
-                |r| r.messages_lost as f64,
+                |r| r.messages_lost,
             )?;
             self.group_partition_family(
                 e,
                 "kafka_consumergroup_group_retention_margin",
                 "Committed offset minus low watermark (negative means data loss).",
-                |r| r.retention_margin as f64,
+                |r| r.retention_margin,
             )?;
             self.group_partition_family(
                 e,
@@ -432,14 +451,14 @@ impl Exposition {
         Ok(())
     }
 
-    /// Every family after the per-group-partition ones (group aggregates, per-cluster and
-    /// operational families, `kafka_lag_exporter_up`).
-    fn encode_remaining_families(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    /// The families after the per-group-partition ones up to the first counter (group
+    /// aggregates, per-cluster gauges): [`Part::Gauges`].
+    fn encode_gauge_families(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         self.group_family(
             e,
             "kafka_consumergroup_group_max_lag",
             "Largest offset lag over the group's partitions.",
-            |g| g.offsets_known.then_some(g.max_lag as f64),
+            |g| g.offsets_known.then_some(g.max_lag),
         )?;
         self.group_family(
             e,
@@ -451,7 +470,7 @@ impl Exposition {
             e,
             "kafka_consumergroup_group_sum_lag",
             "Sum of offset lag over the group's partitions.",
-            |g| g.offsets_known.then_some(g.sum_lag as f64),
+            |g| g.offsets_known.then_some(g.sum_lag),
         )?;
         {
             let mut enc = e.encode_descriptor(
@@ -465,18 +484,19 @@ impl Exposition {
                 for g in &r.groups {
                     for (topic, sum) in &g.topic_sum_lag {
                         let labels = [("group", &*g.group), ("topic", &**topic)];
-                        gauge_i(&mut enc, &(&b[..], &labels[..]), *sum)?;
+                        gauge(&mut enc, &(&b[..], &labels[..]), *sum)?;
                     }
                 }
             }
         }
-        self.group_family(e, "kafka_consumergroup_group_state", "Group state: 0 Unknown, 1 PreparingRebalance, 2 CompletingRebalance, 3 Stable, 4 Dead, 5 Empty, 6 Assigning, 7 Reconciling.", |g| Some(g.state.code() as f64))?;
+        self.group_family(e, "kafka_consumergroup_group_state", "Group state: 0 Unknown, 1 PreparingRebalance, 2 CompletingRebalance, 3 Stable, 4 Dead, 5 Empty, 6 Assigning, 7 Reconciling.", |g| Some(g.state.code()))?;
 
         self.cluster_gauge(
             e,
             "kafka_consumergroup_poll_time_ms",
             "Milliseconds spent reading offsets and watermarks in the last cycle (legacy name).",
-            |c| c.poll_time.map(|d| d.as_secs_f64() * 1000.0),
+            // One rounding (ns → ms), not two: 5,977,897 ns is 5.977897, not 5.9778970000000005.
+            |c| c.poll_time.map(|d| d.as_nanos() as f64 / 1e6),
         )?;
         self.cluster_gauge(
             e,
@@ -494,27 +514,27 @@ impl Exposition {
             e,
             "tidemark_cluster_up",
             "1 when the last collection cycle of the cluster read everything (no broker and no item failed), else 0.",
-            |c| Some(if c.up { 1.0 } else { 0.0 }),
+            |c| Some(i64::from(c.up)),
         )?;
         self.cluster_gauge(
             e,
             "tidemark_cluster_partial",
             "1 when the last collection cycle published values but some brokers or items failed (their series carry earlier values or are missing), else 0.",
-            |c| Some(if c.partial { 1.0 } else { 0.0 }),
+            |c| Some(i64::from(c.partial)),
         )?;
         self.cluster_gauge(
             e,
             "tidemark_cluster_stale_groups",
             "Groups with series that carry the values of an earlier cycle (see tidemark_consumergroup_stale).",
-            |c| c.report.as_ref().map(|r| r.stale_groups as f64),
+            |c| c.report.as_ref().map(|r| r.stale_groups),
         )?;
         self.cluster_gauge(
             e,
             "tidemark_cluster_stale_partitions",
             "Partitions whose watermarks could not be read in the last cycle and whose series carry the values of an earlier one.",
-            |c| c.report.as_ref().map(|r| r.stale_partitions as f64),
+            |c| c.report.as_ref().map(|r| r.stale_partitions),
         )?;
-        self.group_family(e, "tidemark_consumergroup_stale", "1 when some of the group's values could not be read in the last cycle (its committed offsets, or the watermarks of some of its partitions) and their series carry the values of an earlier one (for at most staleness_threshold), else 0.", |g| Some(if g.stale { 1.0 } else { 0.0 }))?;
+        self.group_family(e, "tidemark_consumergroup_stale", "1 when some of the group's values could not be read in the last cycle (its committed offsets, or the watermarks of some of its partitions) and their series carry the values of an earlier one (for at most staleness_threshold), else 0.", |g| Some(i64::from(g.stale)))?;
         {
             let mut enc = e.encode_descriptor(
                 "tidemark_broker_up",
@@ -530,6 +550,11 @@ impl Exposition {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The counters and what follows them: [`Part::Tail`].
+    fn encode_tail_families(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         self.cluster_counter(
             e,
             "kafka_lag_exporter_compaction_detected",

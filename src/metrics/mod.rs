@@ -3,12 +3,19 @@
 //! `direct` writes straight into the text, byte for byte as prometheus-client would.
 //!
 //! Each finished cycle replaces its cluster's [`ClusterView`] whole, and the exposition is
-//! rendered once, right then: a scrape only clones the last rendered text, so it never does
-//! work proportional to Kafka calls and never waits on Kafka. Series of groups, topics or
-//! partitions that vanished are gone at the next render because nothing is carried over.
+//! rendered once, right then, straight into a gzip stream ([`render_compressed`]; only the
+//! compressed bytes are kept): a scrape sends those bytes, or inflates them as it sends,
+//! so it never does work proportional to Kafka calls and never waits on Kafka. Series of
+//! groups, topics or partitions that vanished are gone at the next render because nothing
+//! is carried over.
+//!
+//! Sample values that are integers print as integers, floats in their shortest exact form
+//! (`text::push_f64`).
 
+mod compressed;
 mod direct;
 mod families;
+mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +26,11 @@ use prometheus_client::registry::Registry;
 use crate::config::Granularity;
 use crate::kafka::conn::RequestDurations;
 use crate::lag::LagReport;
+use families::Part;
+use text::{Normalized, TextBuf};
+
+use compressed::Deflater;
+pub use compressed::{Compressed, CompressedError, Format, TextStream};
 
 /// Upper bounds (seconds) of the `tidemark_cycle_duration_seconds` buckets.
 pub const CYCLE_BUCKETS: [f64; 12] = [
@@ -101,129 +113,86 @@ pub struct ClusterView {
     pub client: ClientStats,
 }
 
-/// Render the exposition (OpenMetrics text) for all clusters.
+/// The gzip level the exposition is stored at (docs/benchmarks.md, "Compressed exposition").
+pub const GZIP_LEVEL: u32 = 1;
+
+/// Render the exposition of all clusters, compressed, in both formats ([`Compressed`]),
+/// with no uncompressed copy of it held.
+pub fn render_compressed(
+    clusters: &[ClusterView],
+    granularity: Granularity,
+    level: u32,
+) -> Result<Compressed, CompressedError> {
+    let mut deflater = Deflater::new(level);
+    let mut series = {
+        let mut out = TextBuf::new(&mut deflater);
+        encode_common(&mut out, clusters, granularity);
+        out.finish()
+    };
+    let (openmetrics_tail, tail_series) = render_tail(clusters, granularity);
+    series += tail_series;
+    let prometheus_tail = to_prometheus_text(&openmetrics_tail);
+    deflater.finish(series, [prometheus_tail, openmetrics_tail])
+}
+
+/// Render the exposition (OpenMetrics text) for all clusters, uncompressed: for tools and
+/// tests ([`render_compressed`] is what is served).
 pub fn render(clusters: &[ClusterView], granularity: Granularity) -> String {
-    render_sized(clusters, granularity, 4096)
+    let mut text = String::new();
+    {
+        let mut out = TextBuf::new(&mut text);
+        encode_common(&mut out, clusters, granularity);
+        out.finish();
+    }
+    text.push_str(&render_tail(clusters, granularity).0);
+    text
 }
 
-/// A rough size of the exposition of `clusters` (for sizing the first render's buffer).
-pub fn estimate_size(clusters: &[ClusterView], granularity: Granularity) -> usize {
-    clusters
-        .iter()
-        .filter_map(|c| c.report.as_deref())
-        .map(|r| {
-            // Generous per-series sizes: the buffer is shrunk to fit afterwards, while an
-            // estimate too small would double it.
-            let rows = if granularity == Granularity::Partition {
-                r.group_partitions.len() * 6 * 400
-            } else {
-                0
-            };
-            r.partitions.len() * 2 * 160 + r.groups.len() * 8 * 160 + rows
-        })
-        .sum()
+/// The text both formats share: the per-partition and per-group-partition families
+/// (`direct`), then the rest up to the first counter family.
+fn encode_common(out: &mut TextBuf<'_>, clusters: &[ClusterView], granularity: Granularity) {
+    direct::encode(out, clusters, granularity);
+    encode_with_prometheus_client(out, clusters, granularity, Part::Gauges);
 }
 
-/// [`render`] into a buffer of `size_hint` bytes (the last render's size avoids growing
-/// a large buffer by doubling).
-pub fn render_sized(
-    clusters: &[ClusterView],
-    granularity: Granularity,
-    size_hint: usize,
-) -> String {
-    let mut out = String::with_capacity(size_hint);
-    // The per-partition and per-group-partition families come first in the exposition.
-    direct::encode(&mut out, clusters, granularity);
-    encode_with_prometheus_client(&mut out, clusters, granularity, false);
-    // Give back what the size hint overestimated (a large buffer is resized in place).
-    out.shrink_to_fit();
-    out
+/// The OpenMetrics text from the first counter family on, `# EOF` included (small: a few
+/// lines per cluster and broker), and its number of samples.
+fn render_tail(clusters: &[ClusterView], granularity: Granularity) -> (String, usize) {
+    let mut text = String::new();
+    let series = {
+        let mut out = TextBuf::new(&mut text);
+        encode_with_prometheus_client(&mut out, clusters, granularity, Part::Tail);
+        out.line().push_str("# EOF\n");
+        out.finish()
+    };
+    (text, series)
 }
 
-/// Append the exposition's families, the per-partition and per-group-partition ones only if
-/// `series_families`, encoded by prometheus-client, then `# EOF`.
+/// Append `part` of the families, encoded by prometheus-client, its values in the
+/// exposition's number format.
 fn encode_with_prometheus_client(
-    out: &mut String,
+    out: &mut TextBuf<'_>,
     clusters: &[ClusterView],
     granularity: Granularity,
-    series_families: bool,
+    part: Part,
 ) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(families::Exposition {
         clusters: clusters.to_vec(),
         granularity,
-        series_families,
+        part,
     }));
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(out, &registry);
+    // Writing into a buffer cannot fail.
+    let _ =
+        prometheus_client::encoding::text::encode_registry(&mut Normalized::new(out), &registry);
 }
 
-/// The content type of [`render`]'s output.
+/// The content type of OpenMetrics text.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The content type of [`to_prometheus_text`]'s output.
+/// The content type of Prometheus text.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The classic Prometheus text (0.0.4) of [`render`]'s OpenMetrics text, as chunks that
-/// share `openmetrics`' bytes: only the `# HELP` / `# TYPE` lines of counter families
-/// differ (see [`to_prometheus_text`]), so both formats are kept for the price of one.
-/// Their concatenation equals `to_prometheus_text(openmetrics)`.
-pub fn prometheus_chunks(openmetrics: &bytes::Bytes) -> Vec<bytes::Bytes> {
-    let Ok(text) = std::str::from_utf8(openmetrics) else {
-        return vec![bytes::Bytes::from(to_prometheus_text(
-            &String::from_utf8_lossy(openmetrics),
-        ))];
-    };
-    // Only comment lines change. Lines are found with `str::find('\n')` (memchr), and a
-    // family's `# HELP` line is followed by its `# TYPE` line, which says whether it is a
-    // counter: one pass.
-    let line_at = |at: usize| -> (usize, &str) {
-        let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
-        (end, &text[at..end])
-    };
-    let mut chunks = Vec::new();
-    let mut run = 0;
-    let mut at = 0;
-    while at < text.len() {
-        let (end, line) = line_at(at);
-        if !line.starts_with('#') {
-            at = end;
-            continue;
-        }
-        let body = line.strip_suffix('\n').unwrap_or(line);
-        let replacement = if body == "# EOF" {
-            Some(String::new())
-        } else if let Some(rest) = body.strip_prefix("# HELP ") {
-            let (_, next) = line_at(end);
-            let name = rest.split(' ').next().unwrap_or(rest);
-            let is_counter = next.starts_with("# TYPE ")
-                && next.trim_end().ends_with(" counter")
-                && next["# TYPE ".len()..].split(' ').next() == Some(name);
-            is_counter.then(|| format!("# HELP {name}_total{}\n", &rest[name.len()..]))
-        } else if let Some(rest) = body.strip_prefix("# TYPE ") {
-            let name = rest.split(' ').next().unwrap_or(rest);
-            rest.ends_with(" counter")
-                .then(|| format!("# TYPE {name}_total{}\n", &rest[name.len()..]))
-        } else {
-            None
-        };
-        if let Some(new) = replacement {
-            if run < at {
-                chunks.push(openmetrics.slice(run..at));
-            }
-            if !new.is_empty() {
-                chunks.push(bytes::Bytes::from(new));
-            }
-            run = end;
-        }
-        at = end;
-    }
-    if run < text.len() {
-        chunks.push(openmetrics.slice(run..));
-    }
-    chunks
-}
 
 /// Convert [`render`]'s OpenMetrics text to the classic Prometheus text format (0.0.4):
 /// counter families are named with their `_total` suffix in `# HELP` / `# TYPE`, and the

@@ -117,43 +117,39 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
         r#"kafka_partition_earliest_offset{cluster_name="prod",env="production",topic="orders",partition="1"} 50"#,
     );
     let member = r#"cluster_name="prod",env="production",group="billing",topic="orders",partition="0",member_host="/10.0.0.7",consumer_id="consumer-1-abc",client_id="consumer-1""#;
-    has(&format!(
-        "kafka_consumergroup_group_offset{{{member}}} 90.0"
-    ));
-    has(&format!("kafka_consumergroup_group_lag{{{member}}} 10.0"));
+    has(&format!("kafka_consumergroup_group_offset{{{member}}} 90"));
+    has(&format!("kafka_consumergroup_group_lag{{{member}}} 10"));
     has(&format!(
         r#"kafka_consumergroup_group_lag_seconds{{{member},compaction_detected="false",data_loss_detected="false"}} 12.5"#
     ));
     has(&format!(
-        "kafka_consumergroup_group_lag_retention_ratio{{{member}}} 10.0"
+        "kafka_consumergroup_group_lag_retention_ratio{{{member}}} 10"
     ));
     let lost = r#"cluster_name="prod",env="production",group="billing",topic="orders",partition="1",member_host="",consumer_id="",client_id="""#;
     // Data loss: high − committed, the deleted records included.
-    has(&format!("kafka_consumergroup_group_lag{{{lost}}} 40.0"));
+    has(&format!("kafka_consumergroup_group_lag{{{lost}}} 40"));
     has(&format!(
-        "kafka_consumergroup_group_messages_lost{{{lost}}} 10.0"
+        "kafka_consumergroup_group_messages_lost{{{lost}}} 10"
     ));
     has(&format!(
-        "kafka_consumergroup_group_retention_margin{{{lost}}} -10.0"
+        "kafka_consumergroup_group_retention_margin{{{lost}}} -10"
     ));
     // No sample under data loss: no time lag (0 would read as caught up).
     assert!(!text.contains(&format!("kafka_consumergroup_group_lag_seconds{{{lost}")));
     has(
-        r#"kafka_consumergroup_group_max_lag{cluster_name="prod",env="production",group="billing"} 40.0"#,
+        r#"kafka_consumergroup_group_max_lag{cluster_name="prod",env="production",group="billing"} 40"#,
     );
     has(
         r#"kafka_consumergroup_group_max_lag_seconds{cluster_name="prod",env="production",group="billing"} 12.5"#,
     );
     has(
-        r#"kafka_consumergroup_group_sum_lag{cluster_name="prod",env="production",group="billing"} 50.0"#,
+        r#"kafka_consumergroup_group_sum_lag{cluster_name="prod",env="production",group="billing"} 50"#,
     );
     has(
         r#"kafka_consumergroup_group_topic_sum_lag{cluster_name="prod",env="production",group="billing",topic="orders"} 50"#,
     );
-    has(
-        r#"tidemark_consumergroup_stale{cluster_name="prod",env="production",group="billing"} 0.0"#,
-    );
-    has(r#"tidemark_cluster_partial{cluster_name="prod",env="production"} 0.0"#);
+    has(r#"tidemark_consumergroup_stale{cluster_name="prod",env="production",group="billing"} 0"#);
+    has(r#"tidemark_cluster_partial{cluster_name="prod",env="production"} 0"#);
     has(r#"tidemark_broker_up{cluster_name="prod",env="production",broker="1"} 1"#);
     has(
         r#"tidemark_timestamp_samples_failed_total{cluster_name="prod",env="production",reason="corrupt"} 1"#,
@@ -162,9 +158,9 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
         r#"tidemark_collection_errors_total{cluster_name="prod",env="production",item="committed_partition"} 3"#,
     );
     has(
-        r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3.0"#,
+        r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3"#,
     );
-    has(r#"kafka_consumergroup_poll_time_ms{cluster_name="prod",env="production"} 42.0"#);
+    has(r#"kafka_consumergroup_poll_time_ms{cluster_name="prod",env="production"} 42"#);
     has(r#"tidemark_poll_time_seconds{cluster_name="prod",env="production"} 0.042"#);
     has(r#"kafka_lag_exporter_scrape_duration_seconds{cluster_name="prod",env="production"} 0.25"#);
     has(r#"kafka_lag_exporter_data_loss_partitions_total{cluster_name="prod",env="production"} 1"#);
@@ -297,31 +293,72 @@ fn operational_counters_and_the_cycle_histogram_are_exposed() {
     ));
 }
 
-#[test]
-fn prometheus_chunks_share_the_openmetrics_bytes_and_equal_the_conversion() {
-    for granularity in [Granularity::Partition, Granularity::Topic] {
-        let om = render(&[view()], granularity);
-        let shared = bytes::Bytes::from(om.clone());
-        let chunks = prometheus_chunks(&shared);
-        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        assert_eq!(String::from_utf8(joined).unwrap(), to_prometheus_text(&om));
-        // Only the counters' HELP and TYPE lines are new bytes.
-        let owned: usize = chunks
-            .iter()
-            .filter(|c| {
-                let p = c.as_ptr() as usize;
-                let start = shared.as_ptr() as usize;
-                !(start..start + shared.len()).contains(&p)
-            })
-            .count();
-        assert_eq!(owned, 2 * text_counters(&om), "{granularity:?}");
-    }
+/// A view of a few thousand series with labels that need escaping: several stored chunks.
+fn large_view() -> ClusterView {
+    let mut v = view();
+    let base = v.report.as_deref().cloned().unwrap_or_default();
+    let rows = |i: usize| {
+        let mut row = base.group_partitions[i % base.group_partitions.len()].clone();
+        row.group = Arc::from(format!("group \"{}\"\\λ", i % 40));
+        row.tp = TopicPartition::new(format!("topic-{}", i % 17), i as i32);
+        row.committed += i as i64 * 104_729;
+        row.lag_seconds = row.lag_seconds.map(|s| s * i as f64 / 7.0);
+        row.retention_ratio = i as f64 / 3.0;
+        row
+    };
+    let report = lag::LagReport {
+        group_partitions: (0..6000).map(rows).collect(),
+        ..base
+    };
+    v.report = Some(Arc::new(report));
+    v
 }
 
-fn text_counters(om: &str) -> usize {
-    om.lines()
-        .filter(|l| l.starts_with("# TYPE ") && l.ends_with(" counter"))
-        .count()
+#[test]
+fn the_compressed_exposition_holds_the_text_rendered_uncompressed() {
+    use std::io::Read;
+    let mut down = view();
+    down.name = "dr".into();
+    down.up = false;
+    let cases = [vec![], vec![view()], vec![large_view(), down]];
+    for views in &cases {
+        for granularity in [Granularity::Partition, Granularity::Topic] {
+            let openmetrics = render(views, granularity);
+            let prometheus = to_prometheus_text(&openmetrics);
+            let c = Arc::new(render_compressed(views, granularity, GZIP_LEVEL).expect("rendered"));
+            for (format, want) in [
+                (Format::OpenMetrics, &openmetrics),
+                (Format::Prometheus, &prometheus),
+            ] {
+                let text = c.to_text(format).expect("inflated");
+                assert!(
+                    text == want.as_bytes(),
+                    "{format:?} {granularity:?}: inflated text differs"
+                );
+                let gz: Vec<u8> = c.gzip(format).flat_map(|b| b.to_vec()).collect();
+                assert_eq!(gz.len(), c.gzip_len(format));
+                let mut unzipped = Vec::new();
+                flate2::read::GzDecoder::new(&gz[..])
+                    .read_to_end(&mut unzipped)
+                    .expect("one valid gzip member");
+                assert!(
+                    unzipped == want.as_bytes(),
+                    "{format:?} {granularity:?}: gzip body differs"
+                );
+            }
+            let samples = openmetrics
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .count();
+            assert_eq!(c.series(), samples);
+        }
+    }
+    // The large view is mostly one shared deflate stream.
+    let c = render_compressed(&cases[2], Granularity::Partition, GZIP_LEVEL).expect("rendered");
+    assert!(
+        c.gzip_len(Format::Prometheus) * 8 < c.prometheus_len(),
+        "{c:?}"
+    );
 }
 
 #[test]
