@@ -13,7 +13,7 @@ pub struct LagReport {
     pub partitions: Vec<PartitionOffsets>,
     pub group_partitions: Vec<GroupPartitionLag>,
     pub groups: Vec<GroupLag>,
-    /// Group partitions on compacted topics in this report.
+    /// Group partitions whose time lag came from a later record on a compacted topic.
     pub compaction_partitions: u64,
     /// Group partitions whose committed offset is below the low watermark.
     pub data_loss_partitions: u64,

@@ -406,7 +406,7 @@ impl Exposition {
             self.group_partition_family(
                 e,
                 "kafka_consumergroup_group_lag",
-                "Offset lag: high watermark minus committed offset (0 on data loss).",
+                "Offset lag: high watermark minus committed offset (records deleted unread included).",
                 |r| r.lag,
             )?;
             let mut enc = e.encode_descriptor(
@@ -558,7 +558,7 @@ impl Exposition {
         self.cluster_counter(
             e,
             "kafka_lag_exporter_compaction_detected",
-            "Group partitions on compacted topics, summed over collection cycles.",
+            "Group partitions whose time lag came from a later record on a compacted topic, summed over collection cycles.",
             |c| c.compaction_detected_total,
         )?;
         self.cluster_counter(e, "kafka_lag_exporter_data_loss_partitions", "Group partitions whose committed offset was below the low watermark, summed over collection cycles.", |c| c.data_loss_total)?;
