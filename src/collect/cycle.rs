@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::ClusterSettings;
 use crate::kafka::{
-    Cluster, FetchStats, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
+    Cluster, FetchStats, GroupType, KafkaError, TimestampQuery, TimestampResult, TopicPartition,
+    Watermarks,
 };
 use crate::lag::{ClusterSnapshot, GroupSnapshot, LagReport};
 
@@ -73,7 +74,7 @@ pub struct CycleState {
     pub previous: Option<Arc<LagReport>>,
     /// The broker that listed each group last time: a group not listed this cycle is gone
     /// only when that broker answered.
-    listed_by: HashMap<Arc<str>, i32>,
+    listed_by: HashMap<Arc<str>, (i32, GroupType)>,
     cluster_id: Option<String>,
     last_phases: CyclePhases,
 }
@@ -184,8 +185,9 @@ impl CycleState {
         phases.metadata += took;
 
         let started = Instant::now();
-        let groups = self.groups_to_read(cluster, &mut issues).await;
+        let listed = self.groups_to_read(cluster, &mut issues).await;
         phases.list_groups = started.elapsed();
+        let groups: Vec<String> = listed.iter().map(|(g, _)| g.clone()).collect();
         // Coordinators first (cached after the first cycle): DescribeGroups and OffsetFetch
         // below run concurrently and would otherwise each look the new groups up.
         if !groups.is_empty() {
@@ -204,7 +206,7 @@ impl CycleState {
         });
         let reads = self.read_offsets_and_partitions(
             cluster,
-            &groups,
+            &listed,
             &meta,
             oldest_ms,
             &mut issues,
@@ -263,15 +265,16 @@ impl CycleState {
     async fn read_offsets_and_partitions(
         &mut self,
         cluster: &Cluster,
-        groups: &[String],
+        groups: &[(String, GroupType)],
         meta: &crate::kafka::Metadata,
         oldest_ms: i64,
         issues: &mut CycleIssues,
         phases: &mut CyclePhases,
     ) -> PartitionReads {
+        let names: Vec<String> = groups.iter().map(|(g, _)| g.clone()).collect();
         let (offsets, took) = timed(tokio::time::timeout(
             self.offset_fetch_timeout,
-            cluster.committed_offsets(groups),
+            cluster.committed_offsets(&names),
         ))
         .await;
         phases.offsets = took;
@@ -370,31 +373,40 @@ impl CycleState {
         (watermarks, carried_watermarks)
     }
 
-    /// The groups to read this cycle: every allowed group a broker listed, and the groups
-    /// the last cycle had whose listing broker could not answer now (they are read anyway,
-    /// their coordinator may answer; otherwise they keep their last values).
-    async fn groups_to_read(&mut self, cluster: &Cluster, issues: &mut CycleIssues) -> Vec<String> {
+    /// The groups to read this cycle, with their types: every allowed group a broker listed,
+    /// and the groups the last cycle had whose listing broker could not answer now (they are
+    /// read anyway, their coordinator may answer; otherwise they keep their last values).
+    async fn groups_to_read(
+        &mut self,
+        cluster: &Cluster,
+        issues: &mut CycleIssues,
+    ) -> Vec<(String, GroupType)> {
         let listed = cluster.list_groups_partial().await;
         for (node, e) in &listed.failed {
             tracing::warn!(cluster = %self.settings.name, node, error = %e, "listing groups failed on this broker; its groups keep their last values");
             issues.note(|| format!("broker {node}: ListGroups: {e}"));
         }
-        let mut listed_by: HashMap<Arc<str>, i32> = HashMap::with_capacity(listed.groups.len());
+        let mut listed_by: HashMap<Arc<str>, (i32, GroupType)> =
+            HashMap::with_capacity(listed.groups.len());
         for (g, node) in listed.groups {
             if self.settings.group_allowed(&g.group_id) {
-                listed_by.insert(Arc::from(g.group_id), node);
+                listed_by.insert(Arc::from(g.group_id), (node, g.group_type));
             }
         }
-        for (group, node) in self.listed_by.drain() {
+        for (group, (node, group_type)) in self.listed_by.drain() {
             if listed.failed.contains_key(&node) {
-                listed_by.entry(group).or_insert(node);
+                listed_by.entry(group).or_insert((node, group_type));
             }
         }
-        let mut groups: Vec<String> = listed_by.keys().map(|g| g.to_string()).collect();
+        let mut groups: Vec<(String, GroupType)> = listed_by
+            .iter()
+            .map(|(g, (_, t))| (g.to_string(), t.clone()))
+            .collect();
         groups.sort_unstable();
         self.listed_by = listed_by;
         groups
     }
+
     /// Fill `record` for every lagging group partition: cache first, batched fetches for
     /// the rest within the cycle's budget; evict cache entries no group points at any more.
     ///

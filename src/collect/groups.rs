@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::kafka::{GroupDescription, GroupOffsets, Result, TopicPartition};
+use crate::kafka::{GroupDescription, GroupOffsets, GroupType, Result, TopicPartition};
 use crate::lag::{GroupPartition, GroupSnapshot, GroupState, Member};
 
 use super::carry::EarlierRows;
@@ -24,12 +24,12 @@ pub(super) fn described(d: &GroupDescription) -> Described {
 /// dropped as it is used.
 pub(super) fn assemble(
     cluster: &str,
-    groups: &[String],
+    groups: &[(String, GroupType)],
     mut offsets: HashMap<String, Result<GroupOffsets>>,
     issues: &mut CycleIssues,
 ) -> Vec<GroupSnapshot> {
     let mut snapshot_groups = Vec::with_capacity(groups.len());
-    for group in groups {
+    for (group, group_type) in groups {
         let committed = match offsets.remove(group) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
@@ -69,6 +69,7 @@ pub(super) fn assemble(
             .collect();
         snapshot_groups.push(GroupSnapshot {
             group: Arc::from(group.as_str()),
+            group_type: group_type.clone(),
             state: GroupState::Unknown,
             offsets_known: committed.is_some(),
             partitions,

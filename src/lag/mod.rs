@@ -79,6 +79,7 @@ pub fn compute_for(
             {
                 let mut agg = agg.clone();
                 agg.stale = true;
+                agg.group_type = group.group_type.clone();
                 if group.state != GroupState::Unknown {
                     agg.state = group.state;
                 }
@@ -91,6 +92,7 @@ pub fn compute_for(
         }
         let mut agg = GroupLag {
             group: group.group.clone(),
+            group_type: group.group_type.clone(),
             state: group.state,
             offsets_known: group.offsets_known,
             max_lag: 0,

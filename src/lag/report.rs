@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::snapshot::{GroupState, Member};
-use crate::kafka::TopicPartition;
+use crate::kafka::{GroupType, TopicPartition};
 
 /// Lag of every monitored group and partition of one cluster.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +21,17 @@ pub struct LagReport {
     pub stale_groups: u64,
     /// Partitions whose watermarks were carried over from an earlier cycle.
     pub stale_partitions: u64,
+}
+
+impl LagReport {
+    /// How many groups of each type the report has (for the status page), by label value.
+    pub fn group_type_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for g in &self.groups {
+            *counts.entry(g.group_type.as_str().to_owned()).or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// Watermarks of one partition.
@@ -54,6 +65,7 @@ pub struct GroupPartitionLag {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupLag {
     pub group: Arc<str>,
+    pub group_type: GroupType,
     pub state: GroupState,
     /// False when the group's committed offsets were unknown this cycle: only its state is
     /// meaningful, the aggregates are not exposed.

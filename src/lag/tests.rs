@@ -42,6 +42,7 @@ fn snapshot(
             .into_iter()
             .map(|(g, state, partitions)| GroupSnapshot {
                 group: Arc::from(g),
+                group_type: Default::default(),
                 state,
                 offsets_known: true,
                 partitions,

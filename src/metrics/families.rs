@@ -28,7 +28,7 @@ pub(super) struct Exposition {
     pub series_families: bool,
 }
 
-fn base(c: &ClusterView) -> Labels<'_> {
+pub(super) fn base(c: &ClusterView) -> Labels<'_> {
     let mut l: Labels<'_> = Vec::with_capacity(8 + c.labels.len());
     l.push(("cluster_name", Cow::Borrowed(c.name.as_str())));
     for (k, v) in &c.labels {
@@ -37,7 +37,11 @@ fn base(c: &ClusterView) -> Labels<'_> {
     l
 }
 
-fn gauge_f(enc: &mut MetricEncoder<'_>, labels: &impl EncodeLabelSet, v: f64) -> std::fmt::Result {
+pub(super) fn gauge_f(
+    enc: &mut MetricEncoder<'_>,
+    labels: &impl EncodeLabelSet,
+    v: f64,
+) -> std::fmt::Result {
     ConstGauge::new(v).encode(enc.encode_family(labels)?)
 }
 
@@ -87,7 +91,7 @@ fn flag(b: bool) -> &'static str {
 }
 
 impl Exposition {
-    fn reports(&self) -> impl Iterator<Item = (&ClusterView, &LagReport)> {
+    pub(super) fn reports(&self) -> impl Iterator<Item = (&ClusterView, &LagReport)> {
         self.clusters
             .iter()
             .filter_map(|c| c.report.as_deref().map(|r| (c, r)))
@@ -470,7 +474,7 @@ impl Exposition {
                 }
             }
         }
-        self.group_family(e, "kafka_consumergroup_group_state", "Group state: 0 Unknown, 1 PreparingRebalance, 2 CompletingRebalance, 3 Stable, 4 Dead, 5 Empty, 6 Assigning, 7 Reconciling.", |g| Some(g.state.code() as f64))?;
+        self.group_state_family(e)?;
 
         self.cluster_gauge(
             e,

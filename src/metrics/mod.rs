@@ -9,6 +9,7 @@
 
 mod direct;
 mod families;
+mod group_types;
 
 use std::sync::Arc;
 use std::time::Duration;

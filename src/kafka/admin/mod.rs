@@ -24,7 +24,9 @@ use std::future::Future;
 
 use kafka_protocol::messages::ApiKey;
 
-pub use groups::{GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription};
+pub use groups::{
+    GroupDescription, GroupList, GroupListing, GroupOffsets, GroupType, MemberDescription,
+};
 pub use partitions::Watermarks;
 pub use timestamps::{
     FetchStats, PartitionFetch, TimestampQuery, TimestampResult, MAX_PARTITION_FETCH_BYTES,
