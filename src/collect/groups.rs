@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::kafka::{GroupDescription, GroupOffsets, GroupType, Result, TopicPartition};
+use crate::kafka::{
+    Cluster, GroupDescription, GroupListing, GroupOffsets, GroupType, Result, TopicPartition,
+};
 use crate::lag::{GroupPartition, GroupSnapshot, GroupState, Member};
 
 use super::carry::EarlierRows;
@@ -19,17 +21,48 @@ pub(super) fn described(d: &GroupDescription) -> Described {
     (GroupState::parse(&d.state), owners(d))
 }
 
+/// The state and partition owners of every group that has them: described by type
+/// (ConsumerGroupDescribe for KIP-848 groups, DescribeGroups for classic ones); streams
+/// groups have their listed state and no members (kafka-protocol 0.18 has no
+/// StreamsGroupDescribe). A group left out is undescribed (see [`apply_descriptions`]).
+pub(super) async fn describe(
+    cluster: &Cluster,
+    listed: &[GroupListing],
+) -> HashMap<String, Result<Described>> {
+    let typed: Vec<(String, GroupType)> = listed
+        .iter()
+        .map(|g| (g.group_id.clone(), g.group_type.clone()))
+        .collect();
+    let mut out: HashMap<String, Result<Described>> = cluster
+        .describe_typed_groups(&typed)
+        .await
+        .into_iter()
+        .map(|(group, d)| (group, d.map(|d| described(&d))))
+        .collect();
+    for g in listed {
+        if g.group_type == GroupType::Streams {
+            let state = g
+                .state
+                .as_deref()
+                .map_or(GroupState::Unknown, GroupState::parse);
+            out.insert(g.group_id.clone(), Ok((state, HashMap::new())));
+        }
+    }
+    out
+}
+
 /// The groups of the snapshot from their committed offsets, in the order of `groups`
 /// (state unknown and no member labels until [`apply_descriptions`]), each group's answer
 /// dropped as it is used.
 pub(super) fn assemble(
     cluster: &str,
-    groups: &[(String, GroupType)],
+    groups: &[GroupListing],
     mut offsets: HashMap<String, Result<GroupOffsets>>,
     issues: &mut CycleIssues,
 ) -> Vec<GroupSnapshot> {
     let mut snapshot_groups = Vec::with_capacity(groups.len());
-    for (group, group_type) in groups {
+    for listing in groups {
+        let group = &listing.group_id;
         let committed = match offsets.remove(group) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
@@ -69,7 +102,7 @@ pub(super) fn assemble(
             .collect();
         snapshot_groups.push(GroupSnapshot {
             group: Arc::from(group.as_str()),
-            group_type: group_type.clone(),
+            group_type: listing.group_type.clone(),
             state: GroupState::Unknown,
             offsets_known: committed.is_some(),
             partitions,

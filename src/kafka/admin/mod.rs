@@ -6,6 +6,7 @@
 //! | [`Cluster::list_groups`] | one ListGroups per broker |
 //! | [`Cluster::find_coordinators`] | one FindCoordinator (v4+, batched) for uncached groups |
 //! | [`Cluster::describe_groups`] | one DescribeGroups per coordinator |
+//! | [`Cluster::describe_consumer_groups`] | one ConsumerGroupDescribe per coordinator (KIP-848 groups) |
 //! | [`Cluster::committed_offsets`] | one OffsetFetch per coordinator (v8+, multi-group) |
 //! | [`Cluster::watermarks`] | two ListOffsets (earliest, latest) per leader |
 //! | [`Cluster::topic_configs`] | one DescribeConfigs |
@@ -15,6 +16,7 @@
 //! retried alone after a metadata / coordinator refresh, with backoff. Each item gets its
 //! own `Result`: one bad partition or group never discards the others.
 
+mod consumer_groups;
 mod groups;
 mod partitions;
 mod timestamps;
