@@ -274,8 +274,9 @@ async fn a_streams_group_has_its_listed_state_and_committed_lag() {
     assert_eq!(stub.count(ApiKey::ConsumerGroupDescribe), 0);
 }
 
-/// 30 groups of each kind over 3 coordinators cost one ConsumerGroupDescribe and one
-/// DescribeGroups per coordinator and cycle, whatever their number.
+/// 30 groups of each kind over 3 coordinators cost one request per coordinator, API and
+/// cycle (ConsumerGroupDescribe, DescribeGroups, ShareGroupDescribe,
+/// DescribeShareGroupOffsets, OffsetFetch), whatever their number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn descriptions_cost_one_request_per_coordinator_and_api_per_cycle() {
     let stub = StubCluster::start(&[1, 2, 3]).await;
@@ -296,6 +297,12 @@ async fn descriptions_cost_one_request_per_coordinator_and_api_per_cycle() {
                 .member(StubMember::new("m", "c", "/h").owns("orders", &[1]))
                 .offset("orders", 1, 5),
         );
+        stub.add_group(
+            StubGroup::share(&format!("share-{i:02}"))
+                .coordinator(node)
+                .member(StubMember::new("m", "c", "/h").owns("orders", &[2]))
+                .offset("orders", 2, 5),
+        );
     }
     let exp = exporter_on(&stub).await;
     exp.wait_cycles(CLUSTER, 4, WAIT).await;
@@ -305,7 +312,13 @@ async fn descriptions_cost_one_request_per_coordinator_and_api_per_cycle() {
         // stopped after whole cycles or in one, which sends each request at most once).
         let cycles = stub.count_on(node, ApiKey::ListGroups);
         assert!(cycles >= 4, "node {node}: {cycles} cycles");
-        for api in [ApiKey::ConsumerGroupDescribe, ApiKey::DescribeGroups] {
+        for api in [
+            ApiKey::ConsumerGroupDescribe,
+            ApiKey::DescribeGroups,
+            ApiKey::ShareGroupDescribe,
+            ApiKey::DescribeShareGroupOffsets,
+            ApiKey::OffsetFetch,
+        ] {
             let n = stub.count_on(node, api);
             assert!(
                 n <= cycles && n + 1 >= cycles,
@@ -313,4 +326,134 @@ async fn descriptions_cost_one_request_per_coordinator_and_api_per_cycle() {
             );
         }
     }
+}
+
+/// A share group next to a classic group on topic "jobs": node 1 leads jobs/0, node 2
+/// jobs/1, 20 records each, one a second from 15 minutes ago.
+fn share_setup(stub: &StubCluster, ts: impl Fn(i64) -> i64) {
+    stub.add_topic("jobs", &[1, 2]);
+    for p in 0..2 {
+        stub.append_records("jobs", p, &(0..20).map(&ts).collect::<Vec<_>>());
+    }
+    stub.add_group(
+        StubGroup::share("workers")
+            .coordinator(2)
+            // Both members share jobs/0; the lower member id labels it.
+            .member(StubMember::new("w-2", "worker-b", "/10.0.1.2").owns("jobs", &[0]))
+            .member(StubMember::new("w-1", "worker-a", "/10.0.1.1").owns("jobs", &[0, 1]))
+            .offset("jobs", 0, 5)
+            // Not initialised: no series.
+            .offset("jobs", 1, -1),
+    );
+    stub.add_group(StubGroup::consumer("classic").offset("jobs", 1, 12));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_group_has_lag_from_its_start_offsets_and_families_of_its_own() {
+    let stub = StubCluster::start(&[1, 2]).await;
+    let base = now_ms() - 900_000;
+    let ts = move |o: i64| base + o * 1000;
+    share_setup(&stub, ts);
+    let exp = exporter_on(&stub).await;
+    let m = next_full_cycle(&exp).await;
+
+    let row = [("group", "workers"), ("topic", "jobs"), ("partition", "0")];
+    let lag = m.find("kafka_sharegroup_group_lag", &row);
+    assert_eq!(lag.len(), 1, "{lag:?}");
+    assert_eq!(lag[0].value, 15.0, "high 20 − start 5");
+    assert_eq!(lag[0].labels["member_host"], "/10.0.1.1");
+    assert_eq!(lag[0].labels["consumer_id"], "w-1");
+    assert_eq!(lag[0].labels["client_id"], "worker-a");
+    let secs = m.find("kafka_sharegroup_group_lag_seconds", &row);
+    assert_eq!(secs.len(), 1, "{secs:?}");
+    let want = (now_ms() - ts(5)) as f64 / 1000.0;
+    assert!(
+        secs[0].value <= want && secs[0].value > want - 10.0,
+        "time lag {} of the record at the start offset, want just under {want}",
+        secs[0].value
+    );
+    assert_eq!(secs[0].labels["data_loss_detected"], "false");
+    // The uninitialised share partition has no series.
+    assert!(m
+        .find(
+            "kafka_sharegroup_group_lag",
+            &[("group", "workers"), ("partition", "1")]
+        )
+        .is_empty());
+    assert_eq!(
+        m.value("kafka_sharegroup_group_max_lag", &[("group", "workers")]),
+        Some(15.0)
+    );
+    assert_eq!(
+        m.value("kafka_sharegroup_group_state", &[("group", "workers")]),
+        Some(3.0)
+    );
+    // Never in the consumer-group families; the classic group is as always.
+    assert!(!m
+        .samples
+        .iter()
+        .any(|s| s.name.starts_with("kafka_consumergroup_")
+            && s.labels.get("group").map(String::as_str) == Some("workers")));
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_group_lag",
+            &[("group", "classic"), ("partition", "1")]
+        ),
+        Some(8.0)
+    );
+    assert_eq!(m.value("tidemark_cluster_up", &[]), Some(1.0));
+    exp.shutdown().await;
+
+    for api in [ApiKey::OffsetFetch, ApiKey::DescribeGroups] {
+        assert!(
+            !stub
+                .requests_of(api)
+                .iter()
+                .any(|r| r.names_group("workers")),
+            "{api:?} names the share group"
+        );
+    }
+    for api in [
+        ApiKey::ShareGroupDescribe,
+        ApiKey::DescribeShareGroupOffsets,
+    ] {
+        let sent = stub.requests_of(api);
+        assert!(!sent.is_empty(), "{api:?} sent");
+        for r in sent {
+            assert_eq!(
+                (r.node, r.groups()),
+                (2, vec!["workers".to_owned()]),
+                "{api:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_group_on_a_broker_with_only_share_group_describe_v0() {
+    // Kafka 4.0 advertises ShareGroupDescribe v0 only: no state, no error, lag as always.
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.set_versions(ApiKey::ShareGroupDescribe, 0, 0);
+    let base = now_ms() - 900_000;
+    share_setup(&stub, move |o| base + o * 1000);
+    let exp = exporter_on(&stub).await;
+    let m = next_full_cycle(&exp).await;
+    assert_eq!(
+        m.value("kafka_sharegroup_group_state", &[("group", "workers")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("kafka_sharegroup_group_max_lag", &[("group", "workers")]),
+        Some(15.0)
+    );
+    assert_eq!(m.value("tidemark_cluster_up", &[]), Some(1.0));
+    exp.shutdown().await;
+    assert_eq!(stub.count(ApiKey::ShareGroupDescribe), 0);
 }

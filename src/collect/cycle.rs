@@ -5,6 +5,10 @@
 //!                                          └─ DescribeGroups ────────────────────┘
 //! ```
 //!
+//! (OffsetFetch stands for the offsets of every group type: share groups' start offsets come
+//! from DescribeShareGroupOffsets, alongside; DescribeGroups for the descriptions of every
+//! type: ConsumerGroupDescribe and ShareGroupDescribe too, see `groups::describe`.)
+//!
 //! Only DescribeGroups runs alongside: states and member labels never enter the lag, so
 //! they may arrive at any time before the snapshot is finished. Every other step waits for
 //! the one before it, for these reasons:
@@ -265,10 +269,9 @@ impl CycleState {
         issues: &mut CycleIssues,
         phases: &mut CyclePhases,
     ) -> PartitionReads {
-        let names: Vec<String> = groups.iter().map(|g| g.group_id.clone()).collect();
         let (offsets, took) = timed(tokio::time::timeout(
             self.offset_fetch_timeout,
-            cluster.committed_offsets(&names),
+            groups::read_offsets(cluster, groups),
         ))
         .await;
         phases.offsets = took;

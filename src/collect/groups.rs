@@ -1,6 +1,6 @@
-//! The groups of a cycle's snapshot, built from the OffsetFetch answers, then given their
-//! states and member labels from the DescribeGroups answers (which may arrive later: see
-//! `cycle`).
+//! The groups of a cycle's snapshot, built from the OffsetFetch (and, for share groups,
+//! DescribeShareGroupOffsets) answers, then given their states and member labels from the
+//! descriptions of each group type (which may arrive later: see `cycle`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +49,29 @@ pub(super) async fn describe(
         }
     }
     out
+}
+
+/// The offsets every group's lag is measured from: committed offsets (OffsetFetch), and
+/// for share groups, which commit nothing, the share-partition start offsets
+/// (DescribeShareGroupOffsets), read alongside.
+pub(super) async fn read_offsets(
+    cluster: &Cluster,
+    groups: &[GroupListing],
+) -> HashMap<String, Result<GroupOffsets>> {
+    let (share, others): (Vec<&GroupListing>, Vec<&GroupListing>) = groups
+        .iter()
+        .partition(|g| g.group_type == GroupType::Share);
+    let names: Vec<String> = others.iter().map(|g| g.group_id.clone()).collect();
+    let share: Vec<String> = share.iter().map(|g| g.group_id.clone()).collect();
+    let (mut offsets, starts) = tokio::join!(cluster.committed_offsets(&names), async {
+        if share.is_empty() {
+            HashMap::new()
+        } else {
+            cluster.share_start_offsets(&share).await
+        }
+    });
+    offsets.extend(starts);
+    offsets
 }
 
 /// The groups of the snapshot from their committed offsets, in the order of `groups`
@@ -151,8 +174,9 @@ fn owners(d: &GroupDescription) -> HashMap<TopicPartition, Arc<Member>> {
             consumer_id: m.member_id.clone(),
             client_id: m.client_id.clone(),
         });
+        // A share partition may have several owners: the first (by member id) is kept.
         for tp in &m.assignment {
-            map.insert(tp.clone(), member.clone());
+            map.entry(tp.clone()).or_insert_with(|| member.clone());
         }
     }
     map

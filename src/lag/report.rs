@@ -13,6 +13,10 @@ pub struct LagReport {
     pub partitions: Vec<PartitionOffsets>,
     pub group_partitions: Vec<GroupPartitionLag>,
     pub groups: Vec<GroupLag>,
+    /// Share groups (KIP-932), apart: their lag is measured from the share-partition start
+    /// offset (in `committed`), and they have families of their own.
+    pub share_group_partitions: Vec<GroupPartitionLag>,
+    pub share_groups: Vec<GroupLag>,
     /// Group partitions on compacted topics in this report.
     pub compaction_partitions: u64,
     /// Group partitions whose committed offset is below the low watermark.
@@ -27,7 +31,7 @@ impl LagReport {
     /// How many groups of each type the report has (for the status page), by label value.
     pub fn group_type_counts(&self) -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
-        for g in &self.groups {
+        for g in self.groups.iter().chain(&self.share_groups) {
             *counts.entry(g.group_type.as_str().to_owned()).or_default() += 1;
         }
         counts

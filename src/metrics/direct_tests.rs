@@ -148,6 +148,7 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
         data_loss_partitions: 4,
         stale_groups: 1,
         stale_partitions: 0,
+        ..LagReport::default()
     }
 }
 

@@ -60,7 +60,7 @@ fn partition_labels(p: &PartitionOffsets) -> ([Pair<'_>; 1], [(&'static str, i32
 }
 
 /// group, topic, partition, member_host, consumer_id, client_id.
-fn member_labels(
+pub(super) fn member_labels(
     r: &GroupPartitionLag,
 ) -> ([Pair<'_>; 2], [(&'static str, i32); 1], [Pair<'_>; 3]) {
     let (host, consumer, client) = match &r.member {
@@ -82,7 +82,7 @@ fn member_labels(
     )
 }
 
-fn flag(b: bool) -> &'static str {
+pub(super) fn flag(b: bool) -> &'static str {
     if b {
         "true"
     } else {
@@ -475,6 +475,7 @@ impl Exposition {
             }
         }
         self.group_state_family(e)?;
+        self.share_group_families(e)?;
 
         self.cluster_gauge(
             e,

@@ -10,6 +10,7 @@
 mod direct;
 mod families;
 mod group_types;
+mod share_groups;
 
 use std::sync::Arc;
 use std::time::Duration;

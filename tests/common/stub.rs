@@ -19,7 +19,9 @@
 //! * DescribeConfigs answers a topic's configs (all, or the keys asked for).
 //! * ListGroups v5 names each group's type ([`StubGroup::group_type`]);
 //!   ConsumerGroupDescribe describes the groups of type `consumer` (members' current
-//!   assignments from [`StubMember::owns`]) and answers GROUP_ID_NOT_FOUND for any other.
+//!   assignments from [`StubMember::owns`]) and answers GROUP_ID_NOT_FOUND for any other;
+//!   ShareGroupDescribe and DescribeShareGroupOffsets do the same for `share` groups, whose
+//!   `offsets` are their share-partition start offsets.
 //!
 //! So moving a leader ([`Stub::set_leader`]) or a coordinator ([`Stub::set_coordinator`])
 //! makes the old node answer with the routing error on its own. Per-item error codes are
@@ -72,6 +74,11 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::describe_share_group_offsets_response::{
+    DescribeShareGroupOffsetsResponseGroup as ShareOffsetsGroup,
+    DescribeShareGroupOffsetsResponsePartition as ShareOffsetsPartition,
+    DescribeShareGroupOffsetsResponseTopic as ShareOffsetsTopic,
+};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -85,13 +92,19 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::share_group_describe_response::{
+    Assignment as ShareAssignment, DescribedGroup as ShareGroup, Member as ShareMember,
+    TopicPartitions as SharePartitions,
+};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, ConsumerGroupDescribeRequest,
     ConsumerGroupDescribeResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListGroupsRequest,
-    ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader, TopicName,
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+    OffsetFetchResponse, RequestHeader, ResponseHeader, ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -105,7 +118,7 @@ use tokio::task::AbortHandle;
 pub const MAX_REQUEST_FRAME: usize = 16 * 1024 * 1024;
 
 /// The APIs the stub decodes and answers from its model.
-pub const SUPPORTED_APIS: [ApiKey; 10] = [
+pub const SUPPORTED_APIS: [ApiKey; 12] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::ListGroups,
@@ -116,6 +129,8 @@ pub const SUPPORTED_APIS: [ApiKey; 10] = [
     ApiKey::Fetch,
     ApiKey::DescribeConfigs,
     ApiKey::ConsumerGroupDescribe,
+    ApiKey::ShareGroupDescribe,
+    ApiKey::DescribeShareGroupOffsets,
 ];
 
 /// Kafka error codes the tests script.
@@ -160,6 +175,8 @@ pub enum Request {
     Fetch(FetchRequest),
     DescribeConfigs(DescribeConfigsRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    ShareGroupDescribe(ShareGroupDescribeRequest),
+    DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest),
     /// Any other API: the body, undecoded. The model cannot answer it ([`Reply::Default`]
     /// closes the connection); a handler can.
     Other(Bytes),
@@ -181,6 +198,12 @@ impl Request {
             ApiKey::ConsumerGroupDescribe => {
                 Request::ConsumerGroupDescribe(Decodable::decode(b, version)?)
             }
+            ApiKey::ShareGroupDescribe => {
+                Request::ShareGroupDescribe(Decodable::decode(b, version)?)
+            }
+            ApiKey::DescribeShareGroupOffsets => {
+                Request::DescribeShareGroupOffsets(Decodable::decode(b, version)?)
+            }
             _ => Request::Other(body),
         })
     }
@@ -199,6 +222,8 @@ pub enum Response {
     Fetch(FetchResponse),
     DescribeConfigs(DescribeConfigsResponse),
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    ShareGroupDescribe(ShareGroupDescribeResponse),
+    DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse),
 }
 
 macro_rules! response_from_types {
@@ -220,7 +245,9 @@ response_from_types!(
     ListOffsets => ListOffsetsResponse,
     Fetch => FetchResponse,
     DescribeConfigs => DescribeConfigsResponse,
-    ConsumerGroupDescribe => ConsumerGroupDescribeResponse
+    ConsumerGroupDescribe => ConsumerGroupDescribeResponse,
+    ShareGroupDescribe => ShareGroupDescribeResponse,
+    DescribeShareGroupOffsets => DescribeShareGroupOffsetsResponse
 );
 
 impl Response {
@@ -246,6 +273,8 @@ impl Response {
             Response::Fetch(r) => r.encode(&mut buf, version)?,
             Response::DescribeConfigs(r) => r.encode(&mut buf, version)?,
             Response::ConsumerGroupDescribe(r) => r.encode(&mut buf, version)?,
+            Response::ShareGroupDescribe(r) => r.encode(&mut buf, version)?,
+            Response::DescribeShareGroupOffsets(r) => r.encode(&mut buf, version)?,
         }
         Ok(buf.freeze())
     }
@@ -291,6 +320,16 @@ impl Received {
                 .group_ids
                 .iter()
                 .map(|g| g.0.as_str().to_owned())
+                .collect(),
+            Request::ShareGroupDescribe(r) => r
+                .group_ids
+                .iter()
+                .map(|g| g.0.as_str().to_owned())
+                .collect(),
+            Request::DescribeShareGroupOffsets(r) => r
+                .groups
+                .iter()
+                .map(|g| g.group_id.0.as_str().to_owned())
                 .collect(),
             _ => Vec::new(),
         }
@@ -467,7 +506,8 @@ pub struct StubGroup {
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<StubMember>,
-    /// Committed offsets by (topic, partition).
+    /// Committed offsets by (topic, partition); for a share group, the share-partition
+    /// start offsets DescribeShareGroupOffsets reports (-1: not initialised).
     pub offsets: BTreeMap<(String, i32), i64>,
 }
 
@@ -484,6 +524,15 @@ impl StubGroup {
             members: Vec::new(),
             offsets: BTreeMap::new(),
         }
+    }
+
+    /// A Stable share group (type and protocol type `share`); its `offsets` are start offsets.
+    pub fn share(group_id: &str) -> Self {
+        let mut g = Self::consumer(group_id);
+        g.group_type = "share".to_owned();
+        g.protocol_type = "share".to_owned();
+        g.protocol = String::new();
+        g
     }
 
     /// A Stable KIP-848 consumer group (type `consumer`, the `uniform` assignor).
@@ -665,6 +714,8 @@ impl Model {
             Request::Fetch(r) => self.fetch(node, r).into(),
             Request::DescribeConfigs(r) => self.describe_configs(node, r).into(),
             Request::ConsumerGroupDescribe(r) => self.consumer_group_describe(node, r).into(),
+            Request::ShareGroupDescribe(r) => self.share_group_describe(node, r).into(),
+            Request::DescribeShareGroupOffsets(r) => self.share_group_offsets(node, r).into(),
             Request::Other(_) => return None,
         })
     }
@@ -931,6 +982,104 @@ impl Model {
             })
             .collect();
         ConsumerGroupDescribeResponse::default().with_groups(groups)
+    }
+
+    /// ShareGroupDescribe: share groups only (GROUP_ID_NOT_FOUND for any other group),
+    /// members' assignments from [`StubMember::owns`].
+    fn share_group_describe(
+        &mut self,
+        node: i32,
+        req: &ShareGroupDescribeRequest,
+    ) -> ShareGroupDescribeResponse {
+        let first = self.first_node();
+        let groups = req
+            .group_ids
+            .iter()
+            .map(|gid| {
+                let id = gid.0.as_str();
+                let base = ShareGroup::default().with_group_id(gid.clone());
+                let code = self
+                    .faults
+                    .take(node, ApiKey::ShareGroupDescribe, Item::Group(id))
+                    .or_else(|| {
+                        (coordinator_of(&self.groups, first, id) != node)
+                            .then_some(code::NOT_COORDINATOR)
+                    });
+                if let Some(code) = code {
+                    return base.with_error_code(code);
+                }
+                let Some(g) = self.groups.get(id).filter(|g| g.group_type == "share") else {
+                    return base.with_error_code(code::GROUP_ID_NOT_FOUND);
+                };
+                let members = g.members.iter().map(|m| {
+                    let owned = m.owned.iter().map(|(t, ps)| {
+                        SharePartitions::default()
+                            .with_topic_name(TopicName(s(t)))
+                            .with_partitions(ps.clone())
+                    });
+                    ShareMember::default()
+                        .with_member_id(s(&m.member_id))
+                        .with_member_epoch(1)
+                        .with_client_id(s(&m.client_id))
+                        .with_client_host(s(&m.client_host))
+                        .with_assignment(
+                            ShareAssignment::default().with_topic_partitions(owned.collect()),
+                        )
+                });
+                base.with_group_state(s(&g.state))
+                    .with_group_epoch(1)
+                    .with_assignment_epoch(1)
+                    .with_assignor_name(s("simple"))
+                    .with_members(members.collect())
+            })
+            .collect();
+        ShareGroupDescribeResponse::default().with_groups(groups)
+    }
+
+    /// DescribeShareGroupOffsets: every start offset of each share group asked for.
+    fn share_group_offsets(
+        &mut self,
+        node: i32,
+        req: &DescribeShareGroupOffsetsRequest,
+    ) -> DescribeShareGroupOffsetsResponse {
+        let first = self.first_node();
+        let groups = req
+            .groups
+            .iter()
+            .map(|rg| {
+                let id = rg.group_id.0.as_str();
+                let base = ShareOffsetsGroup::default().with_group_id(rg.group_id.clone());
+                let code = self
+                    .faults
+                    .take(node, ApiKey::DescribeShareGroupOffsets, Item::Group(id))
+                    .or_else(|| {
+                        (coordinator_of(&self.groups, first, id) != node)
+                            .then_some(code::NOT_COORDINATOR)
+                    });
+                if let Some(code) = code {
+                    return base.with_error_code(code);
+                }
+                let Some(g) = self.groups.get(id).filter(|g| g.group_type == "share") else {
+                    return base.with_error_code(code::GROUP_ID_NOT_FOUND);
+                };
+                let mut by_topic: BTreeMap<&str, Vec<ShareOffsetsPartition>> = BTreeMap::new();
+                for ((t, p), start) in &g.offsets {
+                    by_topic.entry(t).or_default().push(
+                        ShareOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_start_offset(*start)
+                            .with_leader_epoch(0),
+                    );
+                }
+                let topics = by_topic.into_iter().map(|(t, ps)| {
+                    ShareOffsetsTopic::default()
+                        .with_topic_name(TopicName(s(t)))
+                        .with_partitions(ps)
+                });
+                base.with_topics(topics.collect())
+            })
+            .collect();
+        DescribeShareGroupOffsetsResponse::default().with_groups(groups)
     }
 
     fn offset_fetch(

@@ -21,9 +21,9 @@ impl Cluster {
     /// Describe `groups` by type: KIP-848 consumer groups with ConsumerGroupDescribe, and
     /// DescribeGroups for classic groups, for groups of types newer than tidemark, and for
     /// consumer groups ConsumerGroupDescribe could not describe (a broker without API 69, or
-    /// GROUP_ID_NOT_FOUND: the group turned classic). Streams groups are not described
-    /// (kafka-protocol 0.18 has no StreamsGroupDescribe); share groups still go to
-    /// DescribeGroups.
+    /// GROUP_ID_NOT_FOUND: the group turned classic). Share groups with ShareGroupDescribe
+    /// (state Unknown and no members from a coordinator that does not speak v1). Streams
+    /// groups are not described (kafka-protocol 0.18 has no StreamsGroupDescribe).
     ///
     /// ConsumerGroupDescribe goes first so the fallbacks join the one DescribeGroups per
     /// coordinator: at most one request per coordinator and API.
@@ -33,26 +33,52 @@ impl Cluster {
     ) -> HashMap<String, Result<GroupDescription>> {
         let mut classic = Vec::new();
         let mut consumer = Vec::new();
+        let mut share = Vec::new();
         for (g, t) in groups {
             match t {
                 GroupType::Consumer => consumer.push(g.clone()),
+                GroupType::Share => share.push(g.clone()),
                 GroupType::Streams => {}
-                GroupType::Classic | GroupType::Share | GroupType::Other(_) => {
-                    classic.push(g.clone())
-                }
+                GroupType::Classic | GroupType::Other(_) => classic.push(g.clone()),
             }
         }
         let mut results = HashMap::with_capacity(groups.len());
-        if !consumer.is_empty() {
-            for (group, r) in self.describe_consumer_groups(&consumer).await {
-                match r {
-                    Ok(Some(d)) => {
-                        results.insert(group, Ok(d));
-                    }
-                    Ok(None) => classic.push(group),
-                    Err(e) => {
-                        results.insert(group, Err(e));
-                    }
+        let (consumers, shares) = tokio::join!(
+            async {
+                if consumer.is_empty() {
+                    HashMap::new()
+                } else {
+                    self.describe_consumer_groups(&consumer).await
+                }
+            },
+            async {
+                if share.is_empty() {
+                    HashMap::new()
+                } else {
+                    self.describe_share_groups(&share).await
+                }
+            }
+        );
+        for (group, r) in shares {
+            let d = r.map(|d| {
+                d.unwrap_or_else(|| GroupDescription {
+                    group_id: group.clone(),
+                    state: String::new(),
+                    protocol_type: "share".to_string(),
+                    protocol: String::new(),
+                    members: Vec::new(),
+                })
+            });
+            results.insert(group, d);
+        }
+        for (group, r) in consumers {
+            match r {
+                Ok(Some(d)) => {
+                    results.insert(group, Ok(d));
+                }
+                Ok(None) => classic.push(group),
+                Err(e) => {
+                    results.insert(group, Err(e));
                 }
             }
         }

@@ -7,6 +7,8 @@
 //! | [`Cluster::find_coordinators`] | one FindCoordinator (v4+, batched) for uncached groups |
 //! | [`Cluster::describe_groups`] | one DescribeGroups per coordinator |
 //! | [`Cluster::describe_consumer_groups`] | one ConsumerGroupDescribe per coordinator (KIP-848 groups) |
+//! | [`Cluster::describe_share_groups`] | one ShareGroupDescribe per coordinator (share groups) |
+//! | [`Cluster::share_start_offsets`] | one DescribeShareGroupOffsets per coordinator |
 //! | [`Cluster::committed_offsets`] | one OffsetFetch per coordinator (v8+, multi-group) |
 //! | [`Cluster::watermarks`] | two ListOffsets (earliest, latest) per leader |
 //! | [`Cluster::topic_configs`] | one DescribeConfigs |
@@ -19,6 +21,7 @@
 mod consumer_groups;
 mod groups;
 mod partitions;
+mod share_groups;
 mod timestamps;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
