@@ -93,3 +93,71 @@ impl Exposition {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use crate::config::Granularity;
+    use crate::kafka::{GroupType, TopicPartition, Watermarks};
+    use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
+    use crate::metrics::{render, ClusterView};
+
+    fn view() -> ClusterView {
+        let snapshot = ClusterSnapshot {
+            cluster: "c".into(),
+            watermarks: BTreeMap::from([(
+                TopicPartition::new("t", 0),
+                Watermarks { low: 0, high: 10 },
+            )]),
+            groups: vec![GroupSnapshot {
+                group: Arc::from("s"),
+                group_type: GroupType::Share,
+                state: GroupState::Empty,
+                offsets_known: true,
+                partitions: vec![GroupPartition {
+                    tp: TopicPartition::new("t", 0),
+                    committed: 3,
+                    member: None,
+                    record: None,
+                    markers_only: false,
+                }],
+            }],
+            compacted_topics: BTreeSet::new(),
+            poll_time: Default::default(),
+            carried_watermarks: Default::default(),
+        };
+        ClusterView {
+            name: "c".into(),
+            report: Some(Arc::new(lag::compute(&snapshot, 1_000))),
+            ..ClusterView::default()
+        }
+    }
+
+    #[test]
+    fn share_series_per_granularity_and_never_in_consumer_families() {
+        let text = render(&[view()], Granularity::Partition);
+        for want in [
+            r#"kafka_sharegroup_group_lag{cluster_name="c",group="s",topic="t",partition="0",member_host="",consumer_id="",client_id=""} 7.0"#,
+            r#"kafka_sharegroup_group_max_lag{cluster_name="c",group="s"} 7.0"#,
+            r#"kafka_sharegroup_group_state{cluster_name="c",group="s"} 5.0"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want} in\n{text}");
+        }
+        // Not sampled: no time lag series.
+        assert!(
+            !text.contains("kafka_sharegroup_group_lag_seconds{"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("kafka_consumergroup_") && l.contains("group=\"s\"")),
+            "{text}"
+        );
+        let text = render(&[view()], Granularity::Topic);
+        assert!(!text.contains("kafka_sharegroup_group_lag{"), "{text}");
+        assert!(text.contains(r#"kafka_sharegroup_group_max_lag{cluster_name="c",group="s"} 7.0"#));
+    }
+}
