@@ -41,7 +41,7 @@ impl GroupType {
     /// `share` or `streams` for those groups on every version and `consumer` for KIP-848
     /// consumer groups (indistinguishable from classic ones there).
     pub fn from_listing(group_type: Option<&str>, protocol_type: &str) -> GroupType {
-        match group_type {
+        match group_type.filter(|t| !t.is_empty()) {
             Some(t) => match t.to_ascii_lowercase().as_str() {
                 "classic" => GroupType::Classic,
                 "consumer" => GroupType::Consumer,
@@ -482,6 +482,7 @@ mod tests {
             (Some("streams"), "streams", GroupType::Streams),
             (Some("future"), "x", GroupType::Other("future".into())),
             (None, "consumer", GroupType::Classic),
+            (Some(""), "share", GroupType::Share),
             (None, "", GroupType::Classic),
             (None, "connect", GroupType::Classic),
             (None, "share", GroupType::Share),
