@@ -105,6 +105,7 @@ fn snapshot(topics: usize, groups: usize) -> ClusterSnapshot {
                 .collect();
             GroupSnapshot {
                 group: Arc::from(format!("payments-{g:04}-ledger-consumer")),
+                group_type: Default::default(),
                 state: GroupState::Stable,
                 offsets_known: true,
                 partitions,

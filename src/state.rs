@@ -69,6 +69,8 @@ pub struct ClusterStatus {
     pub item_errors: Vec<String>,
     /// When the last cycle that published finished.
     pub last_success_at: Option<std::time::Instant>,
+    /// Groups of the last published report, by group type (`classic`, `consumer`, ...).
+    pub group_types: BTreeMap<String, u64>,
 }
 
 /// The rendered exposition in both formats, compressed.
@@ -219,6 +221,7 @@ impl ExporterState {
                 view.data_loss_total = view
                     .data_loss_total
                     .saturating_add(report.data_loss_partitions);
+                st.group_types = report.group_type_counts();
                 view.report = Some(report);
                 st.last_error = None;
                 st.cycles_ok += 1;

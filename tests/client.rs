@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::{Broker, Codec, Workload};
 use tidemark::kafka::records::TimestampType;
-use tidemark::kafka::{Cluster, ClusterConfig, TimestampQuery, TimestampResult, TopicPartition};
+use tidemark::kafka::{
+    Cluster, ClusterConfig, GroupType, TimestampQuery, TimestampResult, TopicPartition,
+};
 
 const BASE_TS: i64 = 1_700_000_000_000;
 const CODECS: [Codec; 5] = [
@@ -258,15 +260,22 @@ async fn a_cycle_for_50_groups_costs_at_most_8_requests_per_broker() {
 
     let cycle = || async {
         let before = totals(&cluster);
-        let listed: Vec<String> = cluster
-            .list_groups()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|g| g.group_id)
-            .collect();
+        let listings = cluster.list_groups().await.unwrap();
+        let listed: Vec<String> = listings.iter().map(|g| g.group_id.clone()).collect();
         assert_eq!(listed.len(), 50);
-        let described = cluster.describe_groups(&listed).await;
+        // Described by type, as the collector does: the test broker's groups are classic
+        // (it advertises ConsumerGroupDescribe but has no KIP-848 groups), so this costs
+        // the one DescribeGroups per coordinator and nothing more.
+        let typed: Vec<(String, GroupType)> = listings
+            .iter()
+            .map(|g| (g.group_id.clone(), g.group_type.clone()))
+            .collect();
+        assert!(
+            typed.iter().all(|(_, t)| *t == GroupType::Classic),
+            "{typed:?}"
+        );
+        let described = cluster.describe_typed_groups(&typed).await;
+        assert_eq!(described.len(), 50);
         assert!(described.values().all(|d| d.is_ok()));
         let offsets = cluster.committed_offsets(&listed).await;
         let meta = cluster.refresh_metadata().await.unwrap();

@@ -59,6 +59,7 @@ fn state() -> Arc<ExporterState> {
     let groups = (0..GROUPS)
         .map(|g| GroupSnapshot {
             group: Arc::from(format!("orders-{g:03}-consumer")),
+            group_type: Default::default(),
             state: GroupState::Stable,
             offsets_known: true,
             partitions: (0..PARTITIONS)

@@ -436,8 +436,12 @@ impl Expected<'_> {
         }
 
         // Group state, as the broker reports it.
+        // The test broker has classic groups only (it has no KIP-848 heartbeat).
         for (group, state) in &self.states {
-            let labels = with(&[("group", group.clone())]);
+            let labels = with(&[
+                ("group", group.clone()),
+                ("group_type", "classic".to_owned()),
+            ]);
             let name = "kafka_consumergroup_group_state";
             self.exact(m, name, &labels, &[], *state, &mut bad);
         }

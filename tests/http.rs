@@ -45,6 +45,7 @@ fn state(groups: usize) -> Arc<ExporterState> {
     let groups = (0..groups)
         .map(|g| GroupSnapshot {
             group: Arc::from(format!("orders-{g:04}-consumer")),
+            group_type: Default::default(),
             state: GroupState::Stable,
             offsets_known: true,
             partitions: (0..50)

@@ -64,6 +64,7 @@ fn full_view() -> ClusterView {
         ]),
         groups: vec![GroupSnapshot {
             group: Arc::from("g"),
+            group_type: Default::default(),
             state: GroupState::Stable,
             offsets_known: true,
             partitions: vec![

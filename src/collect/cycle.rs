@@ -5,6 +5,10 @@
 //!                                          └─ DescribeGroups ────────────────────┘
 //! ```
 //!
+//! (OffsetFetch stands for the offsets of every group type: share groups' start offsets come
+//! from DescribeShareGroupOffsets, alongside; DescribeGroups for the descriptions of every
+//! type: ConsumerGroupDescribe and ShareGroupDescribe too, see `groups::describe`.)
+//!
 //! Only DescribeGroups runs alongside: states and member labels never enter the lag, so
 //! they may arrive at any time before the snapshot is finished. Every other step waits for
 //! the one before it, for these reasons:
@@ -31,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::ClusterSettings;
 use crate::kafka::{
-    Cluster, FetchStats, KafkaError, TimestampQuery, TimestampResult, TopicPartition, Watermarks,
+    Cluster, FetchStats, GroupListing, KafkaError, TimestampQuery, TimestampResult, TopicPartition,
+    Watermarks,
 };
 use crate::lag::{ClusterSnapshot, GroupSnapshot, LagReport};
 
@@ -73,7 +78,7 @@ pub struct CycleState {
     pub previous: Option<Arc<LagReport>>,
     /// The broker that listed each group last time: a group not listed this cycle is gone
     /// only when that broker answered.
-    listed_by: HashMap<Arc<str>, i32>,
+    listed_by: HashMap<Arc<str>, (i32, GroupListing)>,
     cluster_id: Option<String>,
     last_phases: CyclePhases,
 }
@@ -184,8 +189,9 @@ impl CycleState {
         phases.metadata += took;
 
         let started = Instant::now();
-        let groups = self.groups_to_read(cluster, &mut issues).await;
+        let listed = self.groups_to_read(cluster, &mut issues).await;
         phases.list_groups = started.elapsed();
+        let groups: Vec<String> = listed.iter().map(|g| g.group_id.clone()).collect();
         // Coordinators first (cached after the first cycle): DescribeGroups and OffsetFetch
         // below run concurrently and would otherwise each look the new groups up.
         if !groups.is_empty() {
@@ -193,18 +199,12 @@ impl CycleState {
             phases.coordinators = took;
         }
 
-        // DescribeGroups alongside the chain below (see the module docs). Descriptions are
-        // held until the chain ends: only what the snapshot keeps of them.
-        let describe = timed(async {
-            let described = cluster.describe_groups(&groups).await;
-            described
-                .into_iter()
-                .map(|(group, d)| (group, d.map(|d| groups::described(&d))))
-                .collect::<HashMap<_, _>>()
-        });
+        // Descriptions alongside the chain below (see the module docs), each group by its
+        // type. They are held until the chain ends: only what the snapshot keeps of them.
+        let describe = timed(groups::describe(cluster, &listed));
         let reads = self.read_offsets_and_partitions(
             cluster,
-            &groups,
+            &listed,
             &meta,
             oldest_ms,
             &mut issues,
@@ -263,7 +263,7 @@ impl CycleState {
     async fn read_offsets_and_partitions(
         &mut self,
         cluster: &Cluster,
-        groups: &[String],
+        groups: &[GroupListing],
         meta: &crate::kafka::Metadata,
         oldest_ms: i64,
         issues: &mut CycleIssues,
@@ -271,7 +271,7 @@ impl CycleState {
     ) -> PartitionReads {
         let (offsets, took) = timed(tokio::time::timeout(
             self.offset_fetch_timeout,
-            cluster.committed_offsets(groups),
+            groups::read_offsets(cluster, groups),
         ))
         .await;
         phases.offsets = took;
@@ -370,31 +370,37 @@ impl CycleState {
         (watermarks, carried_watermarks)
     }
 
-    /// The groups to read this cycle: every allowed group a broker listed, and the groups
-    /// the last cycle had whose listing broker could not answer now (they are read anyway,
-    /// their coordinator may answer; otherwise they keep their last values).
-    async fn groups_to_read(&mut self, cluster: &Cluster, issues: &mut CycleIssues) -> Vec<String> {
+    /// The groups to read this cycle, as listed: every allowed group a broker listed, and
+    /// the groups the last cycle had whose listing broker could not answer now (they are
+    /// read anyway, their coordinator may answer; otherwise they keep their last values).
+    async fn groups_to_read(
+        &mut self,
+        cluster: &Cluster,
+        issues: &mut CycleIssues,
+    ) -> Vec<GroupListing> {
         let listed = cluster.list_groups_partial().await;
         for (node, e) in &listed.failed {
             tracing::warn!(cluster = %self.settings.name, node, error = %e, "listing groups failed on this broker; its groups keep their last values");
             issues.note(|| format!("broker {node}: ListGroups: {e}"));
         }
-        let mut listed_by: HashMap<Arc<str>, i32> = HashMap::with_capacity(listed.groups.len());
+        let mut listed_by: HashMap<Arc<str>, (i32, GroupListing)> =
+            HashMap::with_capacity(listed.groups.len());
         for (g, node) in listed.groups {
             if self.settings.group_allowed(&g.group_id) {
-                listed_by.insert(Arc::from(g.group_id), node);
+                listed_by.insert(Arc::from(g.group_id.as_str()), (node, g));
             }
         }
-        for (group, node) in self.listed_by.drain() {
+        for (group, (node, g)) in self.listed_by.drain() {
             if listed.failed.contains_key(&node) {
-                listed_by.entry(group).or_insert(node);
+                listed_by.entry(group).or_insert((node, g));
             }
         }
-        let mut groups: Vec<String> = listed_by.keys().map(|g| g.to_string()).collect();
-        groups.sort_unstable();
+        let mut groups: Vec<GroupListing> = listed_by.values().map(|(_, g)| g.clone()).collect();
+        groups.sort_unstable_by(|a, b| a.group_id.cmp(&b.group_id));
         self.listed_by = listed_by;
         groups
     }
+
     /// Fill `record` for every lagging group partition: cache first, batched fetches for
     /// the rest within the cycle's budget; evict cache entries no group points at any more.
     ///

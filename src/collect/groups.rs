@@ -1,11 +1,13 @@
-//! The groups of a cycle's snapshot, built from the OffsetFetch answers, then given their
-//! states and member labels from the DescribeGroups answers (which may arrive later: see
-//! `cycle`).
+//! The groups of a cycle's snapshot, built from the OffsetFetch (and, for share groups,
+//! DescribeShareGroupOffsets) answers, then given their states and member labels from the
+//! descriptions of each group type (which may arrive later: see `cycle`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::kafka::{GroupDescription, GroupOffsets, Result, TopicPartition};
+use crate::kafka::{
+    Cluster, GroupDescription, GroupListing, GroupOffsets, GroupType, Result, TopicPartition,
+};
 use crate::lag::{GroupPartition, GroupSnapshot, GroupState, Member};
 
 use super::carry::EarlierRows;
@@ -19,17 +21,71 @@ pub(super) fn described(d: &GroupDescription) -> Described {
     (GroupState::parse(&d.state), owners(d))
 }
 
+/// The state and partition owners of every group that has them: described by type
+/// (ConsumerGroupDescribe for KIP-848 groups, DescribeGroups for classic ones); streams
+/// groups have their listed state and no members (kafka-protocol 0.18 has no
+/// StreamsGroupDescribe). A group left out is undescribed (see [`apply_descriptions`]).
+pub(super) async fn describe(
+    cluster: &Cluster,
+    listed: &[GroupListing],
+) -> HashMap<String, Result<Described>> {
+    let typed: Vec<(String, GroupType)> = listed
+        .iter()
+        .map(|g| (g.group_id.clone(), g.group_type.clone()))
+        .collect();
+    let mut out: HashMap<String, Result<Described>> = cluster
+        .describe_typed_groups(&typed)
+        .await
+        .into_iter()
+        .map(|(group, d)| (group, d.map(|d| described(&d))))
+        .collect();
+    for g in listed {
+        if g.group_type == GroupType::Streams {
+            let state = g
+                .state
+                .as_deref()
+                .map_or(GroupState::Unknown, GroupState::parse);
+            out.insert(g.group_id.clone(), Ok((state, HashMap::new())));
+        }
+    }
+    out
+}
+
+/// The offsets every group's lag is measured from: committed offsets (OffsetFetch), and
+/// for share groups, which commit nothing, the share-partition start offsets
+/// (DescribeShareGroupOffsets), read alongside.
+pub(super) async fn read_offsets(
+    cluster: &Cluster,
+    groups: &[GroupListing],
+) -> HashMap<String, Result<GroupOffsets>> {
+    let (share, others): (Vec<&GroupListing>, Vec<&GroupListing>) = groups
+        .iter()
+        .partition(|g| g.group_type == GroupType::Share);
+    let names: Vec<String> = others.iter().map(|g| g.group_id.clone()).collect();
+    let share: Vec<String> = share.iter().map(|g| g.group_id.clone()).collect();
+    let (mut offsets, starts) = tokio::join!(cluster.committed_offsets(&names), async {
+        if share.is_empty() {
+            HashMap::new()
+        } else {
+            cluster.share_start_offsets(&share).await
+        }
+    });
+    offsets.extend(starts);
+    offsets
+}
+
 /// The groups of the snapshot from their committed offsets, in the order of `groups`
 /// (state unknown and no member labels until [`apply_descriptions`]), each group's answer
 /// dropped as it is used.
 pub(super) fn assemble(
     cluster: &str,
-    groups: &[String],
+    groups: &[GroupListing],
     mut offsets: HashMap<String, Result<GroupOffsets>>,
     issues: &mut CycleIssues,
 ) -> Vec<GroupSnapshot> {
     let mut snapshot_groups = Vec::with_capacity(groups.len());
-    for group in groups {
+    for listing in groups {
+        let group = &listing.group_id;
         let committed = match offsets.remove(group) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
@@ -69,6 +125,7 @@ pub(super) fn assemble(
             .collect();
         snapshot_groups.push(GroupSnapshot {
             group: Arc::from(group.as_str()),
+            group_type: listing.group_type.clone(),
             state: GroupState::Unknown,
             offsets_known: committed.is_some(),
             partitions,
@@ -117,8 +174,9 @@ fn owners(d: &GroupDescription) -> HashMap<TopicPartition, Arc<Member>> {
             consumer_id: m.member_id.clone(),
             client_id: m.client_id.clone(),
         });
+        // A share partition may have several owners: the first (by member id) is kept.
         for tp in &m.assignment {
-            map.insert(tp.clone(), member.clone());
+            map.entry(tp.clone()).or_insert_with(|| member.clone());
         }
     }
     map

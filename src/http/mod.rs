@@ -120,7 +120,7 @@ fn info_page(state: &ExporterState) -> String {
     );
     let _ = write!(html, "<h1>tidemark {}</h1>", env!("CARGO_PKG_VERSION"));
     html.push_str("<p>Kafka consumer-group lag exporter. <a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/ready\">/ready</a> · <a href=\"/leader\">/leader</a></p>");
-    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th></tr>");
+    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th><th>groups by type</th></tr>");
     for (name, s) in state.status() {
         let at = s
             .last_cycle_at
@@ -135,9 +135,19 @@ fn info_page(state: &ExporterState) -> String {
             (None, Some(_)) => "ok".to_string(),
             (None, None) => "pending".to_string(),
         };
+        let types = if s.group_types.is_empty() {
+            "-".to_string()
+        } else {
+            let counts: Vec<String> = s
+                .group_types
+                .iter()
+                .map(|(t, n)| format!("{} {n}", escape(t)))
+                .collect();
+            counts.join(", ")
+        };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{at}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td></tr>",
+            "<tr><td>{}</td><td>{at}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td><td>{types}</td></tr>",
             escape(&name),
             s.cycles_ok,
             s.cycles_failed
@@ -305,6 +315,7 @@ mod tests {
                 .collect(),
             groups: vec![GroupLag {
                 group: Arc::from("g0"),
+                group_type: Default::default(),
                 state: GroupState::Stable,
                 offsets_known: true,
                 max_lag: 12,
@@ -476,6 +487,45 @@ mod tests {
         );
         let (_, html) = body(route(&Method::GET, "/", &none(), &s));
         assert!(html.contains("<td>1 / 0</td>"), "{html}");
+    }
+
+    #[test]
+    fn status_page_counts_groups_by_type() {
+        use crate::kafka::GroupType;
+        use crate::lag::{GroupLag, LagReport};
+        let s = state();
+        let group = |name: &str, group_type: GroupType| GroupLag {
+            group: name.into(),
+            group_type,
+            state: Default::default(),
+            offsets_known: true,
+            max_lag: 0,
+            max_lag_seconds: None,
+            sum_lag: 0,
+            topic_sum_lag: Default::default(),
+            read_at_ms: 0,
+            stale: false,
+        };
+        let report = LagReport {
+            groups: vec![
+                group("a1", GroupType::Classic),
+                group("a2", GroupType::Consumer),
+                group("a3", GroupType::Classic),
+                group("a4", GroupType::Streams),
+            ],
+            ..LagReport::default()
+        };
+        let ok = CycleOutcome::Success {
+            report: Arc::new(report),
+            poll_time: Duration::ZERO,
+            health: crate::state::CycleHealth::complete([1]),
+        };
+        s.publish("a", ok, Duration::from_millis(3));
+        let (_, html) = body(route(&Method::GET, "/", &none(), &s));
+        assert!(
+            html.contains("<td>classic 2, consumer 1, streams 1</td>"),
+            "{html}"
+        );
     }
 
     #[test]

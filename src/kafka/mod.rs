@@ -24,8 +24,8 @@ pub mod tls;
 pub mod wire;
 
 pub use admin::{
-    FetchStats, GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription,
-    PartitionFetch, TimestampQuery, TimestampResult, Watermarks,
+    FetchStats, GroupDescription, GroupList, GroupListing, GroupOffsets, GroupType,
+    MemberDescription, PartitionFetch, TimestampQuery, TimestampResult, Watermarks,
 };
 pub use budget::{ResponseBudget, DEFAULT_RESPONSE_MEMORY};
 pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};

@@ -22,7 +22,8 @@ mod snapshot;
 pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
 pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
 
-use std::collections::{BTreeMap, HashMap};
+use crate::kafka::GroupType;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::kafka::TopicPartition;
@@ -79,6 +80,7 @@ pub fn compute_for(
             {
                 let mut agg = agg.clone();
                 agg.stale = true;
+                agg.group_type = group.group_type.clone();
                 if group.state != GroupState::Unknown {
                     agg.state = group.state;
                 }
@@ -91,6 +93,7 @@ pub fn compute_for(
         }
         let mut agg = GroupLag {
             group: group.group.clone(),
+            group_type: group.group_type.clone(),
             state: group.state,
             offsets_known: group.offsets_known,
             max_lag: 0,
@@ -130,11 +133,24 @@ pub fn compute_for(
         groups.push(agg);
     }
     let stale_groups = groups.iter().filter(|g| g.stale).count() as u64;
+    let (share_groups, groups): (Vec<GroupLag>, Vec<GroupLag>) = groups
+        .into_iter()
+        .partition(|g| g.group_type == GroupType::Share);
+    let (share_group_partitions, group_partitions) = if share_groups.is_empty() {
+        (Vec::new(), group_partitions)
+    } else {
+        let share: HashSet<&str> = share_groups.iter().map(|g| &*g.group).collect();
+        group_partitions
+            .into_iter()
+            .partition(|r| share.contains(&*r.group))
+    };
     LagReport {
         cluster: snapshot.cluster.clone(),
         partitions,
         group_partitions,
         groups,
+        share_group_partitions,
+        share_groups,
         compaction_partitions,
         data_loss_partitions,
         stale_groups,
@@ -164,18 +180,22 @@ pub struct ReportIndex<'a> {
 impl<'a> ReportIndex<'a> {
     /// The groups of `report` whose offsets were read at or after `oldest_ms`.
     pub fn new(report: &'a LagReport, oldest_ms: i64) -> Self {
-        let mut groups = HashMap::with_capacity(report.groups.len());
-        let rows = &report.group_partitions;
-        let mut at = 0usize;
-        for g in &report.groups {
-            // Rows were written group by group, in the order of `groups`.
-            let n = rows.get(at..).map_or(0, |rest| {
-                rest.iter().take_while(|r| r.group == g.group).count()
-            });
-            let own = rows.get(at..at + n).unwrap_or_default();
-            at += n;
-            if g.offsets_known && g.read_at_ms >= oldest_ms {
-                groups.insert(&*g.group, (g, own));
+        let mut groups = HashMap::with_capacity(report.groups.len() + report.share_groups.len());
+        for (aggs, rows) in [
+            (&report.groups, &report.group_partitions),
+            (&report.share_groups, &report.share_group_partitions),
+        ] {
+            let mut at = 0usize;
+            for g in aggs {
+                // Rows were written group by group, in the order of the groups.
+                let n = rows.get(at..).map_or(0, |rest| {
+                    rest.iter().take_while(|r| r.group == g.group).count()
+                });
+                let own = rows.get(at..at + n).unwrap_or_default();
+                at += n;
+                if g.offsets_known && g.read_at_ms >= oldest_ms {
+                    groups.insert(&*g.group, (g, own));
+                }
             }
         }
         ReportIndex { groups }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::snapshot::{GroupState, Member};
-use crate::kafka::TopicPartition;
+use crate::kafka::{GroupType, TopicPartition};
 
 /// Lag of every monitored group and partition of one cluster.
 #[derive(Clone, Debug, Default)]
@@ -13,6 +13,10 @@ pub struct LagReport {
     pub partitions: Vec<PartitionOffsets>,
     pub group_partitions: Vec<GroupPartitionLag>,
     pub groups: Vec<GroupLag>,
+    /// Share groups (KIP-932), apart: their lag is measured from the share-partition start
+    /// offset (in `committed`), and they have families of their own.
+    pub share_group_partitions: Vec<GroupPartitionLag>,
+    pub share_groups: Vec<GroupLag>,
     /// Group partitions whose time lag came from a later record on a compacted topic.
     pub compaction_partitions: u64,
     /// Group partitions whose committed offset is below the low watermark.
@@ -21,6 +25,17 @@ pub struct LagReport {
     pub stale_groups: u64,
     /// Partitions whose watermarks were carried over from an earlier cycle.
     pub stale_partitions: u64,
+}
+
+impl LagReport {
+    /// How many groups of each type the report has (for the status page), by label value.
+    pub fn group_type_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for g in self.groups.iter().chain(&self.share_groups) {
+            *counts.entry(g.group_type.as_str().to_owned()).or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// Watermarks of one partition.
@@ -54,6 +69,7 @@ pub struct GroupPartitionLag {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupLag {
     pub group: Arc<str>,
+    pub group_type: GroupType,
     pub state: GroupState,
     /// False when the group's committed offsets were unknown this cycle: only its state is
     /// meaningful, the aggregates are not exposed.

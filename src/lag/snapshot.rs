@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kafka::records::RecordAt;
-use crate::kafka::{TopicPartition, Watermarks};
+use crate::kafka::{GroupType, TopicPartition, Watermarks};
 
 /// Everything one cycle collected from one cluster.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +29,8 @@ pub struct ClusterSnapshot {
 #[derive(Clone, Debug)]
 pub struct GroupSnapshot {
     pub group: Arc<str>,
+    /// As ListGroups named it (labels the state series only).
+    pub group_type: GroupType,
     pub state: GroupState,
     /// False when the committed offsets could not be read this cycle: the values of the last
     /// cycle that read them are carried over when recent enough (see [`crate::lag::compute`]);

@@ -42,6 +42,7 @@ fn snapshot(
             .into_iter()
             .map(|(g, state, partitions)| GroupSnapshot {
                 group: Arc::from(g),
+                group_type: Default::default(),
                 state,
                 offsets_known: true,
                 partitions,
@@ -433,4 +434,48 @@ fn rows_on_partitions_with_carried_watermarks_are_carried_whole() {
     assert!(r.groups[0].stale);
     assert_eq!((r.groups[0].max_lag, r.groups[0].sum_lag), (5, 5));
     assert_eq!((r.stale_groups, r.stale_partitions), (1, 1));
+}
+
+#[test]
+fn share_groups_are_reported_apart_and_carried_like_any_group() {
+    let mut s = snapshot(
+        &[("t", 0, 0, 100)],
+        vec![
+            (
+                "classic",
+                GroupState::Stable,
+                vec![gp("t", 0, 90, at(90, NOW - 4_000))],
+            ),
+            (
+                "shared",
+                GroupState::Stable,
+                vec![gp("t", 0, 40, at(40, NOW - 9_000))],
+            ),
+            ("after", GroupState::Empty, vec![gp("t", 0, 100, None)]),
+        ],
+    );
+    s.groups[1].group_type = crate::kafka::GroupType::Share;
+    let r = compute(&s, NOW);
+    let names = |gs: &[GroupLag]| gs.iter().map(|g| g.group.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&r.groups), ["classic", "after"]);
+    assert_eq!(names(&r.share_groups), ["shared"]);
+    assert_eq!(r.share_group_partitions.len(), 1);
+    assert_eq!(r.share_group_partitions[0].lag, 60);
+    assert_eq!(r.share_group_partitions[0].lag_seconds, Some(9.0));
+    assert!(r.group_partitions.iter().all(|row| &*row.group != "shared"));
+    assert_eq!(r.group_type_counts().get("share"), Some(&1));
+
+    // Offsets unknown next cycle: the share group carries its last values, still apart.
+    s.groups[1].offsets_known = false;
+    s.groups[1].partitions.clear();
+    let carry = Carry {
+        previous: &r,
+        oldest_ms: NOW - 60_000,
+    };
+    let next = compute_for(&s, NOW + 1_000, true, Some(carry));
+    assert_eq!(names(&next.share_groups), ["shared"]);
+    assert!(next.share_groups[0].stale);
+    assert_eq!(next.share_groups[0].max_lag, 60);
+    assert_eq!(next.share_group_partitions.len(), 1);
+    assert_eq!(names(&next.groups), ["classic", "after"]);
 }

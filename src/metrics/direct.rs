@@ -59,7 +59,8 @@ const GROUP_PARTITION_FAMILIES: [GroupPartitionFamily; 6] = [
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_lag",
-        help: "Offset lag: high watermark minus committed offset (records deleted unread included).",
+        help:
+            "Offset lag: high watermark minus committed offset (records deleted unread included).",
         value: |r| Some(Value::Int(r.lag)),
         flags: false,
     },

@@ -132,6 +132,7 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
     let groups = (0..STRINGS.len())
         .map(|i| GroupLag {
             group: Arc::from(STRINGS[i]),
+            group_type: Default::default(),
             state: GroupState::Stable,
             offsets_known: i % 5 != 4,
             max_lag: INTS[i % INTS.len()],
@@ -151,6 +152,7 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
         data_loss_partitions: 4,
         stale_groups: 1,
         stale_partitions: 0,
+        ..LagReport::default()
     }
 }
 

@@ -41,7 +41,7 @@ pub(super) struct Exposition {
     pub part: Part,
 }
 
-fn base(c: &ClusterView) -> Labels<'_> {
+pub(super) fn base(c: &ClusterView) -> Labels<'_> {
     let mut l: Labels<'_> = Vec::with_capacity(8 + c.labels.len());
     l.push(("cluster_name", Cow::Borrowed(c.name.as_str())));
     for (k, v) in &c.labels {
@@ -50,7 +50,7 @@ fn base(c: &ClusterView) -> Labels<'_> {
     l
 }
 
-fn gauge(
+pub(super) fn gauge(
     enc: &mut MetricEncoder<'_>,
     labels: &impl EncodeLabelSet,
     v: impl EncodeGaugeValue,
@@ -69,7 +69,7 @@ fn partition_labels(p: &PartitionOffsets) -> ([Pair<'_>; 1], [(&'static str, i32
 }
 
 /// group, topic, partition, member_host, consumer_id, client_id.
-fn member_labels(
+pub(super) fn member_labels(
     r: &GroupPartitionLag,
 ) -> ([Pair<'_>; 2], [(&'static str, i32); 1], [Pair<'_>; 3]) {
     let (host, consumer, client) = match &r.member {
@@ -91,7 +91,7 @@ fn member_labels(
     )
 }
 
-fn flag(b: bool) -> &'static str {
+pub(super) fn flag(b: bool) -> &'static str {
     if b {
         "true"
     } else {
@@ -100,7 +100,7 @@ fn flag(b: bool) -> &'static str {
 }
 
 impl Exposition {
-    fn reports(&self) -> impl Iterator<Item = (&ClusterView, &LagReport)> {
+    pub(super) fn reports(&self) -> impl Iterator<Item = (&ClusterView, &LagReport)> {
         self.clusters
             .iter()
             .filter_map(|c| c.report.as_deref().map(|r| (c, r)))
@@ -489,7 +489,8 @@ impl Exposition {
                 }
             }
         }
-        self.group_family(e, "kafka_consumergroup_group_state", "Group state: 0 Unknown, 1 PreparingRebalance, 2 CompletingRebalance, 3 Stable, 4 Dead, 5 Empty, 6 Assigning, 7 Reconciling.", |g| Some(g.state.code()))?;
+        self.group_state_family(e)?;
+        self.share_group_families(e)?;
 
         self.cluster_gauge(
             e,

@@ -15,6 +15,8 @@
 mod compressed;
 mod direct;
 mod families;
+mod group_types;
+mod share_groups;
 mod text;
 
 use std::sync::Arc;

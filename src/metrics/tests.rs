@@ -22,6 +22,7 @@ fn view() -> ClusterView {
         ]),
         groups: vec![GroupSnapshot {
             group: Arc::from("billing"),
+            group_type: Default::default(),
             state: GroupState::Stable,
             offsets_known: true,
             partitions: vec![
@@ -158,7 +159,7 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
         r#"tidemark_collection_errors_total{cluster_name="prod",env="production",item="committed_partition"} 3"#,
     );
     has(
-        r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing"} 3"#,
+        r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing",group_type="classic"} 3"#,
     );
     has(r#"kafka_consumergroup_poll_time_ms{cluster_name="prod",env="production"} 42"#);
     has(r#"tidemark_poll_time_seconds{cluster_name="prod",env="production"} 0.042"#);

@@ -17,6 +17,11 @@
 //!   DescribeGroups and OffsetFetch answer NOT_COORDINATOR on any other node;
 //!   ListGroups on a node lists the groups it coordinates.
 //! * DescribeConfigs answers a topic's configs (all, or the keys asked for).
+//! * ListGroups v5 names each group's type ([`StubGroup::group_type`]);
+//!   ConsumerGroupDescribe describes the groups of type `consumer` (members' current
+//!   assignments from [`StubMember::owns`]) and answers GROUP_ID_NOT_FOUND for any other;
+//!   ShareGroupDescribe and DescribeShareGroupOffsets do the same for `share` groups, whose
+//!   `offsets` are their share-partition start offsets.
 //!
 //! So moving a leader ([`Stub::set_leader`]) or a coordinator ([`Stub::set_coordinator`])
 //! makes the old node answer with the routing error on its own. Per-item error codes are
@@ -58,6 +63,10 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment as Kip848Assignment, DescribedGroup as Kip848Group, Member as Kip848Member,
+    TopicPartitions as Kip848Partitions,
+};
 use kafka_protocol::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
 };
@@ -65,6 +74,11 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::describe_share_group_offsets_response::{
+    DescribeShareGroupOffsetsResponseGroup as ShareOffsetsGroup,
+    DescribeShareGroupOffsetsResponsePartition as ShareOffsetsPartition,
+    DescribeShareGroupOffsetsResponseTopic as ShareOffsetsTopic,
+};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -78,12 +92,19 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::share_group_describe_response::{
+    Assignment as ShareAssignment, DescribedGroup as ShareGroup, Member as ShareMember,
+    TopicPartitions as SharePartitions,
+};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest,
-    FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListGroupsRequest,
-    ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, ConsumerGroupDescribeRequest,
+    ConsumerGroupDescribeResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+    OffsetFetchResponse, RequestHeader, ResponseHeader, ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -97,7 +118,7 @@ use tokio::task::AbortHandle;
 pub const MAX_REQUEST_FRAME: usize = 16 * 1024 * 1024;
 
 /// The APIs the stub decodes and answers from its model.
-pub const SUPPORTED_APIS: [ApiKey; 9] = [
+pub const SUPPORTED_APIS: [ApiKey; 12] = [
     ApiKey::ApiVersions,
     ApiKey::Metadata,
     ApiKey::ListGroups,
@@ -107,6 +128,9 @@ pub const SUPPORTED_APIS: [ApiKey; 9] = [
     ApiKey::ListOffsets,
     ApiKey::Fetch,
     ApiKey::DescribeConfigs,
+    ApiKey::ConsumerGroupDescribe,
+    ApiKey::ShareGroupDescribe,
+    ApiKey::DescribeShareGroupOffsets,
 ];
 
 /// Kafka error codes the tests script.
@@ -150,6 +174,9 @@ pub enum Request {
     ListOffsets(ListOffsetsRequest),
     Fetch(FetchRequest),
     DescribeConfigs(DescribeConfigsRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    ShareGroupDescribe(ShareGroupDescribeRequest),
+    DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest),
     /// Any other API: the body, undecoded. The model cannot answer it ([`Reply::Default`]
     /// closes the connection); a handler can.
     Other(Bytes),
@@ -168,6 +195,15 @@ impl Request {
             ApiKey::ListOffsets => Request::ListOffsets(Decodable::decode(b, version)?),
             ApiKey::Fetch => Request::Fetch(Decodable::decode(b, version)?),
             ApiKey::DescribeConfigs => Request::DescribeConfigs(Decodable::decode(b, version)?),
+            ApiKey::ConsumerGroupDescribe => {
+                Request::ConsumerGroupDescribe(Decodable::decode(b, version)?)
+            }
+            ApiKey::ShareGroupDescribe => {
+                Request::ShareGroupDescribe(Decodable::decode(b, version)?)
+            }
+            ApiKey::DescribeShareGroupOffsets => {
+                Request::DescribeShareGroupOffsets(Decodable::decode(b, version)?)
+            }
             _ => Request::Other(body),
         })
     }
@@ -185,6 +221,9 @@ pub enum Response {
     ListOffsets(ListOffsetsResponse),
     Fetch(FetchResponse),
     DescribeConfigs(DescribeConfigsResponse),
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    ShareGroupDescribe(ShareGroupDescribeResponse),
+    DescribeShareGroupOffsets(DescribeShareGroupOffsetsResponse),
 }
 
 macro_rules! response_from_types {
@@ -205,7 +244,10 @@ response_from_types!(
     OffsetFetch => OffsetFetchResponse,
     ListOffsets => ListOffsetsResponse,
     Fetch => FetchResponse,
-    DescribeConfigs => DescribeConfigsResponse
+    DescribeConfigs => DescribeConfigsResponse,
+    ConsumerGroupDescribe => ConsumerGroupDescribeResponse,
+    ShareGroupDescribe => ShareGroupDescribeResponse,
+    DescribeShareGroupOffsets => DescribeShareGroupOffsetsResponse
 );
 
 impl Response {
@@ -230,6 +272,9 @@ impl Response {
             Response::ListOffsets(r) => r.encode(&mut buf, version)?,
             Response::Fetch(r) => r.encode(&mut buf, version)?,
             Response::DescribeConfigs(r) => r.encode(&mut buf, version)?,
+            Response::ConsumerGroupDescribe(r) => r.encode(&mut buf, version)?,
+            Response::ShareGroupDescribe(r) => r.encode(&mut buf, version)?,
+            Response::DescribeShareGroupOffsets(r) => r.encode(&mut buf, version)?,
         }
         Ok(buf.freeze())
     }
@@ -253,7 +298,7 @@ pub struct Received {
 
 impl Received {
     /// The group ids this request names (FindCoordinator keys, DescribeGroups,
-    /// OffsetFetch), in request order.
+    /// ConsumerGroupDescribe, OffsetFetch), in request order.
     pub fn groups(&self) -> Vec<String> {
         match &self.request {
             Request::FindCoordinator(r) if self.version >= 4 => r
@@ -271,6 +316,21 @@ impl Received {
                 .map(|g| g.group_id.0.as_str().to_owned())
                 .collect(),
             Request::OffsetFetch(r) => vec![r.group_id.0.as_str().to_owned()],
+            Request::ConsumerGroupDescribe(r) => r
+                .group_ids
+                .iter()
+                .map(|g| g.0.as_str().to_owned())
+                .collect(),
+            Request::ShareGroupDescribe(r) => r
+                .group_ids
+                .iter()
+                .map(|g| g.0.as_str().to_owned())
+                .collect(),
+            Request::DescribeShareGroupOffsets(r) => r
+                .groups
+                .iter()
+                .map(|g| g.group_id.0.as_str().to_owned())
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -402,6 +462,8 @@ pub struct StubMember {
     pub metadata: Bytes,
     /// `member_assignment` bytes, e.g. from [`consumer_assignment`].
     pub assignment: Bytes,
+    /// The current assignment ConsumerGroupDescribe reports (KIP-848 groups), by topic.
+    pub owned: Vec<(String, Vec<i32>)>,
 }
 
 impl StubMember {
@@ -423,6 +485,12 @@ impl StubMember {
         self.group_instance_id = Some(id.to_owned());
         self
     }
+
+    /// Partitions of `topic` assigned to the member in a KIP-848 group.
+    pub fn owns(mut self, topic: &str, partitions: &[i32]) -> Self {
+        self.owned.push((topic.to_owned(), partitions.to_vec()));
+        self
+    }
 }
 
 /// One consumer group of the model.
@@ -432,10 +500,14 @@ pub struct StubGroup {
     /// `None`: the first node of the stub cluster.
     pub coordinator: Option<i32>,
     pub state: String,
+    /// ListGroups v5's `group_type`: `classic` (default), `consumer` (KIP-848), `share`,
+    /// `streams`. ConsumerGroupDescribe describes `consumer` groups only.
+    pub group_type: String,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<StubMember>,
-    /// Committed offsets by (topic, partition).
+    /// Committed offsets by (topic, partition); for a share group, the share-partition
+    /// start offsets DescribeShareGroupOffsets reports (-1: not initialised).
     pub offsets: BTreeMap<(String, i32), i64>,
 }
 
@@ -446,6 +518,7 @@ impl StubGroup {
             group_id: group_id.to_owned(),
             coordinator: None,
             state: "Stable".to_owned(),
+            group_type: "classic".to_owned(),
             protocol_type: "consumer".to_owned(),
             protocol: "range".to_owned(),
             members: Vec::new(),
@@ -453,8 +526,30 @@ impl StubGroup {
         }
     }
 
+    /// A Stable share group (type and protocol type `share`); its `offsets` are start offsets.
+    pub fn share(group_id: &str) -> Self {
+        let mut g = Self::consumer(group_id);
+        g.group_type = "share".to_owned();
+        g.protocol_type = "share".to_owned();
+        g.protocol = String::new();
+        g
+    }
+
+    /// A Stable KIP-848 consumer group (type `consumer`, the `uniform` assignor).
+    pub fn kip848(group_id: &str) -> Self {
+        let mut g = Self::consumer(group_id);
+        g.group_type = "consumer".to_owned();
+        g.protocol = "uniform".to_owned();
+        g
+    }
+
     pub fn coordinator(mut self, node: i32) -> Self {
         self.coordinator = Some(node);
+        self
+    }
+
+    pub fn group_type(mut self, group_type: &str) -> Self {
+        self.group_type = group_type.to_owned();
         self
     }
 
@@ -618,6 +713,9 @@ impl Model {
             Request::ListOffsets(r) => self.list_offsets(node, version, r).into(),
             Request::Fetch(r) => self.fetch(node, r).into(),
             Request::DescribeConfigs(r) => self.describe_configs(node, r).into(),
+            Request::ConsumerGroupDescribe(r) => self.consumer_group_describe(node, r).into(),
+            Request::ShareGroupDescribe(r) => self.share_group_describe(node, r).into(),
+            Request::DescribeShareGroupOffsets(r) => self.share_group_offsets(node, r).into(),
             Request::Other(_) => return None,
         })
     }
@@ -722,7 +820,7 @@ impl Model {
                     .with_group_id(GroupId(s(&g.group_id)))
                     .with_protocol_type(s(&g.protocol_type))
                     .with_group_state(s(&g.state))
-                    .with_group_type(s("classic"))
+                    .with_group_type(s(&g.group_type))
             })
             .collect();
         ListGroupsResponse::default().with_groups(groups)
@@ -827,6 +925,161 @@ impl Model {
             })
             .collect();
         DescribeGroupsResponse::default().with_groups(groups)
+    }
+
+    /// ConsumerGroupDescribe: KIP-848 groups only; GROUP_ID_NOT_FOUND for any other group
+    /// (as Apache Kafka answers a classic group), NOT_COORDINATOR off its coordinator.
+    fn consumer_group_describe(
+        &mut self,
+        node: i32,
+        req: &ConsumerGroupDescribeRequest,
+    ) -> ConsumerGroupDescribeResponse {
+        let first = self.first_node();
+        let groups = req
+            .group_ids
+            .iter()
+            .map(|gid| {
+                let id = gid.0.as_str();
+                let base = Kip848Group::default().with_group_id(gid.clone());
+                let code = self
+                    .faults
+                    .take(node, ApiKey::ConsumerGroupDescribe, Item::Group(id))
+                    .or_else(|| {
+                        (coordinator_of(&self.groups, first, id) != node)
+                            .then_some(code::NOT_COORDINATOR)
+                    });
+                if let Some(code) = code {
+                    return base.with_error_code(code);
+                }
+                let Some(g) = self.groups.get(id).filter(|g| g.group_type == "consumer") else {
+                    return base
+                        .with_error_code(code::GROUP_ID_NOT_FOUND)
+                        .with_error_message(Some(s("not a consumer group")));
+                };
+                let members = g.members.iter().map(|m| {
+                    let owned = m.owned.iter().map(|(t, ps)| {
+                        Kip848Partitions::default()
+                            .with_topic_name(TopicName(s(t)))
+                            .with_partitions(ps.clone())
+                    });
+                    let assignment =
+                        Kip848Assignment::default().with_topic_partitions(owned.collect());
+                    Kip848Member::default()
+                        .with_member_id(s(&m.member_id))
+                        .with_instance_id(m.group_instance_id.as_deref().map(s))
+                        .with_member_epoch(1)
+                        .with_client_id(s(&m.client_id))
+                        .with_client_host(s(&m.client_host))
+                        .with_assignment(assignment.clone())
+                        .with_target_assignment(assignment)
+                        .with_member_type(1)
+                });
+                base.with_group_state(s(&g.state))
+                    .with_group_epoch(1)
+                    .with_assignment_epoch(1)
+                    .with_assignor_name(s(&g.protocol))
+                    .with_members(members.collect())
+            })
+            .collect();
+        ConsumerGroupDescribeResponse::default().with_groups(groups)
+    }
+
+    /// ShareGroupDescribe: share groups only (GROUP_ID_NOT_FOUND for any other group),
+    /// members' assignments from [`StubMember::owns`].
+    fn share_group_describe(
+        &mut self,
+        node: i32,
+        req: &ShareGroupDescribeRequest,
+    ) -> ShareGroupDescribeResponse {
+        let first = self.first_node();
+        let groups = req
+            .group_ids
+            .iter()
+            .map(|gid| {
+                let id = gid.0.as_str();
+                let base = ShareGroup::default().with_group_id(gid.clone());
+                let code = self
+                    .faults
+                    .take(node, ApiKey::ShareGroupDescribe, Item::Group(id))
+                    .or_else(|| {
+                        (coordinator_of(&self.groups, first, id) != node)
+                            .then_some(code::NOT_COORDINATOR)
+                    });
+                if let Some(code) = code {
+                    return base.with_error_code(code);
+                }
+                let Some(g) = self.groups.get(id).filter(|g| g.group_type == "share") else {
+                    return base.with_error_code(code::GROUP_ID_NOT_FOUND);
+                };
+                let members = g.members.iter().map(|m| {
+                    let owned = m.owned.iter().map(|(t, ps)| {
+                        SharePartitions::default()
+                            .with_topic_name(TopicName(s(t)))
+                            .with_partitions(ps.clone())
+                    });
+                    ShareMember::default()
+                        .with_member_id(s(&m.member_id))
+                        .with_member_epoch(1)
+                        .with_client_id(s(&m.client_id))
+                        .with_client_host(s(&m.client_host))
+                        .with_assignment(
+                            ShareAssignment::default().with_topic_partitions(owned.collect()),
+                        )
+                });
+                base.with_group_state(s(&g.state))
+                    .with_group_epoch(1)
+                    .with_assignment_epoch(1)
+                    .with_assignor_name(s("simple"))
+                    .with_members(members.collect())
+            })
+            .collect();
+        ShareGroupDescribeResponse::default().with_groups(groups)
+    }
+
+    /// DescribeShareGroupOffsets: every start offset of each share group asked for.
+    fn share_group_offsets(
+        &mut self,
+        node: i32,
+        req: &DescribeShareGroupOffsetsRequest,
+    ) -> DescribeShareGroupOffsetsResponse {
+        let first = self.first_node();
+        let groups = req
+            .groups
+            .iter()
+            .map(|rg| {
+                let id = rg.group_id.0.as_str();
+                let base = ShareOffsetsGroup::default().with_group_id(rg.group_id.clone());
+                let code = self
+                    .faults
+                    .take(node, ApiKey::DescribeShareGroupOffsets, Item::Group(id))
+                    .or_else(|| {
+                        (coordinator_of(&self.groups, first, id) != node)
+                            .then_some(code::NOT_COORDINATOR)
+                    });
+                if let Some(code) = code {
+                    return base.with_error_code(code);
+                }
+                let Some(g) = self.groups.get(id).filter(|g| g.group_type == "share") else {
+                    return base.with_error_code(code::GROUP_ID_NOT_FOUND);
+                };
+                let mut by_topic: BTreeMap<&str, Vec<ShareOffsetsPartition>> = BTreeMap::new();
+                for ((t, p), start) in &g.offsets {
+                    by_topic.entry(t).or_default().push(
+                        ShareOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_start_offset(*start)
+                            .with_leader_epoch(0),
+                    );
+                }
+                let topics = by_topic.into_iter().map(|(t, ps)| {
+                    ShareOffsetsTopic::default()
+                        .with_topic_name(TopicName(s(t)))
+                        .with_partitions(ps)
+                });
+                base.with_topics(topics.collect())
+            })
+            .collect();
+        DescribeShareGroupOffsetsResponse::default().with_groups(groups)
     }
 
     fn offset_fetch(

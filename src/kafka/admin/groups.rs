@@ -16,6 +16,63 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// Only brokers answering ListGroups v4+ report a state here.
     pub state: Option<String>,
+    /// How the group is read: from ListGroups v5's `group_type`, else from the protocol type.
+    pub group_type: GroupType,
+}
+
+/// The kind of a group (Kafka 4.x): each is read with its own requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupType {
+    /// A classic group (JoinGroup/SyncGroup), consumer or not.
+    #[default]
+    Classic,
+    /// A KIP-848 consumer group (ConsumerGroupHeartbeat).
+    Consumer,
+    /// A KIP-932 share group.
+    Share,
+    /// A KIP-1071 streams group.
+    Streams,
+    /// A type newer than tidemark, read like a classic group.
+    Other(String),
+}
+
+impl GroupType {
+    /// From ListGroups: `group_type` (v5+) when present, else the protocol type, which is
+    /// `share` or `streams` for those groups on every version and `consumer` for KIP-848
+    /// consumer groups (indistinguishable from classic ones there).
+    pub fn from_listing(group_type: Option<&str>, protocol_type: &str) -> GroupType {
+        match group_type.filter(|t| !t.is_empty()) {
+            Some(t) => match t.to_ascii_lowercase().as_str() {
+                "classic" => GroupType::Classic,
+                "consumer" => GroupType::Consumer,
+                "share" => GroupType::Share,
+                "streams" => GroupType::Streams,
+                _ => GroupType::Other(t.to_string()),
+            },
+            None => match protocol_type {
+                "share" => GroupType::Share,
+                "streams" => GroupType::Streams,
+                _ => GroupType::Classic,
+            },
+        }
+    }
+
+    /// The `group_type` label value: Kafka's own names.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+            GroupType::Share => "share",
+            GroupType::Streams => "streams",
+            GroupType::Other(t) => t,
+        }
+    }
+}
+
+impl std::fmt::Display for GroupType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A group as DescribeGroups reports it.
@@ -103,6 +160,10 @@ impl Cluster {
                     for g in groups {
                         seen.entry(g.group_id.clone()).or_insert((
                             GroupListing {
+                                group_type: GroupType::from_listing(
+                                    g.group_type.as_deref(),
+                                    &g.protocol_type,
+                                ),
                                 group_id: g.group_id,
                                 protocol_type: g.protocol_type,
                                 state: g.state,
@@ -405,5 +466,36 @@ fn describe(g: wire::describe_groups::DescribedGroup) -> GroupDescription {
         protocol_type: g.protocol_type,
         protocol: g.protocol,
         members,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupType;
+
+    #[test]
+    fn group_type_from_v5_field_or_protocol_type() {
+        let cases = [
+            (Some("classic"), "consumer", GroupType::Classic),
+            (Some("consumer"), "consumer", GroupType::Consumer),
+            (Some("Share"), "share", GroupType::Share),
+            (Some("streams"), "streams", GroupType::Streams),
+            (Some("future"), "x", GroupType::Other("future".into())),
+            (None, "consumer", GroupType::Classic),
+            (Some(""), "share", GroupType::Share),
+            (None, "", GroupType::Classic),
+            (None, "connect", GroupType::Classic),
+            (None, "share", GroupType::Share),
+            (None, "streams", GroupType::Streams),
+        ];
+        for (field, protocol, want) in cases {
+            assert_eq!(
+                GroupType::from_listing(field, protocol),
+                want,
+                "{field:?} {protocol}"
+            );
+        }
+        assert_eq!(GroupType::Other("future".into()).as_str(), "future");
+        assert_eq!(GroupType::Consumer.to_string(), "consumer");
     }
 }

@@ -6,6 +6,9 @@
 //! | [`Cluster::list_groups`] | one ListGroups per broker |
 //! | [`Cluster::find_coordinators`] | one FindCoordinator (v4+, batched) for uncached groups |
 //! | [`Cluster::describe_groups`] | one DescribeGroups per coordinator |
+//! | [`Cluster::describe_consumer_groups`] | one ConsumerGroupDescribe per coordinator (KIP-848 groups) |
+//! | [`Cluster::describe_share_groups`] | one ShareGroupDescribe per coordinator (share groups) |
+//! | [`Cluster::share_start_offsets`] | one DescribeShareGroupOffsets per coordinator |
 //! | [`Cluster::committed_offsets`] | one OffsetFetch per coordinator (v8+, multi-group) |
 //! | [`Cluster::watermarks`] | two ListOffsets (earliest, latest) per leader |
 //! | [`Cluster::topic_configs`] | one DescribeConfigs |
@@ -15,8 +18,10 @@
 //! retried alone after a metadata / coordinator refresh, with backoff. Each item gets its
 //! own `Result`: one bad partition or group never discards the others.
 
+mod consumer_groups;
 mod groups;
 mod partitions;
+mod share_groups;
 mod timestamps;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -24,7 +29,9 @@ use std::future::Future;
 
 use kafka_protocol::messages::ApiKey;
 
-pub use groups::{GroupDescription, GroupList, GroupListing, GroupOffsets, MemberDescription};
+pub use groups::{
+    GroupDescription, GroupList, GroupListing, GroupOffsets, GroupType, MemberDescription,
+};
 pub use partitions::Watermarks;
 pub use timestamps::{
     FetchStats, PartitionFetch, TimestampQuery, TimestampResult, MAX_PARTITION_FETCH_BYTES,
