@@ -6,7 +6,7 @@
 # 1. builds the static binaries for x86_64 and aarch64 and their FROM scratch images
 #    (docker/build-release.sh --image);
 # 2. checks each binary is statically linked (file, ldd) and within its size budget
-#    (x86_64 binary < 8 MB, image < 10 MB);
+#    (x86_64 binary < 8.5 MB, image < 10 MB);
 # 3. runs the aarch64 binary's --version under qemu-aarch64-static (Debian's
 #    qemu-user-static, installed when missing);
 # 4. runs a full collection cycle against the test broker and checks /metrics exactly
@@ -18,7 +18,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-MAX_BINARY=8000000
+MAX_BINARY=8500000
 MAX_IMAGE=10000000
 summary=()
 note() { summary+=("$*"); log "$*"; }
