@@ -529,6 +529,15 @@ impl Cluster {
         self.connection(node).await?.version_for::<R>()
     }
 
+    /// Whether `node` speaks any version of `R` that tidemark does (dialling it if needed).
+    pub async fn speaks<R: ApiRequest>(&self, node: i32) -> Result<bool> {
+        match self.version_for::<R>(node).await {
+            Ok(_) => Ok(true),
+            Err(KafkaError::NoCommonVersion { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn forget_if_broken(&self, node: i32, conn: &Arc<Connection>, e: &KafkaError) {
         self.note_failure(node, e);
         if !e.is_transport() {

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, ConsumerGroupDescribeRequest};
 
 use super::groups::{GroupDescription, GroupType, MemberDescription};
-use super::{broker_error, Outcome};
+use super::{broker_error, not_described, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
-use crate::kafka::error::{KafkaError, Result};
+use crate::kafka::error::Result;
 use crate::kafka::{requests, wire};
 
 /// ConsumerGroupDescribe's answer for a group that exists but is not a KIP-848 consumer
@@ -96,15 +96,8 @@ impl Cluster {
         groups: &[String],
     ) -> HashMap<String, Result<Option<GroupDescription>>> {
         self.per_coordinator(groups, |node, batch| async move {
-            match self.version_for::<ConsumerGroupDescribeRequest>(node).await {
-                Ok(_) => {}
-                Err(KafkaError::NoCommonVersion { .. }) => {
-                    return Ok(batch
-                        .into_iter()
-                        .map(|g| (g, Outcome::Done(Ok(None))))
-                        .collect());
-                }
-                Err(e) => return Err(e),
+            if !self.speaks::<ConsumerGroupDescribeRequest>(node).await? {
+                return Ok(not_described(batch));
             }
             let (r, _) = self
                 .send_to(node, |_| requests::consumer_group_describe(&batch))

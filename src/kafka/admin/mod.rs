@@ -48,6 +48,15 @@ pub(crate) enum Outcome<T> {
     Retry(KafkaError),
 }
 
+/// Every group of `batch` answered "not described by this API" (`Ok(None)`): another API
+/// describes them.
+pub(crate) fn not_described<T>(batch: Vec<String>) -> Vec<(String, Outcome<Option<T>>)> {
+    batch
+        .into_iter()
+        .map(|g| (g, Outcome::Done(Ok(None))))
+        .collect()
+}
+
 impl<T> Outcome<T> {
     /// Classify a per-item error code: 0 → `ok()`, routing codes → retry, others → error.
     pub(crate) fn from_code(

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, ShareGroupDescribeRequest};
 
 use super::groups::{GroupDescription, GroupOffsets, MemberDescription};
-use super::{broker_error, Outcome};
+use super::{broker_error, not_described, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
-use crate::kafka::error::{KafkaError, Result};
+use crate::kafka::error::Result;
 use crate::kafka::{requests, wire};
 
 impl Cluster {
@@ -22,15 +22,8 @@ impl Cluster {
         groups: &[String],
     ) -> HashMap<String, Result<Option<GroupDescription>>> {
         self.per_coordinator(groups, |node, batch| async move {
-            match self.version_for::<ShareGroupDescribeRequest>(node).await {
-                Ok(_) => {}
-                Err(KafkaError::NoCommonVersion { .. }) => {
-                    return Ok(batch
-                        .into_iter()
-                        .map(|g| (g, Outcome::Done(Ok(None))))
-                        .collect());
-                }
-                Err(e) => return Err(e),
+            if !self.speaks::<ShareGroupDescribeRequest>(node).await? {
+                return Ok(not_described(batch));
             }
             let (r, _) = self
                 .send_to(node, |_| requests::share_group_describe(&batch))
