@@ -1468,3 +1468,116 @@ async fn shutdown_is_prompt_while_a_cycle_hangs() {
     broker.unpause().await;
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Kafka 4.x group APIs on a broker that advertises them but runs classic groups only
+// ---------------------------------------------------------------------------------------
+
+/// Requests of each (broker, API) counted by the exporter, and its cycles, from one scrape.
+fn request_counts(m: &Metrics) -> (BTreeMap<(String, String), f64>, f64) {
+    let counts = m
+        .find("tidemark_kafka_requests_total", &[])
+        .into_iter()
+        .map(|s| {
+            (
+                (s.labels["broker"].clone(), s.labels["api"].clone()),
+                s.value,
+            )
+        })
+        .collect();
+    let cycles = m
+        .value("tidemark_cycle_duration_seconds_count", &[])
+        .expect("cycle count");
+    (counts, cycles)
+}
+
+/// The test broker advertises ConsumerGroupDescribe (API 69) but its groups are classic:
+/// tidemark must read them as before — no request of the new group APIs, no request
+/// errors, no collection errors, and requests per cycle per broker within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_groups_on_a_broker_with_the_new_group_apis_cost_no_extra_requests() {
+    let broker = Broker::start().await;
+    let mut w = Workload::connect(&broker.bootstrap).await;
+    seed_stack(&mut w).await;
+    // Live members make some groups Stable, so DescribeGroups has members to report.
+    let coordinator = w
+        .coordinator("live-classic")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut member = GroupMember::join(&coordinator, "live-classic", &[("test-topic", 6)]).await;
+    member
+        .commit(
+            w.ledger_mut(),
+            &[("test-topic", 0, 3), ("test-topic", 1, 5)],
+        )
+        .await;
+    let toml = config(
+        CLUSTER,
+        &broker.bootstrap,
+        "poll_interval = \"1s\"",
+        "topic_blacklist = [\"^__.*\"]",
+    );
+    let exporter = RunningExporter::start(&toml).await;
+    exporter.wait_cycles(CLUSTER, 2, CYCLE_TIMEOUT).await;
+    let first = Metrics::parse(&exporter.get("/metrics").await.body);
+    let from = exporter.cycles_ok(CLUSTER);
+    exporter.wait_cycles(CLUSTER, from + 3, CYCLE_TIMEOUT).await;
+    let body = exporter.get("/metrics").await.body;
+    let last = Metrics::parse(&body);
+    let (before, cycles_before) = request_counts(&first);
+    let (after, cycles_after) = request_counts(&last);
+    let cycles = cycles_after - cycles_before;
+    assert!(cycles >= 3.0, "{cycles} cycles between the scrapes");
+
+    let mut per_broker: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut table = String::new();
+    for ((node, api), n) in &after {
+        let sent = n - before
+            .get(&(node.clone(), api.clone()))
+            .copied()
+            .unwrap_or(0.0);
+        table.push_str(&format!("{node} {api}: {sent} in {cycles} cycles\n"));
+        if node != "bootstrap" {
+            *per_broker.entry(node).or_default() += sent;
+        }
+        assert!(
+            !matches!(
+                api.as_str(),
+                "ConsumerGroupDescribe" | "ShareGroupDescribe" | "DescribeShareGroupOffsets"
+            ) || sent == 0.0,
+            "classic groups need none of the new group APIs:\n{table}"
+        );
+    }
+    println!("requests between the scrapes:\n{table}");
+    for (node, sent) in &per_broker {
+        assert!(
+            sent / cycles <= 8.0,
+            "broker {node}: {} requests per cycle (budget 8):\n{table}",
+            sent / cycles
+        );
+    }
+    // Counted over the same cycles: the first cycle's DescribeConfigs is refused by the
+    // test broker (docs/testing.md), which is not what this test is about.
+    for family in [
+        "tidemark_kafka_request_errors_total",
+        "tidemark_collection_errors_total",
+    ] {
+        let total = |m: &Metrics| m.find(family, &[]).iter().map(|s| s.value).sum::<f64>();
+        assert_eq!(total(&last) - total(&first), 0.0, "{family}:\n{body}");
+    }
+    let state = last
+        .find(
+            "kafka_consumergroup_group_state",
+            &[("group", "live-classic")],
+        )
+        .into_iter()
+        .next()
+        .map(|s| (s.value, s.labels["group_type"].clone()));
+    assert_eq!(
+        state,
+        Some((state_code("Stable"), "classic".to_string())),
+        "{body}"
+    );
+    drop(member);
+    exporter.shutdown().await;
+}
