@@ -1,10 +1,8 @@
 //! What a cycle borrows from the last report for what it could not read.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
+use super::groups::Owners;
 use crate::kafka::TopicPartition;
-use crate::lag::{GroupState, LagReport, Member, PartitionOffsets};
+use crate::lag::{GroupState, LagReport, PartitionOffsets};
 
 /// The watermarks `report` has for `tp`, when read at or after `oldest_ms`.
 pub(super) fn last_watermarks<'a>(
@@ -37,20 +35,18 @@ impl<'a> EarlierRows<'a> {
     }
 
     /// State and partition owners of `group` as last reported (recent enough), else unknown.
-    pub(super) fn described(
-        &self,
-        group: &str,
-    ) -> (GroupState, HashMap<TopicPartition, Arc<Member>>) {
+    pub(super) fn described(&self, group: &str) -> (GroupState, Owners) {
         let index = self
             .index
             .get_or_init(|| crate::lag::ReportIndex::new(self.report, self.oldest_ms));
         let Some((g, rows)) = index.group(group) else {
-            return (GroupState::Unknown, HashMap::new());
+            return (GroupState::Unknown, Vec::new());
         };
-        let owners = rows
+        let mut owners: Owners = rows
             .iter()
             .filter_map(|r| Some((r.tp.clone(), r.member.clone()?)))
             .collect();
+        owners.sort_by(|a, b| a.0.cmp(&b.0));
         (g.state, owners)
     }
 }

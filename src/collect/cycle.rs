@@ -346,7 +346,7 @@ impl CycleState {
             .collect();
         let mut watermarks: BTreeMap<TopicPartition, Watermarks> = BTreeMap::new();
         let mut carried_watermarks = BTreeMap::new();
-        for (tp, w) in cluster.watermarks(&monitored).await {
+        for (tp, w) in cluster.watermarks_of(monitored).await {
             match w {
                 Ok(w) => {
                     watermarks.insert(tp, w);

@@ -481,7 +481,7 @@ impl Cluster {
         let conn = self.connection(node).await?;
         let version = conn.version_for::<R>()?;
         let req = build(version);
-        match conn.send_version(&req, version).await {
+        match conn.send_owned(req, version).await {
             Ok(r) => Ok((r, version)),
             Err(e) => {
                 self.forget_if_broken(node, &conn, &e).await;

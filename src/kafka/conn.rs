@@ -536,7 +536,18 @@ impl Connection {
 
     /// Send `req` at an explicit version and decode the response.
     pub async fn send_version<R: ApiRequest>(&self, req: &R, version: i16) -> Result<R::Response> {
-        let body = self.round_trip(version, req).await?;
+        self.decode::<R>(self.round_trip(version, req).await?, version)
+    }
+
+    /// [`Connection::send_version`] that drops `req` as soon as it is encoded: a request
+    /// naming tens of thousands of partitions is not held while its answer is awaited.
+    pub async fn send_owned<R: ApiRequest>(&self, req: R, version: i16) -> Result<R::Response> {
+        let (id, answer) = self.dispatch(version, &req).await?;
+        drop(req);
+        self.decode::<R>(self.await_body(R::API, version, id, answer).await?, version)
+    }
+
+    fn decode<R: ApiRequest>(&self, body: Bytes, version: i16) -> Result<R::Response> {
         R::decode_response(body, version).map_err(|e| {
             self.counters.count_error(R::API);
             KafkaError::Decode {
@@ -550,11 +561,31 @@ impl Connection {
 
     /// Encode, send, and wait for the response body of one request.
     async fn round_trip<R: ApiRequest>(&self, version: i16, body: &R) -> Result<Bytes> {
-        let api = R::API;
+        let (id, answer) = self.dispatch(version, body).await?;
+        self.await_body(R::API, version, id, answer).await
+    }
+
+    /// Encode and send one request: its id and where its answer will arrive.
+    async fn dispatch<R: ApiRequest>(
+        &self,
+        version: i16,
+        body: &R,
+    ) -> Result<(i32, oneshot::Receiver<Result<Bytes>>)> {
         let (tx, rx) = oneshot::channel();
         let id = self
             .send_request(version, body, read::Waiter::Whole(tx))
             .await?;
+        Ok((id, rx))
+    }
+
+    /// Wait for the response body of request `id`.
+    async fn await_body(
+        &self,
+        api: ApiKey,
+        version: i16,
+        id: i32,
+        rx: oneshot::Receiver<Result<Bytes>>,
+    ) -> Result<Bytes> {
         let sent = Instant::now();
         let answer = tokio::time::timeout(self.config.request_timeout, rx).await;
         if let Ok(Ok(Ok(_))) = &answer {

@@ -244,11 +244,17 @@ impl Cluster {
             for (item, e) in failed {
                 results.insert(key(&item).clone(), Err(e));
             }
-            let batches = by_node.into_iter().map(|(node, batch)| {
-                let fut = op(node, batch.clone());
-                async move { (batch, fut.await) }
-            });
-            for (batch, outcome) in futures_util::future::join_all(batches).await {
+            // Each broker's answers are filed as they arrive and dropped: held until the
+            // slowest broker answered, the answers of every broker were the largest
+            // allocation of a ListOffsets round.
+            let mut batches: futures_util::stream::FuturesUnordered<_> = by_node
+                .into_iter()
+                .map(|(node, batch)| {
+                    let fut = op(node, batch.clone());
+                    async move { (batch, fut.await) }
+                })
+                .collect();
+            while let Some((batch, outcome)) = futures_util::StreamExt::next(&mut batches).await {
                 match outcome {
                     Ok(answers) => settle(&key, batch, answers, &mut results, &mut retry),
                     Err(e) if e.is_transport() || e.is_retriable_routing() => {

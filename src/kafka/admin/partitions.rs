@@ -23,8 +23,17 @@ impl Cluster {
         &self,
         partitions: &[TopicPartition],
     ) -> HashMap<TopicPartition, Result<Watermarks>> {
+        self.watermarks_of(partitions.to_vec()).await
+    }
+
+    /// [`Cluster::watermarks`] of a list the caller no longer needs (no copy of it is held
+    /// while the answers arrive).
+    pub async fn watermarks_of(
+        &self,
+        partitions: Vec<TopicPartition>,
+    ) -> HashMap<TopicPartition, Result<Watermarks>> {
         self.per_leader(
-            partitions.to_vec(),
+            partitions,
             |tp| tp,
             |node, batch| async move {
                 let (low, high) = futures_util::future::join(
@@ -32,13 +41,12 @@ impl Cluster {
                     self.list_offsets(node, &batch, LATEST),
                 )
                 .await;
-                let (low, high) = (low?, high?);
-                // Answers are (partition, error code, offset), kept small: at tens of
-                // thousands of partitions per leader an error per entry would triple them.
-                let mut low: HashMap<TopicPartition, (i16, i64)> = low
-                    .into_iter()
-                    .map(|(tp, code, offset)| (tp, (code, offset)))
-                    .collect();
+                let (mut low, mut high) = (low?, high?);
+                // Answers are (partition, error code, offset), kept small and paired by
+                // sorting both lists: at tens of thousands of partitions per leader an
+                // error per entry, or a map of them, would triple them.
+                low.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                high.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let error = |code: i16, which: &str, tp: &TopicPartition| {
                     let e = broker_error(
                         node,
@@ -49,17 +57,19 @@ impl Cluster {
                     );
                     Outcome::failed(code, e)
                 };
+                let mut lows = low.into_iter().peekable();
                 Ok(high
                     .into_iter()
                     .map(|(tp, high_code, high)| {
-                        let outcome = match low.remove(&tp) {
+                        while lows.next_if(|l| l.0 < tp).is_some() {}
+                        let outcome = match lows.next_if(|l| l.0 == tp) {
                             None => Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
                                 "earliest offset of {tp} in the ListOffsets response"
                             )))),
-                            Some((0, low)) if high_code == 0 => {
+                            Some((_, 0, low)) if high_code == 0 => {
                                 Outcome::Done(Ok(Watermarks { low, high }))
                             }
-                            Some((low_code, _)) if low_code != 0 => {
+                            Some((_, low_code, _)) if low_code != 0 => {
                                 error(low_code, "earliest", &tp)
                             }
                             Some(_) => error(high_code, "latest", &tp),
