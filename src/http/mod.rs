@@ -120,18 +120,18 @@ fn info_page(state: &ExporterState) -> String {
     );
     let _ = write!(html, "<h1>tidemark {}</h1>", env!("CARGO_PKG_VERSION"));
     html.push_str("<p>Kafka consumer-group lag exporter. <a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/ready\">/ready</a> · <a href=\"/leader\">/leader</a></p>");
-    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th><th>groups by type</th></tr>");
+    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th><th>groups seen / monitored / filtered out</th><th>topics seen / monitored / filtered out</th><th>partitions</th><th>series</th><th>groups by type</th><th>last success (UTC)</th><th>last error</th></tr>");
     for (name, s) in state.status() {
-        let at = s
-            .last_cycle_at
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or_else(|| "never".to_string(), |d| format_utc(d.as_secs()));
+        let utc = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or_else(|| "never".to_string(), |d| format_utc(d.as_secs()))
+        };
         let duration = s
             .last_cycle_duration
             .map_or_else(|| "-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()));
         let result = match (&s.last_error, s.last_cycle_at) {
             (Some(e), _) => format!("failed: {}", escape(e)),
-            (None, Some(_)) if s.partial => partial_result(&s),
+            (None, Some(_)) if s.partial || !s.denied.is_empty() => partial_result(&s),
             (None, Some(_)) => "ok".to_string(),
             (None, None) => "pending".to_string(),
         };
@@ -145,21 +145,73 @@ fn info_page(state: &ExporterState) -> String {
                 .collect();
             counts.join(", ")
         };
+        let c = &s.coverage;
+        let (groups, topics, partitions, series) = if s.cycles_ok == 0 {
+            let none = || "-".to_string();
+            (none(), none(), none(), none())
+        } else {
+            (
+                counts_cell(
+                    c.groups_seen,
+                    c.groups_monitored,
+                    c.groups_filtered_out(),
+                    c.groups_unmatched(),
+                    "group",
+                ),
+                counts_cell(
+                    c.topics_seen,
+                    c.topics_monitored,
+                    c.topics_filtered_out(),
+                    c.topics_unmatched(),
+                    "topic",
+                ),
+                s.partitions.to_string(),
+                s.series.to_string(),
+            )
+        };
+        let last_error = s.last_failure.as_ref().map_or_else(
+            || "none".to_string(),
+            |(at, e)| format!("{}: {}", utc(Some(*at)), escape(e)),
+        );
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{at}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td><td>{types}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td><td>{groups}</td><td>{topics}</td><td>{partitions}</td><td>{series}</td><td>{types}</td><td>{}</td><td>{last_error}</td></tr>",
             escape(&name),
+            utc(s.last_cycle_at),
             s.cycles_ok,
-            s.cycles_failed
+            s.cycles_failed,
+            utc(s.last_success_wall),
         );
     }
     html.push_str("</table></body></html>\n");
     html
 }
 
-/// What failed in a partial cycle: each failing broker and the item errors.
+/// "seen / monitored / filtered out", with a warning when the filters keep nothing.
+fn counts_cell(
+    seen: usize,
+    monitored: usize,
+    filtered: usize,
+    unmatched: bool,
+    what: &str,
+) -> String {
+    let mut cell = format!("{seen} / {monitored} / {filtered}");
+    if unmatched {
+        let _ = write!(
+            cell,
+            "<br><b>the {what} filters match nothing</b> ({what}_whitelist / {what}_blacklist)"
+        );
+    }
+    cell
+}
+
+/// What failed in a partial cycle: each failing broker, the missing ACLs and the item
+/// errors.
 fn partial_result(s: &crate::state::ClusterStatus) -> String {
     let mut out = String::from("partial (what failed keeps its last values):<ul>");
+    for d in &s.denied {
+        let _ = write!(out, "<li>not authorized: {}</li>", escape(d));
+    }
     for (node, e) in &s.broker_errors {
         let _ = write!(out, "<li>broker {node}: {}</li>", escape(e));
     }
