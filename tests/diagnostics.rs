@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::sasl_front::{FrontConfig, SaslFront};
 use common::stub::{StubCluster, StubGroup};
-use common::RunningExporter;
+use common::{Broker, RunningExporter};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -103,6 +103,22 @@ async fn a_listener_that_requires_sasl_is_named() {
     assert!(
         page.contains("the listener requires SASL authentication"),
         "{page}"
+    );
+    exp.shutdown().await;
+}
+
+/// The same with the real broker: Tansu with `--authentication` answers ApiVersions, then
+/// closes the connection at Metadata, as Kafka does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_broker_requiring_sasl_is_named() {
+    let broker = Broker::start_requiring_sasl().await;
+    let exp = RunningExporter::start(&exporter_toml("real-sasl", &broker.bootstrap)).await;
+    exp.wait_failures("real-sasl", 1, WAIT).await;
+    let error = exp.last_error("real-sasl").expect("an error");
+    assert!(
+        error.contains("the broker answered ApiVersions, then closed the connection at the first Metadata request")
+            && error.contains("set security.protocol to SASL_PLAINTEXT and sasl.mechanism"),
+        "{error}"
     );
     exp.shutdown().await;
 }
