@@ -87,7 +87,7 @@ async fn a_listener_that_requires_sasl_is_named() {
     let error = exp.last_error("sasl").expect("an error");
     assert!(
         error.contains("the broker answered ApiVersions, then closed the connection at the first Metadata request")
-            && error.contains("the listener requires SASL authentication and security.protocol is PLAINTEXT")
+            && error.contains("the listener most likely requires SASL authentication and security.protocol is PLAINTEXT")
             && error.contains("set security.protocol to SASL_PLAINTEXT and sasl.mechanism"),
         "{error}"
     );
@@ -101,7 +101,7 @@ async fn a_listener_that_requires_sasl_is_named() {
     );
     let page = exp.get("/").await.body;
     assert!(
-        page.contains("the listener requires SASL authentication"),
+        page.contains("the listener most likely requires SASL authentication"),
         "{page}"
     );
     exp.shutdown().await;

@@ -83,27 +83,27 @@ pub struct FilterWatch {
 }
 
 impl FilterWatch {
-    /// What changed since the last published cycle.
+    /// What changed since the last published cycle. A cycle that saw no group (or no
+    /// topic but internal ones) tells nothing about the filters: the state stays, so a
+    /// broker that could not list its groups for a cycle does not end a warning.
     pub fn changes(&mut self, c: &Coverage) -> Vec<FilterChange> {
         let mut out = Vec::new();
-        let groups = c.groups_unmatched();
-        if groups != self.groups_unmatched {
-            out.push(if groups {
+        if c.groups_seen > 0 && c.groups_unmatched() != self.groups_unmatched {
+            self.groups_unmatched = c.groups_unmatched();
+            out.push(if self.groups_unmatched {
                 FilterChange::GroupsUnmatched
             } else {
                 FilterChange::GroupsMatchAgain
             });
         }
-        let topics = c.topics_unmatched();
-        if topics != self.topics_unmatched {
-            out.push(if topics {
+        if c.user_topics_seen > 0 && c.topics_unmatched() != self.topics_unmatched {
+            self.topics_unmatched = c.topics_unmatched();
+            out.push(if self.topics_unmatched {
                 FilterChange::TopicsUnmatched
             } else {
                 FilterChange::TopicsMatchAgain
             });
         }
-        self.groups_unmatched = groups;
-        self.topics_unmatched = topics;
         out
     }
 
@@ -156,6 +156,8 @@ mod tests {
         );
         // Still nothing matched, with other counts: said once already.
         assert_eq!(w.changes(&coverage((5, 0), (4, 0, 3))), []);
+        // A cycle that listed no group and saw no user topic says nothing either way.
+        assert_eq!(w.changes(&coverage((0, 0), (1, 0, 0))), []);
         assert_eq!(w.changes(&coverage((5, 1), (4, 0, 3))), [GroupsMatchAgain]);
         assert_eq!(w.changes(&coverage((5, 1), (4, 2, 3))), [TopicsMatchAgain]);
         assert_eq!(w.changes(&coverage((5, 1), (4, 2, 3))), []);

@@ -258,7 +258,7 @@ pub(super) fn sasl_required_hint(api: ApiKey, protocol: &str) -> String {
     };
     format!(
         "the broker answered ApiVersions, then closed the connection at the first {api:?} \
-         request without answering: the listener requires SASL authentication and \
+         request without answering: the listener most likely requires SASL authentication and \
          security.protocol is {protocol}; set security.protocol to {sasl} and sasl.mechanism \
          (with sasl.username and sasl.password) in consumer_properties"
     )
