@@ -411,3 +411,38 @@ async fn authorization_failures_name_the_acl_once_per_resource_and_are_counted()
     }
     exp.shutdown().await;
 }
+
+/// CLUSTER_AUTHORIZATION_FAILED on ListGroups from every broker: Describe on the cluster,
+/// one denied resource per cycle however many brokers refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_denial_names_describe_on_the_cluster() {
+    const CLUSTER: &str = "acl-cluster";
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let stub = StubCluster::start(&[1, 2]).await;
+    stub.add_topic("orders", &[1, 2]);
+    stub.fail_always(
+        ApiKey::ListGroups,
+        Target::Any,
+        CLUSTER_AUTHORIZATION_FAILED,
+    );
+    let exp = RunningExporter::start(&config(CLUSTER, &stub.bootstrap(), FAST, "")).await;
+    exp.wait_cycles(CLUSTER, 2, WAIT).await;
+    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let labels = [
+        ("cluster_name", CLUSTER),
+        ("resource_type", "cluster"),
+        ("operation", "Describe"),
+    ];
+    // Both brokers refuse ListGroups in every cycle: one denied resource per cycle.
+    assert_eq!(
+        m.value("tidemark_authorization_failures_total", &labels),
+        Some(cycles as f64)
+    );
+    let row = status_row(&exp, CLUSTER).await;
+    assert!(
+        row["result"].contains("ListGroups: Describe on cluster kafka-cluster is not allowed")
+            && row["result"].contains("--operation Describe --cluster</li>"),
+        "{row:?}"
+    );
+    exp.shutdown().await;
+}
