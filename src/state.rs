@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+pub use crate::collect::Coverage;
 use crate::config::Granularity;
 use crate::lag::LagReport;
 use crate::metrics::{self, ClientStats, ClusterView};
@@ -41,6 +42,10 @@ pub struct CycleHealth {
     pub errors: Vec<String>,
     /// True when nothing failed.
     pub complete: bool,
+    /// Groups and topics seen, and what the filters kept.
+    pub coverage: Coverage,
+    /// Authorization failures, one line per denied resource with the ACL that fixes it.
+    pub denied: Vec<String>,
 }
 
 impl CycleHealth {
@@ -50,6 +55,8 @@ impl CycleHealth {
             brokers: brokers.into_iter().map(|n| (n, None)).collect(),
             errors: Vec::new(),
             complete: true,
+            coverage: Coverage::default(),
+            denied: Vec::new(),
         }
     }
 }
@@ -67,10 +74,21 @@ pub struct ClusterStatus {
     /// What failed in the last cycle: brokers (node id → error) and item errors.
     pub broker_errors: Vec<(i32, String)>,
     pub item_errors: Vec<String>,
-    /// When the last cycle that published finished.
+    /// When the last cycle that published finished (monotonic, for the staleness check).
     pub last_success_at: Option<std::time::Instant>,
+    /// The same, on the wall clock, for the status page.
+    pub last_success_wall: Option<SystemTime>,
     /// Groups of the last published report, by group type (`classic`, `consumer`, ...).
     pub group_types: BTreeMap<String, u64>,
+    /// Groups and topics the last published cycle saw, and what the filters kept.
+    pub coverage: Coverage,
+    /// Partitions of the last published report, and the series of its lag families.
+    pub partitions: usize,
+    pub series: usize,
+    /// Authorization failures of the last published cycle (see [`CycleHealth::denied`]).
+    pub denied: Vec<String>,
+    /// The last failed cycle's error and when it failed; kept after the cluster recovers.
+    pub last_failure: Option<(SystemTime, String)>,
 }
 
 /// The rendered exposition in both formats, compressed.
@@ -214,6 +232,7 @@ impl ExporterState {
                     .collect();
                 st.item_errors = health.errors;
                 st.last_success_at = Some(std::time::Instant::now());
+                st.last_success_wall = Some(SystemTime::now());
                 view.poll_time = Some(poll_time);
                 view.compaction_detected_total = view
                     .compaction_detected_total
@@ -222,6 +241,10 @@ impl ExporterState {
                     .data_loss_total
                     .saturating_add(report.data_loss_partitions);
                 st.group_types = report.group_type_counts();
+                st.coverage = health.coverage;
+                st.denied = health.denied;
+                st.partitions = report.partitions.len();
+                st.series = metrics::lag_series(&report, self.granularity);
                 view.report = Some(report);
                 st.last_error = None;
                 st.cycles_ok += 1;
@@ -244,6 +267,7 @@ impl ExporterState {
                     tracing::warn!(%cluster, "no cycle published for longer than staleness_threshold: the cluster's series are dropped until it answers again");
                     view.report = None;
                 }
+                st.last_failure = Some((SystemTime::now(), error.clone()));
                 st.last_error = Some(error);
                 st.cycles_failed += 1;
             }

@@ -8,8 +8,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::sasl_front::{FrontConfig, SaslFront};
 use common::stub::{StubCluster, StubGroup};
-use common::RunningExporter;
+use common::{Broker, RunningExporter};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -68,6 +69,56 @@ async fn an_advertised_address_that_cannot_be_dialled_is_named() {
         page.contains(&format!("broker 2 is advertised as {unreachable}"))
             && page.contains(&format!("bootstrap server {} answers", stub.bootstrap())),
         "{page}"
+    );
+    exp.shutdown().await;
+}
+
+/// The listener requires SASL and the config has none (security.protocol PLAINTEXT): like
+/// Kafka, the scripted SASL front answers ApiVersions, then closes the connection at the
+/// first other request. The error names the listener's requirement and the keys to set,
+/// in the cycle's error and on the status page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_requires_sasl_is_named() {
+    let stub = StubCluster::start(&[1]).await;
+    let (listener, _) = SaslFront::bind().await;
+    let front = SaslFront::serve(listener, &stub.bootstrap(), FrontConfig::default());
+    let exp = RunningExporter::start(&exporter_toml("sasl", &front.address)).await;
+    exp.wait_failures("sasl", 1, WAIT).await;
+    let error = exp.last_error("sasl").expect("an error");
+    assert!(
+        error.contains("the broker answered ApiVersions, then closed the connection at the first Metadata request")
+            && error.contains("the listener most likely requires SASL authentication and security.protocol is PLAINTEXT")
+            && error.contains("set security.protocol to SASL_PLAINTEXT and sasl.mechanism"),
+        "{error}"
+    );
+    // The front did what a SASL listener does: Metadata arrived unauthenticated.
+    let violations = front.violations();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.ends_with("Metadata before authentication")),
+        "{violations:?}"
+    );
+    let page = exp.get("/").await.body;
+    assert!(
+        page.contains("the listener most likely requires SASL authentication"),
+        "{page}"
+    );
+    exp.shutdown().await;
+}
+
+/// The same with the real broker: Tansu with `--authentication` answers ApiVersions, then
+/// closes the connection at Metadata, as Kafka does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_broker_requiring_sasl_is_named() {
+    let broker = Broker::start_requiring_sasl().await;
+    let exp = RunningExporter::start(&exporter_toml("real-sasl", &broker.bootstrap)).await;
+    exp.wait_failures("real-sasl", 1, WAIT).await;
+    let error = exp.last_error("real-sasl").expect("an error");
+    assert!(
+        error.contains("the broker answered ApiVersions, then closed the connection at the first Metadata request")
+            && error.contains("set security.protocol to SASL_PLAINTEXT and sasl.mechanism"),
+        "{error}"
     );
     exp.shutdown().await;
 }

@@ -52,7 +52,7 @@ fn names(text: &str, name: &str) -> bool {
 const CUSTOM_LABEL: &str = "docs_custom_label";
 
 /// A cluster with a series of every operational family that has labels of its own
-/// (broker, api, reason, item). Families are declared (`# TYPE`) whether or not they have
+/// (broker, api, reason, item, resource_type, operation). Families are declared (`# TYPE`) whether or not they have
 /// series, so the families of the lag report are all there too.
 fn operational_view() -> ClusterView {
     ClusterView {
@@ -65,6 +65,7 @@ fn operational_view() -> ClusterView {
             bytes_received: vec![(1, 1)],
             timestamp_samples_failed: vec![("corrupt", 1)],
             collection_errors: vec![("broker", 1)],
+            authorization_failures: vec![("topic", "Read", 1)],
             ..ClientStats::default()
         },
         ..ClusterView::default()

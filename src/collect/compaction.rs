@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::denied::Denials;
 use crate::kafka::{Cluster, TopicPartition, Watermarks};
 
 /// How often topic configs (cleanup.policy) are re-read.
@@ -36,6 +37,7 @@ impl CompactionFlags {
         cluster: &Cluster,
         watermarks: &BTreeMap<TopicPartition, Watermarks>,
         cluster_name: &str,
+        denied: &mut Denials,
     ) -> BTreeSet<Arc<str>> {
         let topics: BTreeSet<Arc<str>> = watermarks.keys().map(|tp| tp.topic.clone()).collect();
         let now = Instant::now();
@@ -50,6 +52,13 @@ impl CompactionFlags {
                 .await
             {
                 Ok(configs) => {
+                    // A topic without DescribeConfigs counts as not compacted; the denial
+                    // is reported (once per hourly read).
+                    for (topic, config) in &configs {
+                        if let Err(e) = config {
+                            denied.note(e, topic);
+                        }
+                    }
                     let compacted = topics
                         .iter()
                         .filter(|t| {

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::ClusterSettings;
+use crate::kafka::error::Acl;
 use crate::kafka::{
     Cluster, FetchStats, GroupListing, KafkaError, TimestampQuery, TimestampResult, TopicPartition,
     Watermarks,
@@ -44,6 +45,7 @@ use super::cache::TimestampCache;
 use super::carry::{last_watermarks, EarlierRows};
 use super::compaction::CompactionFlags;
 pub use super::compaction::COMPACTION_REFRESH;
+pub use super::coverage::Coverage;
 use super::groups;
 pub use super::issues::{failure_reason, CycleIssues};
 use super::phases::{timed, CyclePhases};
@@ -81,6 +83,7 @@ pub struct CycleState {
     listed_by: HashMap<Arc<str>, (i32, GroupListing)>,
     cluster_id: Option<String>,
     last_phases: CyclePhases,
+    coverage: Coverage,
 }
 
 /// Time-lag samples since start.
@@ -96,6 +99,8 @@ pub struct SampleTotals {
     pub failed: BTreeMap<&'static str, u64>,
     /// Items a cycle could not read, by kind (see [`CycleIssues::counts`]), since start.
     pub item_errors: BTreeMap<&'static str, u64>,
+    /// Resources denied by a missing ACL, one per cycle and resource, since start.
+    pub denied: BTreeMap<Acl, u64>,
 }
 
 impl CycleState {
@@ -120,6 +125,7 @@ impl CycleState {
             listed_by: HashMap::new(),
             cluster_id: None,
             last_phases: CyclePhases::default(),
+            coverage: Coverage::default(),
         }
     }
 
@@ -131,6 +137,11 @@ impl CycleState {
     /// Time-lag samples fetched, their bytes, and samples deferred, since start.
     pub fn sample_totals(&self) -> SampleTotals {
         self.totals.clone()
+    }
+
+    /// The groups and topics the last successful cycle saw, and what the filters kept.
+    pub fn coverage(&self) -> Coverage {
+        self.coverage
     }
 
     /// Where the last successful cycle's wall time went.
@@ -157,8 +168,21 @@ impl CycleState {
                     *self.totals.item_errors.entry(kind).or_default() += n as u64;
                 }
             }
+            issues.denied.log(&self.settings.name, &self.bootstrap());
+            for (acl, n) in issues.denied.counts() {
+                *self.totals.denied.entry(acl).or_default() += n;
+            }
         }
         result
+    }
+
+    /// The first bootstrap server, for the `kafka-acls` lines of authorization failures.
+    pub fn bootstrap(&self) -> String {
+        self.settings
+            .bootstrap_servers
+            .first()
+            .cloned()
+            .unwrap_or_default()
     }
 
     async fn collect(
@@ -185,6 +209,7 @@ impl CycleState {
             }
             self.cluster_id = meta.cluster_id.clone();
         }
+        self.coverage.count_topics(&meta, &self.settings);
         let ((), took) = timed(cluster.retain_listed_brokers()).await;
         phases.metadata += took;
 
@@ -234,7 +259,12 @@ impl CycleState {
         let started = Instant::now();
         let compacted_topics = self
             .compaction
-            .topics(cluster, &watermarks, &self.settings.name)
+            .topics(
+                cluster,
+                &watermarks,
+                &self.settings.name,
+                &mut issues.denied,
+            )
             .await;
         phases.configs = started.elapsed();
         issues.brokers_failed = cluster
@@ -353,7 +383,9 @@ impl CycleState {
                 }
                 Err(e) => {
                     issues.partitions_without_watermarks += 1;
-                    tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks; the partition keeps its last values");
+                    if !issues.denied.note(&e, &tp.topic) {
+                        tracing::warn!(cluster = %self.settings.name, partition = %tp, error = %e, "no watermarks; the partition keeps its last values");
+                    }
                     issues.note(|| format!("partition {tp}: watermarks: {e}"));
                     let previous = self.previous.as_deref();
                     if let Some(last) = previous.and_then(|r| last_watermarks(r, &tp, oldest_ms)) {
@@ -380,9 +412,13 @@ impl CycleState {
     ) -> Vec<GroupListing> {
         let listed = cluster.list_groups_partial().await;
         for (node, e) in &listed.failed {
-            tracing::warn!(cluster = %self.settings.name, node, error = %e, "listing groups failed on this broker; its groups keep their last values");
+            if !issues.denied.note(e, super::denied::CLUSTER_RESOURCE) {
+                tracing::warn!(cluster = %self.settings.name, node, error = %e, "listing groups failed on this broker; its groups keep their last values");
+            }
             issues.note(|| format!("broker {node}: ListGroups: {e}"));
         }
+        self.coverage
+            .count_groups(listed.groups.iter().map(|(g, _)| g), &self.settings);
         let mut listed_by: HashMap<Arc<str>, (i32, GroupListing)> =
             HashMap::with_capacity(listed.groups.len());
         for (g, node) in listed.groups {
@@ -482,7 +518,9 @@ impl CycleState {
                         let reason = failure_reason(&e);
                         *failed.entry(reason).or_default() += 1;
                         issues.timestamps_failed += 1;
-                        tracing::warn!(cluster = %cluster_name, partition = %tp, offset, reason, error = %e, "no timestamp");
+                        if !issues.denied.note(&e, &tp.topic) {
+                            tracing::warn!(cluster = %cluster_name, partition = %tp, offset, reason, error = %e, "no timestamp");
+                        }
                         issues.note(|| format!("partition {tp}, offset {offset}: timestamp: {e}"));
                     }
                 })

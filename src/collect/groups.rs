@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::ApiKey;
+
 use crate::kafka::{
     Cluster, GroupDescription, GroupListing, GroupOffsets, GroupType, Result, TopicPartition,
 };
@@ -94,7 +96,11 @@ pub(super) fn assemble(
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
                 issues.groups_without_offsets += 1;
-                tracing::warn!(cluster, %group, error = %e, "no committed offsets; the group keeps its last values");
+                // An authorization failure is logged once per group, with its fix, at the
+                // end of the cycle (`denied`).
+                if !issues.denied.note(&e, group) {
+                    tracing::warn!(cluster, %group, error = %e, "no committed offsets; the group keeps its last values");
+                }
                 issues.note(|| format!("group {group}: committed offsets: {e}"));
                 None
             }
@@ -106,7 +112,12 @@ pub(super) fn assemble(
         if let Some(c) = &committed {
             for (tp, code) in &c.partition_errors {
                 issues.committed_partitions_failed += 1;
-                tracing::warn!(cluster, %group, partition = %tp, code, "committed offset answered with an error");
+                if !issues
+                    .denied
+                    .note_code(ApiKey::OffsetFetch, *code, &tp.topic)
+                {
+                    tracing::warn!(cluster, %group, partition = %tp, code, "committed offset answered with an error");
+                }
                 issues.note(|| {
                     format!(
                         "group {group}, partition {tp}: committed offset: {}",
@@ -159,7 +170,9 @@ pub(super) fn apply_descriptions(
             Some(Ok(d)) => d,
             other => {
                 if let Some(Err(e)) = &other {
-                    tracing::warn!(cluster, group = %g.group, error = %e, "describe failed; member labels and state kept from the last cycle");
+                    if !issues.denied.note(e, &g.group) {
+                        tracing::warn!(cluster, group = %g.group, error = %e, "describe failed; member labels and state kept from the last cycle");
+                    }
                     issues.note(|| format!("group {}: describe: {e}", g.group));
                 }
                 issues.groups_undescribed += 1;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::denied::Denials;
 use crate::kafka::KafkaError;
 
 /// What went wrong in a cycle that still published: brokers that failed, and counts of
@@ -18,6 +19,8 @@ pub struct CycleIssues {
     pub timestamps_failed: usize,
     /// The first few item errors, for the status page.
     pub errors: Vec<String>,
+    /// Authorization failures, once per resource.
+    pub denied: Denials,
 }
 
 /// Item errors kept per cycle for the status page (the log has them all).

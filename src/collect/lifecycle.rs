@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::coverage::{Coverage, FilterWatch};
 use crate::lag::LagReport;
 
 /// What the last cycles of one cluster did, as far as the log is concerned.
@@ -12,6 +13,7 @@ pub struct Lifecycle {
     published: u64,
     /// Consecutive failed cycles, and when the first of them ended.
     failing: Option<(u64, Instant)>,
+    filters: FilterWatch,
 }
 
 /// What a published cycle deserves in the log.
@@ -46,8 +48,15 @@ impl Lifecycle {
         }
     }
 
-    /// Log a published cycle's milestone at info.
-    pub fn log_published(&mut self, cluster: &str, report: &LagReport, duration: Duration) {
+    /// Log a published cycle's milestone at info, and filters that start or stop
+    /// matching nothing.
+    pub fn log_published(
+        &mut self,
+        cluster: &str,
+        report: &LagReport,
+        coverage: &Coverage,
+        duration: Duration,
+    ) {
         let (groups, group_partitions, partitions) = (
             report.groups.len(),
             report.group_partitions.len(),
@@ -56,6 +65,8 @@ impl Lifecycle {
         match self.published() {
             Milestone::First => tracing::info!(
                 %cluster, groups, group_partitions, partitions, ?duration,
+                groups_filtered_out = coverage.groups_filtered_out(),
+                topics_filtered_out = coverage.topics_filtered_out(),
                 "first cycle published: lag of this cluster is on /metrics"
             ),
             Milestone::Recovered { cycles, for_ } => tracing::info!(
@@ -64,6 +75,7 @@ impl Lifecycle {
             ),
             Milestone::Routine => {}
         }
+        self.filters.log(cluster, coverage);
     }
 }
 

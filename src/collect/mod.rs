@@ -7,14 +7,18 @@
 mod cache;
 mod carry;
 mod compaction;
+mod coverage;
 mod cycle;
+mod denied;
 mod groups;
 mod issues;
 mod lifecycle;
 mod phases;
 
 pub use cache::TimestampCache;
-pub use cycle::{failure_reason, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH};
+pub use cycle::{
+    failure_reason, Coverage, CycleError, CycleIssues, CycleState, COMPACTION_REFRESH,
+};
 pub use phases::CyclePhases;
 
 use std::sync::Arc;
@@ -102,7 +106,7 @@ pub async fn run_cluster(
         let wait = match result {
             Ok((report, poll_time, health)) => {
                 tracing::debug!(cluster = %name, ?duration, groups = report.groups.len(), complete = health.complete, "cycle done");
-                lifecycle.log_published(&name, &report, duration);
+                lifecycle.log_published(&name, &report, &health.coverage, duration);
                 publish(
                     &state,
                     &name,
@@ -185,6 +189,8 @@ async fn one_cycle(
             .map(|n| (*n, issues.brokers_failed.get(n).cloned()))
             .collect(),
         errors: issues.errors,
+        coverage: cycle.coverage(),
+        denied: issues.denied.lines(&cycle.bootstrap()),
     };
     Ok((report, poll_time, health))
 }
@@ -215,6 +221,11 @@ pub fn client_stats(cluster: Option<&Cluster>, cycle: &CycleState) -> ClientStat
     stats.timestamp_samples_deferred = totals.deferred;
     stats.timestamp_samples_failed = totals.failed.into_iter().collect();
     stats.collection_errors = totals.item_errors.into_iter().collect();
+    stats.authorization_failures = totals
+        .denied
+        .into_iter()
+        .map(|(acl, n)| (acl.resource_type, acl.operation, n))
+        .collect();
     stats
 }
 

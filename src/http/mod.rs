@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::state::ExporterState;
+use crate::state::{ClusterStatus, ExporterState};
 
 mod body;
 mod negotiate;
@@ -120,46 +120,104 @@ fn info_page(state: &ExporterState) -> String {
     );
     let _ = write!(html, "<h1>tidemark {}</h1>", env!("CARGO_PKG_VERSION"));
     html.push_str("<p>Kafka consumer-group lag exporter. <a href=\"/metrics\">/metrics</a> · <a href=\"/health\">/health</a> · <a href=\"/ready\">/ready</a> · <a href=\"/leader\">/leader</a></p>");
-    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th><th>groups by type</th></tr>");
+    html.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>cluster</th><th>last cycle (UTC)</th><th>duration</th><th>result</th><th>cycles ok / failed</th><th>groups seen / monitored / filtered out</th><th>topics seen / monitored / filtered out</th><th>partitions</th><th>series</th><th>groups by type</th><th>last success (UTC)</th><th>last error</th></tr>");
     for (name, s) in state.status() {
-        let at = s
-            .last_cycle_at
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or_else(|| "never".to_string(), |d| format_utc(d.as_secs()));
-        let duration = s
-            .last_cycle_duration
-            .map_or_else(|| "-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()));
-        let result = match (&s.last_error, s.last_cycle_at) {
-            (Some(e), _) => format!("failed: {}", escape(e)),
-            (None, Some(_)) if s.partial => partial_result(&s),
-            (None, Some(_)) => "ok".to_string(),
-            (None, None) => "pending".to_string(),
-        };
-        let types = if s.group_types.is_empty() {
-            "-".to_string()
-        } else {
-            let counts: Vec<String> = s
-                .group_types
-                .iter()
-                .map(|(t, n)| format!("{} {n}", escape(t)))
-                .collect();
-            counts.join(", ")
-        };
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{at}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td><td>{types}</td></tr>",
-            escape(&name),
-            s.cycles_ok,
-            s.cycles_failed
-        );
+        cluster_row(&mut html, &name, &s);
     }
     html.push_str("</table></body></html>\n");
     html
 }
 
-/// What failed in a partial cycle: each failing broker and the item errors.
-fn partial_result(s: &crate::state::ClusterStatus) -> String {
-    let mut out = String::from("partial (what failed keeps its last values):<ul>");
+/// "YYYY-MM-DD HH:MM:SS", or "never".
+fn utc(t: Option<std::time::SystemTime>) -> String {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or_else(|| "never".to_string(), |d| format_utc(d.as_secs()))
+}
+
+/// One cluster's row of the status page.
+fn cluster_row(html: &mut String, name: &str, s: &ClusterStatus) {
+    let duration = s
+        .last_cycle_duration
+        .map_or_else(|| "-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()));
+    let result = match (&s.last_error, s.last_cycle_at) {
+        (Some(e), _) => format!("failed: {}", escape(e)),
+        (None, Some(_)) if s.partial || !s.denied.is_empty() => partial_result(s),
+        (None, Some(_)) => "ok".to_string(),
+        (None, None) => "pending".to_string(),
+    };
+    let types = if s.group_types.is_empty() {
+        "-".to_string()
+    } else {
+        let counts: Vec<String> = s
+            .group_types
+            .iter()
+            .map(|(t, n)| format!("{} {n}", escape(t)))
+            .collect();
+        counts.join(", ")
+    };
+    let [groups, topics, partitions, series] = coverage_cells(s);
+    let last_error = s.last_failure.as_ref().map_or_else(
+        || "none".to_string(),
+        |(at, e)| format!("{}: {}", utc(Some(*at)), escape(e)),
+    );
+    let _ = write!(
+        html,
+        "<tr><td>{}</td><td>{}</td><td>{duration}</td><td>{result}</td><td>{} / {}</td><td>{groups}</td><td>{topics}</td><td>{partitions}</td><td>{series}</td><td>{types}</td><td>{}</td><td>{last_error}</td></tr>",
+        escape(name),
+        utc(s.last_cycle_at),
+        s.cycles_ok,
+        s.cycles_failed,
+        utc(s.last_success_wall),
+    );
+}
+
+/// Groups and topics ("seen / monitored / filtered out", with a warning when the filters
+/// keep nothing), partitions and series of the last published cycle; "-" before one.
+fn coverage_cells(s: &ClusterStatus) -> [String; 4] {
+    if s.cycles_ok == 0 {
+        return std::array::from_fn(|_| "-".to_string());
+    }
+    let c = &s.coverage;
+    let cell = |seen: usize, monitored: usize, unmatched: bool, what: &str| {
+        let mut cell = format!("{seen} / {monitored} / {}", seen.saturating_sub(monitored));
+        if unmatched {
+            let _ = write!(
+                cell,
+                "<br><b>the {what} filters match nothing</b> ({what}_whitelist / {what}_blacklist)"
+            );
+        }
+        cell
+    };
+    [
+        cell(
+            c.groups_seen,
+            c.groups_monitored,
+            c.groups_unmatched(),
+            "group",
+        ),
+        cell(
+            c.topics_seen,
+            c.topics_monitored,
+            c.topics_unmatched(),
+            "topic",
+        ),
+        s.partitions.to_string(),
+        s.series.to_string(),
+    ]
+}
+
+/// What failed in a partial cycle: each failing broker, the missing ACLs and the item
+/// errors.
+fn partial_result(s: &ClusterStatus) -> String {
+    // Only a missing DescribeConfigs leaves a cycle complete: its compaction flag is unset.
+    let mut out = String::from(if s.partial {
+        "partial (what failed keeps its last values):<ul>"
+    } else {
+        "ok, but:<ul>"
+    });
+    for d in &s.denied {
+        let _ = write!(out, "<li>not authorized: {}</li>", escape(d));
+    }
     for (node, e) in &s.broker_errors {
         let _ = write!(out, "<li>broker {node}: {}</li>", escape(e));
     }
@@ -191,6 +249,9 @@ fn format_utc(secs: u64) -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod page_tests;
 
 #[cfg(test)]
 mod tests {

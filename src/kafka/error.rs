@@ -190,20 +190,62 @@ fn phase_hint(phase: &str) -> &'static str {
     }
 }
 
+/// An ACL tidemark's principal lacks, from an `*_AUTHORIZATION_FAILED` answer: the
+/// operation and the resource type, as `kafka-acls --operation OP --topic|--group|...`
+/// take them. Both are from small fixed sets, so they can be metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Acl {
+    /// `Read`, `Describe` or `DescribeConfigs`.
+    pub operation: &'static str,
+    /// `topic`, `group`, `cluster`, `transactional_id` or `delegation_token`.
+    pub resource_type: &'static str,
+}
+
+impl Acl {
+    /// The `kafka-acls` option naming a resource of this type.
+    pub fn kafka_acls_option(&self) -> &'static str {
+        match self.resource_type {
+            "topic" => "--topic",
+            "group" => "--group",
+            "cluster" => "--cluster",
+            "transactional_id" => "--transactional-id",
+            _ => "--delegation-token",
+        }
+    }
+}
+
+/// The ACL an authorization failure (`code`) in an answer to `api` asks for; `None` for
+/// every other code.
+pub fn missing_acl(api: ApiKey, code: i16) -> Option<Acl> {
+    let (operation, resource_type) = match (ResponseError::try_from_code(code)?, api) {
+        (ResponseError::TopicAuthorizationFailed, ApiKey::Fetch) => ("Read", "topic"),
+        (ResponseError::TopicAuthorizationFailed, ApiKey::DescribeConfigs) => {
+            ("DescribeConfigs", "topic")
+        }
+        (ResponseError::TopicAuthorizationFailed, _) => ("Describe", "topic"),
+        (ResponseError::GroupAuthorizationFailed, _) => ("Describe", "group"),
+        (ResponseError::ClusterAuthorizationFailed, _) => ("Describe", "cluster"),
+        (ResponseError::TransactionalIdAuthorizationFailed, _) => ("Describe", "transactional_id"),
+        (ResponseError::DelegationTokenAuthorizationFailed, _) => ("Describe", "delegation_token"),
+        _ => return None,
+    };
+    Some(Acl {
+        operation,
+        resource_type,
+    })
+}
+
 /// For an authorization failure: the ACL that would fix it (operation on resource type),
 /// as `kafka-acls --add --operation OP --topic|--group|--cluster` takes it.
 pub fn acl_hint(api: ApiKey, code: i16) -> String {
-    let needed = match (ResponseError::try_from_code(code), api) {
-        (Some(ResponseError::TopicAuthorizationFailed), ApiKey::Fetch) => "Read on the topic",
-        (Some(ResponseError::TopicAuthorizationFailed), ApiKey::DescribeConfigs) => {
-            "DescribeConfigs on the topic"
-        }
-        (Some(ResponseError::TopicAuthorizationFailed), _) => "Describe on the topic",
-        (Some(ResponseError::GroupAuthorizationFailed), _) => "Describe on the group",
-        (Some(ResponseError::ClusterAuthorizationFailed), _) => "Describe on the cluster",
-        _ => return String::new(),
-    };
-    format!(" (the ACL that fixes it: {needed} for tidemark's principal; see docs/operations.md)")
+    match missing_acl(api, code) {
+        Some(acl) => format!(
+            " (the ACL that fixes it: {} on the {} for tidemark's principal; see docs/operations.md)",
+            acl.operation,
+            acl.resource_type.replace('_', " ")
+        ),
+        None => String::new(),
+    }
 }
 
 /// Why a response did not fit the memory budget.
@@ -232,6 +274,14 @@ pub fn error_name(code: i16) -> String {
 }
 
 impl KafkaError {
+    /// The ACL this error says is missing: an `*_AUTHORIZATION_FAILED` answer.
+    pub fn missing_acl(&self) -> Option<Acl> {
+        match self {
+            KafkaError::Broker { api, code, .. } => missing_acl(*api, *code),
+            _ => None,
+        }
+    }
+
     /// Whether a broker error code means routing is stale: refresh metadata / coordinators and retry.
     pub fn is_retriable_routing(&self) -> bool {
         match self {

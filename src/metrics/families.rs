@@ -334,7 +334,7 @@ impl Exposition {
                 }
             }
         }
-        Ok(())
+        self.authorization_family(encoder)
     }
 }
 

@@ -12,6 +12,7 @@
 //! Sample values that are integers print as integers, floats in their shortest exact form
 //! (`text::push_f64`).
 
+mod authorization;
 mod compressed;
 mod direct;
 mod families;
@@ -83,6 +84,9 @@ pub struct ClientStats {
     pub timestamp_samples_failed: Vec<(&'static str, u64)>,
     /// Items cycles could not read, by kind, summed over cycles.
     pub collection_errors: Vec<(&'static str, u64)>,
+    /// (resource type, operation, denials): resources an `*_AUTHORIZATION_FAILED` answer
+    /// denied, once per cycle and resource, summed over cycles.
+    pub authorization_failures: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// What the exporter currently knows about one cluster.
@@ -187,6 +191,38 @@ fn encode_with_prometheus_client(
     // Writing into a buffer cannot fail.
     let _ =
         prometheus_client::encoding::text::encode_registry(&mut Normalized::new(out), &registry);
+}
+
+/// The series a cluster's report adds to the exposition at `granularity`: those of the
+/// partition, group-partition and group families (the cluster's few operational series
+/// aside). Counted the way the encoders decide which series to write; `tests.rs` checks it
+/// against a render.
+pub fn lag_series(report: &LagReport, granularity: Granularity) -> usize {
+    let with_time = |rows: &[crate::lag::GroupPartitionLag]| {
+        rows.iter().filter(|r| r.lag_seconds.is_some()).count()
+    };
+    let mut n = 2 * report.partitions.len();
+    if granularity == Granularity::Partition {
+        // offset, lag, messages_lost, retention_margin, retention_ratio; lag_seconds
+        n += 5 * report.group_partitions.len() + with_time(&report.group_partitions);
+        // lag; lag_seconds
+        n += report.share_group_partitions.len() + with_time(&report.share_group_partitions);
+    }
+    for g in &report.groups {
+        // state and stale always; max_lag, sum_lag and max_lag_seconds with known offsets
+        n += 2 + g.topic_sum_lag.len();
+        if g.offsets_known {
+            n += 2 + usize::from(g.max_lag_seconds.is_some());
+        }
+    }
+    for g in &report.share_groups {
+        // state always; max_lag and max_lag_seconds with known offsets
+        n += 1;
+        if g.offsets_known {
+            n += 1 + usize::from(g.max_lag_seconds.is_some());
+        }
+    }
+    n
 }
 
 /// The content type of OpenMetrics text.

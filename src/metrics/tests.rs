@@ -88,6 +88,7 @@ fn view() -> ClusterView {
             collection_errors: vec![("committed_partition", 3)],
             timestamp_fetch_bytes: 20_480,
             timestamp_samples_deferred: 5,
+            authorization_failures: vec![("topic", "Read", 4)],
         },
     }
 }
@@ -157,6 +158,9 @@ fn partition_granularity_exposes_every_family_with_exact_labels() {
     );
     has(
         r#"tidemark_collection_errors_total{cluster_name="prod",env="production",item="committed_partition"} 3"#,
+    );
+    has(
+        r#"tidemark_authorization_failures_total{cluster_name="prod",env="production",resource_type="topic",operation="Read"} 4"#,
     );
     has(
         r#"kafka_consumergroup_group_state{cluster_name="prod",env="production",group="billing",group_type="classic"} 3"#,
@@ -402,4 +406,46 @@ fn request_durations_are_a_cumulative_histogram_per_broker_and_api() {
         .filter_map(|line| line.split("api=\"").nth(1)?.split('"').next())
         .collect();
     assert_eq!(apis, BTreeSet::from(["ListGroups"]));
+}
+
+/// `lag_series` counts what a render writes for a report: the difference between a view
+/// with the report and one with an empty report, at both granularities, with rows without
+/// time lag, a group whose offsets are unknown, and share groups.
+#[test]
+fn lag_series_counts_what_the_render_writes() {
+    let mut v = view();
+    let mut report = v.report.as_deref().cloned().unwrap_or_default();
+    let mut unknown = report.groups[0].clone();
+    unknown.group = Arc::from("unknown-offsets");
+    unknown.offsets_known = false;
+    report.groups.push(unknown);
+    let mut share = report.groups[0].clone();
+    share.group = Arc::from("share");
+    share.group_type = crate::kafka::GroupType::Share;
+    report.share_groups.push(share.clone());
+    share.group = Arc::from("share-unknown");
+    share.offsets_known = false;
+    report.share_groups.push(share);
+    report.share_group_partitions = report.group_partitions.clone();
+    assert!(report
+        .group_partitions
+        .iter()
+        .any(|r| r.lag_seconds.is_none()));
+    let report = Arc::new(report);
+    for granularity in [Granularity::Partition, Granularity::Topic] {
+        let series = |v: &ClusterView| {
+            render_compressed(std::slice::from_ref(v), granularity, GZIP_LEVEL)
+                .expect("rendered")
+                .series()
+        };
+        v.report = Some(report.clone());
+        let with = series(&v);
+        v.report = Some(Arc::default());
+        let empty = series(&v);
+        assert_eq!(
+            lag_series(&report, granularity),
+            with - empty,
+            "{granularity:?}"
+        );
+    }
 }

@@ -68,20 +68,31 @@ impl Broker {
 
     /// [`Broker::start`] without the panic.
     pub async fn try_start() -> Result<Broker> {
-        Self::try_start_with(None).await
+        Self::try_start_with(None, &[]).await
+    }
+
+    /// A broker whose listener requires SASL authentication (Tansu's `--authentication`):
+    /// like Kafka, it answers ApiVersions, then closes the connection at any other request
+    /// of an unauthenticated client. (No login succeeds on it with memory storage, see
+    /// docs/testing.md: it is for clients that are not configured for SASL.)
+    pub async fn start_requiring_sasl() -> Broker {
+        match Self::try_start_with(None, &["--authentication"]).await {
+            Ok(b) => b,
+            Err(e) => panic!("could not start the test broker: {e}"),
+        }
     }
 
     /// A broker that advertises 127.0.0.1:`port` — the address of a proxy in front of it
     /// (TLS terminator, SASL front) — while listening on another host port,
     /// [`Broker::bootstrap`], which the proxy relays to.
     pub async fn start_advertising(port: u16) -> Broker {
-        match Self::try_start_with(Some(port)).await {
+        match Self::try_start_with(Some(port), &[]).await {
             Ok(b) => b,
             Err(e) => panic!("could not start the test broker: {e}"),
         }
     }
 
-    async fn try_start_with(advertised_port: Option<u16>) -> Result<Broker> {
+    async fn try_start_with(advertised_port: Option<u16>, extra: &[&str]) -> Result<Broker> {
         ensure_image().await?;
         let mut last_err = None;
         // A port picked free can be taken before docker binds it: retry with another.
@@ -89,17 +100,19 @@ impl Broker {
             let port = free_port()?;
             let bootstrap = format!("127.0.0.1:{port}");
             let advertised = format!("127.0.0.1:{}", advertised_port.unwrap_or(port));
+            let mut cmd = vec![
+                "broker".to_owned(),
+                "--listener-url".to_owned(),
+                format!("tcp://0.0.0.0:{CONTAINER_PORT}"),
+                "--advertised-listener-url".to_owned(),
+                format!("tcp://{advertised}"),
+                "--storage-engine".to_owned(),
+                "memory://tansu/".to_owned(),
+            ];
+            cmd.extend(extra.iter().map(|a| (*a).to_owned()));
             let started = GenericImage::new(IMAGE_NAME, IMAGE_TAG)
                 .with_mapped_port(port, CONTAINER_PORT.tcp())
-                .with_cmd([
-                    "broker".to_owned(),
-                    "--listener-url".to_owned(),
-                    format!("tcp://0.0.0.0:{CONTAINER_PORT}"),
-                    "--advertised-listener-url".to_owned(),
-                    format!("tcp://{advertised}"),
-                    "--storage-engine".to_owned(),
-                    "memory://tansu/".to_owned(),
-                ])
+                .with_cmd(cmd)
                 .start()
                 .await;
             match started {

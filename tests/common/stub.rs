@@ -1768,6 +1768,14 @@ impl Stub {
         });
     }
 
+    /// Marks a topic internal in Metadata (`is_internal`), as Kafka does
+    /// `__consumer_offsets`.
+    pub fn set_internal(&self, topic: &str) {
+        if let Some(t) = self.model().topics.get_mut(topic) {
+            t.internal = true;
+        }
+    }
+
     /// Appends records with these CreateTime timestamps at the high watermark (which
     /// moves past them), like a producer would.
     pub fn append_records(&self, topic: &str, partition: i32, timestamps: &[i64]) {

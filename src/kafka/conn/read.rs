@@ -157,6 +157,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
     counters: Arc<ApiCounters>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut answered = Answered::default();
     loop {
         if let Err(reason) = frame_size(&buf, config.max_frame_bytes) {
             shared.close(reason);
@@ -164,7 +165,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
         }
         let Some((size, id)) = frame_head(&buf) else {
             if let Err(reason) = fill(&mut reader, &mut buf).await {
-                shared.close(reason);
+                shared.close(answered.explain_close(reason, &shared, &config));
                 return;
             }
             continue;
@@ -180,7 +181,10 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             state.waiting.remove(&id)
         };
         let body = match pending {
-            Some(pending) => admit(pending, id, size, &shared, &config.budget).await,
+            Some(pending) => {
+                answered.saw(pending.api);
+                admit(pending, id, size, &shared, &config.budget).await
+            }
             // Responses come in request order: an unknown id is a late answer to a request
             // that already timed out (or was cancelled).
             None => {
@@ -202,6 +206,62 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
             return;
         }
     }
+}
+
+/// Which responses a connection has had, to explain why a broker closed it.
+#[derive(Default)]
+struct Answered {
+    api_versions: bool,
+    other: bool,
+}
+
+impl Answered {
+    fn saw(&mut self, api: ApiKey) {
+        match api {
+            ApiKey::ApiVersions => self.api_versions = true,
+            _ => self.other = true,
+        }
+    }
+
+    /// `reason` for a transport that ended, with the likely cause when it is a listener
+    /// that requires SASL: Kafka answers ApiVersions before authentication, then closes
+    /// the connection on any other request (`SaslServerAuthenticator`: "Unexpected Kafka
+    /// request of type ... during SASL handshake"), without an answer or error code.
+    fn explain_close(&self, reason: String, shared: &Shared, config: &ConnectionConfig) -> String {
+        if !self.api_versions || self.other || config.security.sasl().is_some() {
+            return reason;
+        }
+        let first = {
+            let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .waiting
+                .values()
+                .map(|p| p.api)
+                .find(|api| *api != ApiKey::ApiVersions)
+        };
+        match first {
+            Some(api) => format!(
+                "{reason}: {}",
+                sasl_required_hint(api, config.security.protocol_name())
+            ),
+            None => reason,
+        }
+    }
+}
+
+/// What a connection closed right after ApiVersions most likely means, and the fix.
+pub(super) fn sasl_required_hint(api: ApiKey, protocol: &str) -> String {
+    let sasl = if protocol == "SSL" {
+        "SASL_SSL"
+    } else {
+        "SASL_PLAINTEXT"
+    };
+    format!(
+        "the broker answered ApiVersions, then closed the connection at the first {api:?} \
+         request without answering: the listener most likely requires SASL authentication and \
+         security.protocol is {protocol}; set security.protocol to {sasl} and sasl.mechanism \
+         (with sasl.username and sasl.password) in consumer_properties"
+    )
 }
 
 /// Whether the frame at the front of `buf` (once its size is in) may be read at all: a

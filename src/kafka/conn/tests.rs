@@ -215,6 +215,45 @@ async fn negotiation_falls_back_when_the_broker_lacks_api_versions_v3() {
     let _server = broker.await.unwrap();
 }
 
+/// A listener that requires SASL answers ApiVersions, then closes the connection at the
+/// first other request (as Kafka's SaslServerAuthenticator does): the error says so. A
+/// connection that had an answer to another request first gets no such hint.
+#[tokio::test]
+async fn a_close_right_after_api_versions_names_sasl() {
+    for answer_first in [false, true] {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::start("fake:9092", client, config(5_000), Arc::default());
+        let broker = tokio::spawn(async move {
+            let (_, version, id) = read_request(&mut server).await.unwrap();
+            write_response(
+                &mut server,
+                id,
+                version,
+                &versions(&[(18, 0, 3), (16, 0, 5)]),
+            )
+            .await;
+            if answer_first {
+                let (_, version, id) = read_request(&mut server).await.unwrap();
+                write_response(&mut server, id, version, &groups_response("g")).await;
+            }
+            // The next request is read, then the connection closed without an answer.
+            read_request(&mut server).await.unwrap();
+        });
+        conn.negotiate_versions().await.unwrap();
+        let req = ListGroupsRequest::default();
+        if answer_first {
+            conn.send_version(&req, 0).await.unwrap();
+        }
+        let err = conn.send_version(&req, 0).await.unwrap_err().to_string();
+        broker.await.unwrap();
+        let hinted = err.contains("requires SASL authentication")
+            && err.contains("set security.protocol to SASL_PLAINTEXT and sasl.mechanism")
+            && err.contains("first ListGroups request");
+        assert_eq!(hinted, !answer_first, "{err}");
+        assert!(err.contains("broker closed the connection"), "{err}");
+    }
+}
+
 #[test]
 fn negotiate_picks_the_highest_common_version() {
     assert_eq!(
