@@ -389,15 +389,41 @@ impl Expected<'_> {
                     ));
                 }
             }
-            let mut by_topic: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut by_topic: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
             for r in rs {
-                *by_topic.entry(r.topic.as_str()).or_default() += r.lag;
+                by_topic.entry(r.topic.as_str()).or_default().push(r);
             }
-            for (topic, sum) in by_topic {
+            for (topic, rows) in by_topic {
                 topic_sums += 1;
                 let labels = with(&[("group", (*group).to_owned()), ("topic", topic.to_owned())]);
-                let name = format!("{f}topic_sum_lag");
-                self.exact(m, &name, &labels, &[], sum as f64, &mut bad);
+                let sum: i64 = rows.iter().map(|r| r.lag).sum();
+                let max = rows.iter().map(|r| r.lag).max().unwrap_or(0);
+                self.exact(
+                    m,
+                    &format!("{f}topic_sum_lag"),
+                    &labels,
+                    &[],
+                    sum as f64,
+                    &mut bad,
+                );
+                self.exact(
+                    m,
+                    &format!("{f}topic_max_lag"),
+                    &labels,
+                    &[],
+                    max as f64,
+                    &mut bad,
+                );
+                let lo = rows.iter().map(|r| r.lag_seconds.0).fold(0.0, f64::max);
+                let hi = rows.iter().map(|r| r.lag_seconds.1).fold(0.0, f64::max);
+                let name = format!("{f}topic_max_lag_seconds");
+                if let Some(v) = self.one(m, &name, &labels, &[], &mut bad) {
+                    if !(lo..=hi).contains(&v) {
+                        bad.push(format!(
+                            "{name} {labels:?} = {v}, want within [{lo:.3}, {hi:.3}]"
+                        ));
+                    }
+                }
             }
         }
         for family in [
@@ -407,12 +433,13 @@ impl Expected<'_> {
         ] {
             count(m, family, groups.len(), &mut bad);
         }
-        count(
-            m,
+        for family in [
             "kafka_consumergroup_group_topic_sum_lag",
-            topic_sums,
-            &mut bad,
-        );
+            "kafka_consumergroup_group_topic_max_lag",
+            "kafka_consumergroup_group_topic_max_lag_seconds",
+        ] {
+            count(m, family, topic_sums, &mut bad);
+        }
 
         // Groups without commits: no group × partition series, no per-topic sums, and
         // whatever aggregates are shown say "no lag".

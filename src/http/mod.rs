@@ -382,7 +382,7 @@ mod tests {
                 max_lag: 12,
                 max_lag_seconds: Some(374.875),
                 sum_lag: 18_000,
-                topic_sum_lag: Default::default(),
+                topics: Default::default(),
                 read_at_ms: 0,
                 stale: false,
             }],
@@ -563,7 +563,7 @@ mod tests {
             max_lag: 0,
             max_lag_seconds: None,
             sum_lag: 0,
-            topic_sum_lag: Default::default(),
+            topics: Default::default(),
             read_at_ms: 0,
             stale: false,
         };

@@ -19,7 +19,7 @@
 mod report;
 mod snapshot;
 
-pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
+pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, TopicLag};
 pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
 
 use crate::kafka::GroupType;
@@ -99,7 +99,7 @@ pub fn compute_for(
             max_lag: 0,
             max_lag_seconds: None,
             sum_lag: 0,
-            topic_sum_lag: BTreeMap::new(),
+            topics: BTreeMap::new(),
             read_at_ms: now_ms,
             stale: false,
         };
@@ -163,10 +163,13 @@ impl GroupLag {
     fn add(&mut self, row: &GroupPartitionLag) {
         self.max_lag = self.max_lag.max(row.lag);
         self.sum_lag = self.sum_lag.saturating_add(row.lag);
-        let topic_sum = self.topic_sum_lag.entry(row.tp.topic.clone()).or_insert(0);
-        *topic_sum = topic_sum.saturating_add(row.lag);
+        let topic = self.topics.entry(row.tp.topic.clone()).or_default();
+        topic.sum_lag = topic.sum_lag.saturating_add(row.lag);
+        topic.max_lag = topic.max_lag.max(row.lag);
         if let Some(s) = row.lag_seconds {
-            self.max_lag_seconds = Some(self.max_lag_seconds.map_or(s, |m: f64| m.max(s)));
+            let max = |m: Option<f64>| Some(m.map_or(s, |m| m.max(s)));
+            self.max_lag_seconds = max(self.max_lag_seconds);
+            topic.max_lag_seconds = max(topic.max_lag_seconds);
         }
     }
 }

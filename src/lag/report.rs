@@ -38,6 +38,15 @@ impl LagReport {
     }
 }
 
+/// A group's aggregates over the partitions of one topic.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TopicLag {
+    pub sum_lag: i64,
+    pub max_lag: i64,
+    /// Max over the topic's partitions that have a time lag; None when none has one.
+    pub max_lag_seconds: Option<f64>,
+}
+
 /// Watermarks of one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionOffsets {
@@ -78,7 +87,8 @@ pub struct GroupLag {
     /// Max over the partitions that have a time lag; None when none has one.
     pub max_lag_seconds: Option<f64>,
     pub sum_lag: i64,
-    pub topic_sum_lag: BTreeMap<Arc<str>, i64>,
+    /// Per topic: the group's lag summed, its largest lag and time lag.
+    pub topics: BTreeMap<Arc<str>, TopicLag>,
     /// When the committed offsets behind these values were read (Unix ms).
     pub read_at_ms: i64,
     /// Some of the group's values could not be read this cycle and are the last ones read:

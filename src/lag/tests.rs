@@ -92,8 +92,12 @@ fn offset_and_time_lag_per_partition() {
     assert_eq!((g.max_lag, g.sum_lag), (50, 60));
     assert_eq!(g.max_lag_seconds, Some(100.0));
     assert_eq!(g.state.code(), 3);
-    assert_eq!(g.topic_sum_lag[&Arc::<str>::from("t")], 60);
-    assert_eq!(g.topic_sum_lag[&Arc::<str>::from("u")], 0);
+    let t = g.topics[&Arc::<str>::from("t")];
+    assert_eq!(
+        (t.sum_lag, t.max_lag, t.max_lag_seconds),
+        (60, 50, Some(100.0))
+    );
+    assert_eq!(g.topics[&Arc::<str>::from("u")].sum_lag, 0);
     assert_eq!(r.partitions.len(), 3);
 }
 

@@ -10,7 +10,7 @@ use super::*;
 use crate::kafka::TopicPartition;
 use kafka_protocol::messages::ApiKey;
 
-use crate::lag::{GroupLag, GroupPartitionLag, GroupState, Member, PartitionOffsets};
+use crate::lag::{GroupLag, GroupPartitionLag, GroupState, Member, PartitionOffsets, TopicLag};
 
 /// The whole exposition, every family encoded by prometheus-client (its values in the
 /// exposition's number format: `text::Normalized`).
@@ -138,7 +138,14 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
             max_lag: INTS[i % INTS.len()],
             max_lag_seconds: (i % 3 != 0).then(|| float(i)),
             sum_lag: INTS[(i + 1) % INTS.len()],
-            topic_sum_lag: BTreeMap::from([(topic(i), INTS[i % INTS.len()])]),
+            topics: BTreeMap::from([(
+                topic(i),
+                TopicLag {
+                    sum_lag: INTS[i % INTS.len()],
+                    max_lag: INTS[(i + 2) % INTS.len()],
+                    max_lag_seconds: (i % 2 == 0).then(|| float(i + 1)),
+                },
+            )]),
             read_at_ms: 0,
             stale: i % 4 == 1,
         })

@@ -17,7 +17,7 @@ use prometheus_client::metrics::MetricType;
 
 use super::{ClientStats, ClusterView, CYCLE_BUCKETS};
 use crate::config::Granularity;
-use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets};
+use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, TopicLag};
 
 type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
@@ -158,6 +158,29 @@ impl Exposition {
             for g in &r.groups {
                 if let Some(v) = value(g) {
                     gauge(&mut enc, &(&b[..], &[("group", &*g.group)][..]), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A gauge family with one series per group and topic.
+    fn group_topic_family<V: EncodeGaugeValue>(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        value: fn(&TopicLag) -> Option<V>,
+    ) -> std::fmt::Result {
+        let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (c, r) in self.reports() {
+            let b = base(c);
+            for g in &r.groups {
+                for (topic, t) in &g.topics {
+                    if let Some(v) = value(t) {
+                        let labels = [("group", &*g.group), ("topic", &**topic)];
+                        gauge(&mut enc, &(&b[..], &labels[..]), v)?;
+                    }
                 }
             }
         }
@@ -472,23 +495,24 @@ impl Exposition {
             "Sum of offset lag over the group's partitions.",
             |g| g.offsets_known.then_some(g.sum_lag),
         )?;
-        {
-            let mut enc = e.encode_descriptor(
-                "kafka_consumergroup_group_topic_sum_lag",
-                "Sum of offset lag of the group per topic.",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (c, r) in self.reports() {
-                let b = base(c);
-                for g in &r.groups {
-                    for (topic, sum) in &g.topic_sum_lag {
-                        let labels = [("group", &*g.group), ("topic", &**topic)];
-                        gauge(&mut enc, &(&b[..], &labels[..]), *sum)?;
-                    }
-                }
-            }
-        }
+        self.group_topic_family(
+            e,
+            "kafka_consumergroup_group_topic_sum_lag",
+            "Sum of offset lag of the group per topic.",
+            |t| Some(t.sum_lag),
+        )?;
+        self.group_topic_family(
+            e,
+            "kafka_consumergroup_group_topic_max_lag",
+            "Largest offset lag of the group over the partitions of the topic.",
+            |t| Some(t.max_lag),
+        )?;
+        self.group_topic_family(
+            e,
+            "kafka_consumergroup_group_topic_max_lag_seconds",
+            "Largest time lag in seconds of the group over the partitions of the topic that have one.",
+            |t| t.max_lag_seconds,
+        )?;
         self.group_state_family(e)?;
         self.share_group_families(e)?;
 

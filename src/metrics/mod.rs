@@ -210,7 +210,12 @@ pub fn lag_series(report: &LagReport, granularity: Granularity) -> usize {
     }
     for g in &report.groups {
         // state and stale always; max_lag, sum_lag and max_lag_seconds with known offsets
-        n += 2 + g.topic_sum_lag.len();
+        // per topic: sum and max lag, max time lag when one partition has one
+        n += 2 + g
+            .topics
+            .values()
+            .map(|t| 2 + usize::from(t.max_lag_seconds.is_some()))
+            .sum::<usize>();
         if g.offsets_known {
             n += 2 + usize::from(g.max_lag_seconds.is_some());
         }
