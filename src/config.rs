@@ -113,6 +113,63 @@ pub struct ExporterConfig {
     pub timestamp_sampling: TimestampSampling,
     pub otel: OtelConfig,
     pub performance: Performance,
+    pub leadership: LeadershipConfig,
+}
+
+/// `[exporter.leadership]`: replicas share the work through a coordination group in each
+/// monitored cluster (see [`crate::ha`]). klag-exporter's keys: `lease_name` is the group
+/// id, `lease_duration_secs` the session timeout, `grace_period_secs` the heartbeat
+/// interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadershipConfig {
+    pub enabled: bool,
+    pub provider: LeadershipProvider,
+    /// The coordination group's id.
+    pub lease_name: String,
+    /// Accepted for klag-exporter configs; a Kafka group has no namespace.
+    pub lease_namespace: Option<String>,
+    /// This replica's stable name; default `POD_NAME`, `HOSTNAME`, the host name.
+    pub identity: Option<String>,
+    /// Session timeout: a replica silent this long is replaced.
+    pub lease_duration: Duration,
+    /// Heartbeat interval, less than `lease_duration`.
+    pub grace_period: Duration,
+    /// Consumer groups are shared out one by one on a cluster with more than this many
+    /// (tidemark's own key); below, the cluster's owner reads them all.
+    pub shard_groups_above: u32,
+}
+
+/// Where the election happens: always the Kafka cluster (`kubernetes` is accepted and
+/// mapped onto it, with a warning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LeadershipProvider {
+    #[default]
+    Kafka,
+    Kubernetes,
+}
+
+impl LeadershipProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kafka => "kafka",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl Default for LeadershipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            provider: LeadershipProvider::Kafka,
+            lease_name: "tidemark".to_owned(),
+            lease_namespace: None,
+            identity: None,
+            lease_duration: Duration::from_secs(15),
+            grace_period: Duration::from_secs(5),
+            shard_groups_above: 1000,
+        }
+    }
 }
 
 /// Level of detail of the consumer-group lag series.
@@ -253,6 +310,7 @@ impl Default for ExporterConfig {
             timestamp_sampling: TimestampSampling::default(),
             otel: OtelConfig::default(),
             performance: Performance::default(),
+            leadership: LeadershipConfig::default(),
         }
     }
 }
@@ -438,6 +496,15 @@ impl Config {
             out.push(format!(
                 "{}: exporter.otel.enabled = true, but OTLP export is not supported yet; \
                  metrics are served on /metrics only",
+                self.source
+            ));
+        }
+        let leadership = &self.exporter.leadership;
+        if leadership.enabled && leadership.provider == LeadershipProvider::Kubernetes {
+            out.push(format!(
+                "{}: exporter.leadership: provider = \"kubernetes\" elects through the Kafka \
+                 cluster instead (a coordination group named by lease_name): the same \
+                 active/standby behaviour, no Lease object and no Kubernetes RBAC needed",
                 self.source
             ));
         }

@@ -37,6 +37,8 @@ pub(super) enum Part {
 #[derive(Debug)]
 pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
+    /// Every cluster with coordination (served or not), for the `tidemark_ha_*` families.
+    pub ha: Vec<ClusterView>,
     pub granularity: Granularity,
     pub part: Part,
 }
@@ -551,7 +553,7 @@ impl Exposition {
                 }
             }
         }
-        Ok(())
+        self.ha_families(e)
     }
 
     /// The counters and what follows them: [`Part::Tail`].

@@ -89,6 +89,7 @@ fn view() -> ClusterView {
             timestamp_fetch_bytes: 20_480,
             timestamp_samples_deferred: 5,
         },
+        ha: None,
     }
 }
 
