@@ -480,6 +480,19 @@ impl Config {
         render::to_redacted_toml(self)
     }
 
+    /// The one warning `provider = "kubernetes"` gets: tidemark elects through Kafka.
+    pub fn leadership_warning(&self) -> Option<String> {
+        let leadership = &self.exporter.leadership;
+        (leadership.enabled && leadership.provider == LeadershipProvider::Kubernetes).then(|| {
+            format!(
+                "{}: exporter.leadership: provider = \"kubernetes\" elects through the Kafka \
+                 cluster instead (a coordination group named by lease_name): the same \
+                 active/standby behaviour, no Lease object and no Kubernetes RBAC needed",
+                self.source
+            )
+        })
+    }
+
     /// Warning lines for the caller to log once at startup: unknown keys (one line),
     /// OTLP requested, unsupported consumer properties (one line per cluster).
     pub fn warnings(&self) -> Vec<String> {
@@ -499,15 +512,7 @@ impl Config {
                 self.source
             ));
         }
-        let leadership = &self.exporter.leadership;
-        if leadership.enabled && leadership.provider == LeadershipProvider::Kubernetes {
-            out.push(format!(
-                "{}: exporter.leadership: provider = \"kubernetes\" elects through the Kafka \
-                 cluster instead (a coordination group named by lease_name): the same \
-                 active/standby behaviour, no Lease object and no Kubernetes RBAC needed",
-                self.source
-            ));
-        }
+        out.extend(self.leadership_warning());
         for cluster in &self.clusters {
             if !cluster.client.unsupported.is_empty() {
                 out.push(format!(

@@ -219,6 +219,7 @@ fn publish(task: &MemberTask, member: &Member, published: &mut Ownership) {
     }
     let name = &task.settings.name;
     match &now.assignment {
+        _ if now.assignment == published.assignment => {}
         Some(a) => {
             tracing::info!(cluster = %name, generation = now.generation, owner = now.cluster(), sharded = a.sharded, members = a.members.len(), "coordination: assignment received")
         }
