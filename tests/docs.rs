@@ -67,6 +67,11 @@ fn operational_view() -> ClusterView {
             collection_errors: vec![("broker", 1)],
             ..ClientStats::default()
         },
+        // With `[exporter.leadership]`: the tidemark_ha_* families.
+        ha: Some(metrics::HaView {
+            serving: true,
+            ..metrics::HaView::default()
+        }),
         ..ClusterView::default()
     }
 }

@@ -46,7 +46,20 @@ impl ExporterState {
     pub fn set_ownership(&self, cluster: &str, own: Ownership) {
         {
             let mut inner = self.lock();
-            let filtered = inner.raw.get(cluster).map(|r| Arc::new(own.filter(r)));
+            // The last report is served again at once only while it is younger than the
+            // staleness threshold; an older one waits for the cycle the assignment starts.
+            let staleness = *self.staleness.lock().unwrap_or_else(|p| p.into_inner());
+            let last = inner.status.get(cluster).and_then(|s| s.last_success_at);
+            let fresh = match (staleness, last) {
+                (Some(limit), Some(at)) => at.elapsed() <= limit,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            let filtered = inner
+                .raw
+                .get(cluster)
+                .filter(|_| fresh)
+                .map(|r| Arc::new(own.filter(r)));
             let Some(view) = inner.views.get_mut(cluster) else {
                 return;
             };
@@ -210,5 +223,14 @@ mod tests {
         assert!(!s.ready());
         publish();
         assert!(!text(&s).contains(series));
+        // Assigned again: the last cycle is served at once while it is fresh, ...
+        s.set_staleness(Duration::from_millis(200));
+        s.set_ownership("a", owner.clone());
+        assert!(text(&s).contains(series));
+        // ... but not once it is older than the staleness threshold.
+        s.set_ownership("a", Ownership::default());
+        std::thread::sleep(Duration::from_millis(250));
+        s.set_ownership("a", owner);
+        assert!(!text(&s).contains(series), "{}", text(&s));
     }
 }
