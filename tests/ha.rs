@@ -20,7 +20,7 @@ use common::exporter::{get, Metrics};
 use common::workload::small_workload;
 use common::{Broker, Workload};
 
-const POLL: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_secs(6);
 const SESSION: Duration = Duration::from_secs(6);
 /// The acceptance window: a replica's work is served again within this after it dies.
 const WINDOW: Duration = Duration::from_secs(SESSION.as_secs() + POLL.as_secs());

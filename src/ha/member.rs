@@ -236,7 +236,7 @@ impl Member {
             }
             Ok(c) if is_coordinator_code(c) => {
                 self.rediscover = true;
-                self.keep_trying(now, format!("Heartbeat: error {c}"));
+                self.keep_trying(now, format!("Heartbeat: {}", describe(c)));
             }
             Ok(c) => self.failed(now, "Heartbeat", c),
             Err(Unreachable(e)) => {
@@ -278,13 +278,21 @@ impl Member {
         if is_coordinator_code(c) {
             self.rediscover = true;
         }
-        self.rejoin(now, Some(format!("{api}: error {c}")));
+        self.rejoin(now, Some(format!("{api}: {}", describe(c))));
     }
 
     /// Leave: give everything up (the driver sends LeaveGroup if it has a member id).
     pub fn leave(&mut self) {
         self.assignment = None;
         self.leader = false;
+    }
+}
+
+/// `error 30 (GroupAuthorizationFailed)`: the number and Kafka's name for it.
+fn describe(c: i16) -> String {
+    match kafka_protocol::ResponseError::try_from_code(c) {
+        Some(e) => format!("error {c} ({e:?})"),
+        None => format!("error {c}"),
     }
 }
 

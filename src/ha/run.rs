@@ -44,6 +44,7 @@ pub async fn run(task: MemberTask, mut shutdown: watch::Receiver<bool>) {
     });
     let mut kafka: Option<Cluster> = None;
     let mut published = Ownership::default();
+    let mut last_logged: Option<String> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -75,6 +76,13 @@ pub async fn run(task: MemberTask, mut shutdown: watch::Receiver<bool>) {
             () = step(&task, k, &mut member) => false,
             _ = shutdown.changed() => true,
         };
+        // Each new problem once (a join refused by an ACL is retried every few seconds).
+        if member.last_error != last_logged {
+            if let Some(e) = &member.last_error {
+                tracing::warn!(cluster = %name, group = %task.exporter.leadership.lease_name, error = %e, "coordination: no assignment yet, owning nothing of this cluster (retrying)");
+            }
+            last_logged.clone_from(&member.last_error);
+        }
         member.fence(Instant::now());
         publish(&task, &member, &mut published);
         if stop {

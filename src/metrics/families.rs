@@ -568,7 +568,10 @@ impl Exposition {
 
         self.operational(e)?;
 
-        let all_up = !self.clusters.is_empty() && self.clusters.iter().all(|c| c.up);
+        // A high-availability standby has no cycle of its own that could fail: 1, so an
+        // alert on `kafka_lag_exporter_up == 0` does not fire for every standby.
+        let any = !self.clusters.is_empty() || !self.ha.is_empty();
+        let all_up = any && self.clusters.iter().all(|c| c.up);
         let enc = e.encode_descriptor(
             "kafka_lag_exporter_up",
             "1 when the last collection cycle of every cluster read everything (tidemark_cluster_up is 1 for all), else 0.",

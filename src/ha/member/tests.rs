@@ -210,3 +210,17 @@ fn an_unreadable_assignment_owns_nothing() {
     assert!(m.assignment().is_none());
     assert!(matches!(m.next(), Action::Backoff { .. }));
 }
+
+#[test]
+fn a_refused_join_names_the_error_and_owns_nothing() {
+    let t0 = Instant::now();
+    let mut m = Member::new(settings());
+    m.on_join(t0, Ok(joined(30, "", "", -1)));
+    assert!(m.assignment().is_none());
+    assert!(matches!(m.next(), Action::Backoff { .. }));
+    let e = m.last_error.clone().unwrap_or_default();
+    assert!(
+        e.contains("JoinGroup: error 30 (GroupAuthorizationFailed)"),
+        "{e}"
+    );
+}
