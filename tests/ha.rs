@@ -181,6 +181,8 @@ const FAMILIES: [&str; 3] = [
 #[derive(Debug, Default)]
 struct Round {
     gaps: usize,
+    /// Gaps per cluster.
+    cluster_gaps: BTreeMap<String, usize>,
     duplicates: usize,
     /// Series of the families that are not in the truth, or with another value.
     wrong: Vec<String>,
@@ -226,7 +228,13 @@ async fn round(
             }
         }
     }
+    let mut cluster_gaps = BTreeMap::new();
+    for (_, labels) in truth.keys().filter(|k| !seen.contains_key(*k)) {
+        let cluster = labels.get("cluster_name").cloned().unwrap_or_default();
+        *cluster_gaps.entry(cluster).or_default() += 1;
+    }
     Round {
+        cluster_gaps,
         gaps: truth.keys().filter(|k| !seen.contains_key(*k)).count(),
         duplicates: seen.values().map(|n| n.saturating_sub(1)).sum(),
         wrong,
@@ -429,4 +437,88 @@ async fn three_replicas_share_two_clusters_exactly_once_across_failover() {
         last.values().collect::<BTreeSet<_>>(),
         BTreeSet::from([&"owner".to_owned()])
     );
+}
+
+/// The series of `cluster` in the truth.
+fn count_of(truth: &BTreeMap<(String, BTreeMap<String, String>), f64>, cluster: &str) -> usize {
+    truth
+        .keys()
+        .filter(|(_, labels)| labels.get("cluster_name").map(String::as_str) == Some(cluster))
+        .count()
+}
+
+/// A cluster whose coordinator (its only broker) freezes for longer than the session
+/// timeout: every replica gives its work there up (a gap, never a duplicate or a frozen
+/// snapshot of it), the other cluster is served throughout, and the frozen one comes back
+/// exactly once when its broker does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_frozen_past_the_session_timeout_fences_every_replica() {
+    let east = Broker::start().await;
+    let west = Broker::start().await;
+    for ((_, topic, counts, groups), broker) in CLUSTERS.iter().zip([&east, &west]) {
+        let mut w = Workload::connect(&broker.bootstrap).await;
+        for (i, (group, lags)) in groups.iter().enumerate() {
+            if i == 0 {
+                small_workload(&mut w, topic, counts, group, lags, 3).await;
+            } else {
+                let offsets: Vec<(&str, i32, i64)> = lags
+                    .iter()
+                    .enumerate()
+                    .map(|(p, lag)| (*topic, p as i32, counts[p] - lag))
+                    .collect();
+                w.commit_offsets(group, &offsets).await;
+            }
+        }
+    }
+    let truth = truth();
+    let east_series = count_of(&truth, "east");
+    let replicas: Vec<Replica> = (0..2).map(|i| start_replica(i, &[&east, &west])).collect();
+    let (converged, rounds) = until_complete(&replicas, &truth, CONVERGE).await;
+    print_rounds("start-up", &rounds);
+    assert!(converged.is_some(), "never complete within {CONVERGE:?}");
+
+    east.pause().await;
+    let paused = Instant::now();
+    let mut fenced_after = None;
+    let mut rounds = Vec::new();
+    // Twice the session timeout: long enough for every replica to give east up.
+    while paused.elapsed() < SESSION * 2 {
+        let r = round(&replicas, &truth).await;
+        let gaps = |c: &str| r.cluster_gaps.get(c).copied().unwrap_or(0);
+        rounds.push((paused.elapsed(), gaps("east"), r.duplicates));
+        assert_eq!(r.duplicates, 0, "duplicates: {rounds:?}");
+        assert!(r.wrong.is_empty(), "{r:?}");
+        // West never waits on east.
+        assert_eq!(
+            gaps("west"),
+            0,
+            "west has gaps while east is frozen: {rounds:?}"
+        );
+        if gaps("east") == east_series && fenced_after.is_none() {
+            fenced_after = Some(paused.elapsed());
+        }
+        if fenced_after.is_some() {
+            assert_eq!(
+                gaps("east"),
+                east_series,
+                "east served again while frozen: {rounds:?}"
+            );
+        }
+        tokio::time::sleep(ROUND).await;
+    }
+    print_rounds("east frozen (elapsed: east gaps/duplicates)", &rounds);
+    println!(
+        "east frozen: no replica serves it after {fenced_after:?} (session timeout {SESSION:?})"
+    );
+    assert!(
+        fenced_after.is_some(),
+        "a replica kept serving east: {rounds:?}"
+    );
+
+    east.unpause().await;
+    let (restored, rounds) = until_complete(&replicas, &truth, CONVERGE).await;
+    print_rounds("east back", &rounds);
+    println!("east back: every series exactly once after {restored:?}");
+    assert!(restored.is_some(), "east never came back: {rounds:?}");
+    steady(&replicas, &truth, 4).await;
 }

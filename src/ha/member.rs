@@ -255,6 +255,14 @@ impl Member {
         self.fence(now);
     }
 
+    /// When [`Member::fence`] will give the assignment up if no heartbeat is accepted
+    /// before; `None` without an assignment.
+    pub fn fence_at(&self) -> Option<Instant> {
+        self.assignment.as_ref()?;
+        self.last_accepted
+            .map(|t| t + self.settings.session_timeout)
+    }
+
     /// Give everything up when a session timeout has passed since the last accepted
     /// heartbeat was sent: the coordinator has expired this member by then (its clock
     /// started when the heartbeat arrived, later than it was sent). True when it fenced.

@@ -72,8 +72,21 @@ pub async fn run(task: MemberTask, mut shutdown: watch::Receiver<bool>) {
             }
         };
         let k = kafka.insert(k);
+        // The fence is kept by the clock, not by the answers: a request stuck on a frozen
+        // coordinator is abandoned when the session would have expired.
+        let fence = member.fence_at();
+        let fenced = async {
+            match fence {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let stop = tokio::select! {
             () = step(&task, k, &mut member) => false,
+            () = fenced => {
+                k.forget_coordinator(&task.exporter.leadership.lease_name);
+                false
+            }
             _ = shutdown.changed() => true,
         };
         // Each new problem once (a join refused by an ACL is retried every few seconds).

@@ -224,3 +224,18 @@ fn a_refused_join_names_the_error_and_owns_nothing() {
         "{e}"
     );
 }
+
+#[test]
+fn the_fence_deadline_follows_the_last_accepted_heartbeat() {
+    let t0 = Instant::now();
+    let mut m = Member::new(settings());
+    assert_eq!(m.fence_at(), None, "nothing to fence without an assignment");
+    let (mut m2, _) = stable(t0);
+    assert_eq!(m2.fence_at(), Some(t0 + Duration::from_secs(10)));
+    let sent = t0 + Duration::from_secs(3);
+    m2.on_heartbeat(sent + Duration::from_millis(5), sent, Ok(0));
+    assert_eq!(m2.fence_at(), Some(sent + Duration::from_secs(10)));
+    m.leave();
+    m2.leave();
+    assert_eq!(m2.fence_at(), None);
+}
