@@ -11,7 +11,7 @@
 //!   key; TOML syntax errors keep the parser's line and column (of the file as written).
 //!   Values of secret keys never appear in errors.
 //! - **Unknown keys are not errors.** klag-exporter has settings tidemark does not
-//!   (leader election, rate-based sampling, MSK IAM, …); a klag config must load
+//!   (rate-based sampling, MSK IAM, …); a klag config must load
 //!   unchanged. Every unrecognised key is collected in [`Config::unknown_keys`] and
 //!   reported in one warning line ([`Config::warnings`]). The cost: a misspelt key warns
 //!   instead of failing, so read that warning.
@@ -88,7 +88,7 @@ pub struct Config {
     /// The file it was read from (as given to [`load`] / [`parse`]).
     pub source: String,
     /// Key paths present in the file that tidemark does not use, e.g.
-    /// `exporter.leadership`, `clusters[0].aws_msk_iam`. For one warning line.
+    /// `exporter.timestamp_sampling.mode`, `clusters[0].aws_msk_iam`. For one warning line.
     pub unknown_keys: Vec<String>,
     /// The line (in the file as written) of every key path, for `file:line` in strict-mode
     /// errors.

@@ -25,6 +25,9 @@ const SESSION: Duration = Duration::from_secs(6);
 /// The acceptance window: a replica's work is served again within this after it dies.
 const WINDOW: Duration = Duration::from_secs(SESSION.as_secs() + POLL.as_secs());
 const ROUND: Duration = Duration::from_millis(250);
+/// The two tests run one after the other: each times failovers, and five replicas and four
+/// brokers at once on a small machine would stretch what they measure.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Start-up: the test broker takes ~5 s per first join, then the group is resharded once.
 const CONVERGE: Duration = Duration::from_secs(90);
 
@@ -330,6 +333,7 @@ fn print_rounds(what: &str, rounds: &[(Duration, usize, usize)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_two_clusters_exactly_once_across_failover() {
+    let _serial = SERIAL.lock().await;
     let east = Broker::start().await;
     let west = Broker::start().await;
     for ((_, topic, counts, groups), broker) in CLUSTERS.iter().zip([&east, &west]) {
@@ -453,6 +457,7 @@ fn count_of(truth: &BTreeMap<(String, BTreeMap<String, String>), f64>, cluster: 
 /// exactly once when its broker does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_frozen_past_the_session_timeout_fences_every_replica() {
+    let _serial = SERIAL.lock().await;
     let east = Broker::start().await;
     let west = Broker::start().await;
     for ((_, topic, counts, groups), broker) in CLUSTERS.iter().zip([&east, &west]) {
