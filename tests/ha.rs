@@ -16,9 +16,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::free_port;
-use common::exporter::{get, Metrics};
+use common::exporter::{config, get, Metrics};
+use common::stub::StubGroup;
 use common::workload::small_workload;
-use common::{Broker, Workload};
+use common::{Broker, RunningExporter, StubCluster, Workload};
 
 const POLL: Duration = Duration::from_secs(6);
 const SESSION: Duration = Duration::from_secs(6);
@@ -359,6 +360,13 @@ async fn three_replicas_share_two_clusters_exactly_once_across_failover() {
     let converged = converged.unwrap_or_else(|| panic!("never complete within {CONVERGE:?}"));
     println!("start-up: every series exactly once after {converged:?}");
     steady(&replicas, &truth, 8).await;
+    for r in &replicas {
+        let text = get(r.address, "/metrics").await.body;
+        assert!(
+            text.contains("tidemark_ha_member{cluster_name=\"east\"} 1"),
+            "{text}"
+        );
+    }
     let west_roles = roles(&replicas, "west").await;
     let east_roles = roles(&replicas, "east").await;
     println!("roles: west {west_roles:?}, east {east_roles:?}");
@@ -526,4 +534,41 @@ async fn a_coordinator_frozen_past_the_session_timeout_fences_every_replica() {
     println!("east back: every series exactly once after {restored:?}");
     assert!(restored.is_some(), "east never came back: {rounds:?}");
     steady(&replicas, &truth, 4).await;
+}
+
+/// The coordination group (protocol type `tidemark`) is nobody's consumer group: even a
+/// broker that lists it with committed offsets (the stub here; the test broker keeps
+/// none for it) gets it in no family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordination_group_is_never_reported() {
+    let stub = StubCluster::start(&[1]).await;
+    stub.add_topic("orders", &[1]);
+    stub.set_watermarks("orders", 0, 0, 10);
+    let mut coordination = StubGroup::consumer("tidemark").offset("orders", 0, 4);
+    coordination.protocol_type = "tidemark".to_owned();
+    coordination.protocol = "tidemark-v1".to_owned();
+    stub.add_group(coordination);
+    stub.add_group(StubGroup::consumer("billing").offset("orders", 0, 7));
+    let exp = RunningExporter::start(&config(
+        "c",
+        &stub.bootstrap(),
+        "poll_interval = \"1s\"\ngranularity = \"partition\"",
+        "",
+    ))
+    .await;
+    exp.wait_cycles("c", 1, CONVERGE).await;
+    let m = exp.metrics().await;
+    let lag = [
+        ("group", "billing"),
+        ("topic", "orders"),
+        ("partition", "0"),
+    ];
+    assert_eq!(m.value("kafka_consumergroup_group_lag", &lag), Some(3.0));
+    let reported: Vec<&common::exporter::Sample> = m
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("group").map(String::as_str) == Some("tidemark"))
+        .collect();
+    assert!(reported.is_empty(), "{reported:#?}");
+    exp.shutdown().await;
 }
