@@ -159,21 +159,31 @@ pub async fn run_cluster(
                 wait
             }
         };
-        // A new assignment starts a cycle at once: what was just taken over is served
-        // after one cycle, not one poll interval.
-        let reassigned = async {
-            match coordinated.as_mut() {
-                Some(link) => {
-                    let _ = link.ownership.changed().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            () = reassigned => {}
-            _ = shutdown.changed() => return,
+        if !idle(wait, coordinated.as_mut(), &mut shutdown).await {
+            return;
         }
+    }
+}
+
+/// Wait `wait` before the next cycle; false at shutdown. A new assignment ends the wait:
+/// what was just taken over is served after one cycle, not one poll interval.
+async fn idle(
+    wait: Duration,
+    coordinated: Option<&mut Coordinated>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let reassigned = async {
+        match coordinated {
+            Some(link) => {
+                let _ = link.ownership.changed().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        () = reassigned => true,
+        _ = shutdown.changed() => false,
     }
 }
 

@@ -89,13 +89,7 @@ pub async fn run(task: MemberTask, mut shutdown: watch::Receiver<bool>) {
             }
             _ = shutdown.changed() => true,
         };
-        // Each new problem once (a join refused by an ACL is retried every few seconds).
-        if member.last_error != last_logged {
-            if let Some(e) = &member.last_error {
-                tracing::warn!(cluster = %name, group = %task.exporter.leadership.lease_name, error = %e, "coordination: no assignment yet, owning nothing of this cluster (retrying)");
-            }
-            last_logged.clone_from(&member.last_error);
-        }
+        log_problem(&task, &member, &mut last_logged);
         member.fence(Instant::now());
         publish(&task, &member, &mut published);
         if stop {
@@ -105,15 +99,31 @@ pub async fn run(task: MemberTask, mut shutdown: watch::Receiver<bool>) {
     member.leave();
     publish(&task, &member, &mut published);
     if let Some(k) = kafka {
-        if !member.member_id.is_empty() {
-            let group = &task.exporter.leadership.lease_name;
-            let left = tokio::time::timeout(
-                Duration::from_secs(1),
-                k.leave_group(group, &member.member_id),
-            )
-            .await;
-            tracing::info!(cluster = %name, ?left, "left the coordination group");
+        leave(&task, &k, &member).await;
+    }
+}
+
+/// LeaveGroup, so the others rebalance at once instead of after a session timeout.
+async fn leave(task: &MemberTask, k: &Cluster, member: &Member) {
+    if member.member_id.is_empty() {
+        return;
+    }
+    let group = &task.exporter.leadership.lease_name;
+    let left = tokio::time::timeout(
+        Duration::from_secs(1),
+        k.leave_group(group, &member.member_id),
+    )
+    .await;
+    tracing::info!(cluster = %task.settings.name, ?left, "left the coordination group");
+}
+
+/// Logs each new problem once (a join refused by an ACL is retried every few seconds).
+fn log_problem(task: &MemberTask, member: &Member, last_logged: &mut Option<String>) {
+    if member.last_error != *last_logged {
+        if let Some(e) = &member.last_error {
+            tracing::warn!(cluster = %task.settings.name, group = %task.exporter.leadership.lease_name, error = %e, "coordination: no assignment yet, owning nothing of this cluster (retrying)");
         }
+        last_logged.clone_from(&member.last_error);
     }
 }
 
@@ -157,49 +167,51 @@ async fn step(task: &MemberTask, k: &Cluster, member: &mut Member) {
                 .await;
             member.on_sync(Instant::now(), sent, r.map_err(unreachable));
         }
-        Action::Heartbeat { at } => {
-            let mut seen = task.groups_seen.clone();
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at.into()) => break,
-                    r = seen.changed() => {
-                        if r.is_err() {
-                            // The collector is gone (shutting down): heartbeat on.
-                            tokio::time::sleep_until(at.into()).await;
-                            break;
-                        }
-                        if reshard_needed(member, *seen.borrow(), lc.shard_groups_above) {
-                            tracing::info!(cluster = %task.settings.name, groups = *seen.borrow(), threshold = lc.shard_groups_above, "the number of consumer groups crossed shard_groups_above: rebalancing");
-                            member.rejoin_now(Instant::now());
-                            return;
-                        }
-                    }
-                }
-            }
-            let sent = Instant::now();
-            // Never past the fence: a heartbeat stuck on a dead coordinator counts as none.
-            let limit = lc.grace_period.max(Duration::from_secs(1));
-            let r = match tokio::time::timeout(
-                limit,
-                k.heartbeat(group, member.generation, &member.member_id),
-            )
-            .await
-            {
-                Ok(r) => r.map_err(unreachable),
-                Err(_) => {
-                    k.forget_coordinator(group);
-                    Err(Unreachable(format!(
-                        "Heartbeat: no answer within {limit:?}"
-                    )))
-                }
-            };
-            member.on_heartbeat(Instant::now(), sent, r);
-        }
+        Action::Heartbeat { at } => heartbeat(task, k, member, at).await,
         Action::Backoff { at } => {
             tokio::time::sleep_until(at.into()).await;
             member.backoff_over();
         }
     }
+}
+
+/// Wait until `at` (rejoining instead when the group count calls for resharding), then
+/// heartbeat.
+async fn heartbeat(task: &MemberTask, k: &Cluster, member: &mut Member, at: Instant) {
+    let lc = &task.exporter.leadership;
+    let group = lc.lease_name.as_str();
+    let mut seen = task.groups_seen.clone();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(at.into()) => break,
+            r = seen.changed() => {
+                if r.is_err() {
+                    // The collector is gone (shutting down): heartbeat on.
+                    tokio::time::sleep_until(at.into()).await;
+                    break;
+                }
+                if reshard_needed(member, *seen.borrow(), lc.shard_groups_above) {
+                    tracing::info!(cluster = %task.settings.name, groups = *seen.borrow(), threshold = lc.shard_groups_above, "the number of consumer groups crossed shard_groups_above: rebalancing");
+                    member.rejoin_now(Instant::now());
+                    return;
+                }
+            }
+        }
+    }
+    let sent = Instant::now();
+    // Never past the fence: a heartbeat stuck on a dead coordinator counts as none.
+    let limit = lc.grace_period.max(Duration::from_secs(1));
+    let beat = k.heartbeat(group, member.generation, &member.member_id);
+    let r = match tokio::time::timeout(limit, beat).await {
+        Ok(r) => r.map_err(unreachable),
+        Err(_) => {
+            k.forget_coordinator(group);
+            Err(Unreachable(format!(
+                "Heartbeat: no answer within {limit:?}"
+            )))
+        }
+    };
+    member.on_heartbeat(Instant::now(), sent, r);
 }
 
 /// The cluster's owner saw the group count cross the threshold the assignment was made
