@@ -247,7 +247,7 @@ fn sasl_authenticate() {
 // The coordination group of high availability (golden/generate.py's HA_* values).
 const HA_GROUP: &str = "tidemark-ha";
 const HA_MEMBER: &str = "tidemark-3f9c-member";
-const HA_METADATA: &[u8] = b"\x01\x00\x05pod-1\x00\x00\x00\x2a";
+const HA_METADATA: &[u8] = b"member-metadata";
 const HA_GENERATION: i32 = 7;
 const HA_PROTOCOL: (&str, &str) = ("tidemark", "tidemark-v1");
 
