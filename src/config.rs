@@ -11,7 +11,7 @@
 //!   key; TOML syntax errors keep the parser's line and column (of the file as written).
 //!   Values of secret keys never appear in errors.
 //! - **Unknown keys are not errors.** klag-exporter has settings tidemark does not
-//!   (leader election, rate-based sampling, MSK IAM, …); a klag config must load
+//!   (rate-based sampling, MSK IAM, …); a klag config must load
 //!   unchanged. Every unrecognised key is collected in [`Config::unknown_keys`] and
 //!   reported in one warning line ([`Config::warnings`]). The cost: a misspelt key warns
 //!   instead of failing, so read that warning.
@@ -88,7 +88,7 @@ pub struct Config {
     /// The file it was read from (as given to [`load`] / [`parse`]).
     pub source: String,
     /// Key paths present in the file that tidemark does not use, e.g.
-    /// `exporter.leadership`, `clusters[0].aws_msk_iam`. For one warning line.
+    /// `exporter.timestamp_sampling.mode`, `clusters[0].aws_msk_iam`. For one warning line.
     pub unknown_keys: Vec<String>,
     /// The line (in the file as written) of every key path, for `file:line` in strict-mode
     /// errors.
@@ -113,6 +113,63 @@ pub struct ExporterConfig {
     pub timestamp_sampling: TimestampSampling,
     pub otel: OtelConfig,
     pub performance: Performance,
+    pub leadership: LeadershipConfig,
+}
+
+/// `[exporter.leadership]`: replicas share the work through a coordination group in each
+/// monitored cluster (see [`crate::ha`]). klag-exporter's keys: `lease_name` is the group
+/// id, `lease_duration_secs` the session timeout, `grace_period_secs` the heartbeat
+/// interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadershipConfig {
+    pub enabled: bool,
+    pub provider: LeadershipProvider,
+    /// The coordination group's id.
+    pub lease_name: String,
+    /// Accepted for klag-exporter configs; a Kafka group has no namespace.
+    pub lease_namespace: Option<String>,
+    /// This replica's stable name; default `POD_NAME`, `HOSTNAME`, the host name.
+    pub identity: Option<String>,
+    /// Session timeout: a replica silent this long is replaced.
+    pub lease_duration: Duration,
+    /// Heartbeat interval, less than `lease_duration`.
+    pub grace_period: Duration,
+    /// Consumer groups are shared out one by one on a cluster with more than this many
+    /// (tidemark's own key); below, the cluster's owner reads them all.
+    pub shard_groups_above: u32,
+}
+
+/// Where the election happens: always the Kafka cluster (`kubernetes` is accepted and
+/// mapped onto it, with a warning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LeadershipProvider {
+    #[default]
+    Kafka,
+    Kubernetes,
+}
+
+impl LeadershipProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kafka => "kafka",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl Default for LeadershipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            provider: LeadershipProvider::Kafka,
+            lease_name: "tidemark".to_owned(),
+            lease_namespace: None,
+            identity: None,
+            lease_duration: Duration::from_secs(15),
+            grace_period: Duration::from_secs(5),
+            shard_groups_above: 1000,
+        }
+    }
 }
 
 /// Level of detail of the consumer-group lag series.
@@ -253,6 +310,7 @@ impl Default for ExporterConfig {
             timestamp_sampling: TimestampSampling::default(),
             otel: OtelConfig::default(),
             performance: Performance::default(),
+            leadership: LeadershipConfig::default(),
         }
     }
 }
@@ -422,6 +480,19 @@ impl Config {
         render::to_redacted_toml(self)
     }
 
+    /// The one warning `provider = "kubernetes"` gets: tidemark elects through Kafka.
+    pub fn leadership_warning(&self) -> Option<String> {
+        let leadership = &self.exporter.leadership;
+        (leadership.enabled && leadership.provider == LeadershipProvider::Kubernetes).then(|| {
+            format!(
+                "{}: exporter.leadership: provider = \"kubernetes\" elects through the Kafka \
+                 cluster instead (a coordination group named by lease_name): the same \
+                 active/standby behaviour, no Lease object and no Kubernetes RBAC needed",
+                self.source
+            )
+        })
+    }
+
     /// Warning lines for the caller to log once at startup: unknown keys (one line),
     /// OTLP requested, unsupported consumer properties (one line per cluster).
     pub fn warnings(&self) -> Vec<String> {
@@ -441,6 +512,7 @@ impl Config {
                 self.source
             ));
         }
+        out.extend(self.leadership_warning());
         for cluster in &self.clusters {
             if !cluster.client.unsupported.is_empty() {
                 out.push(format!(

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::kafka::ResponseBudget;
 use crate::state::ExporterState;
-use crate::{collect, http};
+use crate::{collect, ha, http};
 
 /// A running exporter.
 pub struct Exporter {
@@ -54,12 +54,42 @@ impl Exporter {
             stopped.clone(),
             http::ServerLimits::default(),
         )?];
+        let leadership = &exporter.leadership;
+        let identity = leadership
+            .enabled
+            .then(|| ha::identity(leadership.identity.as_deref()));
+        if let Some(identity) = &identity {
+            state.set_identity(identity);
+            tracing::info!(%identity, group = %leadership.lease_name, session_timeout = ?leadership.lease_duration, "high availability: joining the coordination group of every cluster");
+        }
         for cluster in config.clusters {
+            let settings = Arc::new(cluster);
+            let coordinated = identity.as_ref().map(|identity| {
+                let (ownership, owned) = watch::channel(Arc::new(ha::Ownership::default()));
+                let (groups_seen, seen) = watch::channel(0u32);
+                tasks.push(tokio::spawn(ha::run(
+                    ha::MemberTask {
+                        settings: settings.clone(),
+                        exporter: exporter.clone(),
+                        budget: budget.clone(),
+                        identity: identity.clone(),
+                        state: state.clone(),
+                        ownership,
+                        groups_seen: seen,
+                    },
+                    stopped.clone(),
+                )));
+                collect::Coordinated {
+                    ownership: owned,
+                    groups_seen,
+                }
+            });
             tasks.push(tokio::spawn(collect::run_cluster(
-                Arc::new(cluster),
+                settings,
                 exporter.clone(),
                 budget.clone(),
                 state.clone(),
+                coordinated,
                 stopped.clone(),
             )));
         }

@@ -7,6 +7,7 @@
 pub mod collect;
 pub mod config;
 pub mod exporter;
+pub mod ha;
 pub mod http;
 pub mod kafka;
 pub mod lag;

@@ -153,6 +153,9 @@ fn load(path: &std::path::Path, strict: bool) -> Result<Config, ExitCode> {
     if config.exporter.otel.enabled {
         tracing::warn!("[exporter.otel] enabled = true: OTLP export is not supported yet; metrics are served on /metrics only");
     }
+    if let Some(warning) = config.leadership_warning() {
+        tracing::warn!("{warning}");
+    }
     for cluster in &config.clusters {
         let client = &cluster.client;
         if !client.unsupported.is_empty() {

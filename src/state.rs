@@ -17,7 +17,10 @@ use std::time::{Duration, SystemTime};
 
 pub use crate::collect::Coverage;
 use crate::config::Granularity;
+use crate::ha::Ownership;
 use crate::lag::LagReport;
+
+mod ownership;
 use crate::metrics::{self, ClientStats, ClusterView};
 
 /// The result of one cycle, as published.
@@ -97,6 +100,10 @@ pub type Rendered = metrics::Compressed;
 struct Inner {
     views: BTreeMap<String, ClusterView>,
     status: BTreeMap<String, ClusterStatus>,
+    /// With `[exporter.leadership]`: each cluster's last report as published (before
+    /// [`Ownership::filter`]) and what this replica owns of it (see `ownership.rs`).
+    raw: BTreeMap<String, Arc<LagReport>>,
+    ownership: BTreeMap<String, Ownership>,
     /// Bumped by every publish: a render of generation n shows every publish up to n.
     generation: u64,
 }
@@ -127,6 +134,8 @@ pub struct ExporterState {
     render_serial: Mutex<()>,
     /// Held only to swap or clone the `Arc`.
     rendered: RwLock<Published>,
+    /// This replica's name in the coordination groups, with `[exporter.leadership]`.
+    identity: Mutex<Option<String>>,
     #[cfg(test)]
     render_hook: Mutex<Option<RenderHook>>,
 }
@@ -158,8 +167,11 @@ impl ExporterState {
             inner: Mutex::new(Inner {
                 views,
                 status,
+                raw: BTreeMap::new(),
+                ownership: BTreeMap::new(),
                 generation: 1,
             }),
+            identity: Mutex::new(None),
             render_serial: Mutex::new(()),
             rendered: RwLock::new(Published {
                 generation: 0,
@@ -201,6 +213,8 @@ impl ExporterState {
         let Inner {
             views,
             status,
+            raw,
+            ownership,
             generation,
         } = &mut *inner;
         let (Some(view), Some(st)) = (views.get_mut(cluster), status.get_mut(cluster)) else {
@@ -240,6 +254,15 @@ impl ExporterState {
                 view.data_loss_total = view
                     .data_loss_total
                     .saturating_add(report.data_loss_partitions);
+                let report = match ownership.get(cluster) {
+                    Some(own) => {
+                        raw.insert(cluster.to_owned(), report.clone());
+                        let report = Arc::new(own.filter(&report));
+                        ownership::describe(view, own, &report);
+                        report
+                    }
+                    None => report,
+                };
                 st.group_types = report.group_type_counts();
                 st.coverage = health.coverage;
                 st.denied = health.denied;
@@ -266,6 +289,7 @@ impl ExporterState {
                 if expired && view.report.is_some() {
                     tracing::warn!(%cluster, "no cycle published for longer than staleness_threshold: the cluster's series are dropped until it answers again");
                     view.report = None;
+                    raw.remove(cluster);
                 }
                 st.last_failure = Some((SystemTime::now(), error.clone()));
                 st.last_error = Some(error);
@@ -349,9 +373,20 @@ impl ExporterState {
         *self.render_hook.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
-    /// Ready once every cluster has completed one successful cycle and `/metrics` serves it.
+    /// Ready once every cluster has completed one successful cycle and `/metrics` serves it;
+    /// with `[exporter.leadership]`, once this replica owns work and every cluster it owns
+    /// work of has (a pure standby is never ready).
     pub fn ready(&self) -> bool {
-        self.served_status().values().all(|s| s.cycles_ok > 0)
+        let status = self.served_status();
+        match self.owning() {
+            None => status.values().all(|s| s.cycles_ok > 0),
+            Some(owned) => {
+                !owned.is_empty()
+                    && owned
+                        .iter()
+                        .all(|c| status.get(c).is_some_and(|s| s.cycles_ok > 0))
+            }
+        }
     }
 
     /// Status of every cluster, by name, as of the exposition served now.

@@ -68,6 +68,11 @@ fn operational_view() -> ClusterView {
             authorization_failures: vec![("topic", "Read", 1)],
             ..ClientStats::default()
         },
+        // With `[exporter.leadership]`: the tidemark_ha_* families.
+        ha: Some(metrics::HaView {
+            serving: true,
+            ..metrics::HaView::default()
+        }),
         ..ClusterView::default()
     }
 }

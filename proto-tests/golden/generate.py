@@ -45,6 +45,17 @@ SINGLE_GROUP = GROUPS[1]
 LIST_OFFSETS_PARTITIONS = [("payments", 2), ("orders", 0), ("payments", 0), ("orders", 1)]
 EARLIEST = -2
 LATEST = -1
+# The coordination group of tidemark's high availability (src/ha): JoinGroup, SyncGroup,
+# Heartbeat, LeaveGroup for one member.
+HA_GROUP = "tidemark-ha"
+HA_MEMBER = "tidemark-3f9c-member"
+HA_SESSION_MS = 15000
+HA_REBALANCE_MS = 15000
+HA_PROTOCOL_TYPE = "tidemark"
+HA_PROTOCOL_NAME = "tidemark-v1"
+HA_METADATA = b"member-metadata"
+HA_GENERATION = 7
+HA_ASSIGNMENT = b"assignment-bytes"
 CONFIG_TOPICS = ["orders", "payments"]
 CONFIG_KEYS = ["cleanup.policy", "retention.ms"]
 TOPIC_RESOURCE = 2
@@ -103,6 +114,11 @@ APIS = {
     "ConsumerGroupDescribe":     (69, range(0, 2), 0),
     "ShareGroupDescribe":        (77, range(1, 2), 0),
     "DescribeShareGroupOffsets": (90, range(0, 1), 0),
+    # High availability's coordination group; JoinGroup from v2, LeaveGroup batched from v3.
+    "JoinGroup":                 (11, range(2, 10), 6),
+    "SyncGroup":                 (14, range(1, 6), 4),
+    "Heartbeat":                 (12, range(1, 5), 4),
+    "LeaveGroup":                (13, range(1, 6), 4),
 }
 # TypesFilter exists from ListGroups v5: list_groups_v5 is sent at v5 and above only.
 LIST_GROUPS_TYPES_VERSIONS = range(5, APIS["ListGroups"][1].stop)
@@ -301,6 +317,82 @@ def find_coordinator(f, v):
         f.tags("")
 
 
+def join_group(f, v):
+    # JoinGroupRequest: GroupId, SessionTimeoutMs, RebalanceTimeoutMs 1+, MemberId,
+    # GroupInstanceId 5+ (nullable), ProtocolType, Protocols [Name, Metadata], Reason 8+
+    # (nullable).
+    flex = flexible("JoinGroup", v)
+    f.string("group_id", HA_GROUP, flex)
+    f.int32("session_timeout_ms", HA_SESSION_MS)
+    if v >= 1:
+        f.int32("rebalance_timeout_ms", HA_REBALANCE_MS)
+    f.string("member_id", HA_MEMBER, flex)
+    if v >= 5:
+        f.string("group_instance_id", None, flex)
+    f.string("protocol_type", HA_PROTOCOL_TYPE, flex)
+    f.array("protocols", 1, flex)
+    f.string("protocols[0].name", HA_PROTOCOL_NAME, flex)
+    f.bytes_field("protocols[0].metadata", HA_METADATA, flex)
+    if flex:
+        f.tags("protocols[0].")
+    if v >= 8:
+        f.string("reason", None, flex)
+    if flex:
+        f.tags("")
+
+
+def sync_group(f, v):
+    # SyncGroupRequest: GroupId, GenerationId, MemberId, GroupInstanceId 3+ (nullable),
+    # ProtocolType 5+ (nullable), ProtocolName 5+ (nullable), Assignments [MemberId,
+    # Assignment].
+    flex = flexible("SyncGroup", v)
+    f.string("group_id", HA_GROUP, flex)
+    f.int32("generation_id", HA_GENERATION)
+    f.string("member_id", HA_MEMBER, flex)
+    if v >= 3:
+        f.string("group_instance_id", None, flex)
+    if v >= 5:
+        f.string("protocol_type", HA_PROTOCOL_TYPE, flex)
+        f.string("protocol_name", HA_PROTOCOL_NAME, flex)
+    f.array("assignments", 1, flex)
+    f.string("assignments[0].member_id", HA_MEMBER, flex)
+    f.bytes_field("assignments[0].assignment", HA_ASSIGNMENT, flex)
+    if flex:
+        f.tags("assignments[0].")
+        f.tags("")
+
+
+def heartbeat(f, v):
+    # HeartbeatRequest: GroupId, GenerationId, MemberId, GroupInstanceId 3+ (nullable).
+    flex = flexible("Heartbeat", v)
+    f.string("group_id", HA_GROUP, flex)
+    f.int32("generation_id", HA_GENERATION)
+    f.string("member_id", HA_MEMBER, flex)
+    if v >= 3:
+        f.string("group_instance_id", None, flex)
+    if flex:
+        f.tags("")
+
+
+def leave_group(f, v):
+    # LeaveGroupRequest: GroupId, MemberId 0-2, Members 3+ [MemberId, GroupInstanceId
+    # (nullable), Reason 5+ (nullable)].
+    flex = flexible("LeaveGroup", v)
+    f.string("group_id", HA_GROUP, flex)
+    if v <= 2:
+        f.string("member_id", HA_MEMBER, flex)
+    else:
+        f.array("members", 1, flex)
+        f.string("members[0].member_id", HA_MEMBER, flex)
+        f.string("members[0].group_instance_id", None, flex)
+        if v >= 5:
+            f.string("members[0].reason", None, flex)
+        if flex:
+            f.tags("members[0].")
+    if flex:
+        f.tags("")
+
+
 def describe_groups(f, v):
     # DescribeGroupsRequest: Groups []string, IncludeAuthorizedOperations 3+.
     flex = flexible("DescribeGroups", v)
@@ -478,6 +570,12 @@ def describe_input(name, software_version):
         f"max_wait_ms {FETCH_MAX_WAIT_MS}, min_bytes {FETCH_MIN_BYTES}",
         "sasl_handshake": f'sasl_handshake("{SASL_MECHANISM}")',
         "sasl_authenticate": f"sasl_authenticate({SASL_AUTH_BYTES!r})",
+        "join_group": f'join_group("{HA_GROUP}", member "{HA_MEMBER}", session and rebalance '
+        f'{HA_SESSION_MS} ms, protocol {HA_PROTOCOL_TYPE}/{HA_PROTOCOL_NAME}, metadata {HA_METADATA!r})',
+        "sync_group": f'sync_group("{HA_GROUP}", generation {HA_GENERATION}, "{HA_MEMBER}", '
+        f'[("{HA_MEMBER}", {HA_ASSIGNMENT!r})])',
+        "heartbeat": f'heartbeat("{HA_GROUP}", generation {HA_GENERATION}, "{HA_MEMBER}")',
+        "leave_group": f'leave_group("{HA_GROUP}", "{HA_MEMBER}")',
     }[name]
 
 
@@ -507,6 +605,10 @@ def requests(software_version):
     add("consumer_group_describe", "ConsumerGroupDescribe", group_describe("ConsumerGroupDescribe"))
     add("share_group_describe", "ShareGroupDescribe", group_describe("ShareGroupDescribe"))
     add("describe_share_group_offsets", "DescribeShareGroupOffsets", describe_share_group_offsets)
+    add("join_group", "JoinGroup", join_group)
+    add("sync_group", "SyncGroup", sync_group)
+    add("heartbeat", "Heartbeat", heartbeat)
+    add("leave_group", "LeaveGroup", leave_group)
     return out
 
 

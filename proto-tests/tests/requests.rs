@@ -12,8 +12,9 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ConsumerGroupDescribeRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, DescribeShareGroupOffsetsRequest, FetchRequest, FindCoordinatorRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
-    SaslAuthenticateRequest, SaslHandshakeRequest, ShareGroupDescribeRequest,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ShareGroupDescribeRequest, SyncGroupRequest,
 };
 use proto_tests::Golden;
 use tidemark::kafka::codec::encode_request;
@@ -243,6 +244,61 @@ fn sasl_authenticate() {
     });
 }
 
+// The coordination group of high availability (golden/generate.py's HA_* values).
+const HA_GROUP: &str = "tidemark-ha";
+const HA_MEMBER: &str = "tidemark-3f9c-member";
+const HA_METADATA: &[u8] = b"member-metadata";
+const HA_GENERATION: i32 = 7;
+const HA_PROTOCOL: (&str, &str) = ("tidemark", "tidemark-v1");
+
+#[test]
+fn join_group() {
+    check_all("join_group", |v| {
+        let params = requests::JoinGroupParams {
+            group: HA_GROUP,
+            member_id: HA_MEMBER,
+            session_timeout_ms: 15000,
+            rebalance_timeout_ms: 15000,
+            protocol_type: HA_PROTOCOL.0,
+            protocol_name: HA_PROTOCOL.1,
+            metadata: bytes::Bytes::from_static(HA_METADATA),
+        };
+        requests::join_group(v, &params)
+    });
+}
+
+#[test]
+fn sync_group() {
+    let assignments = [(
+        HA_MEMBER.to_owned(),
+        bytes::Bytes::from_static(b"assignment-bytes"),
+    )];
+    check_all("sync_group", |v| {
+        requests::sync_group(
+            v,
+            HA_GROUP,
+            HA_GENERATION,
+            HA_MEMBER,
+            HA_PROTOCOL,
+            &assignments,
+        )
+    });
+}
+
+#[test]
+fn heartbeat() {
+    check_all("heartbeat", |_| {
+        requests::heartbeat(HA_GROUP, HA_GENERATION, HA_MEMBER)
+    });
+}
+
+#[test]
+fn leave_group() {
+    check_all("leave_group", |v| {
+        requests::leave_group(v, HA_GROUP, HA_MEMBER)
+    });
+}
+
 /// The golden set is exactly one file per (request, version tidemark may send): a version
 /// range widened in src/kafka/conn.rs without regenerating fails here, and so does a golden
 /// file for a version tidemark no longer sends.
@@ -270,6 +326,10 @@ fn goldens_cover_exactly_the_versions_tidemark_sends() {
     add::<ConsumerGroupDescribeRequest>(&mut want, &["consumer_group_describe"]);
     add::<ShareGroupDescribeRequest>(&mut want, &["share_group_describe"]);
     add::<DescribeShareGroupOffsetsRequest>(&mut want, &["describe_share_group_offsets"]);
+    add::<JoinGroupRequest>(&mut want, &["join_group"]);
+    add::<SyncGroupRequest>(&mut want, &["sync_group"]);
+    add::<HeartbeatRequest>(&mut want, &["heartbeat"]);
+    add::<LeaveGroupRequest>(&mut want, &["leave_group"]);
     for v in LIST_GROUPS_TYPES_MIN_VERSION..=ListGroupsRequest::MAX_VERSION {
         want.insert(format!("list_groups_types_v{v}.hex"));
     }

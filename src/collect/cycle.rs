@@ -84,6 +84,11 @@ pub struct CycleState {
     cluster_id: Option<String>,
     last_phases: CyclePhases,
     coverage: Coverage,
+    /// With `[exporter.leadership]`: what this replica owns of the cluster (only its groups
+    /// are read). `None`: everything.
+    pub owned: Option<Arc<crate::ha::Ownership>>,
+    /// Groups the last cycle's listing allowed, owned or not (for the sharding decision).
+    pub listed_groups: usize,
 }
 
 /// Time-lag samples since start.
@@ -126,6 +131,8 @@ impl CycleState {
             cluster_id: None,
             last_phases: CyclePhases::default(),
             coverage: Coverage::default(),
+            owned: None,
+            listed_groups: 0,
         }
     }
 
@@ -422,7 +429,11 @@ impl CycleState {
         let mut listed_by: HashMap<Arc<str>, (i32, GroupListing)> =
             HashMap::with_capacity(listed.groups.len());
         for (g, node) in listed.groups {
-            if self.settings.group_allowed(&g.group_id) {
+            // tidemark's own coordination groups (`[exporter.leadership]`) have no offsets
+            // and are nobody's lag: never listed as consumer groups.
+            if g.protocol_type != crate::ha::PROTOCOL_TYPE
+                && self.settings.group_allowed(&g.group_id)
+            {
                 listed_by.insert(Arc::from(g.group_id.as_str()), (node, g));
             }
         }
@@ -430,6 +441,10 @@ impl CycleState {
             if listed.failed.contains_key(&node) {
                 listed_by.entry(group).or_insert((node, g));
             }
+        }
+        self.listed_groups = listed_by.len();
+        if let Some(owned) = &self.owned {
+            listed_by.retain(|g, _| owned.group(g));
         }
         let mut groups: Vec<GroupListing> = listed_by.values().map(|(_, g)| g.clone()).collect();
         groups.sort_unstable_by(|a, b| a.group_id.cmp(&b.group_id));

@@ -71,13 +71,24 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// With `[exporter.leadership]`: what the collector of a cluster reads from its member
+/// task, and tells it.
+pub struct Coordinated {
+    /// What this replica owns of the cluster; nothing is collected while it owns nothing.
+    pub ownership: watch::Receiver<Arc<crate::ha::Ownership>>,
+    /// Groups each cycle listed (owned or not), for the sharding decision.
+    pub groups_seen: watch::Sender<u32>,
+}
+
 /// Collect `settings`' cluster until `shutdown` turns true; its responses are held within
-/// `budget` (the process's, shared by every cluster).
+/// `budget` (the process's, shared by every cluster). With `coordinated`, only what this
+/// replica owns, and only while it owns anything.
 pub async fn run_cluster(
     settings: Arc<ClusterSettings>,
     exporter: Arc<ExporterConfig>,
     budget: ResponseBudget,
     state: Arc<ExporterState>,
+    mut coordinated: Option<Coordinated>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = settings.name.clone();
@@ -96,12 +107,24 @@ pub async fn run_cluster(
         if *shutdown.borrow() {
             return;
         }
+        if let Some(link) = coordinated.as_mut() {
+            let owned = match wait_for_work(link, &mut shutdown).await {
+                Some(owned) => owned,
+                None => return,
+            };
+            cycle.owned = Some(owned);
+        }
         let started = Instant::now();
         let result = tokio::select! {
             r = one_cycle(&mut cluster, &mut cycle, &settings, &exporter, &budget) => r,
             _ = shutdown.changed() => return,
         };
         let duration = started.elapsed();
+        if let Some(link) = &coordinated {
+            let seen = u32::try_from(cycle.listed_groups).unwrap_or(u32::MAX);
+            link.groups_seen
+                .send_if_modified(|n| std::mem::replace(n, seen) != seen);
+        }
         let stats = client_stats(cluster.as_ref(), &cycle);
         let wait = match result {
             Ok((report, poll_time, health)) => {
@@ -140,9 +163,51 @@ pub async fn run_cluster(
                 wait
             }
         };
+        if !idle(wait, coordinated.as_mut(), &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Wait `wait` before the next cycle; false at shutdown. A new assignment ends the wait:
+/// what was just taken over is served after one cycle, not one poll interval.
+async fn idle(
+    wait: Duration,
+    coordinated: Option<&mut Coordinated>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let reassigned = async {
+        match coordinated {
+            Some(link) => {
+                let _ = link.ownership.changed().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        () = reassigned => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+/// Wait until this replica owns anything of the cluster; `None` at shutdown.
+async fn wait_for_work(
+    link: &mut Coordinated,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Arc<crate::ha::Ownership>> {
+    loop {
+        let owned = link.ownership.borrow_and_update().clone();
+        if owned.any() {
+            return Some(owned);
+        }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+            r = link.ownership.changed() => {
+                if r.is_err() {
+                    return None;
+                }
+            }
+            _ = shutdown.changed() => return None,
         }
     }
 }

@@ -26,6 +26,21 @@ struct Exporter {
     timestamp_sampling: TimestampSampling,
     otel: Otel,
     performance: Performance,
+    leadership: Leadership,
+}
+
+#[derive(Serialize)]
+struct Leadership {
+    enabled: bool,
+    provider: &'static str,
+    lease_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    lease_duration_secs: u64,
+    grace_period_secs: u64,
+    shard_groups_above: u32,
 }
 
 #[derive(Serialize)]
@@ -103,6 +118,16 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
                 offset_fetch_timeout: format_duration(e.performance.offset_fetch_timeout),
                 max_concurrent_groups: count(e.performance.max_concurrent_groups),
                 max_concurrent_watermarks: count(e.performance.max_concurrent_watermarks),
+            },
+            leadership: Leadership {
+                enabled: e.leadership.enabled,
+                provider: e.leadership.provider.as_str(),
+                lease_name: e.leadership.lease_name.clone(),
+                lease_namespace: e.leadership.lease_namespace.clone(),
+                identity: e.leadership.identity.clone(),
+                lease_duration_secs: e.leadership.lease_duration.as_secs(),
+                grace_period_secs: e.leadership.grace_period.as_secs(),
+                shard_groups_above: e.leadership.shard_groups_above,
             },
         },
         clusters: config

@@ -16,6 +16,8 @@ use super::{
     TimestampSampling, MIN_RESPONSE_MEMORY, RESERVED_LABELS,
 };
 
+mod leadership;
+
 const DURATION_EXAMPLES: &str = "e.g. \"30s\", \"500ms\", \"2m\"";
 const BYTE_SIZE_EXAMPLES: &str = "e.g. \"128MiB\", \"512KiB\", \"1GiB\"";
 
@@ -340,6 +342,7 @@ impl Walker<'_> {
         let otel = self.section(&mut t, p, "otel", d.otel, Self::otel)?;
         let performance =
             self.section(&mut t, p, "performance", d.performance, Self::performance)?;
+        let leadership = self.section(&mut t, p, "leadership", d.leadership, Self::leadership)?;
         self.leftover(t, p);
         Ok(ExporterConfig {
             poll_interval,
@@ -351,6 +354,7 @@ impl Walker<'_> {
             timestamp_sampling,
             otel,
             performance,
+            leadership,
         })
     }
 

@@ -719,7 +719,7 @@ fn unknown_keys_are_collected_not_fatal() {
         "log_level = \"info\"\n[exporter]\nstaleness_threshold = \"90s\"\npoll_intervall = \"5s\"\n\
          [exporter.timestamp_sampling]\nmode = \"message\"\n\
          [exporter.performance]\nclient_recycle_interval = 0\n\
-         [exporter.leadership]\nenabled = true\nlease_name = \"x\"\n\
+         [exporter.leadership]\nenabled = true\nlease_name = \"x\"\nrenew_deadline = 3\n\
          [exporter.otel]\nenabled = true\nheaders = {{}}\n{}\
          [clusters.aws_msk_iam]\nregion = \"eu-west-1\"\n[clusters.labels]\nteam = \"a\"\n",
         with_cluster("\"odd key\" = 1")
@@ -730,7 +730,7 @@ fn unknown_keys_are_collected_not_fatal() {
         [
             "clusters[0].\"odd key\"",
             "clusters[0].aws_msk_iam",
-            "exporter.leadership",
+            "exporter.leadership.renew_deadline",
             "exporter.otel.headers",
             "exporter.performance.client_recycle_interval",
             "exporter.poll_intervall",
@@ -753,7 +753,7 @@ fn unknown_keys_are_collected_not_fatal() {
     );
     assert!(
         w[0].ends_with(
-            ": clusters[0].\"odd key\", clusters[0].aws_msk_iam, exporter.leadership, \
+            ": clusters[0].\"odd key\", clusters[0].aws_msk_iam, exporter.leadership.renew_deadline, \
              exporter.otel.headers, exporter.performance.client_recycle_interval, \
              exporter.poll_intervall, exporter.timestamp_sampling.mode, log_level"
         ),

@@ -59,6 +59,12 @@ fn route(
         "/ready" => {
             if state.ready() {
                 respond(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+            } else if state.owning().is_some_and(|o| o.is_empty()) {
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    "standby: another replica owns every cluster's work ([exporter.leadership])\n",
+                )
             } else {
                 let waiting: Vec<String> = state
                     .status()
@@ -77,7 +83,7 @@ fn route(
                 )
             }
         }
-        "/leader" => respond(StatusCode::OK, "application/json", r#"{"is_leader":true}"#),
+        "/leader" => respond(StatusCode::OK, "application/json", state.leader_json()),
         "/" => respond(StatusCode::OK, "text/html; charset=utf-8", info_page(state)),
         _ => respond(
             StatusCode::NOT_FOUND,

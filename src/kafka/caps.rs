@@ -88,7 +88,15 @@ pub fn response_cap(api: ApiKey, asked: &Asked) -> usize {
     let n = |count: usize, each: usize| count.saturating_mul(each);
     let names = asked.name_bytes.saturating_add(n(asked.topics, PER_TOPIC));
     let scaled = match api {
-        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => 0,
+        // The coordination group (`crate::ha`): a few members, each with a few bytes of
+        // metadata or assignment.
+        ApiKey::ApiVersions
+        | ApiKey::SaslHandshake
+        | ApiKey::SaslAuthenticate
+        | ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup => 0,
         ApiKey::ListGroups => LIST_GROUPS_CAP,
         ApiKey::Metadata if asked.all_topics => METADATA_ALL_CAP,
         ApiKey::Metadata => n(asked.topics, PER_METADATA_TOPIC),
@@ -137,7 +145,11 @@ asks_nothing!(
     ApiVersionsRequest,
     ListGroupsRequest,
     SaslHandshakeRequest,
-    SaslAuthenticateRequest
+    SaslAuthenticateRequest,
+    kafka_protocol::messages::JoinGroupRequest,
+    kafka_protocol::messages::SyncGroupRequest,
+    kafka_protocol::messages::HeartbeatRequest,
+    kafka_protocol::messages::LeaveGroupRequest
 );
 
 impl Shape for MetadataRequest {

@@ -246,6 +246,37 @@ api_request!(
     wire::describe_share_group_offsets::DescribeShareGroupOffsetsResponse
 );
 
+// The coordination group of `crate::ha`. JoinGroup from v2 (throttle time, rebalance
+// timeout); LeaveGroup below v3 names one member, from v3 a batch.
+api_request!(
+    kafka_protocol::messages::JoinGroupRequest,
+    JoinGroup,
+    2,
+    9,
+    wire::membership::JoinGroupResponse
+);
+api_request!(
+    kafka_protocol::messages::SyncGroupRequest,
+    SyncGroup,
+    1,
+    5,
+    wire::membership::SyncGroupResponse
+);
+api_request!(
+    kafka_protocol::messages::HeartbeatRequest,
+    Heartbeat,
+    1,
+    4,
+    wire::membership::HeartbeatResponse
+);
+api_request!(
+    kafka_protocol::messages::LeaveGroupRequest,
+    LeaveGroup,
+    1,
+    5,
+    wire::membership::LeaveGroupResponse
+);
+
 /// Per-API request, error, duration and byte counters of one broker; they survive
 /// reconnects.
 pub struct ApiCounters {

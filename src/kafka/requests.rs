@@ -249,3 +249,100 @@ pub fn fetch(partitions: &[FetchAt], response_max_bytes: i32) -> FetchRequest {
         .with_session_epoch(-1)
         .with_topics(topics)
 }
+
+/// JoinGroup for tidemark's coordination group (`crate::ha`): one protocol of its own
+/// protocol type. `member_id` is empty on the first join (v4+ then answers
+/// MEMBER_ID_REQUIRED with the id to join again with).
+pub fn join_group(
+    version: i16,
+    join: &JoinGroupParams<'_>,
+) -> kafka_protocol::messages::JoinGroupRequest {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let protocol = JoinGroupRequestProtocol::default()
+        .with_name(str(join.protocol_name))
+        .with_metadata(join.metadata.clone());
+    let req = kafka_protocol::messages::JoinGroupRequest::default()
+        .with_group_id(GroupId(str(join.group)))
+        .with_session_timeout_ms(join.session_timeout_ms)
+        .with_member_id(str(join.member_id))
+        .with_protocol_type(str(join.protocol_type))
+        .with_protocols(vec![protocol]);
+    if version >= 1 {
+        req.with_rebalance_timeout_ms(join.rebalance_timeout_ms)
+    } else {
+        req
+    }
+}
+
+/// What [`join_group`] sends.
+#[derive(Clone, Debug)]
+pub struct JoinGroupParams<'a> {
+    pub group: &'a str,
+    pub member_id: &'a str,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: &'a str,
+    pub protocol_name: &'a str,
+    pub metadata: Bytes,
+}
+
+/// SyncGroup: the leader sends every member's assignment, the others none.
+pub fn sync_group(
+    version: i16,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    protocol: (&str, &str),
+    assignments: &[(String, Bytes)],
+) -> kafka_protocol::messages::SyncGroupRequest {
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let assignments = assignments
+        .iter()
+        .map(|(member, bytes)| {
+            SyncGroupRequestAssignment::default()
+                .with_member_id(str(member))
+                .with_assignment(bytes.clone())
+        })
+        .collect();
+    let req = kafka_protocol::messages::SyncGroupRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_generation_id(generation)
+        .with_member_id(str(member_id))
+        .with_assignments(assignments);
+    if version >= 5 {
+        req.with_protocol_type(Some(str(protocol.0)))
+            .with_protocol_name(Some(str(protocol.1)))
+    } else {
+        req
+    }
+}
+
+/// Heartbeat of a member of generation `generation`.
+pub fn heartbeat(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+) -> kafka_protocol::messages::HeartbeatRequest {
+    kafka_protocol::messages::HeartbeatRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_generation_id(generation)
+        .with_member_id(str(member_id))
+}
+
+/// LeaveGroup for one member (v3+ in the batched form).
+pub fn leave_group(
+    version: i16,
+    group: &str,
+    member_id: &str,
+) -> kafka_protocol::messages::LeaveGroupRequest {
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    let req =
+        kafka_protocol::messages::LeaveGroupRequest::default().with_group_id(GroupId(str(group)));
+    if version >= 3 {
+        req.with_members(vec![
+            MemberIdentity::default().with_member_id(str(member_id))
+        ])
+    } else {
+        req.with_member_id(str(member_id))
+    }
+}

@@ -186,6 +186,7 @@ fn cluster(name: &str, labels: &[(&str, &str)], report: Option<LagReport>) -> Cl
             bytes_received: vec![(3, 1 << 40)],
             ..ClientStats::default()
         },
+        ha: None,
     }
 }
 

@@ -37,6 +37,8 @@ pub(super) enum Part {
 #[derive(Debug)]
 pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
+    /// Every cluster with coordination (served or not), for the `tidemark_ha_*` families.
+    pub ha: Vec<ClusterView>,
     pub granularity: Granularity,
     pub part: Part,
 }
@@ -575,7 +577,7 @@ impl Exposition {
                 }
             }
         }
-        Ok(())
+        self.ha_families(e)
     }
 
     /// The counters and what follows them: [`Part::Tail`].
@@ -590,7 +592,10 @@ impl Exposition {
 
         self.operational(e)?;
 
-        let all_up = !self.clusters.is_empty() && self.clusters.iter().all(|c| c.up);
+        // A high-availability standby has no cycle of its own that could fail: 1, so an
+        // alert on `kafka_lag_exporter_up == 0` does not fire for every standby.
+        let any = !self.clusters.is_empty() || !self.ha.is_empty();
+        let all_up = any && self.clusters.iter().all(|c| c.up);
         let enc = e.encode_descriptor(
             "kafka_lag_exporter_up",
             "1 when the last collection cycle of every cluster read everything (tidemark_cluster_up is 1 for all), else 0.",

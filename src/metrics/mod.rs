@@ -17,6 +17,7 @@ mod compressed;
 mod direct;
 mod families;
 mod group_types;
+mod ha;
 mod share_groups;
 mod text;
 
@@ -89,6 +90,21 @@ pub struct ClientStats {
     pub authorization_failures: Vec<(&'static str, &'static str, u64)>,
 }
 
+/// A replica's part in a cluster's coordination group (`[exporter.leadership]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HaView {
+    /// A member of the current generation, with its assignment.
+    pub member: bool,
+    pub generation: i64,
+    /// Owns the cluster (its partition families).
+    pub cluster_owner: bool,
+    /// Consumer and share groups served.
+    pub owned_groups: u64,
+    /// Collects and serves anything of the cluster; when false, no series of the cluster
+    /// but the `tidemark_ha_*` ones is served.
+    pub serving: bool,
+}
+
 /// What the exporter currently knows about one cluster.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterView {
@@ -117,6 +133,20 @@ pub struct ClusterView {
     pub cycle_histogram: CycleHistogram,
     /// The client's request, byte and cache counters.
     pub client: ClientStats,
+    /// With `[exporter.leadership]`: what this replica owns of the cluster.
+    pub ha: Option<HaView>,
+}
+
+impl ClusterView {
+    /// Whether the cluster's series are served (not a standby of it).
+    pub fn served(&self) -> bool {
+        self.ha.is_none_or(|h| h.serving)
+    }
+}
+
+/// The views whose series are served (see [`ClusterView::served`]).
+fn served(clusters: &[ClusterView]) -> Vec<ClusterView> {
+    clusters.iter().filter(|c| c.served()).cloned().collect()
 }
 
 /// The gzip level the exposition is stored at (docs/benchmarks.md, "Compressed exposition").
@@ -157,7 +187,7 @@ pub fn render(clusters: &[ClusterView], granularity: Granularity) -> String {
 /// The text both formats share: the per-partition and per-group-partition families
 /// (`direct`), then the rest up to the first counter family.
 fn encode_common(out: &mut TextBuf<'_>, clusters: &[ClusterView], granularity: Granularity) {
-    direct::encode(out, clusters, granularity);
+    direct::encode(out, &served(clusters), granularity);
     encode_with_prometheus_client(out, clusters, granularity, Part::Gauges);
 }
 
@@ -184,7 +214,12 @@ fn encode_with_prometheus_client(
 ) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(families::Exposition {
-        clusters: clusters.to_vec(),
+        clusters: served(clusters),
+        ha: clusters
+            .iter()
+            .filter(|c| c.ha.is_some())
+            .cloned()
+            .collect(),
         granularity,
         part,
     }));

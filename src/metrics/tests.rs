@@ -90,6 +90,7 @@ fn view() -> ClusterView {
             timestamp_samples_deferred: 5,
             authorization_failures: vec![("topic", "Read", 4)],
         },
+        ha: None,
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod consumer_groups;
 mod groups;
+mod membership;
 mod partitions;
 mod share_groups;
 mod timestamps;

@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod membership;
 pub mod metadata;
 pub mod offset_fetch;
 pub mod reader;

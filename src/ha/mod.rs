@@ -1,0 +1,221 @@
+//! High availability and sharding through the monitored Kafka cluster itself
+//! (`[exporter.leadership]`).
+//!
+//! Every replica joins a coordination group (`lease_name`) in each configured cluster,
+//! with the protocol type `tidemark` (never `consumer`). The broker elects the group's
+//! leader; the leader assigns the cluster to one member (its owner: partition families,
+//! and every consumer group) by rendezvous hashing of the cluster's name over the members'
+//! identities, and on a cluster with more than `shard_groups_above` groups shares the
+//! groups out one by one the same way ([`assign`]). SyncGroup carries that decision.
+//!
+//! Ownership flows one way: from the member task of each cluster ([`run`]) into the
+//! collector (what to read) and into [`crate::state`] (what `/metrics` serves, `/ready`,
+//! `/leader`). A replica owns nothing of a cluster while it is not a member of its current
+//! generation, and gives everything up before rejoining, so no series is ever served by
+//! two replicas (see [`member`] for the rule and the fence).
+
+pub mod assign;
+pub mod member;
+mod run;
+
+pub use assign::{Assignment, PROTOCOL_TYPE};
+pub use run::{run, MemberTask};
+
+use crate::lag::LagReport;
+
+/// What this replica owns of one cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// This replica's member id in the cluster's coordination group.
+    pub member_id: String,
+    /// The generation's assignment; `None` while not a member (owns nothing).
+    pub assignment: Option<Assignment>,
+    pub generation: i32,
+}
+
+impl Ownership {
+    /// Owns the cluster: its partition families (and every group unless sharded).
+    pub fn cluster(&self) -> bool {
+        self.assignment
+            .as_ref()
+            .is_some_and(|a| a.owner == self.member_id)
+    }
+
+    /// Collects anything of the cluster.
+    pub fn any(&self) -> bool {
+        self.assignment
+            .as_ref()
+            .is_some_and(|a| a.owner == self.member_id || a.sharded)
+    }
+
+    pub fn group(&self, group: &str) -> bool {
+        self.assignment
+            .as_ref()
+            .is_some_and(|a| a.owns_group(&self.member_id, group))
+    }
+
+    /// The part of `report` this replica owns.
+    pub fn filter(&self, report: &LagReport) -> LagReport {
+        let owned = |g: &str| self.group(g);
+        let cluster = self.cluster();
+        let groups: Vec<_> = report
+            .groups
+            .iter()
+            .filter(|g| owned(&g.group))
+            .cloned()
+            .collect();
+        let share_groups: Vec<_> = report
+            .share_groups
+            .iter()
+            .filter(|g| owned(&g.group))
+            .cloned()
+            .collect();
+        LagReport {
+            cluster: report.cluster.clone(),
+            partitions: if cluster {
+                report.partitions.clone()
+            } else {
+                Vec::new()
+            },
+            group_partitions: report
+                .group_partitions
+                .iter()
+                .filter(|p| owned(&p.group))
+                .cloned()
+                .collect(),
+            share_group_partitions: report
+                .share_group_partitions
+                .iter()
+                .filter(|p| owned(&p.group))
+                .cloned()
+                .collect(),
+            stale_groups: groups
+                .iter()
+                .chain(&share_groups)
+                .filter(|g| g.stale)
+                .count() as u64,
+            stale_partitions: if cluster { report.stale_partitions } else { 0 },
+            groups,
+            share_groups,
+            compaction_partitions: report.compaction_partitions,
+            data_loss_partitions: report.data_loss_partitions,
+        }
+    }
+}
+
+/// This replica's name in every coordination group: `identity`, else the pod name
+/// (`POD_NAME`), `HOSTNAME`, the kernel's host name, or `tidemark-<pid>`.
+pub fn identity(configured: Option<&str>) -> String {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    configured
+        .map(str::to_owned)
+        .or_else(|| env("POD_NAME"))
+        .or_else(|| env("HOSTNAME"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| format!("tidemark-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::kafka::TopicPartition;
+    use crate::lag::{GroupLag, GroupPartitionLag, PartitionOffsets};
+
+    fn report() -> LagReport {
+        let tp = TopicPartition::new("t", 0);
+        let group = |g: &str| GroupLag {
+            group: Arc::from(g),
+            group_type: Default::default(),
+            state: Default::default(),
+            offsets_known: true,
+            max_lag: 1,
+            max_lag_seconds: None,
+            sum_lag: 1,
+            topic_sum_lag: Default::default(),
+            read_at_ms: 0,
+            stale: g == "b",
+        };
+        let row = |g: &str| GroupPartitionLag {
+            group: Arc::from(g),
+            tp: tp.clone(),
+            member: None,
+            committed: 1,
+            lag: 1,
+            lag_seconds: None,
+            messages_lost: 0,
+            retention_margin: 1,
+            retention_ratio: 0.0,
+            compaction_detected: false,
+            data_loss: false,
+        };
+        LagReport {
+            cluster: "c".into(),
+            partitions: vec![PartitionOffsets {
+                tp: tp.clone(),
+                low: 0,
+                high: 2,
+                read_at_ms: 0,
+            }],
+            group_partitions: vec![row("a"), row("b")],
+            groups: vec![group("a"), group("b")],
+            stale_groups: 1,
+            ..LagReport::default()
+        }
+    }
+
+    #[test]
+    fn filter_keeps_what_is_owned() {
+        let members = vec![
+            ("p1".to_owned(), "m1".to_owned()),
+            ("p2".to_owned(), "m2".to_owned()),
+        ];
+        let whole = Assignment {
+            owner: "m1".into(),
+            sharded: false,
+            members: members.clone(),
+        };
+        let own = |member: &str, a: &Assignment| Ownership {
+            member_id: member.into(),
+            assignment: Some(a.clone()),
+            generation: 1,
+        };
+        let r = report();
+        let kept = own("m1", &whole).filter(&r);
+        assert_eq!(
+            (kept.partitions, kept.groups, kept.group_partitions),
+            (
+                r.partitions.clone(),
+                r.groups.clone(),
+                r.group_partitions.clone()
+            )
+        );
+        let standby = own("m2", &whole).filter(&r);
+        assert!(!own("m2", &whole).any());
+        assert!(standby.groups.is_empty() && standby.partitions.is_empty());
+        let sharded = Assignment {
+            sharded: true,
+            ..whole
+        };
+        let (a, b) = (
+            own("m1", &sharded).filter(&r),
+            own("m2", &sharded).filter(&r),
+        );
+        assert_eq!(
+            a.partitions.len() + b.partitions.len(),
+            1,
+            "partitions go with the owner"
+        );
+        assert_eq!(a.partitions.len(), 1);
+        assert_eq!(a.groups.len() + b.groups.len(), 2, "every group once");
+        assert_eq!(a.group_partitions.len() + b.group_partitions.len(), 2);
+        assert_eq!(a.stale_groups + b.stale_groups, 1);
+        assert!(!Ownership::default().any());
+    }
+}
