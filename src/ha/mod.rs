@@ -138,7 +138,7 @@ mod tests {
             max_lag: 1,
             max_lag_seconds: None,
             sum_lag: 1,
-            topic_sum_lag: Default::default(),
+            topics: Default::default(),
             read_at_ms: 0,
             stale: g == "b",
         };
