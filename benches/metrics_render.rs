@@ -396,7 +396,7 @@ fn encode(
     let mut last = None;
     for _ in 0..renders {
         let t = Instant::now();
-        let c = metrics::render_compressed(views, granularity, level).expect("rendered");
+        let c = metrics::render_compressed(views, &[], granularity, level).expect("rendered");
         took.push(ms(t.elapsed()));
         last = Some(c);
     }

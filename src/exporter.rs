@@ -1,4 +1,5 @@
-//! The running exporter: HTTP server plus one collector task per cluster.
+//! The running exporter: HTTP server, one collector task per cluster, and the push
+//! exporters that are enabled.
 //!
 //! `main` starts one from the configuration file; integration tests start one in-process
 //! on an ephemeral port.
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::kafka::ResponseBudget;
 use crate::state::ExporterState;
-use crate::{collect, http};
+use crate::{collect, export, http};
 
 /// A running exporter.
 pub struct Exporter {
@@ -54,6 +55,7 @@ impl Exporter {
             stopped.clone(),
             http::ServerLimits::default(),
         )?];
+        tasks.extend(export::spawn(&exporter, &state, &stopped));
         for cluster in config.clusters {
             tasks.push(tokio::spawn(collect::run_cluster(
                 Arc::new(cluster),

@@ -37,6 +37,8 @@ pub(super) enum Part {
 #[derive(Debug)]
 pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
+    /// The push exporters' counters (`exports.rs`), after every other family.
+    pub exports: Vec<super::ExportCounters>,
     pub granularity: Granularity,
     pub part: Part,
 }
@@ -574,6 +576,6 @@ impl Exposition {
             MetricType::Gauge,
         )?;
         ConstGauge::new(if all_up { 1i64 } else { 0 }).encode(enc)?;
-        Ok(())
+        super::exports::encode(&self.exports, e)
     }
 }
