@@ -385,3 +385,140 @@ async fn remote_write_gives_prometheus_the_lag_the_cluster_was_set_up_with() {
     }
     exp.shutdown().await;
 }
+
+/// One request as a scripted endpoint read it.
+#[derive(Debug)]
+struct Received {
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+/// An HTTP/1.1 endpoint on 127.0.0.1 answering each request with the next status of
+/// `statuses` (the last one from then on), recording every request; keeps connections open.
+async fn scripted_endpoint(
+    statuses: Vec<u16>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+    let seen = log.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (seen, statuses) = (seen.clone(), statuses.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 65536];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head: Vec<String> = String::from_utf8_lossy(&buf[..head_end])
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    let length: usize = head
+                        .iter()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[head_end..head_end + length].to_vec();
+                    buf.drain(..head_end + length);
+                    let n = {
+                        let mut seen = seen.lock().expect("log");
+                        seen.push(Received { head, body });
+                        seen.len()
+                    };
+                    let status = statuses[(n - 1).min(statuses.len() - 1)];
+                    let answer =
+                        format!("HTTP/1.1 {status} Scripted\r\ncontent-length: 4\r\n\r\nbusy");
+                    if conn.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_sends_its_headers_and_credentials_and_retries_a_failed_request() {
+    let stub = stub().await;
+    let (port, log) = scripted_endpoint(vec![503, 204]).await;
+    let exp = RunningExporter::start(&config(
+        CLUSTER,
+        &stub.bootstrap(),
+        &format!(
+            "poll_interval = \"500ms\"\n\
+             [exporter.remote_write]\nurl = \"http://127.0.0.1:{port}/receive?tenant=a\"\n\
+             interval = \"1h\"\nheaders = {{ \"X-Scope-OrgID\" = \"team-a\" }}\n\
+             basic_auth = {{ username = \"u\", password = \"hunter2\" }}"
+        ),
+        "",
+    ))
+    .await;
+    // The first export (at start) fails with 503 and is sent again after the backoff.
+    wait_positive(
+        &exp,
+        "tidemark_export_requests_total{exporter=\"remote_write\",result=\"success\"}",
+    )
+    .await;
+    let failures = counter(
+        &exp,
+        "tidemark_export_requests_total{exporter=\"remote_write\",result=\"failure\"}",
+    )
+    .await;
+    assert_eq!(failures, 1.0);
+    let log = log.lock().expect("log");
+    assert_eq!(
+        log.len(),
+        2,
+        "one failed request, one retry, nothing else in an hour"
+    );
+    assert_eq!(log[0].body, log[1].body, "the retry sends the same request");
+    let head = &log[1].head;
+    assert_eq!(head[0], "POST /receive?tenant=a HTTP/1.1");
+    let header = |name: &str| {
+        head.iter()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {head:?}"))
+    };
+    assert_eq!(header("content-encoding"), "snappy");
+    assert_eq!(header("content-type"), "application/x-protobuf");
+    assert_eq!(header("x-prometheus-remote-write-version"), "0.1.0");
+    // base64("u:hunter2")
+    assert_eq!(header("authorization"), "Basic dTpodW50ZXIy");
+    assert_eq!(header("x-scope-orgid"), "team-a");
+    assert_eq!(header("host"), format!("127.0.0.1:{port}"));
+    assert!(header("user-agent").starts_with("tidemark/"));
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&log[1].body)
+        .expect("a snappy block");
+    // A WriteRequest of TimeSeries: field 1, length-delimited, holding `__name__` labels.
+    assert_eq!(raw[0], 0x0a);
+    assert!(raw.windows(8).any(|w| w == b"__name__"));
+    drop(log);
+    exp.shutdown().await;
+}

@@ -76,7 +76,7 @@ impl ExportError {
 
 /// What a push exporter speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
+pub enum Protocol {
     RemoteWrite,
     OtlpGrpc,
     OtlpHttp,
@@ -165,6 +165,30 @@ impl Export {
             self.chunk = Some(chunk);
         }
         Ok(())
+    }
+}
+
+/// Encode every sample of `exposition` into the request bodies `protocol` would push,
+/// handing each to `each` (dropped after it); returns the samples encoded. What an export
+/// costs without a receiver, for benchmarks (benches/metrics_render.rs `--push`).
+pub fn encode_all(
+    exposition: &Arc<crate::metrics::Compressed>,
+    protocol: Protocol,
+    each: &mut dyn FnMut(&Chunk),
+) -> Result<u64, ExportError> {
+    let mut walk = Walk::new(exposition);
+    let mut encoder = Encoder::new(protocol, SystemTime::now());
+    let mut samples = 0;
+    loop {
+        let more = walk.feed(&mut encoder)?;
+        let chunk = encoder.take()?;
+        samples += chunk.samples;
+        if chunk.samples > 0 {
+            each(&chunk);
+        }
+        if !more {
+            return Ok(samples);
+        }
     }
 }
 

@@ -129,16 +129,18 @@ impl Pusher {
                 }
             };
             match self.advance(export).await {
-                Advance::Sent(export) => pending = Some(export),
-                Advance::Finished(export) => {
-                    let ms = export.at.duration_since(UNIX_EPOCH).unwrap_or_default();
-                    self.stats
-                        .export_done(u64::try_from(ms.as_millis()).unwrap_or(u64::MAX));
+                Advance::Sent(export) => {
                     if failures > 0 {
                         tracing::info!(exporter = self.name, endpoint = %self.endpoint, failed_requests = failures, "push export delivered again");
                     }
                     failures = 0;
                     backoff.reset();
+                    pending = Some(export);
+                }
+                Advance::Finished(export) => {
+                    let ms = export.at.duration_since(UNIX_EPOCH).unwrap_or_default();
+                    self.stats
+                        .export_done(u64::try_from(ms.as_millis()).unwrap_or(u64::MAX));
                 }
                 Advance::Lost(why) => {
                     tracing::error!(exporter = self.name, error = %why, "an export was given up");

@@ -151,3 +151,26 @@ fn values_and_labels_parse() {
         assert!(parse_sample(bad, &mut labels).is_none(), "{bad}");
     }
 }
+
+#[test]
+fn truncated_or_odd_lines_never_panic() {
+    let mut labels = Labels::default();
+    let lines = [
+        r#"kafka_consumergroup_group_lag{cluster_name="p",group="a\"b\\c\nd",topic="λ",partition="0"} 1234"#,
+        r#"m{a="\"} 1"#,
+        r#"m{a="x\"#,
+        "m{} 1",
+        "m{=\"\"} 1",
+        "m  1",
+        "{} 1",
+    ];
+    for line in lines {
+        for end in (0..=line.len()).filter(|i| line.is_char_boundary(*i)) {
+            let _ = parse_sample(&line[..end], &mut labels);
+        }
+    }
+    let mut family = Family::default();
+    for comment in [" HELP", " TYPE x", " HELP x a\\", " TYPE  counter", ""] {
+        read_comment(comment, &mut family);
+    }
+}
