@@ -488,7 +488,7 @@ async fn remote_write_sends_its_headers_and_credentials_and_retries_a_failed_req
     )
     .await;
     assert_eq!(failures, 1.0);
-    let log = log.lock().expect("log");
+    let log: Vec<Received> = std::mem::take(&mut *log.lock().expect("log"));
     assert_eq!(
         log.len(),
         2,
@@ -519,6 +519,5 @@ async fn remote_write_sends_its_headers_and_credentials_and_retries_a_failed_req
     // A WriteRequest of TimeSeries: field 1, length-delimited, holding `__name__` labels.
     assert_eq!(raw[0], 0x0a);
     assert!(raw.windows(8).any(|w| w == b"__name__"));
-    drop(log);
     exp.shutdown().await;
 }
