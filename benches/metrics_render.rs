@@ -390,16 +390,17 @@ fn push_report(state: &Arc<ExporterState>, pushes: usize, out: &mut String) {
         .collect();
     out.push_str(&stats("push: walk (inflate + parse) only", &walk));
     out.push('\n');
-    for (name, protocol) in [
-        ("remote write", Protocol::RemoteWrite),
-        ("OTLP", Protocol::OtlpGrpc),
+    for (name, protocol, gzip) in [
+        ("remote write", Protocol::RemoteWrite, false),
+        ("OTLP", Protocol::OtlpGrpc, false),
+        ("OTLP gzip", Protocol::OtlpGrpc, true),
     ] {
         let (mut requests, mut bytes, mut largest) = (0u64, 0u64, 0usize);
         let times: Vec<f64> = (0..pushes)
             .map(|_| {
                 (requests, bytes, largest) = (0, 0, 0);
                 let started = Instant::now();
-                let samples = encode_all(&exposition, protocol, &mut |c| {
+                let samples = encode_all(&exposition, protocol, gzip, &mut |c| {
                     requests += 1;
                     bytes += c.body.len() as u64;
                     largest = largest.max(c.body.len());

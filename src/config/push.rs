@@ -62,6 +62,8 @@ pub struct OtelConfig {
     /// Bound on one request, connecting included (tidemark's key).
     pub timeout: Duration,
     pub protocol: OtlpProtocol,
+    /// Requests gzip-compressed (`compression = "gzip"`, the default) or not (`"none"`).
+    pub gzip: bool,
     /// Extra request headers (values may be secrets: never logged).
     pub headers: Vec<(String, Secret)>,
     /// TLS for an `https://` endpoint.
@@ -76,6 +78,7 @@ impl Default for OtelConfig {
             export_interval: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             protocol: OtlpProtocol::Grpc,
+            gzip: true,
             headers: Vec::new(),
             tls: None,
         }
@@ -90,6 +93,7 @@ impl fmt::Debug for OtelConfig {
             .field("export_interval", &self.export_interval)
             .field("timeout", &self.timeout)
             .field("protocol", &self.protocol)
+            .field("gzip", &self.gzip)
             .field("headers", &self.headers)
             .field("tls", &self.tls)
             .finish()

@@ -48,6 +48,7 @@ struct Otel {
     export_interval: String,
     timeout: String,
     protocol: &'static str,
+    compression: &'static str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -182,6 +183,7 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
                 export_interval: format_duration(e.otel.export_interval),
                 timeout: format_duration(e.otel.timeout),
                 protocol: e.otel.protocol.as_str(),
+                compression: if e.otel.gzip { "gzip" } else { "none" },
                 headers: headers(&e.otel.headers),
                 tls: tls(e.otel.tls.as_ref()),
             },

@@ -720,7 +720,7 @@ fn unknown_keys_are_collected_not_fatal() {
          [exporter.timestamp_sampling]\nmode = \"message\"\n\
          [exporter.performance]\nclient_recycle_interval = 0\n\
          [exporter.leadership]\nenabled = true\nlease_name = \"x\"\n\
-         [exporter.otel]\nenabled = true\ncompression = \"gzip\"\n{}\
+         [exporter.otel]\nenabled = true\ninsecure = true\n{}\
          [clusters.aws_msk_iam]\nregion = \"eu-west-1\"\n[clusters.labels]\nteam = \"a\"\n",
         with_cluster("\"odd key\" = 1")
     );
@@ -731,7 +731,7 @@ fn unknown_keys_are_collected_not_fatal() {
             "clusters[0].\"odd key\"",
             "clusters[0].aws_msk_iam",
             "exporter.leadership",
-            "exporter.otel.compression",
+            "exporter.otel.insecure",
             "exporter.performance.client_recycle_interval",
             "exporter.poll_intervall",
             "exporter.timestamp_sampling.mode",
@@ -754,7 +754,7 @@ fn unknown_keys_are_collected_not_fatal() {
     assert!(
         w[0].ends_with(
             ": clusters[0].\"odd key\", clusters[0].aws_msk_iam, exporter.leadership, \
-             exporter.otel.compression, exporter.performance.client_recycle_interval, \
+             exporter.otel.insecure, exporter.performance.client_recycle_interval, \
              exporter.poll_intervall, exporter.timestamp_sampling.mode, log_level"
         ),
         "{}",

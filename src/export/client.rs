@@ -39,6 +39,8 @@ pub enum SendError {
     Request(String),
     #[error("cannot compress the request: {0}")]
     Compress(#[from] snap::Error),
+    #[error("cannot gzip the request: {0}")]
+    Gzip(std::io::Error),
 }
 
 impl SendError {
@@ -55,7 +57,7 @@ impl SendError {
             // CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
             // UNAVAILABLE, DATA_LOSS: the OTLP specification's retryable codes.
             SendError::Grpc { code, .. } => matches!(code, 1 | 4 | 8 | 10 | 11 | 14 | 15),
-            SendError::Request(_) | SendError::Compress(_) => false,
+            SendError::Request(_) | SendError::Compress(_) | SendError::Gzip(_) => false,
             _ => true,
         }
     }

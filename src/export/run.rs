@@ -94,6 +94,7 @@ impl Pusher {
             name: s.name,
             endpoint: format!("{scheme}://{}{path}", url.authority),
             protocol: s.protocol,
+            gzip: s.gzip,
             client: Client::new(
                 url.clone(),
                 tls,
@@ -125,7 +126,7 @@ impl Pusher {
                         _ = ticker.tick() => {}
                         _ = stopped.changed() => return,
                     }
-                    Export::new(&self.state, self.protocol)
+                    Export::new(&self.state, self.protocol, self.gzip)
                 }
             };
             match self.advance(export).await {
@@ -164,7 +165,7 @@ impl Pusher {
                         _ = ticker.tick() => {
                             // A newer exposition replaces the unsent rest of this one.
                             self.stats.dropped(export.total.saturating_sub(export.done));
-                            pending = Some(Export::new(&self.state, self.protocol));
+                            pending = Some(Export::new(&self.state, self.protocol, self.gzip));
                         }
                         _ = stopped.changed() => return,
                     }
@@ -268,6 +269,12 @@ impl Pusher {
                 .header(header::TE, "trailers"),
             Protocol::OtlpHttp => b.header(header::CONTENT_TYPE, "application/x-protobuf"),
         };
+        if self.gzip {
+            b = match self.protocol {
+                Protocol::OtlpGrpc => b.header("grpc-encoding", "gzip"),
+                _ => b.header(header::CONTENT_ENCODING, "gzip"),
+            };
+        }
         b = b.header(
             header::USER_AGENT,
             concat!("tidemark/", env!("CARGO_PKG_VERSION")),

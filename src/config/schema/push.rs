@@ -50,6 +50,18 @@ impl Walker<'_> {
                 )),
             }
         })?;
+        let gzip = self.get(&mut t, p, "compression", d.gzip, |w, v, path| {
+            let s = w.string(v, path)?;
+            match s.trim().to_ascii_lowercase().as_str() {
+                "gzip" => Ok(true),
+                "none" => Ok(false),
+                _ => Err(w.invalid(
+                    path,
+                    format!("{s:?} is not supported"),
+                    "\"gzip\" (the default) or \"none\"",
+                )),
+            }
+        })?;
         let headers = self.headers(&mut t, p)?;
         // Only an enabled exporter's URL must be usable: a klag-exporter file may carry a
         // placeholder it never used.
@@ -66,6 +78,7 @@ impl Walker<'_> {
             export_interval,
             timeout,
             protocol,
+            gzip,
             headers,
             tls,
         })

@@ -68,3 +68,20 @@ fn requests_cut_at_the_limit_carry_every_point_once() {
         assert!(b.body.windows(12).any(|w| w == b"service.name"));
     }
 }
+
+#[test]
+fn gzip_requests_inflate_to_the_same_message_behind_a_compressed_grpc_prefix() {
+    use std::io::Read;
+    let mut e = Encoder::new(TIME_NS, START_NS, CHUNK_BYTES, false);
+    feed_text(&input(), &mut e);
+    let chunk = crate::export::gzip_chunk(e.take(), true).expect("gzipped");
+    assert_eq!(chunk.samples, 13);
+    assert_eq!(chunk.body[0], 1, "compressed flag");
+    let len = u32::from_be_bytes([chunk.body[1], chunk.body[2], chunk.body[3], chunk.body[4]]);
+    assert_eq!(len as usize, chunk.body.len() - 5);
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&chunk.body[5..])
+        .read_to_end(&mut raw)
+        .expect("one gzip member");
+    assert_eq!(raw, golden("otlp.bin"));
+}
