@@ -12,6 +12,9 @@
 //! cargo bench --bench metrics_render -- --groups 2000 --topics 1000 --renders 5 --levels 1,2,3,6
 //! # Also time the uncompressed OpenMetrics render (`metrics::render`, after RSS is read):
 //! cargo bench --bench metrics_render -- --uncompressed
+//! # The push exporters' cost per export: inflate + parse the stored exposition (the walk
+//! # alone), and walk + encode into remote write and OTLP request bodies:
+//! cargo bench --bench metrics_render -- --groups 2000 --topics 1000 --renders 3 --push 5
 //! # Endpoints while renders run back to back:
 //! cargo bench --bench metrics_render -- --groups 2000 --topics 1000 --during-render 20
 //! ```
@@ -328,6 +331,10 @@ fn main() {
         ),
     );
     memory_report(rss_setup, hwm_setup, peak_reset, &mut out);
+    let pushes: usize = args.num("push", 0);
+    if pushes > 0 {
+        push_report(&state, pushes, &mut out);
+    }
     if args.flag("uncompressed") {
         uncompressed_report(&views, granularity, renders, &mut out);
     }
@@ -354,6 +361,66 @@ fn memory_report(rss_setup: u64, hwm_setup: u64, peak_reset: bool, out: &mut Str
             "peak RSS of the process (VmHWM; /proc/self/clear_refs not writable): {:.1} MiB; RSS at the end {:.1} MiB\n",
             hwm_end as f64 / 1024.0,
             rss_end as f64 / 1024.0
+        ));
+    }
+}
+
+/// `--push N`: N exports of the served exposition per protocol, timed, with their
+/// request sizes and what they add to the peak RSS.
+fn push_report(state: &Arc<ExporterState>, pushes: usize, out: &mut String) {
+    use tidemark::export::samples::{Family, Sample, SampleSink, Walk};
+    use tidemark::export::{encode_all, Protocol};
+    struct Count(u64);
+    impl SampleSink for Count {
+        fn sample(&mut self, _: &Family, _: &Sample<'_>) -> bool {
+            self.0 += 1;
+            false
+        }
+    }
+    let exposition = state.rendered();
+    let peak_reset = reset_peak_rss();
+    let walk: Vec<f64> = (0..pushes)
+        .map(|_| {
+            let started = Instant::now();
+            let mut count = Count(0);
+            while Walk::new(&exposition).feed(&mut count).expect("walk") {}
+            assert_eq!(count.0 as usize, exposition.series());
+            ms(started.elapsed())
+        })
+        .collect();
+    out.push_str(&stats("push: walk (inflate + parse) only", &walk));
+    out.push('\n');
+    for (name, protocol, gzip) in [
+        ("remote write", Protocol::RemoteWrite, false),
+        ("OTLP", Protocol::OtlpGrpc, false),
+        ("OTLP gzip", Protocol::OtlpGrpc, true),
+    ] {
+        let (mut requests, mut bytes, mut largest) = (0u64, 0u64, 0usize);
+        let times: Vec<f64> = (0..pushes)
+            .map(|_| {
+                (requests, bytes, largest) = (0, 0, 0);
+                let started = Instant::now();
+                let samples = encode_all(&exposition, protocol, gzip, &mut |c| {
+                    requests += 1;
+                    bytes += c.body.len() as u64;
+                    largest = largest.max(c.body.len());
+                })
+                .expect("encoded");
+                assert_eq!(samples as usize, exposition.series());
+                ms(started.elapsed())
+            })
+            .collect();
+        out.push_str(&stats(&format!("push: walk + encode, {name}"), &times));
+        out.push_str(&format!(
+            "\n  {name}: {requests} requests, {:.1} MiB in all, largest {:.2} MiB\n",
+            mib(bytes),
+            mib(largest as u64)
+        ));
+    }
+    if peak_reset {
+        out.push_str(&format!(
+            "peak RSS during the pushes: {:.1} MiB (process, VmHWM reset before them)\n",
+            rss_kib().1 as f64 / 1024.0
         ));
     }
 }
@@ -396,7 +463,7 @@ fn encode(
     let mut last = None;
     for _ in 0..renders {
         let t = Instant::now();
-        let c = metrics::render_compressed(views, granularity, level).expect("rendered");
+        let c = metrics::render_compressed(views, &[], granularity, level).expect("rendered");
         took.push(ms(t.elapsed()));
         last = Some(c);
     }

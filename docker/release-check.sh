@@ -18,7 +18,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-MAX_BINARY=8500000
+# 8,001,232 bytes before issue 12 (push exporters, HA), which allows 2 MB more.
+MAX_BINARY=10000000
 MAX_IMAGE=10000000
 summary=()
 note() { summary+=("$*"); log "$*"; }

@@ -34,6 +34,7 @@ mod client;
 mod duration;
 mod env;
 mod locate;
+mod push;
 mod render;
 mod schema;
 mod security;
@@ -51,6 +52,9 @@ use crate::kafka::Security;
 pub use bytesize::{format_byte_size, parse_byte_size};
 pub use client::{is_secret_key, ClientProperties, SecurityProtocol};
 pub use duration::{format_duration, parse_duration};
+pub use push::{
+    parse_url, OtelConfig, OtlpProtocol, PushAuth, PushTls, PushUrl, RemoteWriteConfig,
+};
 
 /// Label names tidemark itself puts on series; `[clusters.labels]` may not use them.
 pub const RESERVED_LABELS: &[&str] = &[
@@ -112,6 +116,8 @@ pub struct ExporterConfig {
     pub max_response_memory: u64,
     pub timestamp_sampling: TimestampSampling,
     pub otel: OtelConfig,
+    /// `[exporter.remote_write]`; None when the table is absent.
+    pub remote_write: Option<RemoteWriteConfig>,
     pub performance: Performance,
     pub leadership: LeadershipConfig,
 }
@@ -203,14 +209,6 @@ pub struct TimestampSampling {
     /// Fetch requests per broker per cycle for time-lag samples (tidemark's own key); at
     /// least 1. Samples beyond them wait for the next cycle.
     pub fetch_requests_per_broker: u32,
-}
-
-/// Accepted for compatibility; OTLP export is not implemented (see [`Config::warnings`]).
-#[derive(Clone, PartialEq, Eq)]
-pub struct OtelConfig {
-    pub enabled: bool,
-    pub endpoint: String,
-    pub export_interval: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,6 +307,7 @@ impl Default for ExporterConfig {
             max_response_memory: crate::kafka::DEFAULT_RESPONSE_MEMORY as u64,
             timestamp_sampling: TimestampSampling::default(),
             otel: OtelConfig::default(),
+            remote_write: None,
             performance: Performance::default(),
             leadership: LeadershipConfig::default(),
         }
@@ -322,16 +321,6 @@ impl Default for TimestampSampling {
             cache_ttl: Duration::from_secs(60),
             max_concurrent_fetches: 5,
             fetch_requests_per_broker: 2,
-        }
-    }
-}
-
-impl Default for OtelConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            endpoint: "http://localhost:4317".to_owned(),
-            export_interval: Duration::from_secs(60),
         }
     }
 }
@@ -494,7 +483,7 @@ impl Config {
     }
 
     /// Warning lines for the caller to log once at startup: unknown keys (one line),
-    /// OTLP requested, unsupported consumer properties (one line per cluster).
+    /// unsupported consumer properties (one line per cluster).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !self.unknown_keys.is_empty() {
@@ -503,13 +492,6 @@ impl Config {
                  or typos): {}",
                 self.source,
                 self.unknown_keys.join(", ")
-            ));
-        }
-        if self.exporter.otel.enabled {
-            out.push(format!(
-                "{}: exporter.otel.enabled = true, but OTLP export is not supported yet; \
-                 metrics are served on /metrics only",
-                self.source
             ));
         }
         out.extend(self.leadership_warning());
@@ -607,18 +589,8 @@ impl fmt::Debug for ClusterSettings {
     }
 }
 
-impl fmt::Debug for OtelConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtelConfig")
-            .field("enabled", &self.enabled)
-            .field("endpoint", &redact_url_userinfo(&self.endpoint))
-            .field("export_interval", &self.export_interval)
-            .finish()
-    }
-}
-
 /// `scheme://user:pass@host/…` → `scheme://***redacted***@host/…`.
-fn redact_url_userinfo(url: &str) -> String {
+pub(crate) fn redact_url_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|n| n + 3) else {
         return url.to_owned();
     };

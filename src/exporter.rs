@@ -1,4 +1,5 @@
-//! The running exporter: HTTP server plus one collector task per cluster.
+//! The running exporter: HTTP server, one collector task per cluster, and the push
+//! exporters that are enabled.
 //!
 //! `main` starts one from the configuration file; integration tests start one in-process
 //! on an ephemeral port.
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::kafka::ResponseBudget;
 use crate::state::ExporterState;
-use crate::{collect, ha, http};
+use crate::{collect, export, ha, http};
 
 /// A running exporter.
 pub struct Exporter {
@@ -62,6 +63,7 @@ impl Exporter {
             state.set_identity(identity);
             tracing::info!(%identity, group = %leadership.lease_name, session_timeout = ?leadership.lease_duration, "high availability: joining the coordination group of every cluster");
         }
+        tasks.extend(export::spawn(&exporter, &state, &stopped));
         for cluster in config.clusters {
             let settings = Arc::new(cluster);
             let coordinated = identity.as_ref().map(|identity| {

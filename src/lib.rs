@@ -2,10 +2,12 @@
 //!
 //! Data flows one way: [`config`] → [`collect`] (one task per cluster, using the [`kafka`]
 //! wire client) → [`lag`] (pure math) → [`metrics`] (rendered once per cycle into
-//! [`state`]) → [`http`], whose handlers never wait on Kafka. [`exporter`] ties them up.
+//! [`state`]) → [`http`], whose handlers never wait on Kafka, and [`export`] (OTLP and
+//! remote write pushes of the same exposition). [`exporter`] ties them up.
 
 pub mod collect;
 pub mod config;
+pub mod export;
 pub mod exporter;
 pub mod ha;
 pub mod http;

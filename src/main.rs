@@ -150,9 +150,6 @@ fn load(path: &std::path::Path, strict: bool) -> Result<Config, ExitCode> {
     if !config.unknown_keys.is_empty() {
         tracing::warn!(keys = %config.unknown_keys.join(", "), "ignoring configuration keys tidemark does not know");
     }
-    if config.exporter.otel.enabled {
-        tracing::warn!("[exporter.otel] enabled = true: OTLP export is not supported yet; metrics are served on /metrics only");
-    }
     if let Some(warning) = config.leadership_warning() {
         tracing::warn!("{warning}");
     }

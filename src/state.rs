@@ -21,7 +21,7 @@ use crate::ha::Ownership;
 use crate::lag::LagReport;
 
 mod ownership;
-use crate::metrics::{self, ClientStats, ClusterView};
+use crate::metrics::{self, ClientStats, ClusterView, ExportStats};
 
 /// The result of one cycle, as published.
 #[derive(Clone, Debug)]
@@ -132,6 +132,8 @@ pub struct ExporterState {
     /// Serializes renders (so two clusters publishing at once do not hold two expositions
     /// in the making). Taken by publishers only, never by an endpoint.
     render_serial: Mutex<()>,
+    /// The push exporters' counters, rendered with every cycle.
+    exports: Mutex<Vec<Arc<ExportStats>>>,
     /// Held only to swap or clone the `Arc`.
     rendered: RwLock<Published>,
     /// This replica's name in the coordination groups, with `[exporter.leadership]`.
@@ -173,6 +175,7 @@ impl ExporterState {
             }),
             identity: Mutex::new(None),
             render_serial: Mutex::new(()),
+            exports: Mutex::new(Vec::new()),
             rendered: RwLock::new(Published {
                 generation: 0,
                 rendered: Arc::new(Rendered::default()),
@@ -307,6 +310,14 @@ impl ExporterState {
         }
     }
 
+    /// Render `stats` with every cycle from now on (a push exporter's counters).
+    pub fn add_export_stats(&self, stats: Arc<ExportStats>) {
+        self.exports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(stats);
+    }
+
     /// Render what has been published so far and swap it in, unless a newer render is
     /// already served. No endpoint waits on this: see the module comment.
     fn render(&self) {
@@ -322,7 +333,15 @@ impl ExporterState {
         if generation <= self.published().0 {
             return;
         }
-        let rendered = metrics::render_compressed(&views, self.granularity, metrics::GZIP_LEVEL);
+        let exports: Vec<metrics::ExportCounters> = self
+            .exports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.snapshot())
+            .collect();
+        let rendered =
+            metrics::render_compressed(&views, &exports, self.granularity, metrics::GZIP_LEVEL);
         #[cfg(test)]
         if let Some(hook) = self
             .render_hook

@@ -79,7 +79,14 @@ fn operational_view() -> ClusterView {
 
 /// The classic Prometheus text of an exposition at partition granularity (every family).
 fn exposition() -> String {
-    let openmetrics = metrics::render(&[operational_view()], Granularity::Partition);
+    // With a push exporter's counters, so their families are checked too.
+    let exports = [metrics::ExportCounters {
+        exporter: "remote_write",
+        requests_ok: 1,
+        ..metrics::ExportCounters::default()
+    }];
+    let openmetrics =
+        metrics::render_with_exports(&[operational_view()], &exports, Granularity::Partition);
     metrics::to_prometheus_text(&openmetrics)
 }
 
@@ -183,6 +190,21 @@ fn base_config() -> Table {
     cluster.insert("bootstrap_servers".into(), Value::String("k:9092".into()));
     let mut root = Table::new();
     root.insert("clusters".into(), Value::Array(vec![Value::Table(cluster)]));
+    // A remote write table, so its keys (which need a url, and one way to authenticate
+    // at most) are found too.
+    let remote_write = ["exporter".to_owned(), "remote_write".to_owned()];
+    table_at(&mut root, &remote_write).insert(
+        "url".into(),
+        Value::String("http://prometheus:9090/api/v1/write".into()),
+    );
+    let basic_auth = [
+        "exporter".to_owned(),
+        "remote_write".to_owned(),
+        "basic_auth".to_owned(),
+    ];
+    for key in ["username", "password"] {
+        table_at(&mut root, &basic_auth).insert(key.into(), Value::String("x".into()));
+    }
     root
 }
 
@@ -325,6 +347,7 @@ fn config_sections() -> Vec<Section> {
     table_at(&mut full, &props).insert("client.id".into(), Value::String("x".into()));
     let labels = ["clusters".to_owned(), "labels".to_owned()];
     table_at(&mut full, &labels).insert("team".into(), Value::String("x".into()));
+
     let config = parse(&full).expect("the full config parses");
     let rendered: Table = config
         .to_redacted_toml()
@@ -442,6 +465,8 @@ fn every_config_key_is_documented() {
         "[exporter]",
         "[exporter.timestamp_sampling]",
         "[exporter.otel]",
+        "[exporter.remote_write]",
+        "[exporter.remote_write.basic_auth]",
         "[exporter.performance]",
         "[[clusters]]",
         "[clusters.consumer_properties]",

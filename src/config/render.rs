@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::bytesize::format_byte_size;
 use super::duration::format_duration;
-use super::{is_secret_key, redact_url_userinfo, Config, REDACTED};
+use super::{
+    is_secret_key, redact_url_userinfo, Config, PushAuth, PushTls, RemoteWriteConfig, REDACTED,
+};
+use crate::kafka::sasl::Secret;
 
 #[derive(Serialize)]
 struct Root {
@@ -25,6 +28,8 @@ struct Exporter {
     max_response_memory: String,
     timestamp_sampling: TimestampSampling,
     otel: Otel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_write: Option<RemoteWrite>,
     performance: Performance,
     leadership: Leadership,
 }
@@ -56,6 +61,85 @@ struct Otel {
     enabled: bool,
     endpoint: String,
     export_interval: String,
+    timeout: String,
+    protocol: &'static str,
+    compression: &'static str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tls: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct RemoteWrite {
+    enabled: bool,
+    url: String,
+    interval: String,
+    timeout: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basic_auth: Option<BasicAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bearer_token: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bearer_token_file: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tls: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct BasicAuth {
+    username: String,
+    password: &'static str,
+}
+
+/// Header values may be credentials (`Authorization`): all are shown redacted.
+fn headers(headers: &[(String, Secret)]) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, _)| (k.clone(), REDACTED.to_owned()))
+        .collect()
+}
+
+fn tls(tls: Option<&PushTls>) -> BTreeMap<String, String> {
+    tls.map(|t| {
+        t.properties
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_key(k) { REDACTED } else { v };
+                (k.clone(), v.to_owned())
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn remote_write(r: &RemoteWriteConfig) -> RemoteWrite {
+    let (basic_auth, bearer_token, bearer_token_file) = match &r.auth {
+        PushAuth::None => (None, None, None),
+        PushAuth::Basic { username, .. } => (
+            Some(BasicAuth {
+                username: username.clone(),
+                password: REDACTED,
+            }),
+            None,
+            None,
+        ),
+        PushAuth::Bearer(_) => (None, Some(REDACTED), None),
+        PushAuth::BearerFile(path) => (None, None, Some(path.display().to_string())),
+    };
+    RemoteWrite {
+        enabled: r.enabled,
+        url: redact_url_userinfo(&r.url),
+        interval: format_duration(r.interval),
+        timeout: format_duration(r.timeout),
+        headers: headers(&r.headers),
+        basic_auth,
+        bearer_token,
+        bearer_token_file,
+        tls: tls(r.tls.as_ref()),
+    }
 }
 
 #[derive(Serialize)]
@@ -112,7 +196,13 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
                 enabled: e.otel.enabled,
                 endpoint: redact_url_userinfo(&e.otel.endpoint),
                 export_interval: format_duration(e.otel.export_interval),
+                timeout: format_duration(e.otel.timeout),
+                protocol: e.otel.protocol.as_str(),
+                compression: if e.otel.gzip { "gzip" } else { "none" },
+                headers: headers(&e.otel.headers),
+                tls: tls(e.otel.tls.as_ref()),
             },
+            remote_write: e.remote_write.as_ref().map(remote_write),
             performance: Performance {
                 kafka_timeout: format_duration(e.performance.kafka_timeout),
                 offset_fetch_timeout: format_duration(e.performance.offset_fetch_timeout),

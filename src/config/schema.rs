@@ -12,11 +12,12 @@ use super::client::{self, PropertyError};
 use super::duration::parse_duration;
 use super::security;
 use super::{
-    ClusterSettings, Config, ConfigError, ExporterConfig, Granularity, OtelConfig, Performance,
+    ClusterSettings, Config, ConfigError, ExporterConfig, Granularity, Performance,
     TimestampSampling, MIN_RESPONSE_MEMORY, RESERVED_LABELS,
 };
 
 mod leadership;
+mod push;
 
 const DURATION_EXAMPLES: &str = "e.g. \"30s\", \"500ms\", \"2m\"";
 const BYTE_SIZE_EXAMPLES: &str = "e.g. \"128MiB\", \"512KiB\", \"1GiB\"";
@@ -80,7 +81,7 @@ fn describe(value: &Value) -> String {
     }
 }
 
-struct Walker<'a> {
+pub(super) struct Walker<'a> {
     file: &'a str,
     unknown: Vec<String>,
 }
@@ -340,6 +341,14 @@ impl Walker<'_> {
             Self::timestamp_sampling,
         )?;
         let otel = self.section(&mut t, p, "otel", d.otel, Self::otel)?;
+        let remote_write = match t.remove("remote_write") {
+            Some(v) => {
+                let path = child(p, "remote_write");
+                let table = self.table(v, &path)?;
+                Some(self.remote_write(table, &path, poll_interval)?)
+            }
+            None => None,
+        };
         let performance =
             self.section(&mut t, p, "performance", d.performance, Self::performance)?;
         let leadership = self.section(&mut t, p, "leadership", d.leadership, Self::leadership)?;
@@ -353,6 +362,7 @@ impl Walker<'_> {
             max_response_memory,
             timestamp_sampling,
             otel,
+            remote_write,
             performance,
             leadership,
         })
@@ -398,23 +408,6 @@ impl Walker<'_> {
             max_concurrent_fetches,
             fetch_requests_per_broker: u32::try_from(fetch_requests_per_broker).unwrap_or(u32::MAX),
         })
-    }
-
-    fn otel(&mut self, mut t: Table, p: &str) -> Result<OtelConfig, ConfigError> {
-        let d = OtelConfig::default();
-        let otel = OtelConfig {
-            enabled: self.get(&mut t, p, "enabled", d.enabled, Self::boolean)?,
-            endpoint: self.get(&mut t, p, "endpoint", d.endpoint, Self::string)?,
-            export_interval: self.get(
-                &mut t,
-                p,
-                "export_interval",
-                d.export_interval,
-                Self::duration,
-            )?,
-        };
-        self.leftover(t, p);
-        Ok(otel)
     }
 
     fn performance(&mut self, mut t: Table, p: &str) -> Result<Performance, ConfigError> {

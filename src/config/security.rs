@@ -122,6 +122,24 @@ pub(super) fn build(
     })
 }
 
+/// The `ssl.*` keys a push endpoint's `tls` table takes (the Kafka client's).
+pub(super) const PUSH_TLS_KEYS: &[&str] = &[
+    "ssl.ca.location",
+    "ssl.ca.pem",
+    "ssl.certificate.location",
+    "ssl.certificate.pem",
+    "ssl.key.location",
+    "ssl.key.pem",
+    "ssl.key.password",
+    "enable.ssl.certificate.verification",
+    "ssl.endpoint.identification.algorithm",
+];
+
+/// TLS of a push endpoint, from the same keys and with the same checks as a cluster's.
+pub(super) fn push_tls(props: &BTreeMap<String, String>) -> Result<Tls, PropertyError> {
+    tls_settings(&Props(props))
+}
+
 fn tls_settings(p: &Props) -> Result<Tls, PropertyError> {
     let verify = p.flag("enable.ssl.certificate.verification", true)?;
     let hostname = match p.get("ssl.endpoint.identification.algorithm") {

@@ -720,7 +720,7 @@ fn unknown_keys_are_collected_not_fatal() {
          [exporter.timestamp_sampling]\nmode = \"message\"\n\
          [exporter.performance]\nclient_recycle_interval = 0\n\
          [exporter.leadership]\nenabled = true\nlease_name = \"x\"\nrenew_deadline = 3\n\
-         [exporter.otel]\nenabled = true\nheaders = {{}}\n{}\
+         [exporter.otel]\nenabled = true\ninsecure = true\n{}\
          [clusters.aws_msk_iam]\nregion = \"eu-west-1\"\n[clusters.labels]\nteam = \"a\"\n",
         with_cluster("\"odd key\" = 1")
     );
@@ -731,7 +731,7 @@ fn unknown_keys_are_collected_not_fatal() {
             "clusters[0].\"odd key\"",
             "clusters[0].aws_msk_iam",
             "exporter.leadership.renew_deadline",
-            "exporter.otel.headers",
+            "exporter.otel.insecure",
             "exporter.performance.client_recycle_interval",
             "exporter.poll_intervall",
             "exporter.timestamp_sampling.mode",
@@ -745,7 +745,7 @@ fn unknown_keys_are_collected_not_fatal() {
     );
     assert_eq!(c.exporter.staleness_threshold, Duration::from_secs(90));
     let w = c.warnings();
-    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w.len(), 1, "{w:?}");
     assert!(
         w[0].starts_with("config.toml: ignoring keys tidemark does not use"),
         "{}",
@@ -754,13 +754,12 @@ fn unknown_keys_are_collected_not_fatal() {
     assert!(
         w[0].ends_with(
             ": clusters[0].\"odd key\", clusters[0].aws_msk_iam, exporter.leadership.renew_deadline, \
-             exporter.otel.headers, exporter.performance.client_recycle_interval, \
+             exporter.otel.insecure, exporter.performance.client_recycle_interval, \
              exporter.poll_intervall, exporter.timestamp_sampling.mode, log_level"
         ),
         "{}",
         w[0]
     );
-    assert!(w[1].contains("OTLP export is not supported"), "{}", w[1]);
 }
 
 #[test]

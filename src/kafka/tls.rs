@@ -161,6 +161,16 @@ impl Tls {
         })
     }
 
+    /// The same configuration offering `protocols` by ALPN (`h2` for gRPC).
+    pub fn with_alpn(&self, protocols: &[&[u8]]) -> Tls {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+        Tls {
+            config: Arc::new(config),
+            ..self.clone()
+        }
+    }
+
     /// How the broker's certificate is checked.
     pub fn verification(&self) -> Verification {
         self.verification

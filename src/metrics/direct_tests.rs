@@ -17,7 +17,7 @@ use crate::lag::{GroupLag, GroupPartitionLag, GroupState, Member, PartitionOffse
 fn reference(clusters: &[ClusterView], granularity: Granularity) -> String {
     let mut text = String::new();
     let mut out = TextBuf::new(&mut text);
-    encode_with_prometheus_client(&mut out, clusters, granularity, Part::All);
+    encode_with_prometheus_client(&mut out, clusters, &[], granularity, Part::All);
     out.finish();
     text.push_str("# EOF\n");
     text

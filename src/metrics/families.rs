@@ -39,6 +39,8 @@ pub(super) struct Exposition {
     pub clusters: Vec<ClusterView>,
     /// Every cluster with coordination (served or not), for the `tidemark_ha_*` families.
     pub ha: Vec<ClusterView>,
+    /// The push exporters' counters (`exports.rs`), after every other family.
+    pub exports: Vec<super::ExportCounters>,
     pub granularity: Granularity,
     pub part: Part,
 }
@@ -603,6 +605,6 @@ impl Exposition {
             MetricType::Gauge,
         )?;
         ConstGauge::new(if all_up { 1i64 } else { 0 }).encode(enc)?;
-        Ok(())
+        super::exports::encode(&self.exports, e)
     }
 }

@@ -15,6 +15,7 @@
 mod authorization;
 mod compressed;
 mod direct;
+mod exports;
 mod families;
 mod group_types;
 mod ha;
@@ -35,6 +36,7 @@ use text::{Normalized, TextBuf};
 
 use compressed::Deflater;
 pub use compressed::{Compressed, CompressedError, Format, TextStream};
+pub use exports::{ExportCounters, ExportStats};
 
 /// Upper bounds (seconds) of the `tidemark_cycle_duration_seconds` buckets.
 pub const CYCLE_BUCKETS: [f64; 12] = [
@@ -156,6 +158,7 @@ pub const GZIP_LEVEL: u32 = 1;
 /// with no uncompressed copy of it held.
 pub fn render_compressed(
     clusters: &[ClusterView],
+    exports: &[ExportCounters],
     granularity: Granularity,
     level: u32,
 ) -> Result<Compressed, CompressedError> {
@@ -165,7 +168,7 @@ pub fn render_compressed(
         encode_common(&mut out, clusters, granularity);
         out.finish()
     };
-    let (openmetrics_tail, tail_series) = render_tail(clusters, granularity);
+    let (openmetrics_tail, tail_series) = render_tail(clusters, exports, granularity);
     series += tail_series;
     let prometheus_tail = to_prometheus_text(&openmetrics_tail);
     deflater.finish(series, [prometheus_tail, openmetrics_tail])
@@ -174,13 +177,22 @@ pub fn render_compressed(
 /// Render the exposition (OpenMetrics text) for all clusters, uncompressed: for tools and
 /// tests ([`render_compressed`] is what is served).
 pub fn render(clusters: &[ClusterView], granularity: Granularity) -> String {
+    render_with_exports(clusters, &[], granularity)
+}
+
+/// [`render`] with the push exporters' counters.
+pub fn render_with_exports(
+    clusters: &[ClusterView],
+    exports: &[ExportCounters],
+    granularity: Granularity,
+) -> String {
     let mut text = String::new();
     {
         let mut out = TextBuf::new(&mut text);
         encode_common(&mut out, clusters, granularity);
         out.finish();
     }
-    text.push_str(&render_tail(clusters, granularity).0);
+    text.push_str(&render_tail(clusters, exports, granularity).0);
     text
 }
 
@@ -188,16 +200,20 @@ pub fn render(clusters: &[ClusterView], granularity: Granularity) -> String {
 /// (`direct`), then the rest up to the first counter family.
 fn encode_common(out: &mut TextBuf<'_>, clusters: &[ClusterView], granularity: Granularity) {
     direct::encode(out, &served(clusters), granularity);
-    encode_with_prometheus_client(out, clusters, granularity, Part::Gauges);
+    encode_with_prometheus_client(out, clusters, &[], granularity, Part::Gauges);
 }
 
 /// The OpenMetrics text from the first counter family on, `# EOF` included (small: a few
 /// lines per cluster and broker), and its number of samples.
-fn render_tail(clusters: &[ClusterView], granularity: Granularity) -> (String, usize) {
+fn render_tail(
+    clusters: &[ClusterView],
+    exports: &[ExportCounters],
+    granularity: Granularity,
+) -> (String, usize) {
     let mut text = String::new();
     let series = {
         let mut out = TextBuf::new(&mut text);
-        encode_with_prometheus_client(&mut out, clusters, granularity, Part::Tail);
+        encode_with_prometheus_client(&mut out, clusters, exports, granularity, Part::Tail);
         out.line().push_str("# EOF\n");
         out.finish()
     };
@@ -209,6 +225,7 @@ fn render_tail(clusters: &[ClusterView], granularity: Granularity) -> (String, u
 fn encode_with_prometheus_client(
     out: &mut TextBuf<'_>,
     clusters: &[ClusterView],
+    exports: &[ExportCounters],
     granularity: Granularity,
     part: Part,
 ) {
@@ -220,6 +237,7 @@ fn encode_with_prometheus_client(
             .filter(|c| c.ha.is_some())
             .cloned()
             .collect(),
+        exports: exports.to_vec(),
         granularity,
         part,
     }));
@@ -263,6 +281,12 @@ pub fn lag_series(report: &LagReport, granularity: Granularity) -> usize {
         }
     }
     n
+}
+
+/// The exposition's number format, for tests that rebuild sample lines.
+#[cfg(test)]
+pub(crate) fn push_f64_for_tests(out: &mut String, v: f64) {
+    text::push_f64(out, v);
 }
 
 /// The content type of OpenMetrics text.
@@ -311,4 +335,4 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod direct_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,7 +12,7 @@ use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupStat
 
 const NOW: i64 = 1_700_000_100_000;
 
-fn view() -> ClusterView {
+pub(crate) fn view() -> ClusterView {
     let tp = |p| TopicPartition::new("orders", p);
     let snapshot = ClusterSnapshot {
         cluster: "prod".into(),
@@ -300,7 +300,7 @@ fn operational_counters_and_the_cycle_histogram_are_exposed() {
 }
 
 /// A view of a few thousand series with labels that need escaping: several stored chunks.
-fn large_view() -> ClusterView {
+pub(crate) fn large_view() -> ClusterView {
     let mut v = view();
     let base = v.report.as_deref().cloned().unwrap_or_default();
     let rows = |i: usize| {
@@ -331,7 +331,8 @@ fn the_compressed_exposition_holds_the_text_rendered_uncompressed() {
         for granularity in [Granularity::Partition, Granularity::Topic] {
             let openmetrics = render(views, granularity);
             let prometheus = to_prometheus_text(&openmetrics);
-            let c = Arc::new(render_compressed(views, granularity, GZIP_LEVEL).expect("rendered"));
+            let c =
+                Arc::new(render_compressed(views, &[], granularity, GZIP_LEVEL).expect("rendered"));
             for (format, want) in [
                 (Format::OpenMetrics, &openmetrics),
                 (Format::Prometheus, &prometheus),
@@ -360,7 +361,8 @@ fn the_compressed_exposition_holds_the_text_rendered_uncompressed() {
         }
     }
     // The large view is mostly one shared deflate stream.
-    let c = render_compressed(&cases[2], Granularity::Partition, GZIP_LEVEL).expect("rendered");
+    let c =
+        render_compressed(&cases[2], &[], Granularity::Partition, GZIP_LEVEL).expect("rendered");
     assert!(
         c.gzip_len(Format::Prometheus) * 8 < c.prometheus_len(),
         "{c:?}"
@@ -435,7 +437,7 @@ fn lag_series_counts_what_the_render_writes() {
     let report = Arc::new(report);
     for granularity in [Granularity::Partition, Granularity::Topic] {
         let series = |v: &ClusterView| {
-            render_compressed(std::slice::from_ref(v), granularity, GZIP_LEVEL)
+            render_compressed(std::slice::from_ref(v), &[], granularity, GZIP_LEVEL)
                 .expect("rendered")
                 .series()
         };

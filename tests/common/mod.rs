@@ -38,6 +38,7 @@ pub mod ledger;
 pub mod members;
 pub mod pki;
 pub mod promtool;
+pub mod receivers;
 pub mod sasl_front;
 pub mod scram;
 pub mod stub;
