@@ -610,3 +610,70 @@ async fn secrets_given_as_flags_or_environment_are_never_printed() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_prints_one_json_document_per_read_until_interrupted() {
+    use std::io::BufRead;
+    let broker = Broker::start().await;
+    let mut w = Workload::connect(&broker.bootstrap).await;
+    w.create_topic("t", 2).await;
+    let now = now_ms();
+    for p in 0..2 {
+        fill(&mut w, "t", p, 5, 2, &[Codec::None], |o| {
+            now - 60_000 + o * 1_000
+        })
+        .await;
+    }
+    w.commit_offsets("watched", &[("t", 0, 1), ("t", 1, 5)])
+        .await;
+    let bootstrap = broker.bootstrap.clone();
+    let start_ms = now_ms();
+    let (lines, status) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .args([
+                "lag",
+                "--bootstrap",
+                &bootstrap,
+                "--json",
+                "--watch",
+                "1",
+                "--max-lag",
+                "0",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tidemark");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            lines.push(line.expect("a line"));
+            if lines.len() == 3 {
+                break;
+            }
+        }
+        let pid = i32::try_from(child.id()).expect("pid");
+        // SAFETY: kill(2) on the child we started and have not waited for yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        (lines, child.wait().expect("wait"))
+    })
+    .await
+    .expect("join");
+    let window = Window {
+        start_ms,
+        end_ms: now_ms(),
+    };
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let expected = Expected::new(w.ledger(), window);
+    for line in &lines {
+        assert!(
+            !line.contains('\u{1b}'),
+            "no screen clearing into a pipe: {line:?}"
+        );
+        let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let bad = check_json(&doc["clusters"][0], &expected, &[]);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+    // Interrupted: the status of the last read, which had lag over --max-lag 0.
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
