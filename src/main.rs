@@ -21,12 +21,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 /// Kafka consumer-group lag exporter with exact time lag.
 #[derive(Parser, Debug)]
-#[command(
-    name = "tidemark",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "tidemark", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -111,6 +106,10 @@ fn main() -> ExitCode {
     init_logging(filter, cli.log_format);
 
     if let Some(Command::Lag(args)) = cli.command {
+        if cli.config.is_some() || cli.check_config.is_some() {
+            eprintln!("error: `tidemark lag` takes its own --config: tidemark lag -c FILE");
+            return ExitCode::from(CONFIG_ERROR);
+        }
         return lag(args, cli.strict);
     }
 
@@ -272,7 +271,7 @@ struct LagArgs {
     config: Option<PathBuf>,
 
     /// Only this cluster of the configuration file.
-    #[arg(long = "cluster", value_name = "NAME", requires = "config")]
+    #[arg(long = "cluster", value_name = "NAME", conflicts_with = "bootstrap")]
     cluster: Option<String>,
 
     /// Read this cluster instead of a configuration file.
@@ -316,52 +315,60 @@ struct ConnectionArgs {
     #[arg(
         long = "security-protocol",
         value_name = "PROTOCOL",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     security_protocol: Option<String>,
     /// sasl.mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
     #[arg(
         long = "sasl-mechanism",
         value_name = "MECHANISM",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     sasl_mechanism: Option<String>,
     /// sasl.username.
-    #[arg(long = "sasl-username", value_name = "USER", requires = "bootstrap")]
+    #[arg(long = "sasl-username", value_name = "USER", conflicts_with = "config")]
     sasl_username: Option<String>,
     /// sasl.password; better from the environment variable TIDEMARK_SASL_PASSWORD, which
     /// other users cannot see in the process list.
     #[arg(
         long = "sasl-password",
         value_name = "PASSWORD",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     sasl_password: Option<String>,
     /// sasl.oauthbearer.token.file: a file holding the OAUTHBEARER token.
     #[arg(
         long = "sasl-oauthbearer-token-file",
         value_name = "FILE",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     sasl_token_file: Option<String>,
     /// ssl.ca.location: PEM file of the CA certificates that sign the brokers'.
-    #[arg(long = "ssl-ca-location", value_name = "FILE", requires = "bootstrap")]
+    #[arg(
+        long = "ssl-ca-location",
+        value_name = "FILE",
+        conflicts_with = "config"
+    )]
     ssl_ca_location: Option<String>,
     /// ssl.certificate.location: PEM file of the client certificate (mutual TLS).
     #[arg(
         long = "ssl-certificate-location",
         value_name = "FILE",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     ssl_certificate_location: Option<String>,
     /// ssl.key.location: PEM file of the client certificate's key.
-    #[arg(long = "ssl-key-location", value_name = "FILE", requires = "bootstrap")]
+    #[arg(
+        long = "ssl-key-location",
+        value_name = "FILE",
+        conflicts_with = "config"
+    )]
     ssl_key_location: Option<String>,
     /// ssl.key.password, for an encrypted key; better from TIDEMARK_SSL_KEY_PASSWORD.
     #[arg(
         long = "ssl-key-password",
         value_name = "PASSWORD",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     ssl_key_password: Option<String>,
     /// Any other consumer property, e.g. -X enable.ssl.certificate.verification=false,
@@ -370,7 +377,7 @@ struct ConnectionArgs {
         short = 'X',
         long = "property",
         value_name = "KEY=VALUE",
-        requires = "bootstrap"
+        conflicts_with = "config"
     )]
     property: Vec<String>,
 }

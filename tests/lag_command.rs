@@ -557,6 +557,22 @@ async fn lag_exits_3_when_nothing_listens_and_2_on_usage_errors() {
         vec!["lag", "--bootstrap", &dead, "-X", "no-equals-sign"],
         vec!["lag", "--bootstrap", &dead, "--watch", "0"],
         vec!["lag", "-c", "/nonexistent/tidemark.toml"],
+        // Connection flags are for --bootstrap, --cluster for a file, --config after `lag`.
+        vec![
+            "lag",
+            "-c",
+            "/nonexistent/tidemark.toml",
+            "--sasl-username",
+            "u",
+        ],
+        vec!["lag", "--bootstrap", &dead, "--cluster", "prod"],
+        vec![
+            "-c",
+            "/nonexistent/tidemark.toml",
+            "lag",
+            "--bootstrap",
+            &dead,
+        ],
     ] {
         let (out, _) = tidemark(args(&usage)).await;
         assert_eq!(code(&out), 2, "{usage:?}: {out:?}");

@@ -112,8 +112,9 @@ pub fn json(doc: &Document, one_line: bool) -> String {
     } else {
         serde_json::to_string_pretty(doc)
     };
-    // Plain structs of strings and numbers (non-finite floats become null): cannot fail.
-    text.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    // Plain structs of strings and numbers (non-finite floats become null): cannot fail,
+    // but if it did, the output would still be JSON.
+    text.unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
 /// The clusters to read, with what survives between reads in `--watch` mode: connections
