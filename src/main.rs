@@ -308,7 +308,8 @@ struct LagArgs {
 
 /// How `--bootstrap` connects: each flag is the `consumer_properties` key it names, read
 /// by the same rules as in a configuration file.
-#[derive(clap::Args, Debug)]
+/// `Debug` redacts the passwords and secret `-X` values.
+#[derive(clap::Args)]
 #[command(next_help_heading = "Connection (with --bootstrap)")]
 struct ConnectionArgs {
     /// security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
@@ -380,6 +381,34 @@ struct ConnectionArgs {
         conflicts_with = "config"
     )]
     property: Vec<String>,
+}
+
+impl std::fmt::Debug for ConnectionArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| config::REDACTED);
+        let properties: Vec<String> = self
+            .property
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if config::is_secret_key(k.trim()) => {
+                    format!("{k}={}", config::REDACTED)
+                }
+                _ => p.clone(),
+            })
+            .collect();
+        f.debug_struct("ConnectionArgs")
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password", &redacted(&self.sasl_password))
+            .field("sasl_token_file", &self.sasl_token_file)
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("ssl_certificate_location", &self.ssl_certificate_location)
+            .field("ssl_key_location", &self.ssl_key_location)
+            .field("ssl_key_password", &redacted(&self.ssl_key_password))
+            .field("property", &properties)
+            .finish()
+    }
 }
 
 fn non_negative_seconds(text: &str) -> Result<f64, String> {

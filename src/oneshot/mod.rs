@@ -235,9 +235,11 @@ pub async fn run<W: Write>(
     // Stopped before anything was read: nothing can be vouched for.
     let mut last = (Document::default(), Status::Unreadable);
     loop {
+        // A stop that has come wins over a read that is done.
         let doc = tokio::select! {
-            doc = session.read(options.group.as_ref()) => doc,
+            biased;
             () = &mut stop => return Ok(last),
+            doc = session.read(options.group.as_ref()) => doc,
         };
         let status = status(&doc, options.limits);
         let text = if options.json {
@@ -260,8 +262,9 @@ pub async fn run<W: Write>(
         out.flush()?;
         last = (doc, status);
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            biased;
             () = &mut stop => return Ok(last),
+            () = tokio::time::sleep(every) => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON document's shape, thresholds and exit statuses.
 
 use super::*;
+use crate::config::ExporterConfig;
 
 fn doc() -> Document {
     Document {
@@ -151,4 +152,85 @@ fn an_unreadable_cluster_is_status_3_whatever_the_thresholds() {
         [0, 1, 3]
     );
     assert_eq!(USAGE_ERROR, 2);
+}
+
+/// A cluster at a port nothing listens on (bound a moment ago, then closed).
+fn dead_session() -> Session {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let settings = crate::config::ClusterSettings::new("dead", vec![format!("127.0.0.1:{port}")]);
+    Session::new(
+        vec![settings],
+        &ExporterConfig::default(),
+        Duration::from_secs(10),
+    )
+}
+
+#[tokio::test]
+async fn one_read_prints_once_and_says_the_cluster_could_not_be_read() {
+    let mut session = dead_session();
+    let mut out = Vec::new();
+    let (doc, status) = run(
+        &mut session,
+        &Options::default(),
+        &mut out,
+        true,
+        std::future::pending(),
+    )
+    .await
+    .expect("written");
+    assert_eq!(status, Status::Unreadable);
+    assert_eq!(doc.clusters.len(), 1);
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(
+        text.starts_with("cluster dead: could not be read: "),
+        "{text:?}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no screen clearing without --watch"
+    );
+}
+
+#[tokio::test]
+async fn watch_clears_a_terminal_before_each_read_and_stops_when_told() {
+    let options = Options {
+        json: true,
+        watch: Some(Duration::from_millis(200)),
+        ..Options::default()
+    };
+    for terminal in [true, false] {
+        let mut session = dead_session();
+        let mut out = Vec::new();
+        let stop = tokio::time::sleep(Duration::from_millis(700));
+        let (_, status) = run(&mut session, &options, &mut out, terminal, stop)
+            .await
+            .expect("written");
+        assert_eq!(status, Status::Unreadable);
+        let text = String::from_utf8(out).expect("utf-8");
+        let reads = text.matches("\"clusters\"").count();
+        assert!(reads >= 2, "{text}");
+        let clears = text.matches("\u{1b}[H\u{1b}[2J").count();
+        assert_eq!(clears, if terminal { reads } else { 0 }, "{text:?}");
+        // Without a terminal: one JSON document per line.
+        if !terminal {
+            for line in text.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("a document per line");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn stopped_before_any_read_is_unreadable() {
+    let mut session = dead_session();
+    let mut out = Vec::new();
+    let (doc, status) = run(&mut session, &Options::default(), &mut out, false, async {})
+        .await
+        .expect("written");
+    assert_eq!(status, Status::Unreadable);
+    assert!(doc.clusters.is_empty() && out.is_empty());
 }
