@@ -236,15 +236,25 @@ fn parse_json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("stdout is not one JSON document: {e}\n{text}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lag_prints_the_workloads_values_worst_first_and_exits_by_threshold() {
+/// `tidemark lag --bootstrap <bootstrap> <more>`.
+async fn lag_at(bootstrap: &str, more: &[&str]) -> (Output, Window) {
+    let mut list = args(&["lag", "--bootstrap", bootstrap]);
+    list.extend(args(more));
+    tidemark(list).await
+}
+
+/// A broker with [`workload`] written to it.
+async fn started() -> (Broker, Workload) {
     let broker = Broker::start().await;
     let mut w = Workload::connect(&broker.bootstrap).await;
     workload(&mut w).await;
-    let bootstrap = broker.bootstrap.clone();
+    (broker, w)
+}
 
-    // JSON: every value, the order.
-    let (out, window) = tidemark(args(&["lag", "--bootstrap", &bootstrap, "--json"])).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn json_has_every_value_of_the_ledger_worst_first() {
+    let (broker, w) = started().await;
+    let (out, window) = lag_at(&broker.bootstrap, &["--json"]).await;
     assert_eq!(code(&out), 0, "{out:?}");
     let doc = parse_json(&out);
     let expected = Expected::new(w.ledger(), window);
@@ -256,7 +266,7 @@ async fn lag_prints_the_workloads_values_worst_first_and_exits_by_threshold() {
     let clusters = doc["clusters"].as_array().expect("clusters");
     assert_eq!(clusters.len(), 1, "{doc}");
     let c = &clusters[0];
-    assert_eq!(c["name"], bootstrap.as_str());
+    assert_eq!(c["name"], broker.bootstrap.as_str());
     assert_eq!(c["error"], Value::Null);
     assert_eq!(c["complete"], true);
     let bad = check_json(c, &expected, &[]);
@@ -265,111 +275,62 @@ async fn lag_prints_the_workloads_values_worst_first_and_exits_by_threshold() {
     // test broker closes the connection on DescribeConfigs, which warns.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.lines().all(|l| l.contains(" WARN ")), "{stderr}");
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn group_filters_what_is_shown_and_thresholds_what_it_exits_with() {
+    let (broker, w) = started().await;
+    let b = broker.bootstrap.as_str();
     // --group: an unanchored regex.
-    let (out, window) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--json",
-        "--group",
-        "^lag-(mid|caught-up)$",
-    ]))
-    .await;
-    assert_eq!(code(&out), 0, "{out:?}");
-    let expected = Expected::new(w.ledger(), window);
-    let bad = check_json(
-        &parse_json(&out)["clusters"][0],
-        &expected,
-        &["lag-mid", "lag-caught-up"],
-    );
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
-    let (out, window) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--json",
-        "--group",
-        "young",
-    ]))
-    .await;
-    let expected = Expected::new(w.ledger(), window);
-    let bad = check_json(
-        &parse_json(&out)["clusters"][0],
-        &expected,
-        &["lag-young-big"],
-    );
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    for (regex, shown) in [
+        ("^lag-(mid|caught-up)$", &["lag-mid", "lag-caught-up"][..]),
+        ("young", &["lag-young-big"][..]),
+    ] {
+        let (out, window) = lag_at(b, &["--json", "--group", regex]).await;
+        assert_eq!(code(&out), 0, "{out:?}");
+        let expected = Expected::new(w.ledger(), window);
+        let bad = check_json(&parse_json(&out)["clusters"][0], &expected, shown);
+        assert!(bad.is_empty(), "--group {regex}: {}", bad.join("\n"));
+    }
 
-    // Thresholds, against the ledger's worst time lag and lag.
+    // Thresholds, from the ledger's time lags and lags.
+    let now = now_ms();
     let rows = truth::rows(
         w.ledger(),
         Window {
-            start_ms: now_ms(),
-            end_ms: now_ms(),
+            start_ms: now,
+            end_ms: now,
         },
     );
-    let worst_age = rows
-        .iter()
-        .filter(|r| r.lag > 0)
-        .map(|r| r.lag_seconds.0)
-        .fold(0.0, f64::max);
+    let oldest = |group: Option<&str>| {
+        rows.iter()
+            .filter(|r| r.lag > 0 && group.is_none_or(|g| r.group == g))
+            .map(|r| r.lag_seconds.0)
+            .fold(0.0, f64::max)
+    };
     let worst_lag = rows.iter().map(|r| r.lag).max().expect("rows");
-    let below = format!("{}", (worst_age - 30.0).floor());
-    let above = format!("{}", (worst_age + 120.0).ceil());
-    let (out, _) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--max-lag-seconds",
-        &below,
-    ]))
-    .await;
+    let below = format!("{}", (oldest(None) - 30.0).floor());
+    let above = format!("{}", (oldest(None) + 120.0).ceil());
+    let (out, _) = lag_at(b, &["--max-lag-seconds", &below]).await;
     assert_eq!(code(&out), 1, "over --max-lag-seconds {below}: {out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("group lag-old orders-0"), "{stderr}");
-    let (out, _) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--max-lag-seconds",
-        &above,
-    ]))
-    .await;
+    let (out, _) = lag_at(b, &["--max-lag-seconds", &above]).await;
     assert_eq!(code(&out), 0, "under --max-lag-seconds {above}: {out:?}");
-    // Only the groups shown count.
-    let (out, _) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--max-lag-seconds",
-        "60",
-        "--group",
-        "young|caught",
-    ]))
-    .await;
+    // Only the groups shown count: lag-young-big is far younger than lag-old.
+    let young = format!("{}", (oldest(Some("lag-young-big")) + 60.0).ceil());
+    let (out, _) = lag_at(b, &["--max-lag-seconds", &young, "--group", "young|caught"]).await;
     assert_eq!(code(&out), 0, "{out:?}");
-    let (out, _) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--max-lag",
-        &(worst_lag - 1).to_string(),
-    ]))
-    .await;
+    let (out, _) = lag_at(b, &["--max-lag", &(worst_lag - 1).to_string()]).await;
     assert_eq!(code(&out), 1, "{out:?}");
-    let (out, _) = tidemark(args(&[
-        "lag",
-        "--bootstrap",
-        &bootstrap,
-        "--max-lag",
-        &worst_lag.to_string(),
-    ]))
-    .await;
+    let (out, _) = lag_at(b, &["--max-lag", &worst_lag.to_string()]).await;
     assert_eq!(code(&out), 0, "{out:?}");
+}
 
-    // The table: one per group, in the same order, every row with the ledger's values.
-    let (out, window) = tidemark(args(&["lag", "--bootstrap", &bootstrap])).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn the_table_has_every_row_of_the_ledger_worst_first() {
+    let (broker, w) = started().await;
+    let (out, window) = lag_at(&broker.bootstrap, &[]).await;
     assert_eq!(code(&out), 0, "{out:?}");
     check_table(&stdout(&out), &Expected::new(w.ledger(), window));
 }
