@@ -6,7 +6,9 @@
 //! * the human table: the same rows;
 //! * exit statuses: 1 over `--max-lag-seconds` / `--max-lag`, 0 under them, 3 when nothing
 //!   listens, 2 for usage errors;
-//! * `--config FILE` with `--cluster NAME`.
+//! * `--config FILE` with `--cluster NAME`, and a file with a dead cluster beside a live one;
+//! * `--watch`: one JSON document per read into a pipe, until SIGINT;
+//! * passwords from flags or the environment never printed.
 
 mod common;
 
