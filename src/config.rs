@@ -401,6 +401,33 @@ pub fn parse(
     Ok(config)
 }
 
+/// A configuration of one cluster given as values instead of a file (`tidemark lag
+/// --bootstrap`): `name`, `bootstrap_servers` (`"host:port,..."`) and `consumer_properties`
+/// as they would be written in a `[[clusters]]` section, checked by the same rules and
+/// with the same defaults as a file; errors name `source` in place of a file.
+pub fn single_cluster(
+    source: &str,
+    name: &str,
+    bootstrap_servers: &str,
+    consumer_properties: &BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
+    use toml::Value;
+    let mut cluster = toml::Table::new();
+    cluster.insert("name".into(), Value::String(name.to_owned()));
+    cluster.insert(
+        "bootstrap_servers".into(),
+        Value::String(bootstrap_servers.to_owned()),
+    );
+    let properties: toml::Table = consumer_properties
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    cluster.insert("consumer_properties".into(), Value::Table(properties));
+    let mut root = toml::Table::new();
+    root.insert("clusters".into(), Value::Array(vec![Value::Table(cluster)]));
+    schema::build(root, source)
+}
+
 fn syntax_error(
     file: &str,
     original: &str,

@@ -3,7 +3,8 @@
 //! Data flows one way: [`config`] → [`collect`] (one task per cluster, using the [`kafka`]
 //! wire client) → [`lag`] (pure math) → [`metrics`] (rendered once per cycle into
 //! [`state`]) → [`http`], whose handlers never wait on Kafka, and [`export`] (OTLP and
-//! remote write pushes of the same exposition). [`exporter`] ties them up.
+//! remote write pushes of the same exposition). [`exporter`] ties them up; [`oneshot`] is
+//! `tidemark lag`, one read printed as a table or JSON.
 
 pub mod collect;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod http;
 pub mod kafka;
 pub mod lag;
 pub mod metrics;
+pub mod oneshot;
 pub mod state;

@@ -80,6 +80,19 @@ pub struct Coordinated {
     pub groups_seen: watch::Sender<u32>,
 }
 
+/// The cycle state of `settings`' cluster, configured from `exporter` (timestamp sampling,
+/// offset-fetch timeout, Fetch budget, staleness).
+pub fn cycle_state(settings: Arc<ClusterSettings>, exporter: &ExporterConfig) -> CycleState {
+    let mut cycle = CycleState::new(
+        settings,
+        exporter.timestamp_sampling.enabled,
+        exporter.performance.offset_fetch_timeout,
+    );
+    cycle.fetch_requests_per_broker = exporter.timestamp_sampling.fetch_requests_per_broker;
+    cycle.staleness = exporter.staleness();
+    cycle
+}
+
 /// Collect `settings`' cluster until `shutdown` turns true; its responses are held within
 /// `budget` (the process's, shared by every cluster). With `coordinated`, only what this
 /// replica owns, and only while it owns anything.
@@ -93,13 +106,7 @@ pub async fn run_cluster(
 ) {
     let name = settings.name.clone();
     let poll_interval = exporter.poll_interval;
-    let mut cycle = CycleState::new(
-        settings.clone(),
-        exporter.timestamp_sampling.enabled,
-        exporter.performance.offset_fetch_timeout,
-    );
-    cycle.fetch_requests_per_broker = exporter.timestamp_sampling.fetch_requests_per_broker;
-    cycle.staleness = exporter.staleness();
+    let mut cycle = cycle_state(settings.clone(), &exporter);
     let mut cluster: Option<Cluster> = None;
     let mut retry = FIRST_RETRY;
     let mut lifecycle = lifecycle::Lifecycle::default();
@@ -212,7 +219,12 @@ async fn wait_for_work(
     }
 }
 
-async fn one_cycle(
+/// One cycle of `settings`' cluster: connects when `cluster` holds no connection yet (and
+/// keeps it there for the next cycle), reads a snapshot with `cycle`, and computes its
+/// report at the time the cycle finished, lending the last report's values (marked stale)
+/// to what could not be read. The exporter's cycles and `tidemark lag` both run this.
+/// Per-partition rows are kept when `exporter.granularity` is `partition`.
+pub async fn one_cycle(
     cluster: &mut Option<Cluster>,
     cycle: &mut CycleState,
     settings: &ClusterSettings,

@@ -93,6 +93,20 @@ impl GroupState {
         }
     }
 
+    /// The state's name as Kafka spells it (`Unknown` when it could not be read).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Unknown => "Unknown",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+            GroupState::Empty => "Empty",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
+        }
+    }
+
     /// The metric value.
     pub fn code(self) -> i64 {
         self as i64
