@@ -1338,3 +1338,96 @@ async fn a_failed_group_or_partition_keeps_its_last_values_marked_stale() {
     assert_eq!(exp.cycles_failed(CLUSTER), 0);
     exp.shutdown().await;
 }
+
+/// klag-exporter's `staleness_threshold`: a cluster whose broker is gone keeps its last
+/// values (with `up` 0) for the threshold, then its series leave /metrics, so Prometheus
+/// sees a gap rather than a frozen snapshot; they come back, exact, with the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_gone_past_the_staleness_threshold_leaves_metrics_and_comes_back() {
+    let stub = StubCluster::start(&[1]).await;
+    stub.add_topic("orders", &[1]);
+    stub.set_watermarks("orders", 0, 0, 10);
+    stub.add_group(
+        StubGroup::consumer("g")
+            .coordinator(1)
+            .offset("orders", 0, 4),
+    );
+    let threshold = Duration::from_secs(2);
+    let exp = exporter_on(
+        &stub,
+        "poll_interval = \"200ms\"\ngranularity = \"partition\"\nstaleness_threshold = \"2s\"\n\
+         [exporter.performance]\nkafka_timeout = \"300ms\"\noffset_fetch_timeout = \"300ms\"",
+        "",
+    )
+    .await;
+    let lag = |m: &Metrics| m.value("kafka_consumergroup_group_lag", &gp("g", "orders", "0"));
+    let up = |m: &Metrics| m.value("tidemark_cluster_up", &[("cluster_name", CLUSTER)]);
+    let m = next_full_cycle(&exp, CLUSTER).await;
+    assert_eq!(
+        (lag(&m), up(&m)),
+        (Some(6.0), Some(1.0)),
+        "before the broker goes"
+    );
+
+    let ok_before = exp.cycles_ok(CLUSTER);
+    stub.stop_node(1).await;
+    let stopped = Instant::now();
+    // Frozen while within the threshold, then gone; never another value.
+    let gone_after = loop {
+        let m = exp.metrics().await;
+        match lag(&m) {
+            Some(v) => {
+                assert_eq!(v, 6.0, "a value the broker never had");
+                if exp.cycles_ok(CLUSTER) == ok_before && exp.cycles_failed(CLUSTER) > 0 {
+                    assert_eq!(
+                        up(&m),
+                        Some(0.0),
+                        "failing cycles say so while values are kept"
+                    );
+                }
+            }
+            None => {
+                assert_eq!(up(&m), Some(0.0), "a cluster past the threshold is down");
+                assert!(
+                    m.find("kafka_partition_latest_offset", &[]).is_empty(),
+                    "every series of the cluster leaves, not only the lag"
+                );
+                break stopped.elapsed();
+            }
+        }
+        assert!(
+            stopped.elapsed() < WAIT,
+            "series still served {WAIT:?} after the broker went"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "series left /metrics {gone_after:?} after the broker stopped (threshold {threshold:?})"
+    );
+    // The threshold counts from the last success, at most one poll before the stop.
+    assert!(
+        gone_after + Duration::from_millis(250) >= threshold,
+        "series dropped after {gone_after:?}, before the {threshold:?} threshold"
+    );
+
+    stub.restart_node(1).await;
+    let restarted = Instant::now();
+    let back = loop {
+        let m = exp.metrics().await;
+        if let Some(v) = lag(&m) {
+            assert_eq!(
+                (v, up(&m)),
+                (6.0, Some(1.0)),
+                "back with the broker's values"
+            );
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < WAIT,
+            "series not back {WAIT:?} after the broker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("series back {back:?} after the broker restarted");
+    exp.shutdown().await;
+}
