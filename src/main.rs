@@ -47,7 +47,7 @@ struct Cli {
 
     /// Refuse keys tidemark does not know and consumer properties it does not support
     /// (status 2, each named with file and line) instead of warning about them.
-    #[arg(long = "strict", env = "TIDEMARK_STRICT", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false", global = true)]
+    #[arg(long = "strict", env = "TIDEMARK_STRICT", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", global = true)]
     strict: bool,
 
     /// Validate FILE, print the resolved configuration with secrets redacted, and exit

@@ -112,6 +112,8 @@ fn strict_refuses_a_typo_naming_file_and_line() {
             vec!["--check-config", file],
             vec![("TIDEMARK_STRICT", "true")],
         ),
+        // Before a subcommand too: `--strict` takes a value only as `--strict=VALUE`.
+        (vec!["--strict", "lag", "-c", file], vec![]),
     ] {
         let out = tidemark(&args, &env);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
