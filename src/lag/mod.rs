@@ -157,6 +157,7 @@ pub fn compute_for(
         data_loss_partitions,
         stale_groups,
         stale_partitions: snapshot.carried_watermarks.len() as u64,
+        status: StatusReport::default(),
     }
 }
 
