@@ -147,6 +147,14 @@ fn stop_when_records_arrive_and_nothing_is_committed_for_the_window() {
 }
 
 #[test]
+fn stop_after_a_window_of_zero_lag() {
+    // Burrow #290: a caught-up group stops, then records arrive. A window that started at
+    // lag 0 must not hide it: lag is read fresh each cycle, and STOP does not look for a 0.
+    let seq = rows(&[(100, 100), (100, 100), (100, 110), (100, 120)]);
+    assert_eq!(status_of(&seq), Status::Stop);
+}
+
+#[test]
 fn stall_when_parked_with_lag_and_no_new_records() {
     let seq = rows(&[(5, 10), (5, 10), (5, 10), (5, 10)]);
     assert_eq!(status_of(&seq), Status::Stall);
@@ -164,7 +172,7 @@ fn rewind_when_committed_moves_backwards() {
 
 #[test]
 fn idle_topic_caught_up_is_ok_not_stop() {
-    // Burrow #38/#290: nothing produced, nothing committed, lag 0.
+    // Burrow #38: nothing produced, nothing committed, lag 0.
     let seq = rows(&[(100, 100); 6]);
     assert_eq!(status_of(&seq), Status::Ok);
     let r = run(&mut StatusWindow::new(RULES), &seq);
@@ -174,8 +182,8 @@ fn idle_topic_caught_up_is_ok_not_stop() {
 
 #[test]
 fn parked_on_a_transaction_marker_is_ok() {
-    // Burrow #745: the committed offset sits before a commit marker that is never
-    // consumed; the high watermark is one above it while more markers arrive.
+    // The committed offset sits before a commit marker that is never consumed; the high
+    // watermark moves on as more markers arrive.
     let seq: Vec<Row> = (0..6)
         .map(|i| Row {
             markers_only: true,
