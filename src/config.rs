@@ -120,6 +120,44 @@ pub struct ExporterConfig {
     pub remote_write: Option<RemoteWriteConfig>,
     pub performance: Performance,
     pub leadership: LeadershipConfig,
+    pub status: StatusConfig,
+}
+
+/// `[exporter.status]`: consumer status, consumption rate and catch-up estimate, evaluated
+/// over a sliding window of the last cycles (tidemark's own keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusConfig {
+    pub enabled: bool,
+    /// Span of the window; it holds `window / poll_interval + 1` cycles (at least 2).
+    pub window: Duration,
+    /// Time lag above which a partition with lag is ERR.
+    pub error_time_lag: Duration,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Duration::from_secs(600),
+            error_time_lag: Duration::from_secs(600),
+        }
+    }
+}
+
+impl StatusConfig {
+    /// Most cycles a window holds, whatever the ratio of window to poll interval.
+    pub const MAX_POINTS: usize = 1000;
+
+    /// The rules of the status evaluation at `poll_interval`.
+    pub fn rules(&self, poll_interval: Duration) -> crate::lag::StatusRules {
+        let steps = self.window.as_millis() / poll_interval.as_millis().max(1);
+        crate::lag::StatusRules {
+            points: usize::try_from(steps.saturating_add(1))
+                .unwrap_or(usize::MAX)
+                .clamp(2, Self::MAX_POINTS),
+            error_lag_seconds: self.error_time_lag.as_secs_f64(),
+        }
+    }
 }
 
 /// `[exporter.leadership]`: replicas share the work through a coordination group in each
@@ -310,6 +348,7 @@ impl Default for ExporterConfig {
             remote_write: None,
             performance: Performance::default(),
             leadership: LeadershipConfig::default(),
+            status: StatusConfig::default(),
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct CycleState {
     pub staleness: Duration,
     /// The last report published: what groups and partitions not read this cycle carry.
     pub previous: Option<Arc<LagReport>>,
+    /// The status windows of the cluster's group partitions (`[exporter.status]`); None
+    /// when disabled.
+    pub status: Option<crate::lag::StatusWindow>,
     /// The broker that listed each group last time: a group not listed this cycle is gone
     /// only when that broker answered.
     listed_by: HashMap<Arc<str>, (i32, GroupListing)>,
@@ -127,6 +130,7 @@ impl CycleState {
             totals: SampleTotals::default(),
             staleness: Duration::from_secs(90),
             previous: None,
+            status: None,
             listed_by: HashMap::new(),
             cluster_id: None,
             last_phases: CyclePhases::default(),

@@ -90,6 +90,10 @@ pub fn cycle_state(settings: Arc<ClusterSettings>, exporter: &ExporterConfig) ->
     );
     cycle.fetch_requests_per_broker = exporter.timestamp_sampling.fetch_requests_per_broker;
     cycle.staleness = exporter.staleness();
+    if exporter.status.enabled {
+        let rules = exporter.status.rules(exporter.poll_interval);
+        cycle.status = Some(lag::StatusWindow::new(rules));
+    }
     cycle
 }
 
@@ -254,8 +258,19 @@ pub async fn one_cycle(
         previous,
         oldest_ms,
     });
-    let report = Arc::new(lag::compute_for(&snapshot, now, rows, carry));
+    // The status window needs every row even when only group aggregates are exposed.
+    let with_rows = rows || cycle.status.is_some();
+    let mut report = lag::compute_for(&snapshot, now, with_rows, carry);
     drop((snapshot, previous));
+    if let Some(window) = cycle.status.as_mut() {
+        report.status = window.observe(&report, now);
+        if !rows {
+            report.group_partitions = Vec::new();
+            report.share_group_partitions = Vec::new();
+            report.status.partitions = Vec::new();
+        }
+    }
+    let report = Arc::new(report);
     cycle.previous = Some(report.clone());
     let health = CycleHealth {
         complete: issues.is_complete(),

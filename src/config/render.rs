@@ -32,6 +32,14 @@ struct Exporter {
     remote_write: Option<RemoteWrite>,
     performance: Performance,
     leadership: Leadership,
+    status: Status,
+}
+
+#[derive(Serialize)]
+struct Status {
+    enabled: bool,
+    window: String,
+    error_time_lag: String,
 }
 
 #[derive(Serialize)]
@@ -218,6 +226,11 @@ pub(super) fn to_redacted_toml(config: &Config) -> String {
                 lease_duration_secs: e.leadership.lease_duration.as_secs(),
                 grace_period_secs: e.leadership.grace_period.as_secs(),
                 shard_groups_above: e.leadership.shard_groups_above,
+            },
+            status: Status {
+                enabled: e.status.enabled,
+                window: format_duration(e.status.window),
+                error_time_lag: format_duration(e.status.error_time_lag),
             },
         },
         clusters: config

@@ -12,7 +12,7 @@ use super::client::{self, PropertyError};
 use super::duration::parse_duration;
 use super::security;
 use super::{
-    ClusterSettings, Config, ConfigError, ExporterConfig, Granularity, Performance,
+    ClusterSettings, Config, ConfigError, ExporterConfig, Granularity, Performance, StatusConfig,
     TimestampSampling, MIN_RESPONSE_MEMORY, RESERVED_LABELS,
 };
 
@@ -352,6 +352,7 @@ impl Walker<'_> {
         let performance =
             self.section(&mut t, p, "performance", d.performance, Self::performance)?;
         let leadership = self.section(&mut t, p, "leadership", d.leadership, Self::leadership)?;
+        let status = self.section(&mut t, p, "status", d.status, Self::status)?;
         self.leftover(t, p);
         Ok(ExporterConfig {
             poll_interval,
@@ -365,7 +366,25 @@ impl Walker<'_> {
             remote_write,
             performance,
             leadership,
+            status,
         })
+    }
+
+    fn status(&mut self, mut t: Table, p: &str) -> Result<StatusConfig, ConfigError> {
+        let d = StatusConfig::default();
+        let status = StatusConfig {
+            enabled: self.get(&mut t, p, "enabled", d.enabled, Self::boolean)?,
+            window: self.get(&mut t, p, "window", d.window, Self::positive_duration)?,
+            error_time_lag: self.get(
+                &mut t,
+                p,
+                "error_time_lag",
+                d.error_time_lag,
+                Self::positive_duration,
+            )?,
+        };
+        self.leftover(t, p);
+        Ok(status)
     }
 
     fn timestamp_sampling(

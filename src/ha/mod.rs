@@ -70,7 +70,18 @@ impl Ownership {
             .filter(|g| owned(&g.group))
             .cloned()
             .collect();
+        let status = crate::lag::StatusReport {
+            groups: (report.status.groups.iter())
+                .filter(|g| owned(&g.group))
+                .cloned()
+                .collect(),
+            partitions: (report.status.partitions.iter())
+                .filter(|p| owned(&p.group))
+                .cloned()
+                .collect(),
+        };
         LagReport {
+            status,
             cluster: report.cluster.clone(),
             partitions: if cluster {
                 report.partitions.clone()

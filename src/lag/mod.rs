@@ -18,9 +18,11 @@
 
 mod report;
 mod snapshot;
+pub mod status;
 
 pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, TopicLag};
 pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+pub use status::{GroupStatus, PartitionStatus, Status, StatusReport, StatusRules, StatusWindow};
 
 use crate::kafka::GroupType;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -155,6 +157,7 @@ pub fn compute_for(
         data_loss_partitions,
         stale_groups,
         stale_partitions: snapshot.carried_watermarks.len() as u64,
+        status: StatusReport::default(),
     }
 }
 

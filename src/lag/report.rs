@@ -25,6 +25,9 @@ pub struct LagReport {
     pub stale_groups: u64,
     /// Partitions whose watermarks were carried over from an earlier cycle.
     pub stale_partitions: u64,
+    /// Consumer status, rate and catch-up estimate (`[exporter.status]`), from the
+    /// collector's window; empty when disabled.
+    pub status: super::StatusReport,
 }
 
 impl LagReport {

@@ -519,6 +519,7 @@ impl Exposition {
         )?;
         self.group_state_family(e)?;
         self.share_group_families(e)?;
+        self.status_families(e)?;
 
         self.cluster_gauge(
             e,

@@ -20,6 +20,7 @@ mod families;
 mod group_types;
 mod ha;
 mod share_groups;
+mod status;
 mod text;
 
 use std::sync::Arc;
