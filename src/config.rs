@@ -137,7 +137,7 @@ pub struct StatusConfig {
 impl Default for StatusConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             window: Duration::from_secs(600),
             error_time_lag: Duration::from_secs(600),
         }

@@ -27,7 +27,7 @@ const DRAIN_RATE: f64 = DRAIN_PER_TICK as f64 / 0.05;
 const BACKLOG: i64 = 4000;
 
 const LINES: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
-[exporter.status]\nwindow = \"2s\"\nerror_time_lag = \"1h\"\n\
+[exporter.status]\nenabled = true\nwindow = \"2s\"\nerror_time_lag = \"1h\"\n\
 [exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
 
 fn now_ms() -> i64 {
