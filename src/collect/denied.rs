@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::ApiKey;
 
 use crate::kafka::error::{missing_acl, Acl};
-use crate::kafka::KafkaError;
+use crate::kafka::{KafkaError, KafkaErrorKind};
 
 /// The resource name of the cluster in Kafka's ACLs.
 pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
@@ -26,8 +26,8 @@ impl Denials {
     /// Notes `e` when it is an authorization failure on `resource`; true if it was (the
     /// caller then leaves the logging to [`Denials::log`]).
     pub fn note(&mut self, e: &KafkaError, resource: &str) -> bool {
-        match e {
-            KafkaError::Broker { api, code, .. } => self.note_code(*api, *code, resource),
+        match e.kind() {
+            KafkaErrorKind::Broker { api, code, .. } => self.note_code(*api, *code, resource),
             _ => false,
         }
     }
@@ -112,13 +112,14 @@ mod tests {
     use super::*;
 
     fn broker(api: ApiKey, code: i16) -> KafkaError {
-        KafkaError::Broker {
+        KafkaErrorKind::Broker {
             broker: "k:9092".into(),
             api,
             code,
             context: "x".into(),
             message: None,
         }
+        .into()
     }
 
     #[test]
@@ -136,7 +137,7 @@ mod tests {
         // Not authorization failures.
         assert!(!d.note(&broker(ApiKey::Fetch, 6), "orders"));
         assert!(!d.note(
-            &KafkaError::Unresolved("beyond the fetch cap".into()),
+            &KafkaErrorKind::Unresolved("beyond the fetch cap".into()).into(),
             "orders"
         ));
         let counts: Vec<(&str, &str, u64)> = d

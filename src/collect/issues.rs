@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::denied::Denials;
-use crate::kafka::KafkaError;
+use crate::kafka::{KafkaError, KafkaErrorKind};
 
 /// What went wrong in a cycle that still published: brokers that failed, and counts of
 /// items that could not be read (their values are carried over or missing).
@@ -59,12 +59,12 @@ impl CycleIssues {
 
 /// The `reason` label of `tidemark_timestamp_samples_failed_total` for a failed sample.
 pub fn failure_reason(e: &KafkaError) -> &'static str {
-    match e {
-        KafkaError::Records { source, .. } if source.is_corruption() => "corrupt",
-        KafkaError::Records { .. } => "undecodable",
-        KafkaError::Decode { .. } => "undecodable",
-        KafkaError::Broker { .. } => "broker_error",
-        KafkaError::Unresolved(_) => "not_reached",
+    match e.kind() {
+        KafkaErrorKind::Records { source, .. } if source.is_corruption() => "corrupt",
+        KafkaErrorKind::Records { .. } => "undecodable",
+        KafkaErrorKind::Decode { .. } => "undecodable",
+        KafkaErrorKind::Broker { .. } => "broker_error",
+        KafkaErrorKind::Unresolved(_) => "not_reached",
         _ => "unreachable",
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use kafka_protocol::messages::MetadataRequest;
 
 use super::conn::{ApiCounters, ApiRequest, Connection, ConnectionConfig, ResponseStream};
-use super::error::{KafkaError, Result};
+use super::error::{KafkaError, KafkaErrorKind, Result};
 use super::requests;
 use super::wire::metadata::MetadataResponse;
 use super::wire::stream::StreamReader;
@@ -225,7 +225,7 @@ impl Cluster {
     /// Try the bootstrap servers in order until one answers Metadata.
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
         if config.bootstrap_servers.is_empty() {
-            return Err(KafkaError::Config("bootstrap_servers is empty".to_string()));
+            return Err(KafkaErrorKind::Config("bootstrap_servers is empty".to_string()).into());
         }
         let cluster = Cluster {
             conn_config: Arc::new(config.connection.clone()),
@@ -326,7 +326,7 @@ impl Cluster {
                 Err(e) => attempts.push(format!("{server}: {e}")),
             }
         }
-        Err(KafkaError::Bootstrap { attempts })
+        Err(KafkaErrorKind::Bootstrap { attempts }.into())
     }
 
     fn store_metadata(&self, meta: Metadata) {
@@ -387,7 +387,7 @@ impl Cluster {
     ///
     /// A broker that could not be reached in this cycle ([`Cluster::begin_cycle`]) is not
     /// dialled again until the next one: every later request to it fails at once with
-    /// [`KafkaError::BrokerDown`], so a dead or hanging broker costs one timeout per cycle,
+    /// [`KafkaErrorKind::BrokerDown`], so a dead or hanging broker costs one timeout per cycle,
     /// not one per request.
     pub async fn connection(&self, node: i32) -> Result<Arc<Connection>> {
         self.check_up(node)?;
@@ -405,7 +405,9 @@ impl Cluster {
             .brokers
             .get(&node)
             .map(BrokerInfo::address)
-            .ok_or_else(|| KafkaError::UnknownInMetadata(format!("broker with node id {node}")))?;
+            .ok_or_else(|| {
+                KafkaErrorKind::UnknownInMetadata(format!("broker with node id {node}"))
+            })?;
         let conn =
             match Connection::connect(&address, self.conn_config.clone(), self.counters_for(node))
                 .await
@@ -427,8 +429,8 @@ impl Cluster {
     /// mistake of Kafka in Docker or Kubernetes.
     fn advertised_unreachable(&self, node: i32, address: &str, e: KafkaError) -> KafkaError {
         let tcp = matches!(
-            &e,
-            KafkaError::Connect { phase, .. } | KafkaError::ConnectTimeout { phase, .. }
+            e.kind(),
+            KafkaErrorKind::Connect { phase, .. } | KafkaErrorKind::ConnectTimeout { phase, .. }
                 if *phase == "TCP connect"
         );
         let bootstrap = self
@@ -437,12 +439,13 @@ impl Cluster {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match bootstrap {
-            Some(bootstrap) if tcp && bootstrap != address => KafkaError::Advertised {
+            Some(bootstrap) if tcp && bootstrap != address => KafkaErrorKind::Advertised {
                 node,
                 address: address.to_string(),
                 bootstrap,
-                cause: Box::new(e),
-            },
+                cause: e,
+            }
+            .into(),
             _ => e,
         }
     }
@@ -467,7 +470,7 @@ impl Cluster {
                 Err(e) => attempts.push(format!("node {node}: {e}")),
             }
         }
-        Err(KafkaError::Bootstrap { attempts })
+        Err(KafkaErrorKind::Bootstrap { attempts }.into())
     }
 
     /// Send a request to `node`, building it for the negotiated version.
@@ -533,7 +536,7 @@ impl Cluster {
     pub async fn speaks<R: ApiRequest>(&self, node: i32) -> Result<bool> {
         match self.version_for::<R>(node).await {
             Ok(_) => Ok(true),
-            Err(KafkaError::NoCommonVersion { .. }) => Ok(false),
+            Err(e) if matches!(e.kind(), KafkaErrorKind::NoCommonVersion { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use super::budget::ResponseBudget;
 use super::caps::{self, Shape};
 use super::codec::{self, DEFAULT_MAX_FRAME_BYTES};
-use super::error::{KafkaError, Result};
+use super::error::{KafkaError, KafkaErrorKind, Result};
 use super::sasl::{self, Sasl};
 use super::tls::Tls;
 use super::wire::{self, DecodeError};
@@ -371,10 +371,11 @@ impl Shared {
 
     fn closed_error(&self) -> KafkaError {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        KafkaError::ConnectionClosed {
+        KafkaErrorKind::ConnectionClosed {
             broker: self.broker.to_string(),
             reason: state.closed.clone(),
         }
+        .into()
     }
 }
 
@@ -436,13 +437,14 @@ impl Connection {
         let phase = std::sync::atomic::AtomicUsize::new(0);
         let step = |i: usize| phase.store(i, std::sync::atomic::Ordering::Relaxed);
         let dial = async {
-            let tcp = TcpStream::connect(broker)
-                .await
-                .map_err(|source| KafkaError::Connect {
-                    broker: broker.to_string(),
-                    phase: CONNECT_PHASES[0],
-                    source: Arc::new(source),
-                })?;
+            let tcp =
+                TcpStream::connect(broker)
+                    .await
+                    .map_err(|source| KafkaErrorKind::Connect {
+                        broker: broker.to_string(),
+                        phase: CONNECT_PHASES[0],
+                        source: Arc::new(source),
+                    })?;
             // Best effort: latency matters more than packet count for small requests.
             let _ = tcp.set_nodelay(true);
             step(1);
@@ -458,27 +460,29 @@ impl Connection {
                 let lifetime = sasl::authenticate(&conn, sasl).await?;
                 conn.redial_at = lifetime.map(|l| Instant::now() + l.mul_f64(REDIAL_AT_FRACTION));
             }
-            Ok(conn)
+            Ok::<_, KafkaError>(conn)
         };
-        let timed_out = || KafkaError::ConnectTimeout {
-            broker: broker.to_string(),
-            after,
-            phase: CONNECT_PHASES
-                .get(phase.load(std::sync::atomic::Ordering::Relaxed))
-                .copied()
-                .unwrap_or("connect"),
+        let timed_out = || {
+            KafkaErrorKind::ConnectTimeout {
+                broker: broker.to_string(),
+                after,
+                phase: CONNECT_PHASES
+                    .get(phase.load(std::sync::atomic::Ordering::Relaxed))
+                    .copied()
+                    .unwrap_or("connect"),
+            }
+            .into()
         };
         let tls = config.security.tls().is_some();
         match tokio::time::timeout(after, dial).await {
             // The first requests' own timeout may fire before the dial's: the same failure.
-            Ok(Err(KafkaError::Timeout { .. })) | Err(_) => Err(timed_out()),
-            Ok(Err(KafkaError::ConnectionClosed { broker, reason }))
-                if !tls && phase.load(std::sync::atomic::Ordering::Relaxed) == 2 =>
-            {
-                Err(KafkaError::ConnectionClosed {
-                    broker,
-                    reason: Some(closed_before_first_answer(reason)),
-                })
+            Ok(Err(e)) if matches!(e.kind(), KafkaErrorKind::Timeout { .. }) => Err(timed_out()),
+            Err(_) => Err(timed_out()),
+            Ok(Err(mut e)) if !tls && phase.load(std::sync::atomic::Ordering::Relaxed) == 2 => {
+                if let KafkaErrorKind::ConnectionClosed { reason, .. } = e.kind_mut() {
+                    *reason = Some(closed_before_first_answer(reason.take()));
+                }
+                Err(e)
             }
             Ok(result) => result,
         }
@@ -581,12 +585,13 @@ impl Connection {
     fn decode<R: ApiRequest>(&self, body: Bytes, version: i16) -> Result<R::Response> {
         R::decode_response(body, version).map_err(|e| {
             self.counters.count_error(R::API);
-            KafkaError::Decode {
+            KafkaErrorKind::Decode {
                 broker: self.shared.broker.to_string(),
                 api: R::API,
                 version,
                 message: e.to_string(),
             }
+            .into()
         })
     }
 
@@ -625,12 +630,13 @@ impl Connection {
         match answer {
             Ok(Ok(Ok(frame))) => codec::response_body(frame, api, version).map_err(|e| {
                 self.counters.count_error(api);
-                KafkaError::Decode {
+                KafkaErrorKind::Decode {
                     broker: self.shared.broker.to_string(),
                     api,
                     version,
                     message: e.to_string(),
                 }
+                .into()
             }),
             Ok(Ok(Err(refused))) => {
                 self.counters.count_error(api);
@@ -647,14 +653,15 @@ impl Connection {
                 let after = self.config.request_timeout;
                 // The response arrived but found no room in the budget before the deadline.
                 Err(match waiting_for_budget {
-                    Some(size) => KafkaError::OverMemoryBudget {
+                    Some(size) => KafkaErrorKind::OverMemoryBudget {
                         broker,
                         api,
                         size,
                         budget: self.config.budget.total(),
                         waited: Some(after),
-                    },
-                    None => KafkaError::Timeout { broker, api, after },
+                    }
+                    .into(),
+                    None => KafkaErrorKind::Timeout { broker, api, after }.into(),
                 })
             }
         }
@@ -694,11 +701,12 @@ impl Connection {
             }
             Err(_) => {
                 self.counters.count_error(R::API);
-                return Err(KafkaError::Timeout {
+                return Err(KafkaErrorKind::Timeout {
                     broker: self.shared.broker.to_string(),
                     api: R::API,
                     after: self.config.request_timeout,
-                });
+                }
+                .into());
             }
         };
         let reader =
@@ -738,7 +746,7 @@ impl Connection {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
         codec::encode_request(&mut frame, api, version, id, &self.config.client_id, body).map_err(
-            |message| KafkaError::Encode {
+            |message| KafkaErrorKind::Encode {
                 api,
                 version,
                 message,
@@ -784,7 +792,7 @@ impl Connection {
             Ok(r) if r.error_code == 0 => r,
             _ => {
                 let v0 = wire::api_versions::ApiVersionsResponse::decode(body, 0).map_err(|e| {
-                    KafkaError::Decode {
+                    KafkaErrorKind::Decode {
                         broker: self.shared.broker.to_string(),
                         api: ApiKey::ApiVersions,
                         version: 0,
@@ -799,13 +807,14 @@ impl Connection {
                 let version = negotiate(&self.shared.broker, ApiKey::ApiVersions, ours, theirs)?;
                 let r = self.send_version(&req, version).await?;
                 if r.error_code != 0 {
-                    return Err(KafkaError::Broker {
+                    return Err(KafkaErrorKind::Broker {
                         broker: self.shared.broker.to_string(),
                         api: ApiKey::ApiVersions,
                         code: r.error_code,
                         context: format!("ApiVersions v{version}"),
                         message: None,
-                    });
+                    }
+                    .into());
                 }
                 r
             }
@@ -828,13 +837,14 @@ pub fn negotiate(
 ) -> Result<i16> {
     match theirs {
         Some((min, max)) if min <= ours.1 && ours.0 <= max => Ok(ours.1.min(max)),
-        _ => Err(KafkaError::NoCommonVersion {
+        _ => Err(KafkaErrorKind::NoCommonVersion {
             broker: broker.to_string(),
             api,
             ours_min: ours.0,
             ours_max: ours.1,
             theirs,
-        }),
+        }
+        .into()),
     }
 }
 

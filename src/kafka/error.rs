@@ -12,10 +12,47 @@ use kafka_protocol::ResponseError;
 /// Result alias for the wire client.
 pub type Result<T, E = KafkaError> = std::result::Result<T, E>;
 
-/// An error talking to a Kafka cluster. Cheap to clone (sources are shared), so one failed
-/// batch request can be reported on each of its items.
+/// An error talking to a Kafka cluster: one pointer wide, so the `Result`s held per
+/// partition (50,000 of them in a cycle's watermark map) stay small; errors are rare, so
+/// the allocation on failure is cheap. Display, `source()` and Debug are the kind's.
+#[derive(Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct KafkaError(Box<KafkaErrorKind>);
+
+impl KafkaError {
+    /// What failed.
+    pub fn kind(&self) -> &KafkaErrorKind {
+        &self.0
+    }
+
+    /// What failed, to amend in place (without boxing it again).
+    pub(crate) fn kind_mut(&mut self) -> &mut KafkaErrorKind {
+        &mut self.0
+    }
+
+    /// What failed, by value (to move its fields out).
+    pub fn into_kind(self) -> KafkaErrorKind {
+        *self.0
+    }
+}
+
+impl From<KafkaErrorKind> for KafkaError {
+    fn from(kind: KafkaErrorKind) -> Self {
+        KafkaError(Box::new(kind))
+    }
+}
+
+impl std::fmt::Debug for KafkaError {
+    // The kind's, so that logs and test messages read as before the boxing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// What failed talking to a Kafka cluster. Cheap to clone (sources are shared), so one
+/// failed batch request can be reported on each of its items.
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum KafkaError {
+pub enum KafkaErrorKind {
     /// TCP connect, read or write failed.
     #[error("I/O error talking to broker {broker}: {source}")]
     Io {
@@ -59,7 +96,7 @@ pub enum KafkaError {
         node: i32,
         address: String,
         bootstrap: String,
-        cause: Box<KafkaError>,
+        cause: KafkaError,
     },
 
     #[error("{phase} with broker {broker} failed: {source}")]
@@ -276,16 +313,16 @@ pub fn error_name(code: i16) -> String {
 impl KafkaError {
     /// The ACL this error says is missing: an `*_AUTHORIZATION_FAILED` answer.
     pub fn missing_acl(&self) -> Option<Acl> {
-        match self {
-            KafkaError::Broker { api, code, .. } => missing_acl(*api, *code),
+        match self.kind() {
+            KafkaErrorKind::Broker { api, code, .. } => missing_acl(*api, *code),
             _ => None,
         }
     }
 
     /// Whether a broker error code means routing is stale: refresh metadata / coordinators and retry.
     pub fn is_retriable_routing(&self) -> bool {
-        match self {
-            KafkaError::Broker { code, .. } => is_routing_code(*code),
+        match self.kind() {
+            KafkaErrorKind::Broker { code, .. } => is_routing_code(*code),
             _ => false,
         }
     }
@@ -293,13 +330,13 @@ impl KafkaError {
     /// Whether the failure is of the transport (the connection should be dropped and redialled).
     pub fn is_transport(&self) -> bool {
         matches!(
-            self,
-            KafkaError::Io { .. }
-                | KafkaError::Connect { .. }
-                | KafkaError::Advertised { .. }
-                | KafkaError::ConnectionClosed { .. }
-                | KafkaError::Timeout { .. }
-                | KafkaError::ConnectTimeout { .. }
+            self.kind(),
+            KafkaErrorKind::Io { .. }
+                | KafkaErrorKind::Connect { .. }
+                | KafkaErrorKind::Advertised { .. }
+                | KafkaErrorKind::ConnectionClosed { .. }
+                | KafkaErrorKind::Timeout { .. }
+                | KafkaErrorKind::ConnectTimeout { .. }
         )
     }
 }
@@ -327,13 +364,13 @@ mod tests {
     #[test]
     fn authorization_failures_name_the_acl_that_fixes_them() {
         let e = |api, code| {
-            KafkaError::Broker {
+            KafkaError::from(KafkaErrorKind::Broker {
                 broker: "k:9092".into(),
                 api,
                 code,
                 context: "x".into(),
                 message: None,
-            }
+            })
             .to_string()
         };
         assert!(e(ApiKey::OffsetFetch, 30).contains("Describe on the group"));
@@ -363,17 +400,47 @@ mod tests {
 
     #[test]
     fn no_common_version_names_both_sides() {
-        let e = KafkaError::NoCommonVersion {
+        let e: KafkaError = KafkaErrorKind::NoCommonVersion {
             broker: "b1:9092".into(),
             api: ApiKey::OffsetFetch,
             ours_min: 1,
             ours_max: 8,
             theirs: Some((9, 10)),
-        };
+        }
+        .into();
         let s = e.to_string();
         assert!(
             s.contains("OffsetFetch") && s.contains("1..=8") && s.contains("9..=10"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn error_is_one_pointer_wide() {
+        // The per-partition result maps hold one of these per partition: keep it a pointer.
+        assert_eq!(
+            std::mem::size_of::<KafkaError>(),
+            std::mem::size_of::<usize>()
+        );
+        assert!(
+            std::mem::size_of::<Result<crate::kafka::Watermarks, KafkaError>>() <= 24,
+            "{}",
+            std::mem::size_of::<Result<crate::kafka::Watermarks, KafkaError>>()
+        );
+    }
+
+    #[test]
+    fn boxing_keeps_display_debug_and_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let kind = KafkaErrorKind::Io {
+            broker: "b1:9092".into(),
+            source: Arc::new(io),
+        };
+        let e = KafkaError::from(kind.clone());
+        assert_eq!(e.to_string(), kind.to_string());
+        assert_eq!(format!("{e:?}"), format!("{kind:?}"));
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("reset"));
+        assert!(e.is_transport());
     }
 }

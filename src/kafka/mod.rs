@@ -30,4 +30,4 @@ pub use admin::{
 pub use budget::{ResponseBudget, DEFAULT_RESPONSE_MEMORY};
 pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};
 pub use conn::{ConnectionConfig, Security};
-pub use error::{KafkaError, Result};
+pub use error::{KafkaError, KafkaErrorKind, Result};

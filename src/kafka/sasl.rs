@@ -29,7 +29,7 @@ use rsasl::prelude::{Mechname, MessageSent, SASLClient, SASLConfig, Session, Ses
 use rsasl::property::OAuthBearerToken;
 
 use super::conn::Connection;
-use super::error::{error_name, KafkaError, Result};
+use super::error::{error_name, KafkaErrorKind, Result};
 use super::requests;
 
 /// A secret string (password, token). `Debug` shows it redacted; there is no `Display`.
@@ -384,10 +384,13 @@ fn check_scram_message(steps: u32, message: &[u8]) -> Result<(), String> {
 pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Duration>> {
     let broker = conn.broker().to_string();
     let mechanism = sasl.mechanism;
-    let failed = |reason: String| KafkaError::Authentication {
-        broker: broker.clone(),
-        mechanism: mechanism.name(),
-        reason,
+    let failed = |reason: String| {
+        KafkaErrorKind::Authentication {
+            broker: broker.clone(),
+            mechanism: mechanism.name(),
+            reason,
+        }
+        .into()
     };
     let (handshake, _) = conn
         .send(&requests::sasl_handshake(mechanism.name()))

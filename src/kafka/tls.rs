@@ -37,7 +37,7 @@ use tokio_rustls::rustls::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::error::KafkaError;
+use super::error::{KafkaError, KafkaErrorKind};
 
 #[cfg(not(any(feature = "ring", feature = "graviola")))]
 compile_error!(
@@ -188,16 +188,19 @@ impl Tls {
         tcp: TcpStream,
     ) -> Result<TlsStream<TcpStream>, KafkaError> {
         let host = host_of(broker);
-        let name = ServerName::try_from(host.to_string()).map_err(|e| KafkaError::Tls {
+        let name = ServerName::try_from(host.to_string()).map_err(|e| KafkaErrorKind::Tls {
             broker: broker.to_string(),
             message: format!("{host:?} is not a valid TLS server name: {e}"),
         })?;
         TlsConnector::from(self.config.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| KafkaError::Tls {
-                broker: broker.to_string(),
-                message: handshake_message(&e),
+            .map_err(|e| {
+                KafkaErrorKind::Tls {
+                    broker: broker.to_string(),
+                    message: handshake_message(&e),
+                }
+                .into()
             })
     }
 }

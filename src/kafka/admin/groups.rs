@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, OffsetFetchReques
 
 use super::{broker_error, Outcome, Routed};
 use crate::kafka::cluster::{Cluster, TopicPartition};
-use crate::kafka::error::{is_routing_code, KafkaError, Result};
+use crate::kafka::error::{is_routing_code, KafkaError, KafkaErrorKind, Result};
 use crate::kafka::{requests, wire};
 
 /// A group as ListGroups reports it.
@@ -295,9 +295,10 @@ impl Cluster {
                     Ok((mut r, _)) if !r.coordinators.is_empty() => {
                         classify(&g, r.coordinators.swap_remove(0))
                     }
-                    Ok(_) => Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
+                    Ok(_) => Outcome::Done(Err(KafkaErrorKind::UnknownInMetadata(format!(
                         "coordinator for group {g} in the FindCoordinator response"
-                    )))),
+                    ))
+                    .into())),
                     Err(e) if e.is_transport() => Outcome::Retry(e),
                     Err(e) => Outcome::Done(Err(e)),
                 };
@@ -366,9 +367,10 @@ impl Cluster {
                             (g, self.group_offsets(node, only))
                         }
                         Ok(_) => {
-                            let e = KafkaError::UnknownInMetadata(format!(
+                            let e = KafkaErrorKind::UnknownInMetadata(format!(
                                 "group {g} in the OffsetFetch response"
-                            ));
+                            ))
+                            .into();
                             (g, Outcome::Done(Err(e)))
                         }
                         Err(e) => (g, Outcome::Retry(e)),

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::kafka::cluster::Cluster;
-use crate::kafka::error::{is_routing_code, KafkaError, Result};
+use crate::kafka::error::{is_routing_code, KafkaErrorKind, Result};
 use crate::kafka::requests::{self, JoinGroupParams};
 use crate::kafka::wire::membership::{JoinGroupResponse, SyncGroupResponse};
 
@@ -22,9 +22,10 @@ impl Cluster {
             .await
             .remove(&key)
             .unwrap_or_else(|| {
-                Err(KafkaError::UnknownInMetadata(format!(
-                    "coordinator for group {group}"
-                )))
+                Err(
+                    KafkaErrorKind::UnknownInMetadata(format!("coordinator for group {group}"))
+                        .into(),
+                )
             })
     }
 

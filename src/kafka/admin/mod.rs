@@ -39,7 +39,7 @@ pub use timestamps::{
 };
 
 use super::cluster::{Cluster, TopicPartition};
-use super::error::{is_routing_code, KafkaError, Result};
+use super::error::{is_routing_code, KafkaError, KafkaErrorKind, Result};
 
 /// What one batched request said about one item (a group or a partition).
 pub(crate) enum Outcome<T> {
@@ -90,19 +90,20 @@ pub(crate) fn broker_error(
     context: impl Into<String>,
     message: Option<String>,
 ) -> KafkaError {
-    KafkaError::Broker {
+    KafkaErrorKind::Broker {
         broker: format!("node {node}"),
         api,
         code,
         context: context.into(),
         message,
     }
+    .into()
 }
 
 impl Cluster {
     /// Run `op` until it answers or fails for good: transport failures and stale routing
     /// are tried again with backoff, at most `max_retries` times. A broker already found
-    /// down this cycle fails at once ([`KafkaError::BrokerDown`] is final).
+    /// down this cycle fails at once ([`KafkaErrorKind::BrokerDown`] is final).
     pub(crate) async fn with_retries<T, F, Fut>(&self, op: F) -> Result<T>
     where
         F: Fn() -> Fut,
@@ -146,10 +147,11 @@ impl Cluster {
                 match meta.leader(key(&item)) {
                     Some(node) => routed.by_node.entry(node).or_default().push(item),
                     None => {
-                        let e = KafkaError::UnknownInMetadata(format!(
+                        let e = KafkaErrorKind::UnknownInMetadata(format!(
                             "leader for partition {}",
                             key(&item)
-                        ));
+                        ))
+                        .into();
                         routed.retry.push((item, e));
                     }
                 }
@@ -337,9 +339,10 @@ fn settle<I, K, T>(
         if let Some(e) = moved.remove(key(&item)) {
             retry.push((item, e));
         } else if !results.contains_key(key(&item)) {
-            let e = KafkaError::UnknownInMetadata(
+            let e = KafkaErrorKind::UnknownInMetadata(
                 "an answer for every item asked in the broker's response".to_string(),
-            );
+            )
+            .into();
             results.insert(key(&item).clone(), Err(e));
         }
     }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::{broker_error, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
-use crate::kafka::error::{KafkaError, Result};
+use crate::kafka::error::{KafkaErrorKind, Result};
 use crate::kafka::requests::{self, EARLIEST, LATEST};
 
 /// The first offset still in the log and the high watermark of a partition.
@@ -63,9 +63,10 @@ impl Cluster {
                     .map(|(tp, high_code, high)| {
                         while lows.next_if(|l| l.0 < tp).is_some() {}
                         let outcome = match lows.next_if(|l| l.0 == tp) {
-                            None => Outcome::Done(Err(KafkaError::UnknownInMetadata(format!(
+                            None => Outcome::Done(Err(KafkaErrorKind::UnknownInMetadata(format!(
                                 "earliest offset of {tp} in the ListOffsets response"
-                            )))),
+                            ))
+                            .into())),
                             Some((_, 0, low)) if high_code == 0 => {
                                 Outcome::Done(Ok(Watermarks { low, high }))
                             }

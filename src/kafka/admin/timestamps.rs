@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::kafka::cluster::{Cluster, TopicPartition};
-use crate::kafka::error::{KafkaError, Result};
+use crate::kafka::error::{KafkaError, KafkaErrorKind, Result};
 use crate::kafka::records::RecordAt;
 
 mod pool;
@@ -269,7 +269,9 @@ impl Cluster {
                 let Some(node) = meta.leader(&w.tp) else {
                     stale = true;
                     w.attempts += 1;
-                    let e = KafkaError::UnknownInMetadata(format!("leader for partition {}", w.tp));
+                    let e =
+                        KafkaErrorKind::UnknownInMetadata(format!("leader for partition {}", w.tp))
+                            .into();
                     again_or_fail(w, Some(&e), retries, &mut next, &sink);
                     continue;
                 };
@@ -373,10 +375,11 @@ fn again_or_fail<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)>(
     for t in &w.targets {
         let e = match error {
             Some(e) => e.clone(),
-            None => KafkaError::Unresolved(format!(
+            None => KafkaErrorKind::Unresolved(format!(
                 "record at offset {} of {}: not reached within {max_attempts} fetches",
                 t.target, w.tp
-            )),
+            ))
+            .into(),
         };
         (sink.answer)(&w.tp, t.target, Err(e));
     }

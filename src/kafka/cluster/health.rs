@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{BrokerInfo, Cluster, Slot};
-use crate::kafka::error::{KafkaError, Result};
+use crate::kafka::error::{KafkaError, KafkaErrorKind, Result};
 
 /// Broker failures since the cycle began.
 #[derive(Debug, Default)]
@@ -43,10 +43,11 @@ impl Cluster {
 
     pub(crate) fn check_up(&self, node: i32) -> Result<()> {
         match self.health().down.get(&node) {
-            Some(cause) => Err(KafkaError::BrokerDown {
+            Some(cause) => Err(KafkaErrorKind::BrokerDown {
                 node,
                 cause: cause.to_string(),
-            }),
+            }
+            .into()),
             None => Ok(()),
         }
     }
@@ -62,11 +63,11 @@ impl Cluster {
     /// that broker but leaves it up. A closed connection is redialled by the retry, which
     /// says whether the broker is really gone.
     pub(super) fn note_failure(&self, node: i32, e: &KafkaError) {
-        match e {
-            KafkaError::Timeout { .. } => self.mark_down(node, e),
-            KafkaError::Decode { .. }
-            | KafkaError::ResponseTooLarge { .. }
-            | KafkaError::OverMemoryBudget { .. } => {
+        match e.kind() {
+            KafkaErrorKind::Timeout { .. } => self.mark_down(node, e),
+            KafkaErrorKind::Decode { .. }
+            | KafkaErrorKind::ResponseTooLarge { .. }
+            | KafkaErrorKind::OverMemoryBudget { .. } => {
                 self.health().failed.insert(node, e.clone());
             }
             _ => {}

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::{ApiCounters, ConnectionConfig, Shared};
 use crate::kafka::budget::{Refusal, Reservation, ResponseBudget};
 use crate::kafka::codec;
-use crate::kafka::error::{KafkaError, Result};
+use crate::kafka::error::{KafkaError, KafkaErrorKind, Result};
 use crate::kafka::wire::stream::{Interruption, StreamReader};
 use crate::kafka::wire::DecodeError;
 
@@ -119,17 +119,19 @@ impl ResponseStream {
         let shared = &self.registration.shared;
         match self.reader.interrupted() {
             Some(Interruption::Closed) => shared.closed_error(),
-            Some(Interruption::TimedOut) => KafkaError::Timeout {
+            Some(Interruption::TimedOut) => KafkaErrorKind::Timeout {
                 broker: shared.broker.to_string(),
                 api: self.api,
                 after: self.timeout,
-            },
-            None => KafkaError::Decode {
+            }
+            .into(),
+            None => KafkaErrorKind::Decode {
                 broker: shared.broker.to_string(),
                 api: self.api,
                 version: self.version,
                 message: e.to_string(),
-            },
+            }
+            .into(),
         }
     }
 }
@@ -308,12 +310,15 @@ async fn admit(
     } = pending;
     let broker = || shared.broker.to_string();
     if size > cap {
-        waiter.fail(KafkaError::ResponseTooLarge {
-            broker: broker(),
-            api,
-            size,
-            cap,
-        });
+        waiter.fail(
+            KafkaErrorKind::ResponseTooLarge {
+                broker: broker(),
+                api,
+                size,
+                cap,
+            }
+            .into(),
+        );
         return Body::Discard;
     }
     let mut tx = match waiter {
@@ -344,13 +349,14 @@ async fn admit(
                 Refusal::LargerThanBudget => None,
                 Refusal::NoRoomInTime => Some(began.elapsed()),
             };
-            let _ = tx.send(Err(KafkaError::OverMemoryBudget {
+            let _ = tx.send(Err(KafkaErrorKind::OverMemoryBudget {
                 broker: broker(),
                 api,
                 size,
                 budget: budget.total(),
                 waited,
-            }));
+            }
+            .into()));
             set_budget_wait(shared, None);
             Body::Discard
         }

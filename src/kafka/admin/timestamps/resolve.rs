@@ -4,7 +4,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::{PartitionWork, Target, TimestampResult, MAX_PARTITION_FETCH_BYTES};
 use crate::kafka::admin::broker_error;
-use crate::kafka::error::{is_routing_code, KafkaError, Result};
+use crate::kafka::error::{is_routing_code, KafkaError, KafkaErrorKind, Result};
 use crate::kafka::records::{self, AbortedTxn, Lookup};
 use crate::kafka::wire::fetch::FetchPartition as FetchedPartition;
 
@@ -167,12 +167,12 @@ fn lookup(
                 Step::NextRound(None)
             } else if truncated && nothing_complete && at_front {
                 if w.max_bytes >= MAX_PARTITION_FETCH_BYTES {
-                    Step::Answer(Err(KafkaError::Unresolved(format!(
+                    Step::Answer(Err(KafkaErrorKind::Unresolved(format!(
                         "record at offset {} of {}: not within the first {} KiB of its batch (the fetch cap)",
                         t.target,
                         w.tp,
                         MAX_PARTITION_FETCH_BYTES / 1024
-                    ))))
+                    )).into()))
                 } else {
                     Step::Grow(needed)
                 }
@@ -190,12 +190,13 @@ fn lookup(
         // A damaged batch is read once more in the next round (the damage may have been on
         // the way); after that the sample fails for this cycle and is never cached.
         Err(source) if source.is_corruption() && w.attempts < 2 => Step::NextRound(None),
-        Err(source) => Step::Answer(Err(KafkaError::Records {
+        Err(source) => Step::Answer(Err(KafkaErrorKind::Records {
             broker: format!("node {node}"),
             topic: w.tp.topic.to_string(),
             partition: w.tp.partition,
             source: std::sync::Arc::new(source),
-        })),
+        }
+        .into())),
     }
 }
 

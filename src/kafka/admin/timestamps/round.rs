@@ -12,7 +12,7 @@ use super::{
 };
 use crate::kafka::admin::broker_error;
 use crate::kafka::cluster::{Cluster, TopicPartition};
-use crate::kafka::error::KafkaError as Error;
+use crate::kafka::error::KafkaErrorKind;
 use crate::kafka::error::{KafkaError, Result};
 use crate::kafka::requests::{self, FetchAt};
 use crate::kafka::wire::fetch::{self, FetchPartition, FetchSink};
@@ -195,10 +195,11 @@ where
                 let mut sink = lock(self.sink);
                 for w in &works {
                     sink.settle(w, || {
-                        Err(Error::Unresolved(format!(
+                        Err(KafkaErrorKind::Unresolved(format!(
                             "records of {} not decoded: {e}",
                             w.tp
-                        )))
+                        ))
+                        .into())
                     });
                 }
             }
