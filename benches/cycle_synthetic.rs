@@ -11,7 +11,8 @@
 //! offset moves every cycle; default 0), `--topics-per-group 1`, `--granularity topic|partition`
 //! (default topic, the configuration default), `--advance 200` (records appended per
 //! partition per cycle), `--fetch-budget 2` (Fetch requests per broker per cycle; the
-//! configuration default).
+//! configuration default), `--rss-timeline` (VmRSS sampled every 2 ms in the measured process:
+//! the peak of each cycle, when it happened, and the maximum per 50 ms).
 //!
 //! The synthetic responder runs in this process; the cycles run in a child process (this
 //! binary with `--child`), so the reported RSS is the exporter's alone.
@@ -81,6 +82,9 @@ fn main() {
         }
         if let Some(w) = args.get("workers") {
             child_args.extend(["--workers".to_string(), w.to_string()]);
+        }
+        if args.flag("rss-timeline") {
+            child_args.push("--rss-timeline".to_string());
         }
         let served_before = model
             .served_bytes

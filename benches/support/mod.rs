@@ -57,6 +57,67 @@ pub fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// Samples this process's VmRSS every 2 ms from a thread of its own, so a report can say
+/// *when* in a cycle the peak happened (the cycle's phases then say what ran then).
+pub struct RssSampler {
+    samples: Arc<std::sync::Mutex<Vec<(Instant, u64)>>>,
+}
+
+impl RssSampler {
+    pub fn start() -> Self {
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = samples.clone();
+        std::thread::spawn(move || {
+            let page_kib = 4;
+            loop {
+                // statm's second field: resident pages. Cheaper than parsing status.
+                let rss = std::fs::read_to_string("/proc/self/statm")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * page_kib;
+                if let Ok(mut v) = out.lock() {
+                    v.push((Instant::now(), rss));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Self { samples }
+    }
+
+    /// The samples since `since` as `t_ms:max_rss_mib` per `bucket_ms`, and the peak
+    /// (time after `since` in ms, KiB). Clears the samples.
+    pub fn timeline(&self, since: Instant, bucket_ms: u64) -> (String, f64, u64) {
+        let Ok(mut v) = self.samples.lock() else {
+            return (String::new(), 0.0, 0);
+        };
+        let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
+        let (mut peak_t, mut peak) = (0.0, 0);
+        for (t, rss) in v.iter().filter(|(t, _)| *t >= since) {
+            let ms_after = t.duration_since(since).as_secs_f64() * 1000.0;
+            let b = buckets
+                .entry(ms_after as u64 / bucket_ms * bucket_ms)
+                .or_insert(0);
+            *b = (*b).max(*rss);
+            if *rss > peak {
+                peak = *rss;
+                peak_t = ms_after;
+            }
+        }
+        v.clear();
+        let mut line = String::new();
+        for (t, kib) in buckets {
+            let _ = write!(
+                line,
+                "{}{t}:{:.1}",
+                if line.is_empty() { "" } else { "," },
+                kib as f64 / 1024.0
+            );
+        }
+        (line, peak_t, peak)
+    }
+}
+
 /// (VmRSS, VmHWM) of this process in KiB, from /proc/self/status.
 pub fn rss_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -187,6 +248,7 @@ pub fn run_child(args: &Args) {
     runtime.block_on(async move {
         let (rss0, _) = rss_kib();
         println!("start rss_kib={rss0}");
+        let sampler = args.flag("rss-timeline").then(RssSampler::start);
         let settings = Arc::new(ClusterSettings::new("bench", vec![bootstrap]));
         let exporter = ExporterConfig::default();
         let budget = ResponseBudget::default();
@@ -226,17 +288,16 @@ pub fn run_child(args: &Args) {
             let poll_time = snapshot.poll_time;
             let t1 = Instant::now();
             let report = lag::compute_for(
-                &snapshot,
+                snapshot,
                 collect::now_ms(),
                 granularity == Granularity::Partition,
                 None,
             );
-            drop(snapshot);
             let t_lag = t1.elapsed();
             let with_time_lag = report
                 .group_partitions
                 .iter()
-                .filter(|r| r.lag_seconds.is_some())
+                .filter(|r| r.lag_seconds().is_some())
                 .count();
             let cycle_time = t0.elapsed();
             let t2 = Instant::now();
@@ -333,6 +394,17 @@ pub fn run_child(args: &Args) {
                 first = false;
             }
             println!("{line}");
+            if let Some(sampler) = &sampler {
+                // Phase ends after the cycle start: offsets/describe/assemble/watermarks
+                // /timestamps run in that order (describe alongside), then lag, publish.
+                let (timeline, peak_ms, peak_kib) = sampler.timeline(t0, 50);
+                println!(
+                    "rss n={n} peak_ms={peak_ms:.0} peak_mib={:.1} kafka_end_ms={:.0} lag_end_ms={:.0} timeline={timeline}",
+                    peak_kib as f64 / 1024.0,
+                    ms(t_kafka),
+                    ms(t_kafka + t_lag),
+                );
+            }
         }
         let (rss, hwm) = rss_kib();
         print_request_durations(&cluster);
@@ -536,6 +608,8 @@ pub fn spawn_child(args: &[String], mut between: impl FnMut(usize)) -> ChildRepo
             report.cycles.push(c);
         } else if let Some(d) = line.strip_prefix("duration ") {
             report.durations.push(d.to_string());
+        } else if line.starts_with("rss ") || line.starts_with("phases ") {
+            eprintln!("  {line}");
         } else if line.starts_with("done ") {
             report.final_rss_kib = kv.u("rss_kib");
             report.final_hwm_kib = kv.u("hwm_kib");

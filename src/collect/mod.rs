@@ -260,8 +260,8 @@ pub async fn one_cycle(
     });
     // The status window needs every row even when only group aggregates are exposed.
     let with_rows = rows || cycle.status.is_some();
-    let mut report = lag::compute_for(&snapshot, now, with_rows, carry);
-    drop((snapshot, previous));
+    let mut report = lag::compute_for(snapshot, now, with_rows, carry);
+    drop(previous);
     if let Some(window) = cycle.status.as_mut() {
         report.status = window.observe(&report, now);
         if !rows {

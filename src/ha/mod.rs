@@ -153,18 +153,17 @@ mod tests {
             read_at_ms: 0,
             stale: g == "b",
         };
-        let row = |g: &str| GroupPartitionLag {
-            group: Arc::from(g),
-            tp: tp.clone(),
-            member: None,
-            committed: 1,
-            lag: 1,
-            lag_seconds: None,
-            messages_lost: 0,
-            retention_margin: 1,
-            retention_ratio: 0.0,
-            compaction_detected: false,
-            data_loss: false,
+        let row = |g: &str| {
+            GroupPartitionLag::new(
+                Arc::from(g),
+                tp.clone(),
+                None,
+                1,
+                (0, 2),
+                false,
+                None,
+                false,
+            )
         };
         LagReport {
             cluster: "c".into(),

@@ -366,18 +366,18 @@ mod tests {
                 })
                 .collect(),
             group_partitions: (0..3000)
-                .map(|p| GroupPartitionLag {
-                    group: Arc::from(format!("g{}", p % 7)),
-                    tp: TopicPartition::new(topic.clone(), p),
-                    member: None,
-                    committed: 1000 + i64::from(p),
-                    lag: i64::from(p % 13),
-                    lag_seconds: Some(f64::from(p) / 8.0),
-                    messages_lost: 0,
-                    retention_margin: 1000,
-                    retention_ratio: f64::from(p % 13) / 3.0,
-                    compaction_detected: false,
-                    data_loss: false,
+                .map(|p| {
+                    let committed = 1000 + i64::from(p);
+                    GroupPartitionLag::new(
+                        Arc::from(format!("g{}", p % 7)),
+                        TopicPartition::new(topic.clone(), p),
+                        None,
+                        committed,
+                        (0, committed + i64::from(p % 13)),
+                        false,
+                        Some(f64::from(p) / 8.0),
+                        false,
+                    )
                 })
                 .collect(),
             groups: vec![GroupLag {

@@ -25,10 +25,10 @@ pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, M
 pub use status::{GroupStatus, PartitionStatus, Status, StatusReport, StatusRules, StatusWindow};
 
 use crate::kafka::GroupType;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::kafka::TopicPartition;
+use crate::kafka::{TopicPartition, Watermarks};
 
 /// What an earlier report lends to groups whose committed offsets could not be read in this
 /// cycle: their last values, marked stale, as long as they were read at or after
@@ -41,42 +41,99 @@ pub struct Carry<'a> {
 
 /// Compute the lag report of one cluster snapshot at `now_ms` (Unix milliseconds).
 pub fn compute(snapshot: &ClusterSnapshot, now_ms: i64) -> LagReport {
-    compute_for(snapshot, now_ms, true, None)
+    let inputs = Inputs {
+        cluster: &snapshot.cluster,
+        partitions: partition_offsets(&snapshot.watermarks, &snapshot.carried_watermarks, now_ms),
+        compacted_topics: &snapshot.compacted_topics,
+        carried_watermarks: &snapshot.carried_watermarks,
+    };
+    compute_from(inputs, &snapshot.groups, now_ms, true, None)
 }
 
-/// [`compute`]; with `rows` false the per-partition rows (`group_partitions`) are folded
-/// into the aggregates and counts but not kept — what `granularity = "topic"` exposes.
-/// Groups whose offsets are unknown take their values from `carry` when it has recent ones.
+/// [`compute`], consuming the snapshot: each group's partitions are freed as soon as its
+/// rows are computed, and the watermarks map once the partition list is built, so the
+/// snapshot and the report it turns into are not both held whole (at 100,000 group
+/// partitions, ~10 MB less at the cycle's peak). With `rows` false the per-partition rows
+/// (`group_partitions`) are folded into the aggregates and counts but not kept — what
+/// `granularity = "topic"` exposes. Groups whose offsets are unknown take their values from
+/// `carry` when it has recent ones.
 pub fn compute_for(
-    snapshot: &ClusterSnapshot,
+    snapshot: ClusterSnapshot,
     now_ms: i64,
     rows: bool,
     carry: Option<Carry<'_>>,
 ) -> LagReport {
-    let partitions = snapshot
-        .watermarks
+    let ClusterSnapshot {
+        cluster,
+        watermarks,
+        groups,
+        compacted_topics,
+        carried_watermarks,
+        ..
+    } = snapshot;
+    let partitions = partition_offsets(&watermarks, &carried_watermarks, now_ms);
+    drop(watermarks);
+    let inputs = Inputs {
+        cluster: &cluster,
+        partitions,
+        compacted_topics: &compacted_topics,
+        carried_watermarks: &carried_watermarks,
+    };
+    compute_from(inputs, groups, now_ms, rows, carry)
+}
+
+/// What the rows of every group are computed against.
+struct Inputs<'a> {
+    cluster: &'a str,
+    /// Sorted by topic partition (from the watermarks map).
+    partitions: Vec<PartitionOffsets>,
+    compacted_topics: &'a BTreeSet<Arc<str>>,
+    carried_watermarks: &'a BTreeMap<TopicPartition, i64>,
+}
+
+impl Inputs<'_> {
+    fn watermarks(&self, tp: &TopicPartition) -> Option<&PartitionOffsets> {
+        let i = self.partitions.binary_search_by(|p| p.tp.cmp(tp)).ok()?;
+        self.partitions.get(i)
+    }
+}
+
+fn partition_offsets(
+    watermarks: &BTreeMap<TopicPartition, Watermarks>,
+    carried: &BTreeMap<TopicPartition, i64>,
+    now_ms: i64,
+) -> Vec<PartitionOffsets> {
+    watermarks
         .iter()
         .map(|(tp, w)| PartitionOffsets {
             tp: tp.clone(),
             low: w.low,
             high: w.high,
-            read_at_ms: snapshot
-                .carried_watermarks
-                .get(tp)
-                .copied()
-                .unwrap_or(now_ms),
+            read_at_ms: carried.get(tp).copied().unwrap_or(now_ms),
         })
-        .collect();
+        .collect()
+}
+
+/// The report of `groups` (borrowed, or owned and dropped one by one as they are done).
+fn compute_from<G: std::borrow::Borrow<GroupSnapshot>>(
+    inputs: Inputs<'_>,
+    groups_in: impl IntoIterator<Item = G>,
+    now_ms: i64,
+    rows: bool,
+    carry: Option<Carry<'_>>,
+) -> LagReport {
+    let groups_in: Vec<G> = groups_in.into_iter().collect();
     let earlier = carry.map(|c| ReportIndex::new(c.previous, c.oldest_ms));
     let mut group_partitions = Vec::with_capacity(if rows {
-        snapshot.groups.iter().map(|g| g.partitions.len()).sum()
+        groups_in.iter().map(|g| g.borrow().partitions.len()).sum()
     } else {
         0
     });
     let mut compaction_partitions = 0u64;
     let mut data_loss_partitions = 0u64;
-    let mut groups = Vec::with_capacity(snapshot.groups.len());
-    for group in &snapshot.groups {
+    let mut groups = Vec::with_capacity(groups_in.len());
+    for group in groups_in {
+        let group = group.borrow();
         if !group.offsets_known {
             if let Some((agg, carried_rows)) = earlier.as_ref().and_then(|e| e.group(&group.group))
             {
@@ -107,10 +164,10 @@ pub fn compute_for(
         };
         for gp in &group.partitions {
             // A partition no longer in metadata (deleted topic) has no watermarks: skip it.
-            let Some(w) = snapshot.watermarks.get(&gp.tp) else {
+            let Some(w) = inputs.watermarks(&gp.tp) else {
                 continue;
             };
-            if snapshot.carried_watermarks.contains_key(&gp.tp) {
+            if inputs.carried_watermarks.contains_key(&gp.tp) {
                 // Its leader could not answer: fresh committed offsets against old
                 // watermarks would understate the lag (down to a false 0), so the row the
                 // last cycle computed is carried whole, and the group is marked stale.
@@ -124,10 +181,17 @@ pub fn compute_for(
                 }
                 continue;
             }
-            let row = partition_lag(snapshot, &group.group, gp, w.low, w.high, now_ms);
+            let row = partition_lag(
+                inputs.compacted_topics,
+                &group.group,
+                gp,
+                w.low,
+                w.high,
+                now_ms,
+            );
             agg.add(&row);
             compaction_partitions += u64::from(row.compaction_detected);
-            data_loss_partitions += u64::from(row.data_loss);
+            data_loss_partitions += u64::from(row.data_loss());
             if rows {
                 group_partitions.push(row);
             }
@@ -147,8 +211,8 @@ pub fn compute_for(
             .partition(|r| share.contains(&*r.group))
     };
     LagReport {
-        cluster: snapshot.cluster.clone(),
-        partitions,
+        cluster: inputs.cluster.to_owned(),
+        partitions: inputs.partitions,
         group_partitions,
         groups,
         share_group_partitions,
@@ -156,7 +220,7 @@ pub fn compute_for(
         compaction_partitions,
         data_loss_partitions,
         stale_groups,
-        stale_partitions: snapshot.carried_watermarks.len() as u64,
+        stale_partitions: inputs.carried_watermarks.len() as u64,
         status: StatusReport::default(),
     }
 }
@@ -164,12 +228,13 @@ pub fn compute_for(
 impl GroupLag {
     /// Fold one partition's row into the group's aggregates.
     fn add(&mut self, row: &GroupPartitionLag) {
-        self.max_lag = self.max_lag.max(row.lag);
-        self.sum_lag = self.sum_lag.saturating_add(row.lag);
+        let lag = row.lag();
+        self.max_lag = self.max_lag.max(lag);
+        self.sum_lag = self.sum_lag.saturating_add(lag);
         let topic = self.topics.entry(row.tp.topic.clone()).or_default();
-        topic.sum_lag = topic.sum_lag.saturating_add(row.lag);
-        topic.max_lag = topic.max_lag.max(row.lag);
-        if let Some(s) = row.lag_seconds {
+        topic.sum_lag = topic.sum_lag.saturating_add(lag);
+        topic.max_lag = topic.max_lag.max(lag);
+        if let Some(s) = row.lag_seconds() {
             let max = |m: Option<f64>| Some(m.map_or(s, |m| m.max(s)));
             self.max_lag_seconds = max(self.max_lag_seconds);
             topic.max_lag_seconds = max(topic.max_lag_seconds);
@@ -219,7 +284,7 @@ impl<'a> ReportIndex<'a> {
 }
 
 fn partition_lag(
-    snapshot: &ClusterSnapshot,
+    compacted_topics: &BTreeSet<Arc<str>>,
     group: &Arc<str>,
     gp: &GroupPartition,
     low: i64,
@@ -227,17 +292,10 @@ fn partition_lag(
     now_ms: i64,
 ) -> GroupPartitionLag {
     let committed = gp.committed;
-    let data_loss = committed < low;
     let lag = if gp.markers_only {
         0
     } else {
         high.saturating_sub(committed).max(0)
-    };
-    let window = high.saturating_sub(low);
-    let retention_ratio = if window > 0 {
-        high.saturating_sub(committed) as f64 / window as f64 * 100.0
-    } else {
-        0.0
     };
     let lag_seconds = if lag == 0 {
         Some(0.0)
@@ -245,22 +303,18 @@ fn partition_lag(
         gp.record
             .map(|ts| (now_ms.saturating_sub(ts.timestamp_ms) as f64 / 1000.0).max(0.0))
     };
-    GroupPartitionLag {
-        group: group.clone(),
-        tp: gp.tp.clone(),
-        member: gp.member.clone(),
+    GroupPartitionLag::new(
+        group.clone(),
+        gp.tp.clone(),
+        gp.member.clone(),
         committed,
-        lag,
+        (low, high),
+        gp.markers_only,
         lag_seconds,
-        messages_lost: low.saturating_sub(committed).max(0),
-        retention_margin: committed.saturating_sub(low),
-        retention_ratio,
         // The record at the committed offset is gone and a later one answered, on a topic
         // that compacts: its age understates the time lag.
-        compaction_detected: snapshot.compacted_topics.contains(&gp.tp.topic)
-            && gp.record.is_some_and(|r| r.offset > committed),
-        data_loss,
-    }
+        compacted_topics.contains(&gp.tp.topic) && gp.record.is_some_and(|r| r.offset > committed),
+    )
 }
 
 #[cfg(test)]

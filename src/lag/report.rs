@@ -60,21 +60,112 @@ pub struct PartitionOffsets {
     pub read_at_ms: i64,
 }
 
-/// One group on one partition.
-#[derive(Clone, Debug, PartialEq)]
+/// One group on one partition. The values the metrics expose are derived from the offsets
+/// the row was computed against (see the formulas in [`crate::lag`]), so a row holds
+/// three offsets instead of five values: a report at partition granularity holds one row
+/// per group partition, twice while the next report is computed (88 bytes a row, was 112).
+#[derive(Clone, Debug)]
 pub struct GroupPartitionLag {
     pub group: Arc<str>,
     pub tp: TopicPartition,
     pub member: Option<Arc<Member>>,
     pub committed: i64,
-    pub lag: i64,
-    /// None when the timestamp could not be sampled (no series then).
-    pub lag_seconds: Option<f64>,
-    pub messages_lost: i64,
-    pub retention_margin: i64,
-    pub retention_ratio: f64,
+    /// Watermarks the row was computed against (the last read ones when carried).
+    pub low: i64,
+    pub high: i64,
+    /// Seconds; NaN when the timestamp could not be sampled (see [`Self::lag_seconds`]).
+    lag_seconds: f64,
+    /// Only transaction markers lie between the committed offset and `high`.
+    markers_only: bool,
     pub compaction_detected: bool,
-    pub data_loss: bool,
+}
+
+impl PartialEq for GroupPartitionLag {
+    fn eq(&self, other: &Self) -> bool {
+        // By value, with "no time lag" equal to itself (the NaN that stands for it is not).
+        self.group == other.group
+            && self.tp == other.tp
+            && self.member == other.member
+            && (self.committed, self.low, self.high) == (other.committed, other.low, other.high)
+            && self.lag_seconds() == other.lag_seconds()
+            && (self.markers_only, self.compaction_detected)
+                == (other.markers_only, other.compaction_detected)
+    }
+}
+
+impl GroupPartitionLag {
+    /// A row from the group's committed offset, the partition's watermarks, whether only
+    /// transaction markers are left to read, and the time lag when it could be sampled.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        group: Arc<str>,
+        tp: TopicPartition,
+        member: Option<Arc<Member>>,
+        committed: i64,
+        (low, high): (i64, i64),
+        markers_only: bool,
+        lag_seconds: Option<f64>,
+        compaction_detected: bool,
+    ) -> Self {
+        GroupPartitionLag {
+            group,
+            tp,
+            member,
+            committed,
+            low,
+            high,
+            // Time lags are differences of millisecond clocks: never NaN themselves.
+            lag_seconds: lag_seconds.unwrap_or(f64::NAN),
+            markers_only,
+            compaction_detected,
+        }
+    }
+
+    /// Sets the time lag (tests that vary it).
+    #[cfg(test)]
+    pub(crate) fn set_lag_seconds(&mut self, seconds: Option<f64>) {
+        self.lag_seconds = seconds.unwrap_or(f64::NAN);
+    }
+
+    /// Offset lag: max(high − committed, 0); 0 when only transaction markers are left.
+    pub fn lag(&self) -> i64 {
+        if self.markers_only {
+            0
+        } else {
+            self.high.saturating_sub(self.committed).max(0)
+        }
+    }
+
+    /// Age of the record at the committed offset; None when it could not be sampled (no
+    /// series then).
+    pub fn lag_seconds(&self) -> Option<f64> {
+        (!self.lag_seconds.is_nan()).then_some(self.lag_seconds)
+    }
+
+    /// Records deleted by retention before the group read them: max(low − committed, 0).
+    pub fn messages_lost(&self) -> i64 {
+        self.low.saturating_sub(self.committed).max(0)
+    }
+
+    /// committed − low (negative: data loss).
+    pub fn retention_margin(&self) -> i64 {
+        self.committed.saturating_sub(self.low)
+    }
+
+    /// (high − committed) / (high − low) × 100, 0 when the log is empty.
+    pub fn retention_ratio(&self) -> f64 {
+        let window = self.high.saturating_sub(self.low);
+        if window > 0 {
+            self.high.saturating_sub(self.committed) as f64 / window as f64 * 100.0
+        } else {
+            0.0
+        }
+    }
+
+    /// The committed offset is below the log start: records were lost.
+    pub fn data_loss(&self) -> bool {
+        self.committed < self.low
+    }
 }
 
 /// A group's aggregates.

@@ -196,13 +196,13 @@ impl StatusWindow {
         cycle: u32,
     ) {
         let ms = row
-            .lag_seconds
+            .lag_seconds()
             .map_or(0.0, |s| (s * 1000.0).clamp(0.0, f64::from(LAG_ZERO - 1)));
         let point = Point {
             committed: row.committed,
             high,
             cycle,
-            time_lag: ms as u32 | if row.lag == 0 { LAG_ZERO } else { 0 },
+            time_lag: ms as u32 | if row.lag() == 0 { LAG_ZERO } else { 0 },
         };
         let points = self.rules.points;
         let first = self.first_cycle;
@@ -232,7 +232,7 @@ impl StatusWindow {
 
     fn evaluate(&self, row: &GroupPartitionLag, points: &VecDeque<Point>) -> PartitionStatus {
         let rules = &self.rules;
-        let status = partition_status(points, rules, row.lag_seconds);
+        let status = partition_status(points, rules, row.lag_seconds());
         let (consume_rate, catchup_seconds) = match (points.front(), points.back()) {
             (Some(first), Some(last)) if points.len() >= 2 => {
                 match (self.at(first.cycle), self.at(last.cycle)) {

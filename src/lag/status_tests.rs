@@ -57,19 +57,16 @@ fn report(rows: &[Row], stale: bool) -> LagReport {
                 } else {
                     (r.high - r.committed).max(0)
                 };
-                GroupPartitionLag {
-                    group: Arc::from("g"),
-                    tp: tp(i),
-                    member: None,
-                    committed: r.committed,
-                    lag,
-                    lag_seconds: Some(if lag == 0 { 0.0 } else { r.time_lag }),
-                    messages_lost: 0,
-                    retention_margin: r.committed,
-                    retention_ratio: 0.0,
-                    compaction_detected: false,
-                    data_loss: false,
-                }
+                GroupPartitionLag::new(
+                    Arc::from("g"),
+                    tp(i),
+                    None,
+                    r.committed,
+                    (0, r.high),
+                    r.markers_only,
+                    Some(if lag == 0 { 0.0 } else { r.time_lag }),
+                    false,
+                )
             })
             .collect(),
         groups: vec![GroupLag {

@@ -61,31 +61,31 @@ const GROUP_PARTITION_FAMILIES: [GroupPartitionFamily; 6] = [
         name: "kafka_consumergroup_group_lag",
         help:
             "Offset lag: high watermark minus committed offset (records deleted unread included).",
-        value: |r| Some(Value::Int(r.lag)),
+        value: |r| Some(Value::Int(r.lag())),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_lag_seconds",
         help: "Age of the record at the committed offset (0 when caught up).",
-        value: |r| r.lag_seconds.map(Value::Float),
+        value: |r| r.lag_seconds().map(Value::Float),
         flags: true,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_messages_lost",
         help: "Records deleted by retention before the group consumed them.",
-        value: |r| Some(Value::Int(r.messages_lost)),
+        value: |r| Some(Value::Int(r.messages_lost())),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_retention_margin",
         help: "Committed offset minus low watermark (negative means data loss).",
-        value: |r| Some(Value::Int(r.retention_margin)),
+        value: |r| Some(Value::Int(r.retention_margin())),
         flags: false,
     },
     GroupPartitionFamily {
         name: "kafka_consumergroup_group_lag_retention_ratio",
         help: "Offset lag as a percentage of the retained offset range.",
-        value: |r| Some(Value::Float(r.retention_ratio)),
+        value: |r| Some(Value::Float(r.retention_ratio())),
         flags: false,
     },
 ];
@@ -221,7 +221,7 @@ pub(super) fn encode(text: &mut TextBuf<'_>, clusters: &[ClusterView], granulari
                     out.push_str(",compaction_detected=\"");
                     out.push_str(flag(row.compaction_detected));
                     out.push_str("\",data_loss_detected=\"");
-                    out.push_str(flag(row.data_loss));
+                    out.push_str(flag(row.data_loss()));
                     out.push('"');
                 }
                 out.push_str("} ");

@@ -115,18 +115,17 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
         })
         .collect();
     let group_partitions = (0..rows)
-        .map(|i| GroupPartitionLag {
-            group: Arc::from(STRINGS[(i + 2) % STRINGS.len()]),
-            tp: TopicPartition::new(topic(i), partition(i)),
-            member: member(i),
-            committed: INTS[i % INTS.len()],
-            lag: INTS[(i + 1) % INTS.len()],
-            lag_seconds: (i % 7 != 6).then(|| float(i)),
-            messages_lost: INTS[(i + 2) % INTS.len()],
-            retention_margin: INTS[(i + 5) % INTS.len()],
-            retention_ratio: float(i + 1),
-            compaction_detected: i % 2 == 0,
-            data_loss: i % 3 == 0,
+        .map(|i| {
+            GroupPartitionLag::new(
+                Arc::from(STRINGS[(i + 2) % STRINGS.len()]),
+                TopicPartition::new(topic(i), partition(i)),
+                member(i),
+                INTS[i % INTS.len()],
+                (INTS[(i + 2) % INTS.len()], INTS[(i + 5) % INTS.len()]),
+                i % 5 == 4,
+                (i % 7 != 6).then(|| float(i)),
+                i % 2 == 0,
+            )
         })
         .collect();
     let groups = (0..STRINGS.len())

@@ -434,7 +434,7 @@ impl Exposition {
                 e,
                 "kafka_consumergroup_group_lag",
                 "Offset lag: high watermark minus committed offset (records deleted unread included).",
-                |r| r.lag,
+                |r| r.lag(),
             )?;
             let mut enc = e.encode_descriptor(
                 "kafka_consumergroup_group_lag_seconds",
@@ -445,11 +445,11 @@ impl Exposition {
             for (c, r) in self.reports() {
                 let b = base(c);
                 for row in &r.group_partitions {
-                    if let Some(secs) = row.lag_seconds {
+                    if let Some(secs) = row.lag_seconds() {
                         let (gt, n, m) = member_labels(row);
                         let flags = [
                             ("compaction_detected", flag(row.compaction_detected)),
-                            ("data_loss_detected", flag(row.data_loss)),
+                            ("data_loss_detected", flag(row.data_loss())),
                         ];
                         let labels = (&b[..], (&gt[..], (&n[..], (&m[..], &flags[..]))));
                         gauge(&mut enc, &labels, secs)?;
@@ -460,19 +460,19 @@ impl Exposition {
                 e,
                 "kafka_consumergroup_group_messages_lost",
                 "Records deleted by retention before the group consumed them.",
-                |r| r.messages_lost,
+                |r| r.messages_lost(),
             )?;
             self.group_partition_family(
                 e,
                 "kafka_consumergroup_group_retention_margin",
                 "Committed offset minus low watermark (negative means data loss).",
-                |r| r.retention_margin,
+                |r| r.retention_margin(),
             )?;
             self.group_partition_family(
                 e,
                 "kafka_consumergroup_group_lag_retention_ratio",
                 "Offset lag as a percentage of the retained offset range.",
-                |r| r.retention_ratio,
+                |r| r.retention_ratio(),
             )?;
         }
         Ok(())

@@ -253,7 +253,7 @@ fn encode_with_prometheus_client(
 /// against a render.
 pub fn lag_series(report: &LagReport, granularity: Granularity) -> usize {
     let with_time = |rows: &[crate::lag::GroupPartitionLag]| {
-        rows.iter().filter(|r| r.lag_seconds.is_some()).count()
+        rows.iter().filter(|r| r.lag_seconds().is_some()).count()
     };
     let mut n = 2 * report.partitions.len();
     if granularity == Granularity::Partition {

@@ -29,7 +29,7 @@ impl Exposition {
                     gauge(
                         &mut enc,
                         &(&b[..], (&gt[..], (&n[..], &m[..]))),
-                        row.lag as f64,
+                        row.lag() as f64,
                     )?;
                 }
             }
@@ -42,11 +42,11 @@ impl Exposition {
             for (c, r) in self.reports() {
                 let b = base(c);
                 for row in &r.share_group_partitions {
-                    if let Some(secs) = row.lag_seconds {
+                    if let Some(secs) = row.lag_seconds() {
                         let (gt, n, m) = member_labels(row);
                         let flags = [
                             ("compaction_detected", flag(row.compaction_detected)),
-                            ("data_loss_detected", flag(row.data_loss)),
+                            ("data_loss_detected", flag(row.data_loss())),
                         ];
                         let labels = (&b[..], (&gt[..], (&n[..], (&m[..], &flags[..]))));
                         gauge(&mut enc, &labels, secs)?;

@@ -308,8 +308,8 @@ pub(crate) fn large_view() -> ClusterView {
         row.group = Arc::from(format!("group \"{}\"\\λ", i % 40));
         row.tp = TopicPartition::new(format!("topic-{}", i % 17), i as i32);
         row.committed += i as i64 * 104_729;
-        row.lag_seconds = row.lag_seconds.map(|s| s * i as f64 / 7.0);
-        row.retention_ratio = i as f64 / 3.0;
+        row.set_lag_seconds(row.lag_seconds().map(|s| s * i as f64 / 7.0));
+        row.high += i as i64 % 11;
         row
     };
     let report = lag::LagReport {
@@ -433,7 +433,7 @@ fn lag_series_counts_what_the_render_writes() {
     assert!(report
         .group_partitions
         .iter()
-        .any(|r| r.lag_seconds.is_none()));
+        .any(|r| r.lag_seconds().is_none()));
     let report = Arc::new(report);
     for granularity in [Granularity::Partition, Granularity::Topic] {
         let series = |v: &ClusterView| {

@@ -129,8 +129,8 @@ fn partition_view(row: &GroupPartitionLag, high: Option<i64>) -> PartitionView {
         partition: row.tp.partition,
         committed: row.committed,
         high_watermark: high,
-        lag: row.lag,
-        lag_seconds: row.lag_seconds,
+        lag: row.lag(),
+        lag_seconds: row.lag_seconds(),
         member_client_id: member.and_then(|m| non_empty(&m.client_id)),
         member_host: member.and_then(|m| non_empty(&m.host)),
     }
