@@ -28,6 +28,6 @@ pub use admin::{
     MemberDescription, PartitionFetch, TimestampQuery, TimestampResult, Watermarks,
 };
 pub use budget::{ResponseBudget, DEFAULT_RESPONSE_MEMORY};
-pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};
+pub use cluster::{ClientConfig, Cluster, ClusterConfig, Metadata, TopicPartition};
 pub use conn::{ConnectionConfig, Security};
 pub use error::{KafkaError, KafkaErrorKind, Result};
