@@ -8,7 +8,8 @@
 //! - [`cluster`]: bootstrap, metadata, routing, connection pool, backoff;
 //! - [`admin`]: the batched operations (O(brokers) requests per cycle);
 //! - [`records`]: the timestamp of the record at an offset, from Fetch bytes;
-//! - [`tls`] and [`sasl`]: transport security and authentication of a connection.
+//! - [`tls`] and [`sasl`]: transport security and authentication of a connection;
+//! - [`versions`]: the requests tidemark sends and their versions, tied to the decoders'.
 
 pub mod admin;
 pub mod budget;
@@ -21,6 +22,7 @@ pub mod records;
 pub mod requests;
 pub mod sasl;
 pub mod tls;
+pub mod versions;
 pub mod wire;
 
 pub use admin::{
