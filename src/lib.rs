@@ -8,6 +8,8 @@
 //! share (topic partitions, watermarks, sampled records) and [`secret`] the redacted secret
 //! type, so that no layer imports another for them.
 
+#![forbid(unsafe_code)]
+
 pub mod collect;
 pub mod config;
 pub mod export;
