@@ -61,95 +61,105 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 fn code_only(source: &str) -> String {
     let chars: Vec<char> = source.chars().collect();
     let mut out = String::with_capacity(source.len());
-    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                out.push(' ');
-                i += 1;
-            }
+        let end = if c == '/' && next == Some('/') {
+            chars[i..]
+                .iter()
+                .position(|&c| c == '\n')
+                .map_or(chars.len(), |n| i + n)
         } else if c == '/' && next == Some('*') {
-            // Block comments nest in Rust.
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
+            block_comment_end(&chars, i)
         } else if c == 'r' && matches!(next, Some('"' | '#')) && !ident_before(&chars, i) {
-            // Raw string: r"…", r#"…"#, …
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while chars.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if chars.get(j) != Some(&'"') {
-                out.push(c);
-                i += 1;
-                continue;
-            }
-            let closing: String = std::iter::once('"')
-                .chain(std::iter::repeat_n('#', hashes))
-                .collect();
-            let rest: String = chars[j + 1..].iter().collect();
-            let len = rest
-                .find(&closing)
-                .map_or(rest.len(), |at| at + closing.len());
-            let end = j + 1 + rest[..len].chars().count();
-            for &ch in &chars[i..end.min(chars.len())] {
-                out.push(blank(ch));
-            }
-            i = end;
+            raw_string_end(&chars, i)
         } else if c == '"' {
-            out.push(' ');
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if let Some(&ch) = chars.get(i) {
-                    out.push(blank(ch));
-                }
-                i += 1;
-            }
-            out.push(' ');
-            i += 1;
+            string_end(&chars, i)
         } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
             // A char literal ('"', '\'', '\u{1F}'), not a lifetime.
-            let mut j = i + 1;
-            if next == Some('\\') {
-                j += 2;
-            }
-            while j < chars.len() && chars[j] != '\'' {
-                j += 1;
-            }
-            for _ in i..=j.min(chars.len() - 1) {
-                out.push(' ');
-            }
-            i = j + 1;
+            let from = if next == Some('\\') { i + 3 } else { i + 2 };
+            chars
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&c| c == '\''))
+                .map_or(chars.len(), |n| from + n + 1)
         } else {
+            i
+        };
+        if end == i {
             out.push(c);
             i += 1;
+        } else {
+            out.extend(
+                chars[i..end]
+                    .iter()
+                    .map(|&c| if c == '\n' { '\n' } else { ' ' }),
+            );
+            i = end;
         }
     }
     out
+}
+
+/// Where the block comment starting at `start` ends (they nest in Rust).
+fn block_comment_end(chars: &[char], start: usize) -> usize {
+    let mut depth = 0;
+    let mut i = start;
+    while i < chars.len() {
+        match (chars[i], chars.get(i + 1)) {
+            ('/', Some('*')) => {
+                depth += 1;
+                i += 2;
+            }
+            ('*', Some('/')) => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// Where the raw string starting at `start` (`r"…"`, `r#"…"#`, …) ends; `start` itself when
+/// it is not one.
+fn raw_string_end(chars: &[char], start: usize) -> usize {
+    let hashes = chars[start + 1..].iter().take_while(|&&c| c == '#').count();
+    let open = start + 1 + hashes;
+    if chars.get(open) != Some(&'"') {
+        return start;
+    }
+    let mut i = open + 1;
+    while i < chars.len() {
+        if chars[i] == '"'
+            && chars[i + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|&&c| c == '#')
+                .count()
+                == hashes
+        {
+            return i + 1 + hashes;
+        }
+        i += 1;
+    }
+    chars.len()
+}
+
+/// Where the string literal starting at `start` ends (escapes skipped).
+fn string_end(chars: &[char], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    chars.len()
 }
 
 fn ident_char(c: char) -> bool {
