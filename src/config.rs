@@ -80,8 +80,7 @@ pub const RESERVED_LABELS: &[&str] = &[
 /// cluster) could never be read.
 pub const MIN_RESPONSE_MEMORY: u64 = 1 << 20;
 
-/// What replaces a secret value wherever a config is shown.
-pub const REDACTED: &str = "***redacted***";
+pub use crate::secret::REDACTED;
 
 /// A complete, validated configuration.
 #[derive(Clone, Debug)]

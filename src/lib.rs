@@ -4,7 +4,11 @@
 //! wire client) → [`lag`] (pure math) → [`metrics`] (rendered once per cycle into
 //! [`state`]) → [`http`], whose handlers never wait on Kafka, and [`export`] (OTLP and
 //! remote write pushes of the same exposition). [`exporter`] ties them up; [`oneshot`] is
-//! `tidemark lag`, one read printed as a table or JSON.
+//! `tidemark lag`, one read printed as a table or JSON. [`model`] holds the values the layers
+//! share (topic partitions, watermarks, sampled records) and [`secret`] the redacted secret
+//! type, so that no layer imports another for them.
+
+#![forbid(unsafe_code)]
 
 pub mod collect;
 pub mod config;
@@ -15,5 +19,7 @@ pub mod http;
 pub mod kafka;
 pub mod lag;
 pub mod metrics;
+pub mod model;
 pub mod oneshot;
+pub mod secret;
 pub mod state;

@@ -1,5 +1,7 @@
 //! The `tidemark` binary: CLI, logging, signals. Everything else lives in the library.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

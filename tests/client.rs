@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use common::{Broker, Codec, Workload};
 use tidemark::kafka::records::TimestampType;
 use tidemark::kafka::{
-    Cluster, ClusterConfig, GroupType, TimestampQuery, TimestampResult, TopicPartition,
+    ClientConfig, Cluster, GroupType, TimestampQuery, TimestampResult, TopicPartition,
 };
 
 const BASE_TS: i64 = 1_700_000_000_000;
@@ -105,9 +105,9 @@ async fn workload(w: &mut Workload) -> Ledger {
 }
 
 async fn cluster(broker: &Broker) -> Cluster {
-    Cluster::connect(ClusterConfig {
+    Cluster::connect(ClientConfig {
         bootstrap_servers: vec![broker.bootstrap.clone()],
-        ..ClusterConfig::default()
+        ..ClientConfig::default()
     })
     .await
     .expect("tidemark connects to the test broker")

@@ -19,14 +19,14 @@ use common::StubCluster;
 use kafka_protocol::messages::ApiKey;
 use tidemark::kafka::records::TimestampType;
 use tidemark::kafka::{
-    Cluster, ClusterConfig, ConnectionConfig, KafkaError, KafkaErrorKind, TimestampQuery,
+    ClientConfig, Cluster, ConnectionConfig, KafkaError, KafkaErrorKind, TimestampQuery,
     TimestampResult, TopicPartition, Watermarks,
 };
 
 const BACKOFF: Duration = Duration::from_millis(10);
 
 async fn connect(stub: &StubCluster, max_retries: u32) -> Cluster {
-    let config = ClusterConfig {
+    let config = ClientConfig {
         bootstrap_servers: vec![stub.bootstrap()],
         connection: ConnectionConfig {
             connect_timeout: Duration::from_secs(2),

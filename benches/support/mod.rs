@@ -47,6 +47,7 @@ pub const CYCLE_APIS: [ApiKey; 8] = [
 pub fn cpu_time() -> Duration {
     // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is always valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     if rc != 0 {
         return Duration::ZERO;

@@ -91,7 +91,7 @@ def tidemark_version():
 
 # ---------------------------------------------------------------------------------------------
 # Versions tidemark may send (MIN_VERSION..=MAX_VERSION of the ApiRequest impls in
-# src/kafka/conn.rs), API keys, and the first flexible version of each request (from the
+# src/kafka/versions.rs), API keys, and the first flexible version of each request (from the
 # "flexibleVersions" of the Apache Kafka JSON schemas).
 # ---------------------------------------------------------------------------------------------
 

@@ -300,7 +300,7 @@ fn leave_group() {
 }
 
 /// The golden set is exactly one file per (request, version tidemark may send): a version
-/// range widened in src/kafka/conn.rs without regenerating fails here, and so does a golden
+/// range widened in src/kafka/versions.rs without regenerating fails here, and so does a golden
 /// file for a version tidemark no longer sends.
 #[test]
 fn goldens_cover_exactly_the_versions_tidemark_sends() {

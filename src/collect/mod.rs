@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::config::{ClusterSettings, ExporterConfig};
-use crate::kafka::{Cluster, ClusterConfig, ConnectionConfig, ResponseBudget};
+use crate::kafka::{ClientConfig, Cluster, ConnectionConfig, ResponseBudget};
 use crate::lag;
 use crate::metrics::ClientStats;
 use crate::state::{CycleHealth, CycleOutcome, ExporterState};
@@ -41,12 +41,12 @@ pub fn client_config(
     settings: &ClusterSettings,
     exporter: &ExporterConfig,
     budget: &ResponseBudget,
-) -> ClusterConfig {
+) -> ClientConfig {
     let timeout = settings
         .client
         .request_timeout
         .unwrap_or(exporter.performance.kafka_timeout);
-    ClusterConfig {
+    ClientConfig {
         bootstrap_servers: settings.bootstrap_servers.clone(),
         connection: ConnectionConfig {
             client_id: settings
@@ -60,7 +60,7 @@ pub fn client_config(
             budget: budget.clone(),
             ..ConnectionConfig::default()
         },
-        ..ClusterConfig::default()
+        ..ClientConfig::default()
     }
 }
 

@@ -232,7 +232,7 @@ fn millis(d: Duration) -> i32 {
 
 /// The collector's client settings, with a request timeout that outlasts a rebalance
 /// (JoinGroup is answered when every member has joined, up to the rebalance timeout).
-fn client_config(task: &MemberTask) -> crate::kafka::ClusterConfig {
+fn client_config(task: &MemberTask) -> crate::kafka::ClientConfig {
     let mut config = crate::collect::client_config(&task.settings, &task.exporter, &task.budget);
     let rebalance = task.exporter.leadership.lease_duration + Duration::from_secs(5);
     config.connection.request_timeout = config.connection.request_timeout.max(rebalance);

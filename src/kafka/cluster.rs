@@ -18,6 +18,7 @@ use super::requests;
 use super::wire::metadata::MetadataResponse;
 use super::wire::stream::StreamReader;
 use super::wire::DecodeError;
+pub use crate::model::TopicPartition;
 
 mod health;
 
@@ -26,9 +27,10 @@ use health::Health;
 /// Node id under which the counters of bootstrap connections are kept.
 pub const BOOTSTRAP_NODE: i32 = -1;
 
-/// How to reach a cluster and how hard to try.
+/// How the wire client reaches a cluster and how hard it tries: built from a `[[clusters]]`
+/// entry (`config::ClusterSettings`, what the user wrote) by `collect::client_config`.
 #[derive(Clone, Debug)]
-pub struct ClusterConfig {
+pub struct ClientConfig {
     /// "host:port" entries, tried in order until one answers Metadata.
     pub bootstrap_servers: Vec<String>,
     /// Settings of every broker connection.
@@ -41,7 +43,10 @@ pub struct ClusterConfig {
     pub max_backoff: Duration,
 }
 
-impl Default for ClusterConfig {
+/// The former name of [`ClientConfig`], kept for code written against it.
+pub type ClusterConfig = ClientConfig;
+
+impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             bootstrap_servers: Vec::new(),
@@ -50,28 +55,6 @@ impl Default for ClusterConfig {
             retry_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
         }
-    }
-}
-
-/// A topic partition. The topic name is shared, so cloning is cheap.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: Arc<str>,
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.topic, self.partition)
     }
 }
 
@@ -197,7 +180,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 /// A handle on one Kafka cluster. Share it behind an `Arc`.
 pub struct Cluster {
-    config: ClusterConfig,
+    config: ClientConfig,
     conn_config: Arc<ConnectionConfig>,
     metadata: RwLock<Arc<Metadata>>,
     slots: Mutex<HashMap<i32, Slot>>,
@@ -223,7 +206,7 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Try the bootstrap servers in order until one answers Metadata.
-    pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
+    pub async fn connect(config: ClientConfig) -> Result<Cluster> {
         if config.bootstrap_servers.is_empty() {
             return Err(KafkaErrorKind::Config("bootstrap_servers is empty".to_string()).into());
         }
@@ -243,7 +226,7 @@ impl Cluster {
     }
 
     /// The configuration this handle was built with.
-    pub fn config(&self) -> &ClusterConfig {
+    pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
@@ -603,16 +586,14 @@ mod tests {
 
     #[tokio::test]
     async fn empty_bootstrap_is_a_config_error() {
-        let err = Cluster::connect(ClusterConfig::default())
-            .await
-            .unwrap_err();
+        let err = Cluster::connect(ClientConfig::default()).await.unwrap_err();
         assert!(err.to_string().contains("bootstrap_servers"), "{err}");
     }
 
     #[tokio::test]
     async fn unreachable_bootstrap_names_every_server() {
         // Port 1 on loopback refuses connections.
-        let config = ClusterConfig {
+        let config = ClientConfig {
             bootstrap_servers: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
             ..Default::default()
         };
@@ -626,7 +607,7 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let cluster = Cluster {
-            config: ClusterConfig::default(),
+            config: ClientConfig::default(),
             conn_config: Arc::new(ConnectionConfig::default()),
             metadata: RwLock::new(Arc::new(Metadata::default())),
             slots: Mutex::new(HashMap::new()),

@@ -4,9 +4,23 @@
 //! Requests are encoded with `kafka-protocol`; response bodies are decoded by
 //! [`crate::kafka::wire`] (bounded decoders), this module only strips the header.
 
+// Network bytes: the lint wall of `kafka::records`; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
+
+use super::wire::primitives::Uvarint;
 
 /// Default cap on a response frame: larger frames are refused before any allocation.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
@@ -59,13 +73,15 @@ pub fn encode_request<T: Encodable>(
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
     let header_version = api.request_header_version(version);
-    let size = header
+    let len = header
         .compute_size(header_version)
-        .and_then(|h| body.compute_size(version).map(|b| h + b))
+        .and_then(|h| body.compute_size(version).map(|b| h.saturating_add(b)))
         .map_err(|e| e.to_string())?;
-    let size = i32::try_from(size).map_err(|_| format!("request of {size} bytes is too large"))?;
+    let size = i32::try_from(len).map_err(|_| format!("request of {len} bytes is too large"))?;
     let start = out.len();
-    out.reserve(4 + size as usize);
+    // `len` fits an i32, so adding the size prefix cannot saturate.
+    let total = len.saturating_add(4);
+    out.reserve(total);
     out.put_i32(size);
     header
         .encode(out, header_version)
@@ -74,7 +90,7 @@ pub fn encode_request<T: Encodable>(
             out.truncate(start);
             e.to_string()
         })?;
-    debug_assert_eq!(out.len() - start, 4 + size as usize);
+    debug_assert_eq!(out.len().saturating_sub(start), total);
     Ok(())
 }
 
@@ -83,10 +99,10 @@ pub fn encode_request<T: Encodable>(
 /// Returns `Ok(None)` while the frame is incomplete. A size outside `0..=max` is an error
 /// reported as soon as the 4 size bytes are in, before anything is reserved for the body.
 pub fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameSizeError> {
-    let Some(prefix) = buf.get(..4) else {
+    let Some(&[a, b, c, d]) = buf.get(..4) else {
         return Ok(None);
     };
-    let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    let size = i32::from_be_bytes([a, b, c, d]);
     let len = match usize::try_from(size) {
         Ok(len) if len <= max => len,
         _ => {
@@ -96,9 +112,11 @@ pub fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
             })
         }
     };
-    if buf.len() < 4 + len {
+    // `len` came from an i32, so adding the size prefix cannot saturate.
+    let total = len.saturating_add(4);
+    if buf.len() < total {
         // Reserve for the rest of this frame only: bounded by `max` above.
-        buf.reserve(4 + len - buf.len());
+        buf.reserve(total.saturating_sub(buf.len()));
         return Ok(None);
     }
     buf.advance(4);
@@ -108,8 +126,8 @@ pub fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
 /// The correlation id at the start of a response frame.
 pub fn correlation_id(frame: &[u8]) -> Result<i32, HeaderError> {
     match frame.get(..4) {
-        Some(b) => Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(HeaderError("frame shorter than a correlation id")),
+        Some(&[a, b, c, d]) => Ok(i32::from_be_bytes([a, b, c, d])),
+        _ => Err(HeaderError("frame shorter than a correlation id")),
     }
 }
 
@@ -134,20 +152,13 @@ pub fn response_body(mut frame: Bytes, api: ApiKey, version: i16) -> Result<Byte
 }
 
 fn read_uvarint(buf: &mut Bytes) -> Result<u32, HeaderError> {
-    let mut value: u32 = 0;
-    for i in 0..5 {
-        if buf.is_empty() {
-            return Err(HeaderError("truncated varint in header tagged fields"));
-        }
-        let b = buf.get_u8();
-        value |= u32::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(HeaderError(
-        "varint longer than 5 bytes in header tagged fields",
-    ))
+    Uvarint::read(
+        || {
+            buf.try_get_u8()
+                .map_err(|_| HeaderError("truncated varint in header tagged fields"))
+        },
+        || HeaderError("varint longer than 5 bytes or past u32 in header tagged fields"),
+    )
 }
 
 #[cfg(test)]
@@ -240,6 +251,30 @@ mod tests {
         assert!(response_body(frame, ApiKey::ListGroups, 3).is_err());
         let frame = Bytes::from_static(&[0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         assert!(response_body(frame, ApiKey::ListGroups, 3).is_err());
+    }
+
+    #[test]
+    fn header_varints_are_checked_at_their_boundaries() {
+        let strip = |header: &[u8]| {
+            let mut frame = vec![0, 0, 0, 9];
+            frame.extend_from_slice(header);
+            frame.push(0xEE);
+            response_body(Bytes::from(frame), ApiKey::ListGroups, 3)
+        };
+        // One tagged field whose tag is u32::MAX (5 bytes, the largest valid), size 0.
+        let body = strip(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0]).unwrap();
+        assert_eq!(&body[..], &[0xEE]);
+        // A tag of 2^28 (the first value needing 5 bytes), size 1 (one byte skipped).
+        let body = strip(&[1, 0x80, 0x80, 0x80, 0x80, 0x01, 1, 0xAB]).unwrap();
+        assert_eq!(&body[..], &[0xEE]);
+        // Past u32 in the fifth byte: refused, not wrapped to a small count.
+        let err = strip(&[0xff, 0xff, 0xff, 0xff, 0x10]).unwrap_err();
+        assert!(err.0.contains("past u32"), "{err}");
+        // 0x80 0x80 0x80 0x80 0x10 would read as count 0 if the top bits were dropped.
+        let err = strip(&[0x80, 0x80, 0x80, 0x80, 0x10]).unwrap_err();
+        assert!(err.0.contains("past u32"), "{err}");
+        let err = strip(&[0x80, 0x80]).unwrap_err();
+        assert!(err.0.contains("truncated"), "{err}");
     }
 
     #[test]

@@ -20,24 +20,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetFetchRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
-};
-use kafka_protocol::protocol::Encodable;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::budget::ResponseBudget;
-use super::caps::{self, Shape};
+use super::caps;
 use super::codec::{self, DEFAULT_MAX_FRAME_BYTES};
 use super::error::{KafkaError, KafkaErrorKind, Result};
 use super::sasl::{self, Sasl};
 use super::tls::Tls;
-use super::wire::{self, DecodeError};
+pub use super::versions::ApiRequest;
+use super::wire;
 
 /// How a connection reaches its broker: Kafka's `security.protocol`, with what each needs.
 #[derive(Clone, Debug, Default)]
@@ -114,168 +110,6 @@ impl Default for ConnectionConfig {
         }
     }
 }
-
-/// A request tidemark sends: its API, the versions tidemark speaks, its response decoder,
-/// and (through [`Shape`]) what bounds the size of its response.
-pub trait ApiRequest: Encodable + Shape + Send + Sync {
-    const API: ApiKey;
-    /// The API's name, for errors.
-    const NAME: &'static str;
-    /// Lowest version tidemark can send and decode.
-    const MIN_VERSION: i16;
-    /// Highest version tidemark can send and decode.
-    const MAX_VERSION: i16;
-    type Response: Send;
-    fn decode_response(body: Bytes, version: i16) -> Result<Self::Response, DecodeError>;
-}
-
-macro_rules! api_request {
-    ($req:ty, $api:ident, $min:expr, $max:expr, $resp:ty) => {
-        impl ApiRequest for $req {
-            const API: ApiKey = ApiKey::$api;
-            const NAME: &'static str = stringify!($api);
-            const MIN_VERSION: i16 = $min;
-            const MAX_VERSION: i16 = $max;
-            type Response = $resp;
-            fn decode_response(body: Bytes, version: i16) -> Result<$resp, DecodeError> {
-                <$resp>::decode(body, version)
-            }
-        }
-    };
-}
-
-api_request!(
-    ApiVersionsRequest,
-    ApiVersions,
-    0,
-    3,
-    wire::api_versions::ApiVersionsResponse
-);
-api_request!(
-    MetadataRequest,
-    Metadata,
-    1,
-    12,
-    wire::metadata::MetadataResponse
-);
-// v5 adds the group type (KIP-848); with an empty type filter every version lists every
-// group type (see `requests::list_groups`).
-api_request!(
-    ListGroupsRequest,
-    ListGroups,
-    0,
-    5,
-    wire::list_groups::ListGroupsResponse
-);
-api_request!(
-    FindCoordinatorRequest,
-    FindCoordinator,
-    0,
-    4,
-    wire::find_coordinator::FindCoordinatorResponse
-);
-api_request!(
-    DescribeGroupsRequest,
-    DescribeGroups,
-    0,
-    5,
-    wire::describe_groups::DescribeGroupsResponse
-);
-// OffsetFetch starts at v2: "all topics" (null) is not expressible in v1.
-api_request!(
-    OffsetFetchRequest,
-    OffsetFetch,
-    2,
-    8,
-    wire::offset_fetch::OffsetFetchResponse
-);
-api_request!(
-    ListOffsetsRequest,
-    ListOffsets,
-    1,
-    7,
-    wire::list_offsets::ListOffsetsResponse
-);
-// Fetch stops at v12: v13+ addresses topics by id only.
-api_request!(FetchRequest, Fetch, 4, 12, wire::fetch::FetchResponse);
-api_request!(
-    DescribeConfigsRequest,
-    DescribeConfigs,
-    1,
-    4,
-    wire::describe_configs::DescribeConfigsResponse
-);
-// SaslHandshake v0 would be followed by raw SASL frames: tidemark speaks v1 only.
-api_request!(
-    SaslHandshakeRequest,
-    SaslHandshake,
-    1,
-    1,
-    wire::sasl::SaslHandshakeResponse
-);
-api_request!(
-    SaslAuthenticateRequest,
-    SaslAuthenticate,
-    0,
-    2,
-    wire::sasl::SaslAuthenticateResponse
-);
-// The Kafka 4.x group APIs, at every version both kafka-protocol 0.18 and the decoders know.
-// ShareGroupDescribe v0 was Kafka 4.0's early access, removed in 4.1; DescribeShareGroupOffsets
-// v1 (Kafka 4.2) is unknown to kafka-protocol 0.18. There is no StreamsGroupDescribe in
-// kafka-protocol 0.18.
-api_request!(
-    kafka_protocol::messages::ConsumerGroupDescribeRequest,
-    ConsumerGroupDescribe,
-    0,
-    1,
-    wire::consumer_group_describe::ConsumerGroupDescribeResponse
-);
-api_request!(
-    kafka_protocol::messages::ShareGroupDescribeRequest,
-    ShareGroupDescribe,
-    1,
-    1,
-    wire::share_group_describe::ShareGroupDescribeResponse
-);
-api_request!(
-    kafka_protocol::messages::DescribeShareGroupOffsetsRequest,
-    DescribeShareGroupOffsets,
-    0,
-    0,
-    wire::describe_share_group_offsets::DescribeShareGroupOffsetsResponse
-);
-
-// The coordination group of `crate::ha`. JoinGroup from v2 (throttle time, rebalance
-// timeout); LeaveGroup below v3 names one member, from v3 a batch.
-api_request!(
-    kafka_protocol::messages::JoinGroupRequest,
-    JoinGroup,
-    2,
-    9,
-    wire::membership::JoinGroupResponse
-);
-api_request!(
-    kafka_protocol::messages::SyncGroupRequest,
-    SyncGroup,
-    1,
-    5,
-    wire::membership::SyncGroupResponse
-);
-api_request!(
-    kafka_protocol::messages::HeartbeatRequest,
-    Heartbeat,
-    1,
-    4,
-    wire::membership::HeartbeatResponse
-);
-api_request!(
-    kafka_protocol::messages::LeaveGroupRequest,
-    LeaveGroup,
-    1,
-    5,
-    wire::membership::LeaveGroupResponse
-);
 
 /// Per-API request, error, duration and byte counters of one broker; they survive
 /// reconnects.

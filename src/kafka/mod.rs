@@ -8,7 +8,8 @@
 //! - [`cluster`]: bootstrap, metadata, routing, connection pool, backoff;
 //! - [`admin`]: the batched operations (O(brokers) requests per cycle);
 //! - [`records`]: the timestamp of the record at an offset, from Fetch bytes;
-//! - [`tls`] and [`sasl`]: transport security and authentication of a connection.
+//! - [`tls`] and [`sasl`]: transport security and authentication of a connection;
+//! - [`versions`]: the requests tidemark sends and their versions, tied to the decoders'.
 
 pub mod admin;
 pub mod budget;
@@ -21,6 +22,7 @@ pub mod records;
 pub mod requests;
 pub mod sasl;
 pub mod tls;
+pub mod versions;
 pub mod wire;
 
 pub use admin::{
@@ -28,6 +30,6 @@ pub use admin::{
     MemberDescription, PartitionFetch, TimestampQuery, TimestampResult, Watermarks,
 };
 pub use budget::{ResponseBudget, DEFAULT_RESPONSE_MEMORY};
-pub use cluster::{Cluster, ClusterConfig, Metadata, TopicPartition};
+pub use cluster::{ClientConfig, Cluster, ClusterConfig, Metadata, TopicPartition};
 pub use conn::{ConnectionConfig, Security};
 pub use error::{KafkaError, KafkaErrorKind, Result};

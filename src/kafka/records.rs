@@ -77,31 +77,13 @@ mod legacy;
 mod reader;
 mod v2;
 
+pub use crate::model::{RecordAt, TimestampType};
+
 /// One entry of a Fetch response partition's `aborted_transactions` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
-}
-
-/// How a batch's timestamps were assigned (batch attribute bit 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimestampType {
-    CreateTime,
-    LogAppendTime,
-}
-
-/// The record found by [`record_at`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordAt {
-    /// Offset of the record found: == target when the record exists, > target when the target
-    /// no longer exists (compacted / deleted) and this is the first record after it.
-    pub offset: i64,
-    pub timestamp_ms: i64,
-    pub timestamp_type: TimestampType,
-    /// False only when answered from a cut batch larger than `whole_up_to` (its CRC could
-    /// not be checked): use it for this cycle only, never cache it.
-    pub verified: bool,
 }
 
 /// The outcome of [`record_at`].

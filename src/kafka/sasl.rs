@@ -32,25 +32,7 @@ use super::conn::Connection;
 use super::error::{error_name, KafkaErrorKind, Result};
 use super::requests;
 
-/// A secret string (password, token). `Debug` shows it redacted; there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::config::REDACTED)
-    }
-}
+pub use crate::secret::Secret;
 
 /// A SASL mechanism tidemark speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

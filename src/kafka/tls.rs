@@ -94,7 +94,7 @@ impl fmt::Debug for ClientIdentity {
                 "chain",
                 &format_args!("{} certificate(s)", self.chain.len()),
             )
-            .field("key", &crate::config::REDACTED)
+            .field("key", &crate::secret::REDACTED)
             .finish()
     }
 }

@@ -24,11 +24,10 @@ pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, Topic
 pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
 pub use status::{GroupStatus, PartitionStatus, Status, StatusReport, StatusRules, StatusWindow};
 
-use crate::kafka::GroupType;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::kafka::{TopicPartition, Watermarks};
+use crate::model::{GroupType, TopicPartition, Watermarks};
 
 /// What an earlier report lends to groups whose committed offsets could not be read in this
 /// cycle: their last values, marked stale, as long as they were read at or after

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::snapshot::{GroupState, Member};
-use crate::kafka::{GroupType, TopicPartition};
+use crate::model::{GroupType, TopicPartition};
 
 /// Lag of every monitored group and partition of one cluster.
 #[derive(Clone, Debug, Default)]

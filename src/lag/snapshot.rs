@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kafka::records::RecordAt;
-use crate::kafka::{GroupType, TopicPartition, Watermarks};
+use crate::model::{GroupType, RecordAt, TopicPartition, Watermarks};
 
 /// Everything one cycle collected from one cluster.
 #[derive(Clone, Debug, Default)]

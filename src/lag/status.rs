@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::report::{GroupPartitionLag, LagReport};
-use crate::kafka::TopicPartition;
+use crate::model::TopicPartition;
 
 /// Status of a group partition or a group; the value is the gauge's code, and a group takes
 /// the highest code of its partitions.

@@ -2,8 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::*;
-use crate::kafka::records::{RecordAt, TimestampType};
-use crate::kafka::{TopicPartition, Watermarks};
+use crate::model::{RecordAt, TimestampType, TopicPartition, Watermarks};
 
 const NOW: i64 = 1_700_000_100_000;
 
@@ -458,7 +457,7 @@ fn share_groups_are_reported_apart_and_carried_like_any_group() {
             ("after", GroupState::Empty, vec![gp("t", 0, 100, None)]),
         ],
     );
-    s.groups[1].group_type = crate::kafka::GroupType::Share;
+    s.groups[1].group_type = crate::model::GroupType::Share;
     let r = compute(&s, NOW);
     let names = |gs: &[GroupLag]| gs.iter().map(|g| g.group.to_string()).collect::<Vec<_>>();
     assert_eq!(names(&r.groups), ["classic", "after"]);

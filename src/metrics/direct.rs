@@ -138,14 +138,14 @@ fn push_gauge_descriptor(text: &mut TextBuf<'_>, name: &str, help: &str) {
     text.end_line();
 }
 
-/// A cluster's report and the labels of its every series, `cluster_name="…"` then the
-/// custom ones, escaped (no braces, no trailing comma).
-struct Cluster<'a> {
+/// A [`ClusterView`] prepared for encoding: its report and the labels of its every series,
+/// `cluster_name="…"` then the custom ones, escaped (no braces, no trailing comma).
+struct PreparedView<'a> {
     report: &'a LagReport,
     labels: String,
 }
 
-impl<'a> Cluster<'a> {
+impl<'a> PreparedView<'a> {
     fn new(view: &'a ClusterView, report: &'a LagReport) -> Self {
         let mut labels = String::with_capacity(64);
         labels.push_str("cluster_name=\"");
@@ -154,7 +154,7 @@ impl<'a> Cluster<'a> {
         for (key, value) in &view.labels {
             push_label(&mut labels, key, value);
         }
-        Cluster { report, labels }
+        PreparedView { report, labels }
     }
 }
 
@@ -162,9 +162,9 @@ impl<'a> Cluster<'a> {
 /// every cluster that has a report, as prometheus-client's text encoder would: these are
 /// the first families of the exposition, the rest follows through prometheus-client.
 pub(super) fn encode(text: &mut TextBuf<'_>, clusters: &[ClusterView], granularity: Granularity) {
-    let clusters: Vec<Cluster<'_>> = clusters
+    let clusters: Vec<PreparedView<'_>> = clusters
         .iter()
-        .filter_map(|c| c.report.as_deref().map(|r| Cluster::new(c, r)))
+        .filter_map(|c| c.report.as_deref().map(|r| PreparedView::new(c, r)))
         .collect();
     let mut int = itoa::Buffer::new();
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::kafka::TopicPartition;
+use crate::model::TopicPartition;
 use kafka_protocol::messages::ApiKey;
 
 use crate::lag::{GroupLag, GroupPartitionLag, GroupState, Member, PartitionOffsets, TopicLag};

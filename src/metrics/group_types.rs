@@ -36,9 +36,9 @@ mod tests {
     use std::sync::Arc;
 
     use crate::config::Granularity;
-    use crate::kafka::{GroupType, TopicPartition, Watermarks};
     use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
     use crate::metrics::{render, ClusterView};
+    use crate::model::{GroupType, TopicPartition, Watermarks};
 
     fn group(name: &str, group_type: GroupType, state: GroupState) -> GroupSnapshot {
         GroupSnapshot {

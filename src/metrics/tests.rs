@@ -6,9 +6,8 @@ use kafka_protocol::messages::ApiKey;
 
 use super::*;
 use crate::kafka::conn::REQUEST_DURATION_BUCKETS;
-use crate::kafka::records::{RecordAt, TimestampType};
-use crate::kafka::{TopicPartition, Watermarks};
 use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+use crate::model::{RecordAt, TimestampType, TopicPartition, Watermarks};
 
 const NOW: i64 = 1_700_000_100_000;
 
@@ -424,7 +423,7 @@ fn lag_series_counts_what_the_render_writes() {
     report.groups.push(unknown);
     let mut share = report.groups[0].clone();
     share.group = Arc::from("share");
-    share.group_type = crate::kafka::GroupType::Share;
+    share.group_type = crate::model::GroupType::Share;
     report.share_groups.push(share.clone());
     share.group = Arc::from("share-unknown");
     share.offsets_known = false;

@@ -19,6 +19,7 @@
 //!   each) answering from a model of topics and groups, with injected error codes, a
 //!   handler for anything else, and a log of every request: for routing, retry and
 //!   version-negotiation tests that a real broker cannot stage.
+//! * [`venv`] — pinned PyPI packages in a venv under `target/`, made once (flock-serialized).
 //!
 //! Everything is `async` and safe to use from many
 //! `#[tokio::test(flavor = "multi_thread")]` tests running in parallel in one binary.
@@ -44,6 +45,7 @@ pub mod scram;
 pub mod stub;
 pub mod tls_proxy;
 pub mod truth;
+pub mod venv;
 pub mod wire;
 pub mod workload;
 

@@ -158,36 +158,7 @@ fn percent_encode(s: &str) -> String {
 
 /// The venv's python with the receiver's packages, made once.
 fn receiver_python() -> PathBuf {
-    let root = repo_root();
-    let venv = root.join("target").join("push-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join(".tidemark-ready");
-    if marker.is_file() {
-        return python;
-    }
-    let cache = root.join(".cache");
-    std::fs::create_dir_all(&cache).expect(".cache");
-    let script = format!(
-        "test -f {marker} || {{ python3 -m venv {venv} && {python} -m pip install -q {packages} && touch {marker}; }}",
-        marker = marker.display(),
-        venv = venv.display(),
-        python = python.display(),
-        packages = RECEIVER_PACKAGES.join(" "),
-    );
-    let out = Command::new("flock")
-        .arg(cache.join("push-venv.lock"))
-        .args(["sh", "-c", &script])
-        .output()
-        .unwrap_or_else(|e| panic!("running flock + pip: {e}"));
-    assert!(
-        out.status.success() && marker.is_file(),
-        "installing {} into {} failed:\n{}{}",
-        RECEIVER_PACKAGES.join(" "),
-        venv.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    python
+    super::venv::python("push-venv", RECEIVER_PACKAGES)
 }
 
 /// An OTLP/gRPC receiver writing what it receives to a file.

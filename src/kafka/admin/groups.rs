@@ -8,6 +8,7 @@ use super::{broker_error, Outcome, Routed};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{is_routing_code, KafkaError, KafkaErrorKind, Result};
 use crate::kafka::{requests, wire};
+pub use crate::model::GroupType;
 
 /// A group as ListGroups reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,61 +19,6 @@ pub struct GroupListing {
     pub state: Option<String>,
     /// How the group is read: from ListGroups v5's `group_type`, else from the protocol type.
     pub group_type: GroupType,
-}
-
-/// The kind of a group (Kafka 4.x): each is read with its own requests.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum GroupType {
-    /// A classic group (JoinGroup/SyncGroup), consumer or not.
-    #[default]
-    Classic,
-    /// A KIP-848 consumer group (ConsumerGroupHeartbeat).
-    Consumer,
-    /// A KIP-932 share group.
-    Share,
-    /// A KIP-1071 streams group.
-    Streams,
-    /// A type newer than tidemark, read like a classic group.
-    Other(String),
-}
-
-impl GroupType {
-    /// From ListGroups: `group_type` (v5+) when present, else the protocol type, which is
-    /// `share` or `streams` for those groups on every version and `consumer` for KIP-848
-    /// consumer groups (indistinguishable from classic ones there).
-    pub fn from_listing(group_type: Option<&str>, protocol_type: &str) -> GroupType {
-        match group_type.filter(|t| !t.is_empty()) {
-            Some(t) => match t.to_ascii_lowercase().as_str() {
-                "classic" => GroupType::Classic,
-                "consumer" => GroupType::Consumer,
-                "share" => GroupType::Share,
-                "streams" => GroupType::Streams,
-                _ => GroupType::Other(t.to_string()),
-            },
-            None => match protocol_type {
-                "share" => GroupType::Share,
-                "streams" => GroupType::Streams,
-                _ => GroupType::Classic,
-            },
-        }
-    }
-
-    /// The `group_type` label value: Kafka's own names.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GroupType::Classic => "classic",
-            GroupType::Consumer => "consumer",
-            GroupType::Share => "share",
-            GroupType::Streams => "streams",
-            GroupType::Other(t) => t,
-        }
-    }
-}
-
-impl std::fmt::Display for GroupType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A group as DescribeGroups reports it.

@@ -9,13 +9,7 @@ use super::{broker_error, Outcome};
 use crate::kafka::cluster::{Cluster, TopicPartition};
 use crate::kafka::error::{KafkaErrorKind, Result};
 use crate::kafka::requests::{self, EARLIEST, LATEST};
-
-/// The first offset still in the log and the high watermark of a partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Watermarks {
-    pub low: i64,
-    pub high: i64,
-}
+pub use crate::model::Watermarks;
 
 impl Cluster {
     /// Low and high watermarks: one ListOffsets per leader for each end, sent concurrently.

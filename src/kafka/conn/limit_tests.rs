@@ -5,7 +5,7 @@ use kafka_protocol::messages::FetchRequest;
 
 use super::*;
 use crate::kafka::budget::ResponseBudget;
-use crate::kafka::caps;
+use crate::kafka::caps::{self, Shape};
 
 fn limited(
     timeout_ms: u64,

@@ -1,6 +1,18 @@
 //! The reader side of a connection: splitting response frames and handing each to the
 //! request waiting on its correlation id, whole or as a stream of chunks.
 
+// Network bytes: the lint wall of `kafka::records`; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,7 +189,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
         buf.advance(8);
         counters
             .bytes_received
-            .fetch_add(size as u64 + 4, Ordering::Relaxed);
+            .fetch_add((size as u64).saturating_add(4), Ordering::Relaxed);
         let pending = {
             let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
             state.waiting.remove(&id)
@@ -194,7 +206,7 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin>(
                 Body::Discard
             }
         };
-        let left = size - 4;
+        let left = size.saturating_sub(4);
         let done = match body {
             Body::Discard => discard(&mut reader, &mut buf, left).await,
             Body::Stream(chunks) => forward_body(&mut reader, &mut buf, left, chunks).await,
@@ -325,7 +337,7 @@ async fn admit(
         // Streamed bodies hold at most STREAM_CHUNKS chunks per connection: not budgeted.
         Waiter::Stream { len, chunks } => {
             // The caller may be gone (cancelled): the body is then read and dropped.
-            let _ = len.send(Ok(size - 4));
+            let _ = len.send(Ok(size.saturating_sub(4)));
             return Body::Stream(chunks);
         }
         Waiter::Whole(tx) => tx,
@@ -390,7 +402,7 @@ async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
 ) -> std::result::Result<(), String> {
-    if buf.capacity() - buf.len() < READ_BUFFER / 4 {
+    if buf.capacity().saturating_sub(buf.len()) < READ_BUFFER / 4 {
         buf.reserve(READ_BUFFER);
     }
     match reader.read_buf(buf).await {
@@ -410,7 +422,7 @@ async fn discard<R: AsyncRead + Unpin>(
     loop {
         let n = buf.len().min(left);
         buf.advance(n);
-        left -= n;
+        left = left.saturating_sub(n);
         if left == 0 {
             return Ok(());
         }
@@ -430,11 +442,11 @@ async fn read_whole<R: AsyncRead + Unpin>(
     let mut frame = BytesMut::with_capacity(size);
     // The frame handed over starts with its correlation id, as `codec::response_body` reads.
     frame.extend_from_slice(&id.to_be_bytes());
-    let buffered = buf.len().min(size - 4);
-    frame.extend_from_slice(&buf[..buffered]);
+    let buffered = buf.len().min(size.saturating_sub(4));
+    frame.extend_from_slice(buf.get(..buffered).unwrap_or_default());
     buf.advance(buffered);
     while frame.len() < size {
-        let left = (size - frame.len()) as u64;
+        let left = size.saturating_sub(frame.len()) as u64;
         match (&mut *reader).take(left).read_buf(&mut frame).await {
             Ok(0) => return Err("broker closed the connection".to_string()),
             Ok(_) => {}
@@ -457,7 +469,7 @@ async fn forward_body<R: AsyncRead + Unpin>(
         let n = buf.len().min(left);
         if n > 0 {
             let chunk = buf.split_to(n).freeze();
-            left -= n;
+            left = left.saturating_sub(n);
             if let Some(tx) = &chunks {
                 if tx.send(chunk).await.is_err() {
                     chunks = None;

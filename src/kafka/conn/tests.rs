@@ -6,7 +6,8 @@ use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
-    ApiVersionsResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+    ApiVersionsResponse, FetchRequest, GroupId, ListGroupsRequest, ListGroupsResponse,
+    OffsetFetchRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};

@@ -7,6 +7,19 @@
 //! fields included), and reports errors as [`DecodeError`] naming the API, version, field path
 //! and byte position. Layouts mirror the Kafka message JSON schemas field by field.
 
+// Network bytes: the lint wall of `kafka::records` (no panics, no unchecked indexing or
+// arithmetic), for every decoder below; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 pub mod api_versions;
 pub mod assignment;
 pub mod consumer_group_describe;
@@ -20,6 +33,7 @@ pub mod list_offsets;
 pub mod membership;
 pub mod metadata;
 pub mod offset_fetch;
+pub(crate) mod primitives;
 pub mod reader;
 pub mod sasl;
 pub mod share_group_describe;

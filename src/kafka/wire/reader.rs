@@ -6,31 +6,13 @@
 
 use bytes::{Buf, Bytes};
 
+use super::primitives::{compact_length, length, Prefix, Uvarint};
 use super::{DecodeError, Problem};
 
 /// Vectors are pre-allocated to at most this many elements; they grow as elements decode.
 pub const MAX_PREALLOC: usize = 64;
 
 type Res<T> = Result<T, DecodeError>;
-
-/// How a string, bytes or array length is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prefix {
-    /// i16, -1 = null (strings).
-    I16,
-    /// i32, -1 = null (bytes, arrays).
-    I32,
-    /// Unsigned varint N+1, 0 = null (flexible versions).
-    Compact,
-}
-
-fn pick(flexible: bool, classic: Prefix) -> Prefix {
-    if flexible {
-        Prefix::Compact
-    } else {
-        classic
-    }
-}
 
 /// The error for `field` under the array `path` (e.g. `topics[3].partitions[0].field`).
 pub(super) fn malformed(
@@ -162,22 +144,18 @@ impl Reader {
     /// Unsigned varint (protobuf style), at most 5 bytes, value within u32.
     pub fn uvarint(&mut self, field: &'static str) -> Res<u32> {
         let pos = self.position();
-        let mut value: u32 = 0;
-        for shift in [0u32, 7, 14, 21, 28] {
+        let mut varint = Uvarint::default();
+        loop {
             let b = self
                 .buf
                 .try_get_u8()
                 .map_err(|_| self.short(field, pos, 1))?;
-            // The fifth byte may only carry the top 4 bits of a u32.
-            if shift == 28 && b > 0x0f {
-                return Err(self.error(field, pos, Problem::VarintOverflow));
-            }
-            value |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-            if b & 0x80 == 0 {
-                return Ok(value);
+            match varint.push(b) {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(problem) => return Err(self.error(field, pos, problem)),
             }
         }
-        Err(self.error(field, pos, Problem::VarintOverflow))
     }
 
     /// Reads a length prefix: `None` for null, an error for other negative lengths.
@@ -185,13 +163,9 @@ impl Reader {
         let n = match prefix {
             Prefix::I16 => i64::from(self.i16(field)?),
             Prefix::I32 => i64::from(self.i32(field)?),
-            Prefix::Compact => i64::from(self.uvarint(field)?).saturating_sub(1),
+            Prefix::Compact => compact_length(self.uvarint(field)?),
         };
-        match n {
-            -1 => Ok(None),
-            n if n < 0 => Err(self.error(field, pos, Problem::NegativeLength(n))),
-            n => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-        }
+        length(n).map_err(|problem| self.error(field, pos, problem))
     }
 
     /// Length-prefixed bytes (zero copy), `None` for null.
@@ -239,14 +213,14 @@ impl Reader {
         nullable_string -> Option<String> = text(Prefix::I16);
         compact_string -> String = req_text(Prefix::Compact);
         compact_nullable_string -> Option<String> = text(Prefix::Compact);
-        string_v(flexible) -> String = req_text(pick(flexible, Prefix::I16));
-        nullable_string_v(flexible) -> Option<String> = text(pick(flexible, Prefix::I16));
+        string_v(flexible) -> String = req_text(Prefix::pick(flexible, Prefix::I16));
+        nullable_string_v(flexible) -> Option<String> = text(Prefix::pick(flexible, Prefix::I16));
         bytes -> Bytes = req_blob(Prefix::I32);
         nullable_bytes -> Option<Bytes> = blob(Prefix::I32);
         compact_bytes -> Bytes = req_blob(Prefix::Compact);
         compact_nullable_bytes -> Option<Bytes> = blob(Prefix::Compact);
-        bytes_v(flexible) -> Bytes = req_blob(pick(flexible, Prefix::I32));
-        nullable_bytes_v(flexible) -> Option<Bytes> = blob(pick(flexible, Prefix::I32));
+        bytes_v(flexible) -> Bytes = req_blob(Prefix::pick(flexible, Prefix::I32));
+        nullable_bytes_v(flexible) -> Option<Bytes> = blob(Prefix::pick(flexible, Prefix::I32));
     }
 
     /// Array count: `None` for null; rejects negative counts and any count larger than the
@@ -282,7 +256,7 @@ impl Reader {
         flexible: bool,
         mut f: impl FnMut(&mut Self) -> Res<T>,
     ) -> Res<Option<Vec<T>>> {
-        let Some(n) = self.count(field, pick(flexible, Prefix::I32))? else {
+        let Some(n) = self.count(field, Prefix::pick(flexible, Prefix::I32))? else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(n.min(MAX_PREALLOC));
@@ -316,7 +290,9 @@ impl Reader {
         elem_size: usize,
     ) -> Res<()> {
         let pos = self.position();
-        let n = self.count(field, pick(flexible, Prefix::I32))?.unwrap_or(0);
+        let n = self
+            .count(field, Prefix::pick(flexible, Prefix::I32))?
+            .unwrap_or(0);
         let total = n.saturating_mul(elem_size);
         self.take_at(field, pos, total).map(drop)
     }

@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::primitives::{compact_length, length, Prefix, Uvarint};
 use super::reader::malformed;
 use super::{DecodeError, Problem};
 
@@ -62,22 +63,6 @@ pub struct StreamReader {
     version: i16,
     path: Vec<(&'static str, usize)>,
     interrupted: Option<Interruption>,
-}
-
-/// How a string, bytes or array length is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prefix {
-    I16,
-    I32,
-    Compact,
-}
-
-fn pick(flexible: bool, classic: Prefix) -> Prefix {
-    if flexible {
-        Prefix::Compact
-    } else {
-        classic
-    }
 }
 
 impl StreamReader {
@@ -210,13 +195,14 @@ impl StreamReader {
         let mut filled = 0;
         while filled < N {
             if !self.more().await {
-                return Err(self.short(field, pos, N - filled));
+                return Err(self.short(field, pos, N.saturating_sub(filled)));
             }
-            let part = self.advance(N - filled);
-            if let Some(dst) = out.get_mut(filled..filled + part.len()) {
+            let part = self.advance(N.saturating_sub(filled));
+            let end = filled.saturating_add(part.len());
+            if let Some(dst) = out.get_mut(filled..end) {
                 dst.copy_from_slice(&part);
             }
-            filled += part.len();
+            filled = end;
         }
         Ok(out)
     }
@@ -240,22 +226,18 @@ impl StreamReader {
     /// Unsigned varint (protobuf style), at most 5 bytes, value within u32.
     pub async fn uvarint(&mut self, field: &'static str) -> Res<u32> {
         let pos = self.consumed;
-        let mut value: u32 = 0;
-        for shift in [0u32, 7, 14, 21, 28] {
+        let mut varint = Uvarint::default();
+        loop {
             let [b] = self
                 .fixed::<1>(field)
                 .await
                 .map_err(|_| self.short(field, pos, 1))?;
-            // The fifth byte may only carry the top 4 bits of a u32.
-            if shift == 28 && b > 0x0f {
-                return Err(self.error(field, pos, Problem::VarintOverflow));
-            }
-            value |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-            if b & 0x80 == 0 {
-                return Ok(value);
+            match varint.push(b) {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(problem) => return Err(self.error(field, pos, problem)),
             }
         }
-        Err(self.error(field, pos, Problem::VarintOverflow))
     }
 
     /// Reads a length prefix: `None` for null, an error for other negative lengths.
@@ -263,13 +245,9 @@ impl StreamReader {
         let n = match prefix {
             Prefix::I16 => i64::from(self.i16(field).await?),
             Prefix::I32 => i64::from(self.i32(field).await?),
-            Prefix::Compact => i64::from(self.uvarint(field).await?).saturating_sub(1),
+            Prefix::Compact => compact_length(self.uvarint(field).await?),
         };
-        match n {
-            -1 => Ok(None),
-            n if n < 0 => Err(self.error(field, pos, Problem::NegativeLength(n))),
-            n => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-        }
+        length(n).map_err(|problem| self.error(field, pos, problem))
     }
 
     /// Takes `n` bytes, keeping the first `keep` of them (zero copy when they arrived in one
@@ -293,17 +271,17 @@ impl StreamReader {
                 if !self.more().await {
                     return Err(self.short(field, pos, n));
                 }
-                let part = self.advance(keep - out.len());
+                let part = self.advance(keep.saturating_sub(out.len()));
                 out.extend_from_slice(&part);
             }
             out.freeze()
         };
-        let mut skip = n - keep;
+        let mut skip = n.saturating_sub(keep);
         while skip > 0 {
             if !self.more().await {
                 return Err(self.short(field, pos, n));
             }
-            skip -= self.advance(skip).len();
+            skip = skip.saturating_sub(self.advance(skip).len());
         }
         Ok(kept)
     }
@@ -332,7 +310,7 @@ impl StreamReader {
     pub async fn string_v(&mut self, field: &'static str, flexible: bool) -> Res<String> {
         let pos = self.consumed;
         let raw = self
-            .blob(field, pick(flexible, Prefix::I16), usize::MAX)
+            .blob(field, Prefix::pick(flexible, Prefix::I16), usize::MAX)
             .await?
             .ok_or_else(|| self.error(field, pos, Problem::UnexpectedNull))?;
         match std::str::from_utf8(&raw) {
@@ -350,7 +328,10 @@ impl StreamReader {
         keep: usize,
     ) -> Res<(Bytes, usize)> {
         let pos = self.consumed;
-        match self.len(field, pos, pick(flexible, Prefix::I32)).await? {
+        match self
+            .len(field, pos, Prefix::pick(flexible, Prefix::I32))
+            .await?
+        {
             None => Ok((Bytes::new(), 0)),
             Some(n) => Ok((self.take_at(field, pos, n, keep).await?, n)),
         }
@@ -360,7 +341,10 @@ impl StreamReader {
     /// bytes still to come (every element takes at least one) is an error.
     pub async fn array_len_v(&mut self, field: &'static str, flexible: bool) -> Res<Option<usize>> {
         let pos = self.consumed;
-        let Some(n) = self.len(field, pos, pick(flexible, Prefix::I32)).await? else {
+        let Some(n) = self
+            .len(field, pos, Prefix::pick(flexible, Prefix::I32))
+            .await?
+        else {
             return Ok(None);
         };
         let remaining = self.left;
