@@ -206,10 +206,20 @@ fn group_value(m: &Metrics, name: &str, group: &str) -> Option<f64> {
     m.value(name, &[("group", group)])
 }
 
+/// The driver task, stopped when the test ends (also by a failed assertion, before the
+/// broker goes and takes the driver's connections with it).
+struct Driver(JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Panics with the driver's own panic when it ended (a produce or commit failed).
-async fn check_driver(driver: &mut JoinHandle<()>) {
-    if driver.is_finished() {
-        match driver.await {
+async fn check_driver(driver: &mut Driver) {
+    if driver.0.is_finished() {
+        match (&mut driver.0).await {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             other => panic!("the driver ended: {other:?}"),
         }
@@ -219,7 +229,7 @@ async fn check_driver(driver: &mut JoinHandle<()>) {
 /// Scrapes until `ok` holds (every 50 ms), or fails after WAIT with the statuses seen last.
 async fn until(
     exp: &RunningExporter,
-    driver: &mut JoinHandle<()>,
+    driver: &mut Driver,
     what: &str,
     mut ok: impl FnMut(&Metrics) -> bool,
 ) -> Metrics {
@@ -257,7 +267,7 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
     let mut w = Workload::connect(&broker.bootstrap).await;
     setup(&mut w).await;
     let state = SharedState::default();
-    let mut driver = tokio::spawn(drive(w, state.clone()));
+    let mut driver = Driver(tokio::spawn(drive(w, state.clone())));
     let exp = RunningExporter::start(&config(CLUSTER, &broker.bootstrap, LINES, "")).await;
 
     // While the window fills, the idle consumer's only sign is its time lag: over 10 min.
@@ -359,6 +369,6 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
         ok_at.duration_since(turn),
         caught_up_at.map(|c| c.duration_since(turn)),
     );
-    driver.abort();
+    drop(driver);
     exp.shutdown().await;
 }
