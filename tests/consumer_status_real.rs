@@ -18,6 +18,10 @@
 //!
 //! Every expected value comes from the driver: the rates it applies and the instants it
 //! saw on the broker, never from what tidemark read.
+//!
+//! `the_demo_workload_as_shipped` (ignored: about 80 s) runs the demo workload itself on a
+//! 5 s poll and a 30 s window: its slow group goes OK → WARN → STOP (its 30 s stall) → OK
+//! while it still has lag, the idle consumer ERR → STALL, the steady group stays OK.
 
 mod common;
 
@@ -371,4 +375,66 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
     );
     drop(driver);
     exp.shutdown().await;
+}
+
+#[path = "../examples/workload/mod.rs"]
+#[allow(dead_code)]
+mod demo;
+
+/// The demo workload itself (examples/workload/mod.rs, as the demo stack runs it: 1 s ticks,
+/// phases of 20–40 s) for 100 s, with a 5 s poll and a 30 s window: its slow group trails
+/// (WARN), stalls, then catches up (OK while it still has lag); the idle consumer is STALL.
+/// About 100 s, so not in the default run:
+/// `cargo test --test consumer_status_real demo -- --ignored --nocapture`. Prints the
+/// statuses each group went through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn the_demo_workload_as_shipped() {
+    let broker = Broker::start().await;
+    let mut rhythm = demo::Rhythm::prepare(&broker.bootstrap, "demo")
+        .await
+        .unwrap_or_else(|e| panic!("demo workload: {e}"));
+    let run = tokio::spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(100);
+        rhythm.run(Some(deadline)).await
+    });
+    let lines = "poll_interval = \"5s\"\ngranularity = \"partition\"\n\
+        [exporter.status]\nenabled = true\nwindow = \"30s\"";
+    let exp = RunningExporter::start(&config(CLUSTER, &broker.bootstrap, lines, "")).await;
+    let groups = [demo::SLOW_GROUP, demo::STEADY_GROUP, demo::IDLE_GROUP];
+    let mut history: Vec<Vec<(u64, f64)>> = vec![Vec::new(); groups.len()];
+    let (mut warned, mut ok_with_lag, mut idle_stall) = (false, false, false);
+    let started = Instant::now();
+    loop {
+        let seen_all = warned && ok_with_lag && idle_stall;
+        if seen_all || run.is_finished() {
+            break;
+        }
+        let m = exp.metrics().await;
+        for (g, h) in groups.iter().zip(&mut history) {
+            if let Some(s) = status(&m, g) {
+                if h.last().is_none_or(|&(_, last)| last != s) {
+                    h.push((started.elapsed().as_secs(), s));
+                }
+            }
+        }
+        let slow = status(&m, demo::SLOW_GROUP);
+        let slow_lag = group_value(&m, "kafka_consumergroup_group_sum_lag", demo::SLOW_GROUP);
+        warned |= slow == Some(WARN);
+        ok_with_lag |= warned && slow == Some(OK) && slow_lag.is_some_and(|l| l > 0.0);
+        idle_stall |= status(&m, demo::IDLE_GROUP) == Some(STALL);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for (g, h) in groups.iter().zip(&history) {
+        eprintln!("{g}: (second, status) {h:?}");
+    }
+    run.abort();
+    exp.shutdown().await;
+    assert!(warned, "test-consumer-group never WARN: {:?}", history[0]);
+    assert!(
+        ok_with_lag,
+        "test-consumer-group never OK with lag after WARN: {:?}",
+        history[0]
+    );
+    assert!(idle_stall, "idle-consumer never STALL: {:?}", history[2]);
 }
