@@ -176,9 +176,13 @@ impl StatusWindow {
             }
             out.partitions.push(p);
         }
+        // Last cycle's windows go first, so the shrinking copy does not add to the peak; the
+        // slack of the reservation would be a fifth of the window's memory.
         drop(matcher);
-        // The slack of the reservation would be a fifth of the window's memory.
+        drop(old_tracks);
+        drop(old_arena);
         arena.shrink_to_fit();
+        tracks.shrink_to_fit();
         // Group partitions absent from the report (group deleted, partition no longer
         // committed) got no track: their windows are gone.
         self.tracks = tracks;
