@@ -265,20 +265,12 @@ async fn after_next_cycle(exp: &RunningExporter) -> (Metrics, Instant) {
     (exp.metrics().await, at)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
-    let broker = Broker::start().await;
-    let mut w = Workload::connect(&broker.bootstrap).await;
-    setup(&mut w).await;
-    let state = SharedState::default();
-    let mut driver = Driver(tokio::spawn(drive(w, state.clone())));
-    let exp = RunningExporter::start(&config(CLUSTER, &broker.bootstrap, LINES, "")).await;
+const CATCH_UP: &str = "tidemark_consumergroup_catchup_seconds";
+const RATE: &str = "tidemark_consumergroup_consume_rate";
 
-    // While the window fills, the idle consumer's only sign is its time lag: over 10 min.
-    let m = until(&exp, &mut driver, "first status", |m| {
-        status(m, IDLE).is_some()
-    })
-    .await;
+/// While the window fills, the idle consumer's only sign is its time lag: over 10 min.
+async fn while_the_window_fills(exp: &RunningExporter, driver: &mut Driver) {
+    let m = until(exp, driver, "first status", |m| status(m, IDLE).is_some()).await;
     assert!(
         exp.cycles_ok(CLUSTER) < POINTS,
         "the first scrape came after the window had filled"
@@ -288,9 +280,11 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
         Some(ERR),
         "idle consumer, window not full"
     );
+}
 
-    // A full window: trailing WARN, idle STALL; the two that keep up are OK.
-    let m = until(&exp, &mut driver, "trailing WARN and idle STALL", |m| {
+/// A full window: trailing WARN, idle STALL; the two that keep up are OK.
+async fn on_a_full_window(exp: &RunningExporter, driver: &mut Driver) {
+    let m = until(exp, driver, "trailing WARN and idle STALL", |m| {
         status(m, TRAILING) == Some(WARN) && status(m, IDLE) == Some(STALL)
     })
     .await;
@@ -306,58 +300,86 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
         m.value("tidemark_consumergroup_partition_status", &idle_partition),
         Some(STALL)
     );
-    let catch_up = "tidemark_consumergroup_catchup_seconds";
-    let rate = "tidemark_consumergroup_consume_rate";
-    assert_eq!(group_value(&m, catch_up, TRAILING), Some(f64::INFINITY));
-    assert_eq!(group_value(&m, catch_up, IDLE), Some(f64::INFINITY));
-    assert_eq!(group_value(&m, rate, IDLE), Some(0.0));
+    assert_eq!(group_value(&m, CATCH_UP, TRAILING), Some(f64::INFINITY));
+    assert_eq!(group_value(&m, CATCH_UP, IDLE), Some(f64::INFINITY));
+    assert_eq!(group_value(&m, RATE, IDLE), Some(0.0));
+}
 
-    // The drain: the estimate right after a cycle against the time it then really takes.
-    let (m, cycle_at) = after_next_cycle(&exp).await;
-    let estimate = group_value(&m, catch_up, DRAINING).expect("draining-consumer's catch-up");
-    let consumed = group_value(&m, rate, DRAINING).expect("draining-consumer's rate");
-    assert!(
-        (consumed - DRAIN_READ).abs() <= 0.2 * DRAIN_READ,
-        "consumption rate {consumed}/s, the driver reads {DRAIN_READ}/s"
-    );
-
-    // Now the trailing group catches up and the stopped consumer stops.
+/// The trailing group catches up and the stopped consumer stops. Scraped every 50 ms: the
+/// first OK of the trailing group must come while it still has lag (before the driver sees
+/// it at the high watermark), and STOP a window later. Returns when the turn came and when
+/// the trailing group was first OK.
+async fn after_the_turn(
+    exp: &RunningExporter,
+    driver: &mut Driver,
+    state: &SharedState,
+) -> (Instant, Instant) {
     let turn = Instant::now();
     {
-        let mut s = shared(&state);
+        let mut s = shared(state);
         s.catch_up_from = Some(turn);
         s.stopped = true;
     }
-    // Scraped every 50 ms: the first OK of the trailing group must come while it still has
-    // lag (before the driver sees it at the high watermark), and STOP a window later.
     let mut trailing_ok_at = None;
-    let m = until(&exp, &mut driver, "trailing OK, then STOP", |m| {
+    let m = until(exp, driver, "trailing OK, then STOP", |m| {
         if trailing_ok_at.is_none() && status(m, TRAILING) == Some(OK) {
             trailing_ok_at = Some(Instant::now());
         }
         trailing_ok_at.is_some() && status(m, STOPPED) == Some(STOP)
     })
     .await;
-    assert_eq!(group_value(&m, rate, STOPPED), Some(0.0));
-    assert_eq!(group_value(&m, catch_up, STOPPED), Some(f64::INFINITY));
+    assert_eq!(group_value(&m, RATE, STOPPED), Some(0.0));
+    assert_eq!(group_value(&m, CATCH_UP, STOPPED), Some(f64::INFINITY));
     let ok_at = trailing_ok_at.expect("trailing OK seen");
-    let caught_up_at = shared(&state).caught_up_at;
+    let caught_up_at = shared(state).caught_up_at;
     assert!(
         caught_up_at.is_none_or(|c| ok_at < c),
         "test-consumer-group was OK only {:?} after it had caught up",
         caught_up_at.map(|c| ok_at.duration_since(c))
     );
+    (turn, ok_at)
+}
 
+/// When the driver's commit of `draining-consumer` reached the high watermark.
+async fn drained_at(driver: &mut Driver, state: &SharedState) -> Instant {
     let deadline = Instant::now() + WAIT;
-    let drained_at = loop {
-        check_driver(&mut driver).await;
-        if let Some(at) = shared(&state).drained_at {
-            break at;
+    loop {
+        check_driver(driver).await;
+        if let Some(at) = shared(state).drained_at {
+            return at;
         }
         assert!(Instant::now() < deadline, "the backlog was never drained");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let truth = drained_at.duration_since(cycle_at).as_secs_f64();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
+    let broker = Broker::start().await;
+    let mut w = Workload::connect(&broker.bootstrap).await;
+    setup(&mut w).await;
+    let state = SharedState::default();
+    let mut driver = Driver(tokio::spawn(drive(w, state.clone())));
+    let exp = RunningExporter::start(&config(CLUSTER, &broker.bootstrap, LINES, "")).await;
+
+    while_the_window_fills(&exp, &mut driver).await;
+    on_a_full_window(&exp, &mut driver).await;
+
+    // The drain: the estimate right after a cycle against the time it then really takes.
+    let (m, cycle_at) = after_next_cycle(&exp).await;
+    let estimate = group_value(&m, CATCH_UP, DRAINING).expect("draining-consumer's catch-up");
+    let consumed = group_value(&m, RATE, DRAINING).expect("draining-consumer's rate");
+    assert!(
+        (consumed - DRAIN_READ).abs() <= 0.2 * DRAIN_READ,
+        "consumption rate {consumed}/s, the driver reads {DRAIN_READ}/s"
+    );
+
+    let (turn, ok_at) = after_the_turn(&exp, &mut driver, &state).await;
+
+    let truth = drained_at(&mut driver, &state)
+        .await
+        .duration_since(cycle_at)
+        .as_secs_f64();
     assert!(
         truth > 3.0,
         "drained too soon after the estimate: {truth} s"
@@ -366,12 +388,11 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
         (estimate - truth).abs() <= 0.2 * truth,
         "catch-up estimate {estimate} s, real time to zero {truth} s"
     );
-
     eprintln!(
         "draining-consumer: estimate {estimate:.2} s, real {truth:.2} s, rate {consumed:.1}/s; \
          test-consumer-group: OK {:?} and caught up {:?} after the turn",
         ok_at.duration_since(turn),
-        caught_up_at.map(|c| c.duration_since(turn)),
+        shared(&state).caught_up_at.map(|c| c.duration_since(turn)),
     );
     drop(driver);
     exp.shutdown().await;
