@@ -3,15 +3,21 @@
 //!
 //! The window lives in the collector's per-cluster state and is fed with each successful
 //! cycle's [`LagReport`]; it never reaches back into Kafka. Memory: the cycle times are kept
-//! once per cluster, so a group partition holds N points of 24 bytes (committed, high
-//! watermark, cycle number, time lag with a lag-is-zero flag) plus its map entry — see
-//! `bytes_per_partition` in the tests for the measured figure.
+//! once per cluster, and a group partition's points are stored as small deltas in one
+//! arena (see `status_track.rs`): about 32 + 5 × (N − 1) bytes — see
+//! `memory_at_100k_group_partitions` in the tests for the measured figures.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use super::report::{GroupPartitionLag, LagReport};
 use crate::model::TopicPartition;
+use track::{Matcher, Point, Track};
+
+#[path = "status_track.rs"]
+mod track;
 
 /// Status of a group partition or a group; the value is the gauge's code, and a group takes
 /// the highest code of its partitions.
@@ -34,34 +40,10 @@ impl Status {
 /// How statuses are evaluated (`[exporter.status]`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StatusRules {
-    /// Points kept per group partition (at least 2).
+    /// Points kept per group partition (at least 2, at most 2000).
     pub points: usize,
     /// Time lag (seconds) above which a partition with lag is ERR.
     pub error_lag_seconds: f64,
-}
-
-/// One cycle's values of a group partition: 24 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Point {
-    committed: i64,
-    high: i64,
-    /// The cluster cycle it was read in (its time is in [`StatusWindow::cycles`]).
-    cycle: u32,
-    /// Time lag in ms, saturated at 2^31 − 1 (24 days); the top bit says the offset lag was
-    /// 0 (caught up, or only transaction markers left), which `high − committed` cannot.
-    time_lag: u32,
-}
-
-const LAG_ZERO: u32 = 1 << 31;
-
-impl Point {
-    fn lag(&self) -> i64 {
-        if self.time_lag & LAG_ZERO != 0 {
-            0
-        } else {
-            self.high.saturating_sub(self.committed).max(0)
-        }
-    }
 }
 
 /// Status, rate and estimate of one group partition.
@@ -100,30 +82,44 @@ pub struct StatusWindow {
     /// Unix ms of the last cycles, the newest last; `first_cycle` is the number of the front.
     cycles: VecDeque<i64>,
     first_cycle: u32,
-    windows: HashMap<(Arc<str>, TopicPartition), VecDeque<Point>>,
+    /// One track per group partition with a window, in the last report's order; their
+    /// deltas follow each other in `arena` in the same order.
+    tracks: Vec<Track>,
+    arena: Vec<u8>,
+    /// Keys of the track hashes: random, so no group name can be chosen to collide.
+    hasher: RandomState,
 }
 
 impl StatusWindow {
     pub fn new(rules: StatusRules) -> Self {
         let rules = StatusRules {
-            points: rules.points.max(2),
+            points: rules.points.clamp(2, track::MAX_POINTS),
             ..rules
         };
         StatusWindow {
             rules,
             cycles: VecDeque::with_capacity(rules.points),
             first_cycle: 0,
-            windows: HashMap::new(),
+            tracks: Vec::new(),
+            arena: Vec::new(),
+            hasher: RandomState::new(),
         }
     }
 
     /// Group partitions with a window.
     pub fn len(&self) -> usize {
-        self.windows.len()
+        self.tracks.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
+        self.tracks.is_empty()
+    }
+
+    /// Bytes the windows hold on the heap (capacities, allocator overhead aside).
+    pub fn heap_bytes(&self) -> usize {
+        self.tracks.capacity() * std::mem::size_of::<Track>()
+            + self.arena.capacity()
+            + self.cycles.capacity() * std::mem::size_of::<i64>()
     }
 
     /// Add a cycle's report read at `at_ms` and evaluate every group of it. Stale groups
@@ -132,8 +128,6 @@ impl StatusWindow {
     /// deleted, partition no longer assigned a commit) lose their window.
     pub fn observe(&mut self, report: &LagReport, at_ms: i64) -> StatusReport {
         let cycle = self.next_cycle(at_ms);
-        let mut seen: HashSet<(Arc<str>, TopicPartition)> =
-            HashSet::with_capacity(report.group_partitions.len());
         let stale: HashSet<&str> = report
             .groups
             .iter()
@@ -142,19 +136,35 @@ impl StatusWindow {
             .collect();
         let highs: HashMap<&TopicPartition, i64> =
             report.partitions.iter().map(|p| (&p.tp, p.high)).collect();
+        let old_tracks = std::mem::take(&mut self.tracks);
+        let old_arena = std::mem::take(&mut self.arena);
+        let mut matcher = Matcher::new(&old_tracks, &old_arena);
+        let mut tracks = Vec::with_capacity(report.group_partitions.len());
+        // Each window loses about as many bytes at its front as it gains at its end.
+        let mut arena = Vec::with_capacity(old_arena.len() + report.group_partitions.len() * 8);
+        let mut points = Vec::with_capacity(self.rules.points);
         let mut out = StatusReport::default();
         let mut groups: Vec<GroupStatus> = Vec::new();
         for row in &report.group_partitions {
-            let key = (row.group.clone(), row.tp.clone());
+            let key = self
+                .hasher
+                .hash_one((&*row.group, &*row.tp.topic, row.tp.partition));
+            points.clear();
+            if let Some((t, bytes)) = matcher.find(key) {
+                t.decode(bytes, &mut points);
+            }
             // Without this cycle's watermark (partition gone) there is no point to add.
             match highs.get(&row.tp) {
-                Some(&high) if !stale.contains(&*row.group) => self.push(&key, row, high, cycle),
+                Some(&high) if !stale.contains(&*row.group) => {
+                    self.push(&mut points, row, high, cycle)
+                }
                 _ => {}
             }
-            let Some(points) = self.windows.get(&key) else {
+            let Some(t) = Track::encode(key, &points, &mut arena) else {
                 continue;
             };
-            let p = self.evaluate(row, points);
+            tracks.push(t);
+            let p = self.evaluate(row, &points);
             match groups.last_mut() {
                 Some(g) if g.group == row.group => fold(g, &p),
                 _ => groups.push(GroupStatus {
@@ -164,11 +174,31 @@ impl StatusWindow {
                     catchup_seconds: p.catchup_seconds,
                 }),
             }
-            seen.insert(key);
             out.partitions.push(p);
         }
-        self.windows.retain(|k, _| seen.contains(k));
+        // Last cycle's windows go first, so the shrinking copy does not add to the peak; the
+        // slack of the reservation would be a fifth of the window's memory.
+        drop(matcher);
+        drop(old_tracks);
+        drop(old_arena);
+        arena.shrink_to_fit();
+        tracks.shrink_to_fit();
+        // Group partitions absent from the report (group deleted, partition no longer
+        // committed) got no track: their windows are gone.
+        self.tracks = tracks;
+        self.arena = arena;
         out.groups = groups;
+        out
+    }
+
+    /// The points of one group partition's window, oldest first.
+    #[cfg(test)]
+    fn window_of(&self, group: &str, tp: &TopicPartition) -> Vec<Point> {
+        let key = self.hasher.hash_one((group, &*tp.topic, tp.partition));
+        let mut out = Vec::new();
+        if let Some((t, bytes)) = Matcher::new(&self.tracks, &self.arena).find(key) {
+            t.decode(bytes, &mut out);
+        }
         out
     }
 
@@ -188,52 +218,39 @@ impl StatusWindow {
         self.cycles.get(i).copied()
     }
 
-    fn push(
-        &mut self,
-        key: &(Arc<str>, TopicPartition),
-        row: &GroupPartitionLag,
-        high: i64,
-        cycle: u32,
-    ) {
-        let ms = row
-            .lag_seconds()
-            .map_or(0.0, |s| (s * 1000.0).clamp(0.0, f64::from(LAG_ZERO - 1)));
+    /// Add this cycle's point to a window's points (oldest first).
+    fn push(&self, window: &mut Vec<Point>, row: &GroupPartitionLag, high: i64, cycle: u32) {
         let point = Point {
             committed: row.committed,
             high,
             cycle,
-            time_lag: ms as u32 | if row.lag() == 0 { LAG_ZERO } else { 0 },
+            lag_zero: row.lag() == 0,
         };
         let points = self.rules.points;
         let first = self.first_cycle;
-        let window = self
-            .windows
-            .entry(key.clone())
-            .or_insert_with(|| VecDeque::with_capacity(points));
         // Points of cycles that left the cluster's ring are older than the window.
-        while window
-            .front()
-            .is_some_and(|p| p.cycle.wrapping_sub(first) as usize >= points)
-        {
-            window.pop_front();
-        }
-        if let Some(last) = window.back() {
+        let old = window
+            .iter()
+            .take_while(|p| p.cycle.wrapping_sub(first) as usize >= points)
+            .count();
+        window.drain(..old);
+        if let Some(last) = window.last() {
             // The high watermark went backwards: the topic was deleted and re-created, and
             // nothing before says anything about the new one.
             if point.high < last.high {
                 window.clear();
             }
         }
-        if window.len() == points {
-            window.pop_front();
+        if window.len() >= points {
+            window.drain(..=window.len() - points);
         }
-        window.push_back(point);
+        window.push(point);
     }
 
-    fn evaluate(&self, row: &GroupPartitionLag, points: &VecDeque<Point>) -> PartitionStatus {
+    fn evaluate(&self, row: &GroupPartitionLag, points: &[Point]) -> PartitionStatus {
         let rules = &self.rules;
         let status = partition_status(points, rules, row.lag_seconds());
-        let (consume_rate, catchup_seconds) = match (points.front(), points.back()) {
+        let (consume_rate, catchup_seconds) = match (points.first(), points.last()) {
             (Some(first), Some(last)) if points.len() >= 2 => {
                 match (self.at(first.cycle), self.at(last.cycle)) {
                     (Some(t0), Some(t1)) if t1 > t0 => {
@@ -289,12 +306,8 @@ fn rate_and_catchup(first: &Point, last: &Point, span_ms: i64) -> (f64, f64) {
 }
 
 /// The rules of docs/metrics.md, first match wins: REWIND, STOP, STALL, ERR, WARN, OK.
-fn partition_status(
-    points: &VecDeque<Point>,
-    rules: &StatusRules,
-    time_lag: Option<f64>,
-) -> Status {
-    let Some(last) = points.back() else {
+fn partition_status(points: &[Point], rules: &StatusRules, time_lag: Option<f64>) -> Status {
+    let Some(last) = points.last() else {
         return Status::Ok;
     };
     let pairs = || points.iter().zip(points.iter().skip(1));
@@ -302,7 +315,7 @@ fn partition_status(
         return Status::Rewind;
     }
     let full = points.len() >= rules.points;
-    let first = points.front().unwrap_or(last);
+    let first = points.first().unwrap_or(last);
     let frozen = points.iter().all(|p| p.committed == last.committed);
     if full && frozen && last.lag() > 0 {
         // Records arrived while the group committed nothing: it stopped consuming. With no
@@ -330,3 +343,7 @@ fn partition_status(
 #[cfg(test)]
 #[path = "status_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "status_window_tests.rs"]
+mod window_tests;

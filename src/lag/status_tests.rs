@@ -277,9 +277,15 @@ fn group_takes_the_worst_partition_sums_rates_and_the_slowest_catch_up() {
 
 #[test]
 fn bytes_per_partition() {
-    // The point is 24 bytes; with the map entry and the ring's header a group partition at
-    // the default 21 points (10 min at 30 s) costs about 21 × 24 + 100 bytes.
-    assert_eq!(std::mem::size_of::<Point>(), 24);
-    let entry = std::mem::size_of::<((Arc<str>, TopicPartition), VecDeque<Point>)>();
-    assert!(entry <= 80, "{entry}");
+    // A track is 32 bytes; a steady partition's later points 3 to 7 bytes each in the arena
+    // (measured in window_tests::memory_at_100k_group_partitions).
+    assert_eq!(std::mem::size_of::<Track>(), 32);
+    let mut w = StatusWindow::new(RULES);
+    run(
+        &mut w,
+        &rows(&[(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)]),
+    );
+    assert_eq!(w.len(), 1);
+    // 4 points: the first in the track, 3 deltas of 3 bytes (cycle, committed, gap).
+    assert_eq!(w.arena.len(), 9);
 }
