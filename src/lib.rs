@@ -6,6 +6,7 @@
 //! remote write pushes of the same exposition). [`exporter`] ties them up; [`oneshot`] is
 //! `tidemark lag`, one read printed as a table or JSON.
 
+pub mod backoff;
 pub mod collect;
 pub mod config;
 pub mod export;

@@ -9,8 +9,10 @@
 //! - SCRAM: the server's final message is verified (its signature proves it knows the
 //!   password); a server-final `e=...` or a wrong signature is a failed login even when
 //!   the broker's error code says success.
-//! - OAUTHBEARER: a static token, or a token file read again at every authentication, so a
-//!   rotated token is picked up by the next connection.
+//! - OAUTHBEARER: a static token, a token file read again at every authentication (a
+//!   rotated token is picked up by the next connection), or tokens from an OIDC token
+//!   endpoint ([`oidc`]), cached per cluster and refreshed before they expire
+//!   ([`refresh`]); SASL extensions ([`Extensions`]) go with the token.
 //! - Re-authentication (KIP-368): SaslAuthenticate v1+ reports the session lifetime; the
 //!   caller closes and redials the connection before it runs out (see
 //!   [`super::conn::Connection::is_usable`]).
@@ -18,7 +20,6 @@
 //! Secrets ([`Secret`]) never appear in `Debug` output, logs or errors.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,11 +27,18 @@ use bytes::Bytes;
 use rsasl::callback::{Context, Request, SessionCallback, SessionData};
 use rsasl::mechanisms::oauthbearer::properties::OAuthBearerErrored;
 use rsasl::prelude::{Mechname, MessageSent, SASLClient, SASLConfig, Session, SessionError, State};
-use rsasl::property::OAuthBearerToken;
+use rsasl::property::{OAuthBearerKV, OAuthBearerToken};
 
 use super::conn::Connection;
 use super::error::{error_name, KafkaErrorKind, Result};
 use super::requests;
+
+pub mod http;
+pub mod oidc;
+pub mod refresh;
+mod token;
+
+pub use token::{check_token, Extensions, TokenFile, TokenSource};
 
 /// A secret string (password, token). `Debug` shows it redacted; there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -97,89 +105,33 @@ impl fmt::Display for Mechanism {
     }
 }
 
-/// Where an OAUTHBEARER token comes from.
-#[derive(Clone, Debug)]
-pub enum TokenSource {
-    /// `sasl.oauthbearer.token`.
-    Static(Secret),
-    /// `sasl.oauthbearer.token.file`, read at every authentication.
-    File(TokenFile),
-}
-
-impl TokenSource {
-    /// The token to send now.
-    pub fn token(&self) -> Result<Secret, String> {
-        match self {
-            Self::Static(t) => Ok(t.clone()),
-            Self::File(f) => f.read(),
-        }
-    }
-}
-
-/// A token file. The last token read is kept only to notice (and log) a rotation.
-#[derive(Clone)]
-pub struct TokenFile {
-    path: PathBuf,
-    last: Arc<Mutex<Option<Secret>>>,
-}
-
-impl fmt::Debug for TokenFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenFile")
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-impl TokenFile {
-    /// Read and check the file now (at start); errors say what is wrong with it.
-    pub fn open(path: impl Into<PathBuf>) -> Result<TokenFile, String> {
-        let file = TokenFile {
-            path: path.into(),
-            last: Arc::default(),
-        };
-        file.read()?;
-        Ok(file)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The token in the file now: its text without surrounding whitespace.
-    pub fn read(&self) -> Result<Secret, String> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| format!("cannot read token file {}: {e}", self.path.display()))?;
-        let token = check_token(text.trim())
-            .map_err(|problem| format!("token file {}: {problem}", self.path.display()))?;
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.as_ref().is_some_and(|l| *l != token) {
-            tracing::info!(file = %self.path.display(), "OAUTHBEARER token file changed; new connections use the new token");
-        }
-        *last = Some(token.clone());
-        Ok(token)
-    }
-}
-
-/// A token must be non-empty and free of the control characters that delimit the
-/// OAUTHBEARER message (RFC 7628).
-pub fn check_token(token: &str) -> Result<Secret, String> {
-    if token.is_empty() {
-        return Err("the token is empty".into());
-    }
-    if token.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("the token contains spaces or control characters".into());
-    }
-    Ok(Secret::new(token))
-}
-
 /// The credentials of a SASL login.
 #[derive(Clone, Debug)]
 pub enum Credentials {
     /// PLAIN and SCRAM: `sasl.username` / `sasl.password`.
     Password { username: String, password: Secret },
-    /// OAUTHBEARER.
-    Token(TokenSource),
+    /// OAUTHBEARER: where the token comes from, and the extensions sent with it.
+    Token(TokenSource, Extensions),
+}
+
+impl Credentials {
+    /// How the login is made, for a log line (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Password { username, .. } => format!("as {username:?}"),
+            Self::Token(source, extensions) if extensions.is_empty() => {
+                format!("with {}", source.describe())
+            }
+            Self::Token(source, extensions) => {
+                let keys: Vec<&str> = extensions.pairs().iter().map(|(k, _)| k.as_str()).collect();
+                format!(
+                    "with {} and extensions {}",
+                    source.describe(),
+                    keys.join(", ")
+                )
+            }
+        }
+    }
 }
 
 /// SASL settings of a cluster.
@@ -226,6 +178,7 @@ impl fmt::Debug for Exchange {
 /// Supplies the OAUTHBEARER token to rsasl and records a server error report.
 struct TokenCallback {
     token: Secret,
+    extensions: Extensions,
     server_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -244,28 +197,55 @@ impl SessionCallback for TokenCallback {
             *self.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
             return Ok(());
         }
+        if request.is::<OAuthBearerKV>() {
+            let pairs: Vec<(&str, &str)> = self
+                .extensions
+                .pairs()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            request.satisfy::<OAuthBearerKV>(&pairs)?;
+            return Ok(());
+        }
         request.satisfy::<OAuthBearerToken>(self.token.expose())?;
         Ok(())
     }
 }
 
 impl Exchange {
-    /// Start an exchange for `sasl` (reads the token file for OAUTHBEARER).
+    /// Start an exchange for `sasl` with credentials at hand (a password, a static token,
+    /// a token file read now); [`Exchange::begin`] also fetches tokens.
     pub fn start(sasl: &Sasl) -> Result<Exchange, String> {
+        let token = match &sasl.credentials {
+            Credentials::Token(source, _) => Some(source.token_now()?),
+            Credentials::Password { .. } => None,
+        };
+        Self::with_token(sasl, token)
+    }
+
+    /// Start an exchange for `sasl`, fetching a token first when the source needs it.
+    pub async fn begin(sasl: &Sasl) -> Result<Exchange, String> {
+        let token = match &sasl.credentials {
+            Credentials::Token(source, _) => Some(source.token().await?),
+            Credentials::Password { .. } => None,
+        };
+        Self::with_token(sasl, token)
+    }
+
+    fn with_token(sasl: &Sasl, token: Option<Secret>) -> Result<Exchange, String> {
         let server_error = Arc::new(Mutex::new(None));
-        let config = match &sasl.credentials {
-            Credentials::Password { username, password } => {
+        let config = match (&sasl.credentials, token) {
+            (Credentials::Password { username, password }, _) => {
                 SASLConfig::with_credentials(None, username.clone(), password.expose().to_string())
             }
-            Credentials::Token(source) => {
-                let token = source.token()?;
-                SASLConfig::builder()
-                    .with_defaults()
-                    .with_callback(TokenCallback {
-                        token,
-                        server_error: server_error.clone(),
-                    })
-            }
+            (Credentials::Token(_, extensions), Some(token)) => SASLConfig::builder()
+                .with_defaults()
+                .with_callback(TokenCallback {
+                    token,
+                    extensions: extensions.clone(),
+                    server_error: server_error.clone(),
+                }),
+            (Credentials::Token(..), None) => return Err("no token".into()),
         }
         .map_err(|e| format!("cannot set up {}: {e}", sasl.mechanism))?;
         let name = Mechname::parse(sasl.mechanism.name().as_bytes())
@@ -406,7 +386,7 @@ pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Durat
             }
         )));
     }
-    let mut exchange = Exchange::start(sasl).map_err(&failed)?;
+    let mut exchange = Exchange::begin(sasl).await.map_err(&failed)?;
     let mut server: Option<Bytes> = None;
     let mut lifetime_ms = 0;
     loop {
