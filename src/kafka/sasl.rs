@@ -372,6 +372,9 @@ pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Durat
         }
         .into()
     };
+    // Credentials first (a token fetch may take a while): the broker sees no handshake
+    // that cannot be followed by a login.
+    let mut exchange = Exchange::begin(sasl).await.map_err(&failed)?;
     let (handshake, _) = conn
         .send(&requests::sasl_handshake(mechanism.name()))
         .await?;
@@ -386,7 +389,6 @@ pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Durat
             }
         )));
     }
-    let mut exchange = Exchange::begin(sasl).await.map_err(&failed)?;
     let mut server: Option<Bytes> = None;
     let mut lifetime_ms = 0;
     loop {

@@ -43,6 +43,7 @@ pub mod sasl_front;
 pub mod scram;
 pub mod stub;
 pub mod tls_proxy;
+pub mod token_endpoint;
 pub mod truth;
 pub mod wire;
 pub mod workload;

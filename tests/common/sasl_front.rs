@@ -54,6 +54,17 @@ pub enum Fault {
     WrongServerSignature,
 }
 
+/// Decides whether an OAUTHBEARER token is valid: `Ok(time left)` or why not. The session
+/// lifetime granted is then at most the time left, as a Kafka broker grants it (KIP-368).
+#[derive(Clone)]
+pub struct TokenCheck(pub Arc<dyn Fn(&str) -> Result<Duration, String> + Send + Sync>);
+
+impl std::fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck")
+    }
+}
+
 /// What the front accepts.
 #[derive(Clone, Debug)]
 pub struct FrontConfig {
@@ -64,6 +75,8 @@ pub struct FrontConfig {
     pub password: String,
     /// OAUTHBEARER tokens accepted.
     pub tokens: Vec<String>,
+    /// OAUTHBEARER: checks tokens instead of `tokens` when set.
+    pub token_check: Option<TokenCheck>,
     /// SCRAM salt and iteration count.
     pub salt: Vec<u8>,
     pub iterations: u32,
@@ -81,6 +94,7 @@ impl Default for FrontConfig {
             username: "tidemark-user".into(),
             password: "s3cret-Pa55".into(),
             tokens: Vec::new(),
+            token_check: None,
             salt: b"tidemark-salt-16".to_vec(),
             iterations: 4096,
             session_lifetime_ms: 0,
@@ -99,6 +113,8 @@ pub struct Login {
     pub authenticate_version: i16,
     /// Every SaslAuthenticate payload the client sent, in order.
     pub client_messages: Vec<Vec<u8>>,
+    /// OAUTHBEARER: the extensions (key/value pairs besides `auth`) of the first message.
+    pub extensions: Vec<(String, String)>,
     /// `Ok` when the front accepted the login; `Err` with the reason otherwise.
     pub outcome: Result<(), String>,
 }
@@ -244,6 +260,9 @@ struct Conn {
     /// OAUTHBEARER: the front sent an error report and waits for %x01.
     oauth_error_sent: bool,
     authenticated_until: Option<Option<Instant>>,
+    /// The session lifetime of this login when shorter than the configured one (the time
+    /// left of its token).
+    granted_ms: Option<i64>,
     close_after_reply: bool,
 }
 
@@ -301,6 +320,7 @@ async fn serve(
         scram: None,
         oauth_error_sent: false,
         authenticated_until: None,
+        granted_ms: None,
         close_after_reply: false,
     };
     while let Some(frame) = read_frame(&mut client).await {
@@ -368,6 +388,7 @@ async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
                     handshake_version: version,
                     authenticate_version: -1,
                     client_messages: Vec::new(),
+                    extensions: Vec::new(),
                     outcome: Err("not finished".into()),
                 });
             }
@@ -392,7 +413,12 @@ async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
                 }
                 StepOutcome::Accepted(final_message) => {
                     conn.finish_login(Ok(()));
-                    let lifetime = conn.config.session_lifetime_ms;
+                    let configured = conn.config.session_lifetime_ms;
+                    let lifetime = match conn.granted_ms {
+                        Some(left) if configured > 0 => left.min(configured),
+                        Some(left) => left,
+                        None => configured,
+                    };
                     conn.authenticated_until = Some(
                         (lifetime > 0)
                             .then(|| Instant::now() + Duration::from_millis(lifetime as u64)),
@@ -459,17 +485,28 @@ fn authenticate_step(conn: &mut Conn, mechanism: &str, message: &[u8]) -> StepOu
                 };
             }
             let text = String::from_utf8_lossy(message);
-            let token = text
-                .strip_prefix("n,,\u{1}auth=Bearer ")
-                .and_then(|rest| rest.strip_suffix("\u{1}\u{1}"));
-            match token {
-                Some(t) if cfg.tokens.iter().any(|ok| ok == t) => StepOutcome::Accepted(Vec::new()),
-                Some(_) => {
-                    // RFC 7628 §3.2.2: an error report; the client answers %x01.
-                    conn.oauth_error_sent = true;
-                    StepOutcome::Continue(br#"{"status":"invalid_token"}"#.to_vec())
-                }
-                None => StepOutcome::Failed(format!("malformed OAUTHBEARER message {text:?}")),
+            let Some((token, extensions)) = parse_oauthbearer(&text) else {
+                return StepOutcome::Failed(format!("malformed OAUTHBEARER message {text:?}"));
+            };
+            if let Some(login) = conn.login.as_mut() {
+                login.extensions = extensions;
+            }
+            let valid = match &cfg.token_check {
+                Some(check) => match (check.0)(&token) {
+                    Ok(left) => {
+                        conn.granted_ms = Some(left.as_millis().max(1) as i64);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                None => cfg.tokens.iter().any(|ok| *ok == token),
+            };
+            if valid {
+                StepOutcome::Accepted(Vec::new())
+            } else {
+                // RFC 7628 §3.2.2: an error report; the client answers %x01.
+                conn.oauth_error_sent = true;
+                StepOutcome::Continue(br#"{"status":"invalid_token"}"#.to_vec())
             }
         }
         "FAILED" | "FAULTED" => {
@@ -555,4 +592,23 @@ fn with_sasl_apis(frame: Bytes, version: i16) -> Bytes {
         return frame;
     }
     out.freeze()
+}
+
+/// The token and the extensions of an OAUTHBEARER client first message (RFC 7628 §3.1:
+/// `n,[a=authzid],` then `%x01`-ended key=value pairs, then `%x01`), in any order.
+fn parse_oauthbearer(text: &str) -> Option<(String, Vec<(String, String)>)> {
+    let rest = text.strip_prefix("n,")?;
+    let (_authzid, rest) = rest.split_once(',')?;
+    let body = rest.strip_prefix('\u{1}')?.strip_suffix("\u{1}\u{1}")?;
+    let mut token = None;
+    let mut extensions = Vec::new();
+    for pair in body.split('\u{1}') {
+        let (key, value) = pair.split_once('=')?;
+        if key == "auth" {
+            token = Some(value.strip_prefix("Bearer ")?.to_owned());
+        } else {
+            extensions.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    Some((token?, extensions))
 }

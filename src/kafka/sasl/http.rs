@@ -203,7 +203,14 @@ async fn exchange(call: Call<'_>, tls: &Tls) -> Result<Response, HttpError> {
             .with_alpn(&[b"http/1.1"])
             .connect(&url.address, tcp)
             .await
-            .map_err(|e| connect(format!("TLS: {e}")))?;
+            // The hints of the broker TLS errors, reworded for an HTTPS endpoint.
+            .map_err(|e| {
+                connect(
+                    format!("TLS: {e}")
+                        .replace("the broker's", "the endpoint's")
+                        .replace("ssl.ca.location", "https.ca.location"),
+                )
+            })?;
         round_trip(stream, request, url).await
     } else {
         round_trip(tcp, request, url).await

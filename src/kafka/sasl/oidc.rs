@@ -10,6 +10,7 @@
 //! client secret and the tokens never appear in errors, logs or `Debug` output.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
@@ -73,8 +74,22 @@ impl Oidc {
         &self.settings
     }
 
-    /// The token to log in with: cached, or fetched now.
-    pub async fn token(&self) -> Result<Secret, String> {
+    /// The token to log in with: cached, or fetched now. After the first call the token
+    /// is also renewed in the background before it expires.
+    pub async fn token(self: &Arc<Self>) -> Result<Secret, String> {
+        let token = self.current().await;
+        let renew = |o: Arc<Oidc>| async move {
+            if let Err(e) = o.current().await {
+                let endpoint = &o.settings.endpoint;
+                tracing::warn!(%endpoint, "cannot renew the OAUTHBEARER token: {e}");
+            }
+        };
+        self.cache
+            .keep_fresh(Arc::downgrade(self), |o| &o.cache, renew);
+        token
+    }
+
+    async fn current(&self) -> Result<Secret, String> {
         self.cache.get("OAUTHBEARER token", || self.fetch()).await
     }
 

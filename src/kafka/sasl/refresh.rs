@@ -2,15 +2,18 @@
 //! shared by every connection of a cluster, fetched again once 80% of its lifetime has
 //! passed, with backoff after a failure.
 //!
-//! Nothing runs in the background: the login that finds the value due fetches it, and the
-//! others wait for that one fetch (a cluster dialling ten brokers at once asks the endpoint
-//! once). Re-authentication (KIP-368) is a new login, so a connection redialled near the end
-//! of its session gets the refreshed value. While a refresh fails, the old value is used
-//! as long as it has not expired; an expired value is never sent.
+//! A login that finds the value due fetches it, and the others wait for that one fetch (a
+//! cluster dialling ten brokers at once asks the endpoint once). After the first fetch a
+//! background task ([`Cached::keep_fresh`]) also fetches whenever the value falls due, so it
+//! is renewed before it expires even when no login happens then; it ends when its owner
+//! (the cluster's token source) is dropped. Re-authentication (KIP-368) is a new login and
+//! gets the current value. While a refresh fails, the old value is used as long as it has
+//! not expired; an expired value is never sent.
 //!
 //! The schedule ([`Schedule`]) is pure: it takes `now` and is unit-tested without a clock.
 
 use std::future::Future;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
@@ -79,6 +82,12 @@ impl<T: Clone> Schedule<T> {
         self.held.as_ref().and_then(|h| h.refresh_at)
     }
 
+    /// When a fetch should next be made without a login asking: the retry after a failure,
+    /// else the refresh point (`None`: nothing fetched yet, or a value that never expires).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.retry_at.or_else(|| self.refresh_at())
+    }
+
     pub fn decide(&self, now: Instant) -> Decision {
         let fresh = self
             .held
@@ -131,6 +140,7 @@ impl<T: Clone> Schedule<T> {
 #[derive(Debug)]
 pub struct Cached<T> {
     schedule: tokio::sync::Mutex<Schedule<T>>,
+    refresher: std::sync::Once,
 }
 
 impl<T: Clone> Default for Cached<T> {
@@ -143,7 +153,36 @@ impl<T: Clone> Cached<T> {
     pub fn new(first_retry: Duration, max_retry: Duration) -> Self {
         Cached {
             schedule: tokio::sync::Mutex::new(Schedule::new(first_retry, max_retry)),
+            refresher: std::sync::Once::new(),
         }
+    }
+
+    /// Start (once) a task that calls `refresh` whenever the value falls due, until
+    /// `owner`, which holds this cache (`cache` finds it), is dropped. Must be called
+    /// within a tokio runtime.
+    pub fn keep_fresh<O, F, Fut>(&self, owner: Weak<O>, cache: fn(&O) -> &Cached<T>, refresh: F)
+    where
+        T: Send + 'static,
+        O: Send + Sync + 'static,
+        F: Fn(Arc<O>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        self.refresher.call_once(|| {
+            tokio::spawn(async move {
+                loop {
+                    let due = match owner.upgrade() {
+                        Some(o) => cache(&o).schedule.lock().await.next_due(),
+                        None => return,
+                    };
+                    let Some(due) = due else { return };
+                    // Never spin, whatever the schedule says.
+                    let due = due.max(Instant::now() + Duration::from_millis(100));
+                    tokio::time::sleep_until(due.into()).await;
+                    let Some(o) = owner.upgrade() else { return };
+                    refresh(o).await;
+                }
+            });
+        });
     }
 
     /// The value to log in with: the cached one, or one `fetch`ed now. `what` names the
@@ -307,5 +346,51 @@ mod tests {
             e.starts_with("HTTP 401 invalid_client (next attempt in"),
             "{e}"
         );
+    }
+
+    struct Owner {
+        cache: Cached<String>,
+        fetches: std::sync::atomic::AtomicU32,
+    }
+
+    async fn fetch_for(o: &Owner) -> Result<String, String> {
+        o.cache
+            .get("value", || async {
+                let n = o.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Fetched {
+                    value: format!("v{n}"),
+                    lifetime: Some(Duration::from_millis(500)),
+                })
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_background_task_renews_before_expiry_and_ends_with_its_owner() {
+        let owner = Arc::new(Owner {
+            cache: Cached::default(),
+            fetches: Default::default(),
+        });
+        assert_eq!(fetch_for(&owner).await.unwrap(), "v0");
+        for _ in 0..2 {
+            // A second call starts nothing more.
+            owner.cache.keep_fresh(
+                Arc::downgrade(&owner),
+                |o| &o.cache,
+                |o: Arc<Owner>| async move {
+                    let _ = fetch_for(&o).await;
+                },
+            );
+        }
+        // Due every 400 ms with no login asking: renewed each time, never left to expire.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let n = owner.fetches.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((3..=5).contains(&n), "{n} fetches in 1.3 s");
+        let now = Instant::now();
+        assert!(owner.cache.schedule.lock().await.valid(now).is_some());
+        let weak = Arc::downgrade(&owner);
+        drop(owner);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(weak.upgrade().is_none(), "the task keeps its owner alive");
     }
 }
