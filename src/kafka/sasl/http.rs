@@ -201,16 +201,9 @@ async fn exchange(call: Call<'_>, tls: &Tls) -> Result<Response, HttpError> {
     if url.tls {
         let stream = tls
             .with_alpn(&[b"http/1.1"])
-            .connect(&url.address, tcp)
+            .connect_https(&url.address, tcp)
             .await
-            // The hints of the broker TLS errors, reworded for an HTTPS endpoint.
-            .map_err(|e| {
-                connect(
-                    format!("TLS: {e}")
-                        .replace("the broker's", "the endpoint's")
-                        .replace("ssl.ca.location", "https.ca.location"),
-                )
-            })?;
+            .map_err(connect)?;
         round_trip(stream, request, url).await
     } else {
         round_trip(tcp, request, url).await

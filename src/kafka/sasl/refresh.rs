@@ -21,6 +21,10 @@ use crate::backoff::Backoff;
 /// A value is fetched again once this fraction of its lifetime has passed (librdkafka
 /// refreshes OAUTHBEARER tokens at 80%).
 pub const REFRESH_AT: f64 = 0.8;
+/// A value is no longer sent in the last 5% of its lifetime (at most 30 s): the login that
+/// carries it takes time, and the endpoint's clock started before ours.
+pub const EXPIRY_MARGIN: f64 = 0.05;
+pub const MAX_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 /// First and largest wait after a failed fetch.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
@@ -111,10 +115,17 @@ impl<T: Clone> Schedule<T> {
         }
     }
 
-    /// A fetch succeeded at `now`.
-    pub fn fetched(&mut self, fetched: Fetched<T>, now: Instant) {
+    /// A fetch that was sent at `sent` succeeded (lifetimes count from the request, not
+    /// the answer: the endpoint's clock started then).
+    pub fn fetched(&mut self, fetched: Fetched<T>, sent: Instant) {
         let (refresh_at, expires_at) = match fetched.lifetime {
-            Some(life) => (Some(now + life.mul_f64(REFRESH_AT)), Some(now + life)),
+            Some(life) => {
+                let margin = life.mul_f64(EXPIRY_MARGIN).min(MAX_EXPIRY_MARGIN);
+                (
+                    Some(sent + life.mul_f64(REFRESH_AT)),
+                    Some(sent + life - margin),
+                )
+            }
             None => (None, None),
         };
         self.held = Some(Held {
@@ -199,6 +210,7 @@ impl<T: Clone> Cached<T> {
             Decision::Fail(e) => return Err(e),
             Decision::Fetch => {}
         }
+        let sent = Instant::now();
         match fetch().await {
             Ok(fetched) => {
                 match fetched.lifetime {
@@ -206,7 +218,7 @@ impl<T: Clone> Cached<T> {
                     None => tracing::debug!("fetched a new {what}"),
                 }
                 let value = fetched.value.clone();
-                schedule.fetched(fetched, Instant::now());
+                schedule.fetched(fetched, sent);
                 Ok(value)
             }
             Err(e) => {
@@ -248,11 +260,17 @@ mod tests {
         assert_eq!(s.decide(t0 + Duration::from_secs(79)), Decision::Use);
         assert_eq!(s.decide(t0 + Duration::from_secs(80)), Decision::Fetch);
         assert_eq!(s.decide(t0 + Duration::from_secs(200)), Decision::Fetch);
+        // Not sent in its last 5%.
         assert_eq!(
-            s.valid(t0 + Duration::from_secs(99)).map(|v| v.as_str()),
+            s.valid(t0 + Duration::from_millis(94_999))
+                .map(|v| v.as_str()),
             Some("a")
         );
-        assert_eq!(s.valid(t0 + Duration::from_secs(100)), None, "expired");
+        assert_eq!(s.valid(t0 + Duration::from_secs(95)), None, "expired");
+        // The margin is at most 30 s.
+        s.fetched(fetched("b", 3600), t0);
+        assert!(s.valid(t0 + Duration::from_secs(3569)).is_some());
+        assert!(s.valid(t0 + Duration::from_secs(3570)).is_none());
     }
 
     #[test]
