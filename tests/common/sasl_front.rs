@@ -57,7 +57,10 @@ pub enum Fault {
 /// Decides whether an OAUTHBEARER token is valid: `Ok(time left)` or why not. The session
 /// lifetime granted is then at most the time left, as a Kafka broker grants it (KIP-368).
 #[derive(Clone)]
-pub struct TokenCheck(pub Arc<dyn Fn(&str) -> Result<Duration, String> + Send + Sync>);
+pub struct TokenCheck(pub Arc<CheckFn>);
+
+/// `Ok(time left)` of a token, or why it is not valid.
+pub type CheckFn = dyn Fn(&str) -> Result<Duration, String> + Send + Sync;
 
 impl std::fmt::Debug for TokenCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -499,7 +502,7 @@ fn authenticate_step(conn: &mut Conn, mechanism: &str, message: &[u8]) -> StepOu
                     }
                     Err(_) => false,
                 },
-                None => cfg.tokens.iter().any(|ok| *ok == token),
+                None => cfg.tokens.contains(&token),
             };
             if valid {
                 StepOutcome::Accepted(Vec::new())
