@@ -33,6 +33,7 @@ use super::conn::Connection;
 use super::error::{error_name, KafkaErrorKind, Result};
 use super::requests;
 
+pub mod aws;
 pub mod http;
 pub mod oidc;
 pub mod refresh;
