@@ -104,6 +104,7 @@ pub const SECURITY: &[&str] = &[
     "sasl.oauthbearer.extensions",
     "https.ca.location",
     "https.ca.pem",
+    "aws.region",
     "ssl.ca.location",
     "ssl.ca.pem",
     "ssl.certificate.location",

@@ -18,6 +18,7 @@
 //! | `sasl.oauthbearer.scope` | OIDC: the scope asked for (optional) |
 //! | `sasl.oauthbearer.extensions` | `k=v,k=v` SASL extensions sent with the token |
 //! | `https.ca.location` / `https.ca.pem` | CA certificates of the token endpoint |
+//! | `aws.region` | AWS_MSK_IAM: the region signed for (default: from the broker's host) |
 //! | `ssl.ca.location` | CA certificates: a PEM file, a directory of them, or `probe` |
 //! | `ssl.ca.pem` | CA certificates as PEM text |
 //! | `ssl.certificate.location` / `.pem` | client certificate chain (mTLS) |
@@ -31,6 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::client::{PropertyError, SecurityProtocol};
+use crate::kafka::sasl::aws::{AwsIam, AwsSource};
 use crate::kafka::sasl::http::Url;
 use crate::kafka::sasl::oidc::{Oidc, OidcSettings};
 use crate::kafka::sasl::{
@@ -315,7 +317,7 @@ fn client_identity(p: &Props) -> Result<Option<ClientIdentity>, PropertyError> {
 }
 
 fn sasl_settings(p: &Props) -> Result<Sasl, PropertyError> {
-    const EXPECTED: &str = "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER";
+    const EXPECTED: &str = "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM";
     let (key, name) = match (p.get("sasl.mechanism"), p.get("sasl.mechanisms")) {
         (Some(a), Some(b)) if !a.trim().eq_ignore_ascii_case(b.trim()) => {
             return Err(err(
@@ -353,6 +355,10 @@ fn sasl_settings(p: &Props) -> Result<Sasl, PropertyError> {
     };
     let credentials = match mechanism {
         Mechanism::OAuthBearer => Credentials::Token(token_source(p)?, extensions(p)?),
+        Mechanism::AwsMskIam => Credentials::Aws(Arc::new(AwsIam {
+            region: p.get("aws.region").map(|r| r.trim().to_owned()),
+            source: AwsSource::Environment,
+        })),
         _ => {
             let username = p.get("sasl.username").ok_or_else(|| {
                 err(

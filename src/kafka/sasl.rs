@@ -68,14 +68,17 @@ pub enum Mechanism {
     ScramSha256,
     ScramSha512,
     OAuthBearer,
+    /// Amazon MSK's IAM mechanism (a SigV4-signed JSON payload).
+    AwsMskIam,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 4] = [
+    pub const ALL: [Mechanism; 5] = [
         Self::Plain,
         Self::ScramSha256,
         Self::ScramSha512,
         Self::OAuthBearer,
+        Self::AwsMskIam,
     ];
 
     /// The IANA / Kafka name, e.g. `SCRAM-SHA-512`.
@@ -85,6 +88,7 @@ impl Mechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OAuthBearer => "OAUTHBEARER",
+            Self::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 
@@ -113,6 +117,8 @@ pub enum Credentials {
     Password { username: String, password: Secret },
     /// OAUTHBEARER: where the token comes from, and the extensions sent with it.
     Token(TokenSource, Extensions),
+    /// AWS_MSK_IAM: AWS credentials and the region to sign for.
+    Aws(Arc<aws::AwsIam>),
 }
 
 impl Credentials {
@@ -131,6 +137,7 @@ impl Credentials {
                     keys.join(", ")
                 )
             }
+            Self::Aws(iam) => format!("with {}", iam.describe()),
         }
     }
 }
@@ -158,10 +165,17 @@ pub enum Step {
     Done,
 }
 
+/// What runs the mechanism: rsasl, or tidemark's own AWS_MSK_IAM (one signed message,
+/// then the server's answer).
+enum Engine {
+    Rsasl(Box<Session>),
+    MskIam(Option<Vec<u8>>),
+}
+
 /// One SASL exchange, sans-io.
 pub struct Exchange {
     mechanism: Mechanism,
-    session: Session,
+    engine: Engine,
     /// OAUTHBEARER: the server's error, when it sent one (RFC 7628 §3.2.2).
     server_error: Arc<Mutex<Option<String>>>,
     steps: u32,
@@ -220,15 +234,26 @@ impl Exchange {
         let token = match &sasl.credentials {
             Credentials::Token(source, _) => Some(source.token_now()?),
             Credentials::Password { .. } => None,
+            Credentials::Aws(_) => return Err("AWS_MSK_IAM needs the broker's host".into()),
         };
         Self::with_token(sasl, token)
     }
 
-    /// Start an exchange for `sasl`, fetching a token first when the source needs it.
-    pub async fn begin(sasl: &Sasl) -> Result<Exchange, String> {
+    /// Start an exchange for `sasl` with broker `host`, fetching a token or credentials
+    /// first when the source needs it.
+    pub async fn begin(sasl: &Sasl, host: &str) -> Result<Exchange, String> {
         let token = match &sasl.credentials {
             Credentials::Token(source, _) => Some(source.token().await?),
             Credentials::Password { .. } => None,
+            Credentials::Aws(iam) => {
+                let payload = iam.payload(host, std::time::SystemTime::now()).await?;
+                return Ok(Exchange {
+                    mechanism: sasl.mechanism,
+                    engine: Engine::MskIam(Some(payload)),
+                    server_error: Arc::default(),
+                    steps: 0,
+                });
+            }
         };
         Self::with_token(sasl, token)
     }
@@ -247,6 +272,7 @@ impl Exchange {
                     server_error: server_error.clone(),
                 }),
             (Credentials::Token(..), None) => return Err("no token".into()),
+            (Credentials::Aws(_), _) => return Err("AWS_MSK_IAM needs the broker's host".into()),
         }
         .map_err(|e| format!("cannot set up {}: {e}", sasl.mechanism))?;
         let name = Mechname::parse(sasl.mechanism.name().as_bytes())
@@ -256,7 +282,7 @@ impl Exchange {
             .map_err(|e| format!("cannot start {}: {e}", sasl.mechanism))?;
         Ok(Exchange {
             mechanism: sasl.mechanism,
-            session,
+            engine: Engine::Rsasl(Box::new(session)),
             server_error,
             steps: 0,
         })
@@ -275,8 +301,18 @@ impl Exchange {
             }
         }
         self.steps += 1;
+        let session = match &mut self.engine {
+            Engine::Rsasl(session) => session,
+            // The payload first; the server's answer (JSON with a request id) ends it.
+            Engine::MskIam(payload) => {
+                return match (payload.take(), server) {
+                    (Some(p), None) => Ok(Step::Send(p)),
+                    (None, Some(_)) if self.steps == 2 => Ok(Step::Done),
+                    _ => Err("AWS_MSK_IAM stepped out of order".into()),
+                };
+            }
+        };
         let mut out = Vec::new();
-        let session = &mut self.session;
         // rsasl is not trusted with hostile input: the checks above keep it off the slicing
         // that would panic, and a panic that slips through is a failed login, not a crash.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -375,7 +411,8 @@ pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Durat
     };
     // Credentials first (a token fetch may take a while): the broker sees no handshake
     // that cannot be followed by a login.
-    let mut exchange = Exchange::begin(sasl).await.map_err(&failed)?;
+    let host = super::tls::host_of(&broker);
+    let mut exchange = Exchange::begin(sasl, host).await.map_err(&failed)?;
     let (handshake, _) = conn
         .send(&requests::sasl_handshake(mechanism.name()))
         .await?;

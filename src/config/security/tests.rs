@@ -421,3 +421,27 @@ fn oauthbearer_oidc_client_credentials() {
     let e = with("https.ca.location", "/nonexistent/ca.pem");
     assert!(e.contains("\"https.ca.location\": cannot read"), "{e}");
 }
+
+#[test]
+fn aws_msk_iam_with_or_without_a_region() {
+    let base = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "AWS_MSK_IAM"),
+    ];
+    let s = ok(&base);
+    let Credentials::Aws(iam) = &s.sasl().unwrap().credentials else {
+        panic!("{s:?}")
+    };
+    assert_eq!(iam.region, None);
+    assert_eq!(
+        iam.region_for("b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com"),
+        Ok("eu-west-1")
+    );
+    let e = iam.region_for("kafka.internal").unwrap_err();
+    assert!(e.contains("set aws.region"), "{e}");
+    let s = ok(&[base[0], base[1], ("aws.region", "us-east-2")]);
+    let Credentials::Aws(iam) = &s.sasl().unwrap().credentials else {
+        panic!("{s:?}")
+    };
+    assert_eq!(iam.region_for("kafka.internal"), Ok("us-east-2"));
+}

@@ -48,6 +48,81 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
+/// Where AWS credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsSource {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, read at each
+    /// login.
+    Environment,
+}
+
+/// AWS_MSK_IAM settings of a cluster: the credentials' source and the region to sign for
+/// (`aws.region`; else the region in the broker's host name).
+#[derive(Debug)]
+pub struct AwsIam {
+    pub region: Option<String>,
+    pub source: AwsSource,
+}
+
+impl AwsIam {
+    /// How the login is made, for a log line.
+    pub fn describe(&self) -> String {
+        let region = match &self.region {
+            Some(r) => format!("region {r}"),
+            None => "the region of the broker's host name".into(),
+        };
+        format!("AWS credentials from the environment, signed for {region}")
+    }
+
+    /// The region to sign a login to `host` for.
+    pub fn region_for<'a>(&'a self, host: &'a str) -> Result<&'a str, String> {
+        match &self.region {
+            Some(r) => Ok(r),
+            None => region_from_host(host).ok_or_else(|| {
+                format!("{host:?} is not an MSK broker host name with a region: set aws.region")
+            }),
+        }
+    }
+
+    /// The current credentials.
+    pub async fn credentials(&self) -> Result<AwsCredentials, String> {
+        match self.source {
+            AwsSource::Environment => from_environment(|k| std::env::var(k).ok()),
+        }
+    }
+
+    /// The AWS_MSK_IAM client message for broker `host`, signed at `now`.
+    pub async fn payload(&self, host: &str, now: SystemTime) -> Result<Vec<u8>, String> {
+        let creds = self.credentials().await?;
+        let region = self.region_for(host)?;
+        Ok(msk_iam_payload(
+            &creds,
+            host,
+            region,
+            super::http::USER_AGENT,
+            now,
+        ))
+    }
+}
+
+/// Credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+pub fn from_environment(env: impl Fn(&str) -> Option<String>) -> Result<AwsCredentials, String> {
+    let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Ok(AwsCredentials {
+            access_key_id: id.trim().to_owned(),
+            secret_access_key: Secret::new(secret.trim()),
+            session_token: get("AWS_SESSION_TOKEN").map(|t| Secret::new(t.trim())),
+        }),
+        _ => Err(
+            "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both \
+                  set (web identity, container and instance metadata credentials are not \
+                  supported yet)"
+                .into(),
+        ),
+    }
+}
+
 /// The signed parameters of one `kafka-cluster:Connect` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {

@@ -146,3 +146,68 @@ fn credentials_are_redacted_in_debug() {
         "{shown}"
     );
 }
+
+#[test]
+fn environment_credentials() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let c = from_environment(env(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "tok"),
+    ]))
+    .unwrap();
+    assert_eq!(c.access_key_id, "AKIDEXAMPLE");
+    assert_eq!(c.secret_access_key.expose(), "secret");
+    assert_eq!(
+        c.session_token.map(|t| t.expose().to_owned()).as_deref(),
+        Some("tok")
+    );
+    let c = from_environment(env(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ]))
+    .unwrap();
+    assert!(c.session_token.is_none());
+    let e = from_environment(env(&[("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")])).unwrap_err();
+    assert!(e.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
+}
+
+#[test]
+fn the_exchange_sends_the_payload_and_ends_on_the_answer() {
+    use crate::kafka::sasl::{Credentials, Exchange, Mechanism, Sasl, Step};
+    let sasl = Sasl {
+        mechanism: Mechanism::AwsMskIam,
+        credentials: Credentials::Aws(std::sync::Arc::new(AwsIam {
+            region: Some("eu-west-1".into()),
+            source: AwsSource::Environment,
+        })),
+    };
+    assert!(Exchange::start(&sasl).is_err(), "needs the broker's host");
+    // Without credentials in the environment the login fails before sending anything.
+    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = rt.block_on(Exchange::begin(&sasl, BROKER)).unwrap_err();
+        assert!(e.starts_with("no AWS credentials"), "{e}");
+    }
+    assert_eq!(Mechanism::parse("aws_msk_iam"), Some(Mechanism::AwsMskIam));
+    // One message, then the server's answer ends the exchange.
+    let payload = msk_iam_payload(&creds(None), BROKER, "eu-west-1", "t", at());
+    let mut x = Exchange {
+        mechanism: Mechanism::AwsMskIam,
+        engine: crate::kafka::sasl::Engine::MskIam(Some(payload.clone())),
+        server_error: Default::default(),
+        steps: 0,
+    };
+    assert_eq!(x.step(None).unwrap(), Step::Send(payload));
+    let answer = br#"{"version":"2020_10_22","request-id":"a1b2"}"#;
+    assert_eq!(x.step(Some(answer)).unwrap(), Step::Done);
+    assert!(x.step(Some(answer)).is_err());
+}
