@@ -41,6 +41,7 @@ pub mod promtool;
 pub mod receivers;
 pub mod sasl_front;
 pub mod scram;
+pub mod sigv4;
 pub mod stub;
 pub mod tls_proxy;
 pub mod token_endpoint;

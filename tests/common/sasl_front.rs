@@ -80,6 +80,10 @@ pub struct FrontConfig {
     pub tokens: Vec<String>,
     /// OAUTHBEARER: checks tokens instead of `tokens` when set.
     pub token_check: Option<TokenCheck>,
+    /// AWS_MSK_IAM: the secret access key the payload's signature is verified with
+    /// (by botocore, [`super::sigv4`]), and the verifier's clock offset in seconds.
+    pub aws_secret: String,
+    pub aws_clock_offset: i64,
     /// SCRAM salt and iteration count.
     pub salt: Vec<u8>,
     pub iterations: u32,
@@ -98,6 +102,8 @@ impl Default for FrontConfig {
             password: "s3cret-Pa55".into(),
             tokens: Vec::new(),
             token_check: None,
+            aws_secret: String::new(),
+            aws_clock_offset: 0,
             salt: b"tidemark-salt-16".to_vec(),
             iterations: 4096,
             session_lifetime_ms: 0,
@@ -439,11 +445,17 @@ async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
                     Some(response(api, &header, &resp))
                 }
                 StepOutcome::Failed(reason) => {
+                    // MSK names the IAM failure; the other mechanisms answer as Kafka does.
+                    let detail = if mechanism == "AWS_MSK_IAM" {
+                        format!(": {reason}")
+                    } else {
+                        String::new()
+                    };
                     conn.finish_login(Err(reason));
                     resp = resp
                         .with_error_code(SASL_AUTHENTICATION_FAILED)
                         .with_error_message(Some(StrBytes::from_string(format!(
-                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}{detail}"
                         ))));
                     // Kafka answers, then closes the connection.
                     conn.mechanism = Some(("FAILED".into(), 0));
@@ -510,6 +522,14 @@ fn authenticate_step(conn: &mut Conn, mechanism: &str, message: &[u8]) -> StepOu
                 // RFC 7628 §3.2.2: an error report; the client answers %x01.
                 conn.oauth_error_sent = true;
                 StepOutcome::Continue(br#"{"status":"invalid_token"}"#.to_vec())
+            }
+        }
+        "AWS_MSK_IAM" => {
+            match super::sigv4::verify(message, &cfg.aws_secret, cfg.aws_clock_offset) {
+                Ok(()) => StepOutcome::Accepted(
+                    br#"{"version":"2020_10_22","request-id":"front-1"}"#.to_vec(),
+                ),
+                Err(reason) => StepOutcome::Failed(reason),
             }
         }
         "FAILED" | "FAULTED" => {
