@@ -12,7 +12,9 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::sasl_front::{FrontConfig, SaslFront};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::sasl_front::{FrontConfig, SaslFront, TokenCheck};
 use common::{sigv4, unique_name, Broker, Codec, RunningExporter, Workload};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -40,8 +42,9 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
         listener,
         &broker.bootstrap,
         FrontConfig {
-            mechanisms: vec!["AWS_MSK_IAM".into()],
+            mechanisms: vec!["AWS_MSK_IAM".into(), "OAUTHBEARER".into()],
             aws_secret: SECRET.into(),
+            token_check: Some(TokenCheck(std::sync::Arc::new(check_msk_token))),
             session_lifetime_ms: 1500,
             ..FrontConfig::default()
         },
@@ -73,14 +76,19 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
         }
         t
     };
+    let oauth = format!(
+        "{}\"sasl.oauthbearer.method\" = \"aws_msk_iam\"\n",
+        cluster("msk-oauth", Some("eu-west-1")).replace("\"AWS_MSK_IAM\"", "\"OAUTHBEARER\"")
+    );
     let toml = format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"300ms\"\ngranularity = \"partition\"\n{}{}",
+        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"300ms\"\ngranularity = \"partition\"\n{}{}{oauth}",
         cluster("msk", Some("eu-west-1")),
         cluster("noregion", None)
     );
     let exp = RunningExporter::start(&toml).await;
     exp.wait_cycles("msk", 2, WAIT).await;
     exp.wait_failures("noregion", 1, WAIT).await;
+    exp.wait_cycles("msk-oauth", 2, WAIT).await;
 
     // Logged in with signatures botocore accepts; lag as written.
     let labels = [
@@ -97,7 +105,21 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
             .value("kafka_consumergroup_group_lag", &labels),
         want
     );
-    let logins = front.logins();
+    let mut oauth_labels = labels;
+    oauth_labels[0].1 = "msk-oauth";
+    let m = exp.metrics().await;
+    assert_eq!(
+        m.value("kafka_consumergroup_group_lag", &oauth_labels),
+        want
+    );
+    let (oauth, logins): (Vec<_>, Vec<_>) = front
+        .logins()
+        .into_iter()
+        .partition(|l| l.mechanism == "OAUTHBEARER");
+    assert!(
+        !oauth.is_empty() && oauth.iter().all(|l| l.outcome.is_ok()),
+        "{oauth:?}"
+    );
     assert!(!logins.is_empty());
     for l in &logins {
         assert_eq!(l.mechanism, "AWS_MSK_IAM");
@@ -151,4 +173,51 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
     assert!(!exp.get("/").await.body.contains(SECRET));
     assert!(front.violations().is_empty(), "{:?}", front.violations());
     exp.shutdown().await;
+}
+
+/// The front's check of an MSK IAM OAUTHBEARER token: the base64url presigned URL, turned
+/// into the fields of an AWS_MSK_IAM payload and verified by botocore.
+fn check_msk_token(token: &str) -> Result<Duration, String> {
+    let url = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|e| format!("not base64url: {e}"))?;
+    let url = String::from_utf8(url).map_err(|e| e.to_string())?;
+    let rest = url.strip_prefix("https://").ok_or("not an https URL")?;
+    let (host, query) = rest.split_once("/?").ok_or("no query")?;
+    if host != "kafka.eu-west-1.amazonaws.com" {
+        return Err(format!("host {host}"));
+    }
+    let mut payload = serde_json::Map::new();
+    payload.insert("version".into(), "2020_10_22".into());
+    payload.insert("host".into(), host.into());
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').ok_or("bad query")?;
+        let key = match k {
+            "Action" => "action".to_owned(),
+            "User-Agent" => continue,
+            k => k.to_ascii_lowercase(),
+        };
+        payload.insert(key, percent_decode(v).into());
+    }
+    let json = serde_json::Value::Object(payload).to_string();
+    sigv4::verify(json.as_bytes(), SECRET, 0)?;
+    Ok(Duration::from_secs(900))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

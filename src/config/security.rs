@@ -417,11 +417,24 @@ fn token_source(p: &Props) -> Result<TokenSource, PropertyError> {
             }
             return oidc(p).map(|o| TokenSource::Oidc(Arc::new(Oidc::new(o))));
         }
+        Some("aws_msk_iam") => {
+            let region = p.get("aws.region").ok_or_else(|| {
+                err(
+                    "aws.region",
+                    "is missing (needed for sasl.oauthbearer.method = aws_msk_iam)",
+                    "the AWS region of the MSK cluster, e.g. \"eu-west-1\"",
+                )
+            })?;
+            return Ok(TokenSource::MskIam(Arc::new(AwsIam {
+                region: Some(region.trim().to_owned()),
+                source: AwsSource::Environment,
+            })));
+        }
         Some(other) => {
             return Err(err(
                 METHOD,
                 format!("{other:?} is not supported"),
-                "default (a token or token file) or oidc (client credentials)",
+                "default (a token or token file), oidc (client credentials) or aws_msk_iam",
             ))
         }
     }

@@ -445,3 +445,22 @@ fn aws_msk_iam_with_or_without_a_region() {
     };
     assert_eq!(iam.region_for("kafka.internal"), Ok("us-east-2"));
 }
+
+#[test]
+fn oauthbearer_with_msk_iam_tokens_needs_a_region() {
+    let base = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("sasl.oauthbearer.method", "aws_msk_iam"),
+    ];
+    let e = err(&base);
+    assert!(
+        e.contains("\"aws.region\": is missing (needed for sasl.oauthbearer.method = aws_msk_iam)"),
+        "{e}"
+    );
+    let s = ok(&[base[0], base[1], base[2], ("aws.region", "eu-west-1")]);
+    let Credentials::Token(TokenSource::MskIam(iam), _) = &s.sasl().unwrap().credentials else {
+        panic!("{s:?}")
+    };
+    assert_eq!(iam.region.as_deref(), Some("eu-west-1"));
+}

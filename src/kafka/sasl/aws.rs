@@ -91,6 +91,17 @@ impl AwsIam {
         }
     }
 
+    /// An MSK IAM OAUTHBEARER token signed at `now` (needs `aws.region`: a token is not
+    /// made for one broker).
+    pub async fn oauth_token(&self, now: SystemTime) -> Result<Secret, String> {
+        let region = self
+            .region
+            .as_deref()
+            .ok_or("an MSK IAM token needs aws.region")?;
+        let creds = self.credentials().await?;
+        Ok(msk_iam_token(&creds, region, super::http::USER_AGENT, now))
+    }
+
     /// The AWS_MSK_IAM client message for broker `host`, signed at `now`.
     pub async fn payload(&self, host: &str, now: SystemTime) -> Result<Vec<u8>, String> {
         let creds = self.credentials().await?;

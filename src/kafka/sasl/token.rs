@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::aws::AwsIam;
 use super::oidc::Oidc;
 use super::Secret;
 
@@ -18,6 +19,9 @@ pub enum TokenSource {
     /// `sasl.oauthbearer.method = oidc`: fetched from a token endpoint, cached and shared
     /// by every connection of the cluster.
     Oidc(Arc<Oidc>),
+    /// `sasl.oauthbearer.method = aws_msk_iam`: an MSK IAM token (a presigned URL),
+    /// signed anew at every login.
+    MskIam(Arc<AwsIam>),
 }
 
 impl TokenSource {
@@ -25,6 +29,7 @@ impl TokenSource {
     pub async fn token(&self) -> Result<Secret, String> {
         match self {
             Self::Oidc(oidc) => oidc.token().await,
+            Self::MskIam(iam) => iam.oauth_token(std::time::SystemTime::now()).await,
             _ => self.token_now(),
         }
     }
@@ -34,7 +39,7 @@ impl TokenSource {
         match self {
             Self::Static(t) => Ok(t.clone()),
             Self::File(f) => f.read(),
-            Self::Oidc(_) => Err("an OIDC token is fetched asynchronously".into()),
+            Self::Oidc(_) | Self::MskIam(_) => Err("this token is made asynchronously".into()),
         }
     }
 
@@ -48,6 +53,7 @@ impl TokenSource {
                 o.settings().endpoint,
                 o.settings().client_id
             ),
+            Self::MskIam(iam) => format!("MSK IAM tokens from {}", iam.describe()),
         }
     }
 }
