@@ -8,17 +8,17 @@
 //! | key | meaning |
 //! |---|---|
 //! | `security.protocol` | PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL |
-//! | `sasl.mechanism` / `sasl.mechanisms` | PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER |
+//! | `sasl.mechanism` / `sasl.mechanisms` | PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM |
 //! | `sasl.username`, `sasl.password` | PLAIN and SCRAM credentials |
 //! | `sasl.oauthbearer.token` | a static OAUTHBEARER token |
 //! | `sasl.oauthbearer.token.file` | a file holding the token, re-read at each login |
-//! | `sasl.oauthbearer.method` | `default` (the two keys above) or `oidc` |
+//! | `sasl.oauthbearer.method` | `default` (the two keys above), `oidc` or `aws_msk_iam` |
 //! | `sasl.oauthbearer.token.endpoint.url` | OIDC: the token endpoint |
 //! | `sasl.oauthbearer.client.id`, `.client.secret` | OIDC: the client credentials |
 //! | `sasl.oauthbearer.scope` | OIDC: the scope asked for (optional) |
 //! | `sasl.oauthbearer.extensions` | `k=v,k=v` SASL extensions sent with the token |
 //! | `https.ca.location` / `https.ca.pem` | CA certificates of the token endpoint |
-//! | `aws.region` | AWS_MSK_IAM: the region signed for (default: from the broker's host) |
+//! | `aws.region` | MSK IAM: the region signed for (default: from the broker's host) |
 //! | `ssl.ca.location` | CA certificates: a PEM file, a directory of them, or `probe` |
 //! | `ssl.ca.pem` | CA certificates as PEM text |
 //! | `ssl.certificate.location` / `.pem` | client certificate chain (mTLS) |

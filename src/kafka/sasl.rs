@@ -1,5 +1,5 @@
 //! SASL authentication of a broker connection: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
-//! OAUTHBEARER, with the mechanisms of `rsasl`.
+//! OAUTHBEARER, with the mechanisms of `rsasl`, and Amazon MSK's AWS_MSK_IAM ([`aws`]).
 //!
 //! The exchange ([`Exchange`]) is sans-io: it turns server messages into client messages.
 //! [`authenticate`] drives it over a connection the Kafka way (KIP-152): after ApiVersions,
