@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::client::{PropertyError, SecurityProtocol};
-use crate::kafka::sasl::aws::{AwsIam, AwsSource};
+use crate::kafka::sasl::aws::AwsIam;
 use crate::kafka::sasl::http::Url;
 use crate::kafka::sasl::oidc::{Oidc, OidcSettings};
 use crate::kafka::sasl::{
@@ -355,10 +355,10 @@ fn sasl_settings(p: &Props) -> Result<Sasl, PropertyError> {
     };
     let credentials = match mechanism {
         Mechanism::OAuthBearer => Credentials::Token(token_source(p)?, extensions(p)?),
-        Mechanism::AwsMskIam => Credentials::Aws(Arc::new(AwsIam {
-            region: p.get("aws.region").map(|r| r.trim().to_owned()),
-            source: AwsSource::Environment,
-        })),
+        Mechanism::AwsMskIam => Credentials::Aws(Arc::new(AwsIam::new(
+            p.get("aws.region").map(|r| r.trim().to_owned()),
+            https_tls(p)?,
+        ))),
         _ => {
             let username = p.get("sasl.username").ok_or_else(|| {
                 err(
@@ -425,10 +425,10 @@ fn token_source(p: &Props) -> Result<TokenSource, PropertyError> {
                     "the AWS region of the MSK cluster, e.g. \"eu-west-1\"",
                 )
             })?;
-            return Ok(TokenSource::MskIam(Arc::new(AwsIam {
-                region: Some(region.trim().to_owned()),
-                source: AwsSource::Environment,
-            })));
+            return Ok(TokenSource::MskIam(Arc::new(AwsIam::new(
+                Some(region.trim().to_owned()),
+                https_tls(p)?,
+            ))));
         }
         Some(other) => {
             return Err(err(
@@ -482,12 +482,7 @@ fn oidc(p: &Props) -> Result<OidcSettings, PropertyError> {
         "sasl.oauthbearer.client.secret",
         "the OAuth client secret",
     )?);
-    let tls = Tls::new(TlsSettings {
-        trust: trust_anchors(p, "https.ca")?,
-        identity: None,
-        verification: Verification::Full,
-    })
-    .map_err(|e| err("https.ca.location", e.to_string(), "a usable TLS setup"))?;
+    let tls = https_tls(p)?;
     Ok(OidcSettings {
         endpoint,
         client_id,
@@ -495,6 +490,17 @@ fn oidc(p: &Props) -> Result<OidcSettings, PropertyError> {
         scope: p.get("sasl.oauthbearer.scope").map(|s| s.trim().to_owned()),
         tls,
     })
+}
+
+/// TLS of the HTTPS endpoints of SASL credentials (token endpoint, STS), verified with
+/// `https.ca.location` / `https.ca.pem` or the Mozilla roots.
+fn https_tls(p: &Props) -> Result<Tls, PropertyError> {
+    Tls::new(TlsSettings {
+        trust: trust_anchors(p, "https.ca")?,
+        identity: None,
+        verification: Verification::Full,
+    })
+    .map_err(|e| err("https.ca.location", e.to_string(), "a usable TLS setup"))
 }
 
 #[cfg(test)]

@@ -48,30 +48,39 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
-/// Where AWS credentials come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AwsSource {
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, read at each
-    /// login.
-    Environment,
-}
+pub mod web_identity;
 
-/// AWS_MSK_IAM settings of a cluster: the credentials' source and the region to sign for
-/// (`aws.region`; else the region in the broker's host name).
+pub use web_identity::WebIdentity;
+
+/// MSK IAM settings of a cluster: the region to sign for (`aws.region`; else the region in
+/// the broker's host name) and where credentials come from: the environment's keys, else a
+/// web identity token ([`WebIdentity`]).
 #[derive(Debug)]
 pub struct AwsIam {
     pub region: Option<String>,
-    pub source: AwsSource,
+    web_identity: WebIdentity,
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 impl AwsIam {
+    /// `tls` verifies the STS endpoint.
+    pub fn new(region: Option<String>, tls: crate::kafka::tls::Tls) -> AwsIam {
+        AwsIam {
+            region,
+            web_identity: WebIdentity::new(tls),
+        }
+    }
+
     /// How the login is made, for a log line.
     pub fn describe(&self) -> String {
         let region = match &self.region {
             Some(r) => format!("region {r}"),
             None => "the region of the broker's host name".into(),
         };
-        format!("AWS credentials from the environment, signed for {region}")
+        format!("AWS credentials (environment or web identity), signed for {region}")
     }
 
     /// The region to sign a login to `host` for.
@@ -84,11 +93,13 @@ impl AwsIam {
         }
     }
 
-    /// The current credentials.
-    pub async fn credentials(&self) -> Result<AwsCredentials, String> {
-        match self.source {
-            AwsSource::Environment => from_environment(|k| std::env::var(k).ok()),
+    /// The current credentials: the environment's keys, else from the web identity token
+    /// (STS in `region`).
+    pub async fn credentials(&self, region: &str) -> Result<AwsCredentials, String> {
+        if process_env("AWS_ACCESS_KEY_ID").is_some() || !WebIdentity::configured(&process_env) {
+            return from_environment(process_env);
         }
+        self.web_identity.credentials(&process_env, region).await
     }
 
     /// An MSK IAM OAUTHBEARER token signed at `now` (needs `aws.region`: a token is not
@@ -98,14 +109,14 @@ impl AwsIam {
             .region
             .as_deref()
             .ok_or("an MSK IAM token needs aws.region")?;
-        let creds = self.credentials().await?;
+        let creds = self.credentials(region).await?;
         Ok(msk_iam_token(&creds, region, super::http::USER_AGENT, now))
     }
 
     /// The AWS_MSK_IAM client message for broker `host`, signed at `now`.
     pub async fn payload(&self, host: &str, now: SystemTime) -> Result<Vec<u8>, String> {
-        let creds = self.credentials().await?;
         let region = self.region_for(host)?;
+        let creds = self.credentials(region).await?;
         Ok(msk_iam_payload(
             &creds,
             host,

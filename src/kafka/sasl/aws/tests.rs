@@ -183,14 +183,16 @@ fn the_exchange_sends_the_payload_and_ends_on_the_answer() {
     use crate::kafka::sasl::{Credentials, Exchange, Mechanism, Sasl, Step};
     let sasl = Sasl {
         mechanism: Mechanism::AwsMskIam,
-        credentials: Credentials::Aws(std::sync::Arc::new(AwsIam {
-            region: Some("eu-west-1".into()),
-            source: AwsSource::Environment,
-        })),
+        credentials: Credentials::Aws(std::sync::Arc::new(AwsIam::new(
+            Some("eu-west-1".into()),
+            crate::kafka::tls::Tls::new(Default::default()).unwrap(),
+        ))),
     };
     assert!(Exchange::start(&sasl).is_err(), "needs the broker's host");
     // Without credentials in the environment the login fails before sending anything.
-    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+    if std::env::var("AWS_ACCESS_KEY_ID").is_err()
+        && std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").is_err()
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
