@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod collect;
 pub mod config;
 pub mod export;

@@ -11,7 +11,6 @@ use clap::Parser;
 
 use tidemark::config::{self, Config};
 use tidemark::exporter::Exporter;
-use tidemark::kafka::sasl::{Credentials, TokenSource};
 use tidemark::kafka::tls::Verification;
 use tidemark::kafka::Security;
 use tidemark::oneshot;
@@ -218,21 +217,9 @@ fn log_security(cluster: &str, security: &Security) {
             }
         )
     });
-    let sasl = security.sasl().map(|sasl| match &sasl.credentials {
-        Credentials::Password { username, .. } => {
-            format!("SASL {} as {username:?}", sasl.mechanism)
-        }
-        Credentials::Token(TokenSource::Static(_)) => {
-            format!("SASL {} with a static token", sasl.mechanism)
-        }
-        Credentials::Token(TokenSource::File(f)) => {
-            format!(
-                "SASL {} with the token in {}",
-                sasl.mechanism,
-                f.path().display()
-            )
-        }
-    });
+    let sasl = security
+        .sasl()
+        .map(|sasl| format!("SASL {} {}", sasl.mechanism, sasl.credentials.describe()));
     let how: Vec<String> = tls.into_iter().chain(sasl).collect();
     tracing::info!(%cluster, protocol = security.protocol_name(), "{}", if how.is_empty() { "plain TCP".to_string() } else { how.join(", ") });
     match security.tls().map(|t| t.verification()) {

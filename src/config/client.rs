@@ -96,6 +96,15 @@ pub const SECURITY: &[&str] = &[
     "sasl.password",
     "sasl.oauthbearer.token",
     "sasl.oauthbearer.token.file",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.extensions",
+    "https.ca.location",
+    "https.ca.pem",
+    "aws.region",
     "ssl.ca.location",
     "ssl.ca.pem",
     "ssl.certificate.location",
@@ -206,8 +215,6 @@ pub(super) fn classify(
                 client.unsupported.push(key.clone());
             }
             k if k.starts_with("sasl.kerberos.") => client.unsupported.push(key.clone()),
-            // Only the static-token method; OIDC client credentials are not supported.
-            "sasl.oauthbearer.method" if value.trim().eq_ignore_ascii_case("default") => {}
             k if SECURITY.contains(&k) => {}
             k if in_class(k, IGNORED, IGNORED_PREFIXES) => client.ignored.push(key.clone()),
             _ => client.unsupported.push(key.clone()),
@@ -216,7 +223,7 @@ pub(super) fn classify(
     let protocol = client.security_protocol;
     client.unused_security = props
         .keys()
-        .filter(|k| SECURITY.contains(&k.as_str()) || k.as_str() == "sasl.oauthbearer.method")
+        .filter(|k| SECURITY.contains(&k.as_str()))
         .filter(|k| !client.unsupported.contains(k))
         .filter(|k| {
             let tls_key = k.starts_with("ssl.") || k.starts_with("enable.ssl.");
@@ -336,8 +343,6 @@ mod tests {
                 "bootstrap.servers",
                 "compression.type",
                 "sasl.kerberos.service.name",
-                "sasl.oauthbearer.method",
-                "sasl.oauthbearer.token.endpoint.url",
                 "ssl.keystore.location"
             ]
         );
@@ -347,6 +352,8 @@ mod tests {
             [
                 "enable.ssl.certificate.verification",
                 "sasl.mechanism",
+                "sasl.oauthbearer.method",
+                "sasl.oauthbearer.token.endpoint.url",
                 "sasl.password",
                 "sasl.username",
                 "ssl.ca.location"

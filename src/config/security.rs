@@ -2,16 +2,23 @@
 //!
 //! Every file (CA, certificate, key, token) is read and checked here, at start: a missing
 //! or unparsable file is a config error naming the key and the path. The keys are
-//! librdkafka's (as klag-exporter users write them), plus two of tidemark's own for
-//! OAUTHBEARER, which librdkafka only feeds through callbacks or an OIDC client:
+//! librdkafka's (as klag-exporter users write them), plus two of tidemark's own for a
+//! static OAUTHBEARER token, which librdkafka only feeds through a callback:
 //!
 //! | key | meaning |
 //! |---|---|
 //! | `security.protocol` | PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL |
-//! | `sasl.mechanism` / `sasl.mechanisms` | PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER |
+//! | `sasl.mechanism` / `sasl.mechanisms` | PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM |
 //! | `sasl.username`, `sasl.password` | PLAIN and SCRAM credentials |
 //! | `sasl.oauthbearer.token` | a static OAUTHBEARER token |
 //! | `sasl.oauthbearer.token.file` | a file holding the token, re-read at each login |
+//! | `sasl.oauthbearer.method` | `default` (the two keys above), `oidc` or `aws_msk_iam` |
+//! | `sasl.oauthbearer.token.endpoint.url` | OIDC: the token endpoint |
+//! | `sasl.oauthbearer.client.id`, `.client.secret` | OIDC: the client credentials |
+//! | `sasl.oauthbearer.scope` | OIDC: the scope asked for (optional) |
+//! | `sasl.oauthbearer.extensions` | `k=v,k=v` SASL extensions sent with the token |
+//! | `https.ca.location` / `https.ca.pem` | CA certificates of the token endpoint |
+//! | `aws.region` | MSK IAM: the region signed for (default: from the broker's host) |
 //! | `ssl.ca.location` | CA certificates: a PEM file, a directory of them, or `probe` |
 //! | `ssl.ca.pem` | CA certificates as PEM text |
 //! | `ssl.certificate.location` / `.pem` | client certificate chain (mTLS) |
@@ -22,9 +29,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::client::{PropertyError, SecurityProtocol};
-use crate::kafka::sasl::{self, Credentials, Mechanism, Sasl, Secret, TokenFile, TokenSource};
+use crate::kafka::sasl::aws::AwsIam;
+use crate::kafka::sasl::http::Url;
+use crate::kafka::sasl::oidc::{Oidc, OidcSettings};
+use crate::kafka::sasl::{
+    self, Credentials, Extensions, Mechanism, Sasl, Secret, TokenFile, TokenSource,
+};
 use crate::kafka::tls::{self, ClientIdentity, Tls, TlsSettings, TrustAnchors, Verification};
 use crate::kafka::Security;
 
@@ -159,7 +172,7 @@ fn tls_settings(p: &Props) -> Result<Tls, PropertyError> {
         (true, false) => Verification::NoHostname,
         (true, true) => Verification::Full,
     };
-    let trust = trust_anchors(p)?;
+    let trust = trust_anchors(p, "ssl.ca")?;
     let identity = client_identity(p)?;
     Tls::new(TlsSettings {
         trust,
@@ -184,17 +197,20 @@ fn tls_settings(p: &Props) -> Result<Tls, PropertyError> {
     })
 }
 
-fn trust_anchors(p: &Props) -> Result<TrustAnchors, PropertyError> {
+/// CA certificates from `<base>.location` / `<base>.pem` (`ssl.ca` for brokers, `https.ca`
+/// for token and credential endpoints); the Mozilla roots when neither is set.
+fn trust_anchors(p: &Props, base: &str) -> Result<TrustAnchors, PropertyError> {
     const EXPECTED: &str = "a PEM file of CA certificates, a directory of them, or \"probe\"";
-    if let Some(location) = p.get("ssl.ca.location") {
-        if p.get("ssl.ca.pem").is_some() {
+    let (location_key, pem_key) = (format!("{base}.location"), format!("{base}.pem"));
+    if let Some(location) = p.get(&location_key) {
+        if p.get(&pem_key).is_some() {
             return Err(err(
-                "ssl.ca.pem",
-                "is set together with ssl.ca.location",
-                "only one of ssl.ca.location and ssl.ca.pem",
+                &pem_key,
+                format!("is set together with {location_key}"),
+                format!("only one of {location_key} and {pem_key}"),
             ));
         }
-        let key = "ssl.ca.location";
+        let key = location_key.as_str();
         if location.trim() == "probe" {
             let found = PROBE_PATHS.iter().find(|path| Path::new(path).is_file());
             let Some(path) = found else {
@@ -222,9 +238,9 @@ fn trust_anchors(p: &Props) -> Result<TrustAnchors, PropertyError> {
             .map_err(|problem| err(key, format!("{location:?}: {problem}"), EXPECTED))?;
         return Ok(TrustAnchors::Certificates(certs));
     }
-    if let Some(text) = p.get("ssl.ca.pem") {
+    if let Some(text) = p.get(&pem_key) {
         let certs = tls::parse_certificates(text.as_bytes())
-            .map_err(|problem| err("ssl.ca.pem", problem, "PEM CA certificates"))?;
+            .map_err(|problem| err(&pem_key, problem, "PEM CA certificates"))?;
         return Ok(TrustAnchors::Certificates(certs));
     }
     Ok(TrustAnchors::MozillaRoots)
@@ -301,7 +317,7 @@ fn client_identity(p: &Props) -> Result<Option<ClientIdentity>, PropertyError> {
 }
 
 fn sasl_settings(p: &Props) -> Result<Sasl, PropertyError> {
-    const EXPECTED: &str = "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER";
+    const EXPECTED: &str = "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM";
     let (key, name) = match (p.get("sasl.mechanism"), p.get("sasl.mechanisms")) {
         (Some(a), Some(b)) if !a.trim().eq_ignore_ascii_case(b.trim()) => {
             return Err(err(
@@ -338,7 +354,11 @@ fn sasl_settings(p: &Props) -> Result<Sasl, PropertyError> {
         }
     };
     let credentials = match mechanism {
-        Mechanism::OAuthBearer => Credentials::Token(token_source(p)?),
+        Mechanism::OAuthBearer => Credentials::Token(token_source(p)?, extensions(p)?),
+        Mechanism::AwsMskIam => Credentials::Aws(Arc::new(AwsIam::new(
+            p.get("aws.region").map(|r| r.trim().to_owned()),
+            https_tls(p)?,
+        ))),
         _ => {
             let username = p.get("sasl.username").ok_or_else(|| {
                 err(
@@ -366,9 +386,58 @@ fn sasl_settings(p: &Props) -> Result<Sasl, PropertyError> {
     })
 }
 
+fn extensions(p: &Props) -> Result<Extensions, PropertyError> {
+    const KEY: &str = "sasl.oauthbearer.extensions";
+    Extensions::parse(p.get(KEY).unwrap_or_default()).map_err(|problem| {
+        err(
+            KEY,
+            problem,
+            "comma-separated key=value pairs, e.g. \"logicalCluster=lkc-abc12,identityPoolId=pool-Xy1\"",
+        )
+    })
+}
+
 fn token_source(p: &Props) -> Result<TokenSource, PropertyError> {
     const TOKEN: &str = "sasl.oauthbearer.token";
     const FILE: &str = "sasl.oauthbearer.token.file";
+    const METHOD: &str = "sasl.oauthbearer.method";
+    match p
+        .get(METHOD)
+        .map(|m| m.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("default") => {}
+        Some("oidc") => {
+            if let Some(key) = [TOKEN, FILE].into_iter().find(|k| p.get(k).is_some()) {
+                return Err(err(
+                    key,
+                    "is set together with sasl.oauthbearer.method = oidc",
+                    "either a token (method default) or OIDC client credentials",
+                ));
+            }
+            return oidc(p).map(|o| TokenSource::Oidc(Arc::new(Oidc::new(o))));
+        }
+        Some("aws_msk_iam") => {
+            let region = p.get("aws.region").ok_or_else(|| {
+                err(
+                    "aws.region",
+                    "is missing (needed for sasl.oauthbearer.method = aws_msk_iam)",
+                    "the AWS region of the MSK cluster, e.g. \"eu-west-1\"",
+                )
+            })?;
+            return Ok(TokenSource::MskIam(Arc::new(AwsIam::new(
+                Some(region.trim().to_owned()),
+                https_tls(p)?,
+            ))));
+        }
+        Some(other) => {
+            return Err(err(
+                METHOD,
+                format!("{other:?} is not supported"),
+                "default (a token or token file), oidc (client credentials) or aws_msk_iam",
+            ))
+        }
+    }
     match (p.get(TOKEN), p.get(FILE)) {
         (Some(_), Some(_)) => Err(err(
             FILE,
@@ -383,11 +452,55 @@ fn token_source(p: &Props) -> Result<TokenSource, PropertyError> {
             .map_err(|problem| err(FILE, problem, "a readable file holding one bearer token")),
         (None, None) => Err(err(
             TOKEN,
-            "is missing: OAUTHBEARER needs sasl.oauthbearer.token or sasl.oauthbearer.token.file \
-             (tidemark does not fetch tokens from an OIDC endpoint)",
+            "is missing: OAUTHBEARER needs sasl.oauthbearer.token or sasl.oauthbearer.token.file, \
+             or sasl.oauthbearer.method = oidc",
             "a bearer token, or the path of a file holding one",
         )),
     }
+}
+
+/// `sasl.oauthbearer.method = oidc`: the token endpoint, the client and its TLS trust.
+fn oidc(p: &Props) -> Result<OidcSettings, PropertyError> {
+    let required = |key: &str, expected: &str| {
+        p.get(key).map(|v| v.trim().to_owned()).ok_or_else(|| {
+            err(
+                key,
+                "is missing (needed for sasl.oauthbearer.method = oidc)",
+                expected,
+            )
+        })
+    };
+    const URL: &str = "sasl.oauthbearer.token.endpoint.url";
+    let url = required(
+        URL,
+        "the token endpoint's URL, e.g. https://idp.example.com/oauth2/token",
+    )?;
+    let endpoint = Url::parse(&url)
+        .map_err(|problem| err(URL, problem, "an https:// URL of the token endpoint"))?;
+    let client_id = required("sasl.oauthbearer.client.id", "the OAuth client id")?;
+    let client_secret = Secret::new(required(
+        "sasl.oauthbearer.client.secret",
+        "the OAuth client secret",
+    )?);
+    let tls = https_tls(p)?;
+    Ok(OidcSettings {
+        endpoint,
+        client_id,
+        client_secret,
+        scope: p.get("sasl.oauthbearer.scope").map(|s| s.trim().to_owned()),
+        tls,
+    })
+}
+
+/// TLS of the HTTPS endpoints of SASL credentials (token endpoint, STS), verified with
+/// `https.ca.location` / `https.ca.pem` or the Mozilla roots.
+fn https_tls(p: &Props) -> Result<Tls, PropertyError> {
+    Tls::new(TlsSettings {
+        trust: trust_anchors(p, "https.ca")?,
+        identity: None,
+        verification: Verification::Full,
+    })
+    .map_err(|e| err("https.ca.location", e.to_string(), "a usable TLS setup"))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@
 //!   refused as such (HTTP 4xx, a non-retryable gRPC status) is dropped and the export
 //!   goes on with the next.
 
-mod backoff;
 mod client;
 mod otlp;
 mod pb;
@@ -32,10 +31,10 @@ use hyper::header::{HeaderName, HeaderValue};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::config::{parse_url, ExporterConfig, OtlpProtocol, PushAuth, PushTls, PushUrl};
 use crate::metrics::ExportStats;
 use crate::state::ExporterState;
-use backoff::Backoff;
 pub use client::SendError;
 use client::{body_text, Client, Response};
 use samples::{SampleSink, Walk, WalkError};

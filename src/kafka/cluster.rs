@@ -278,12 +278,13 @@ impl Cluster {
     }
 
     /// [`Cluster::bootstrap`], leaving out `skip`: addresses of brokers that already failed
-    /// in this cycle (dialling one again would cost another timeout for nothing).
-    async fn bootstrap_skipping(&self, skip: &[String]) -> Result<()> {
+    /// in this cycle, with their failure (dialling one again would cost another timeout for
+    /// nothing; the failure is repeated so the cycle's error still says what went wrong).
+    async fn bootstrap_skipping(&self, skip: &[(String, String)]) -> Result<()> {
         let mut attempts = Vec::new();
         for server in &self.config.bootstrap_servers {
-            if skip.contains(server) {
-                attempts.push(format!("{server}: failed earlier in this cycle"));
+            if let Some((_, why)) = skip.iter().find(|(address, _)| address == server) {
+                attempts.push(format!("{server}: failed earlier in this cycle: {why}"));
                 continue;
             }
             let counters = self.counters_for(BOOTSTRAP_NODE);
@@ -357,10 +358,10 @@ impl Cluster {
             tracing::debug!(error = %e, "no known broker answered Metadata, trying bootstrap servers");
         }
         let meta = self.metadata();
-        let failed: Vec<String> = self
-            .down_nodes()
-            .iter()
-            .filter_map(|n| meta.brokers.get(n).map(BrokerInfo::address))
+        let failed: Vec<(String, String)> = self
+            .down_failures()
+            .into_iter()
+            .filter_map(|(n, e)| Some((meta.brokers.get(&n).map(BrokerInfo::address)?, e)))
             .collect();
         self.bootstrap_skipping(&failed).await?;
         Ok(self.metadata())

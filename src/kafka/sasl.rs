@@ -1,5 +1,5 @@
 //! SASL authentication of a broker connection: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
-//! OAUTHBEARER, with the mechanisms of `rsasl`.
+//! OAUTHBEARER, with the mechanisms of `rsasl`, and Amazon MSK's AWS_MSK_IAM ([`aws`]).
 //!
 //! The exchange ([`Exchange`]) is sans-io: it turns server messages into client messages.
 //! [`authenticate`] drives it over a connection the Kafka way (KIP-152): after ApiVersions,
@@ -9,8 +9,10 @@
 //! - SCRAM: the server's final message is verified (its signature proves it knows the
 //!   password); a server-final `e=...` or a wrong signature is a failed login even when
 //!   the broker's error code says success.
-//! - OAUTHBEARER: a static token, or a token file read again at every authentication, so a
-//!   rotated token is picked up by the next connection.
+//! - OAUTHBEARER: a static token, a token file read again at every authentication (a
+//!   rotated token is picked up by the next connection), or tokens from an OIDC token
+//!   endpoint ([`oidc`]), cached per cluster and refreshed before they expire
+//!   ([`refresh`]); SASL extensions ([`Extensions`]) go with the token.
 //! - Re-authentication (KIP-368): SaslAuthenticate v1+ reports the session lifetime; the
 //!   caller closes and redials the connection before it runs out (see
 //!   [`super::conn::Connection::is_usable`]).
@@ -18,7 +20,6 @@
 //! Secrets ([`Secret`]) never appear in `Debug` output, logs or errors.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,13 +27,20 @@ use bytes::Bytes;
 use rsasl::callback::{Context, Request, SessionCallback, SessionData};
 use rsasl::mechanisms::oauthbearer::properties::OAuthBearerErrored;
 use rsasl::prelude::{Mechname, MessageSent, SASLClient, SASLConfig, Session, SessionError, State};
-use rsasl::property::OAuthBearerToken;
+use rsasl::property::{OAuthBearerKV, OAuthBearerToken};
 
 use super::conn::Connection;
 use super::error::{error_name, KafkaErrorKind, Result};
 use super::requests;
 
+pub mod aws;
+pub mod http;
+pub mod oidc;
+pub mod refresh;
+mod token;
+
 pub use crate::secret::Secret;
+pub use token::{check_token, Extensions, TokenFile, TokenSource};
 
 /// A SASL mechanism tidemark speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,14 +49,17 @@ pub enum Mechanism {
     ScramSha256,
     ScramSha512,
     OAuthBearer,
+    /// Amazon MSK's IAM mechanism (a SigV4-signed JSON payload).
+    AwsMskIam,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 4] = [
+    pub const ALL: [Mechanism; 5] = [
         Self::Plain,
         Self::ScramSha256,
         Self::ScramSha512,
         Self::OAuthBearer,
+        Self::AwsMskIam,
     ];
 
     /// The IANA / Kafka name, e.g. `SCRAM-SHA-512`.
@@ -58,6 +69,7 @@ impl Mechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OAuthBearer => "OAUTHBEARER",
+            Self::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 
@@ -79,89 +91,36 @@ impl fmt::Display for Mechanism {
     }
 }
 
-/// Where an OAUTHBEARER token comes from.
-#[derive(Clone, Debug)]
-pub enum TokenSource {
-    /// `sasl.oauthbearer.token`.
-    Static(Secret),
-    /// `sasl.oauthbearer.token.file`, read at every authentication.
-    File(TokenFile),
-}
-
-impl TokenSource {
-    /// The token to send now.
-    pub fn token(&self) -> Result<Secret, String> {
-        match self {
-            Self::Static(t) => Ok(t.clone()),
-            Self::File(f) => f.read(),
-        }
-    }
-}
-
-/// A token file. The last token read is kept only to notice (and log) a rotation.
-#[derive(Clone)]
-pub struct TokenFile {
-    path: PathBuf,
-    last: Arc<Mutex<Option<Secret>>>,
-}
-
-impl fmt::Debug for TokenFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenFile")
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-impl TokenFile {
-    /// Read and check the file now (at start); errors say what is wrong with it.
-    pub fn open(path: impl Into<PathBuf>) -> Result<TokenFile, String> {
-        let file = TokenFile {
-            path: path.into(),
-            last: Arc::default(),
-        };
-        file.read()?;
-        Ok(file)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The token in the file now: its text without surrounding whitespace.
-    pub fn read(&self) -> Result<Secret, String> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| format!("cannot read token file {}: {e}", self.path.display()))?;
-        let token = check_token(text.trim())
-            .map_err(|problem| format!("token file {}: {problem}", self.path.display()))?;
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.as_ref().is_some_and(|l| *l != token) {
-            tracing::info!(file = %self.path.display(), "OAUTHBEARER token file changed; new connections use the new token");
-        }
-        *last = Some(token.clone());
-        Ok(token)
-    }
-}
-
-/// A token must be non-empty and free of the control characters that delimit the
-/// OAUTHBEARER message (RFC 7628).
-pub fn check_token(token: &str) -> Result<Secret, String> {
-    if token.is_empty() {
-        return Err("the token is empty".into());
-    }
-    if token.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("the token contains spaces or control characters".into());
-    }
-    Ok(Secret::new(token))
-}
-
 /// The credentials of a SASL login.
 #[derive(Clone, Debug)]
 pub enum Credentials {
     /// PLAIN and SCRAM: `sasl.username` / `sasl.password`.
     Password { username: String, password: Secret },
-    /// OAUTHBEARER.
-    Token(TokenSource),
+    /// OAUTHBEARER: where the token comes from, and the extensions sent with it.
+    Token(TokenSource, Extensions),
+    /// AWS_MSK_IAM: AWS credentials and the region to sign for.
+    Aws(Arc<aws::AwsIam>),
+}
+
+impl Credentials {
+    /// How the login is made, for a log line (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Password { username, .. } => format!("as {username:?}"),
+            Self::Token(source, extensions) if extensions.is_empty() => {
+                format!("with {}", source.describe())
+            }
+            Self::Token(source, extensions) => {
+                let keys: Vec<&str> = extensions.pairs().iter().map(|(k, _)| k.as_str()).collect();
+                format!(
+                    "with {} and extensions {}",
+                    source.describe(),
+                    keys.join(", ")
+                )
+            }
+            Self::Aws(iam) => format!("with {}", iam.describe()),
+        }
+    }
 }
 
 /// SASL settings of a cluster.
@@ -187,10 +146,17 @@ pub enum Step {
     Done,
 }
 
+/// What runs the mechanism: rsasl, or tidemark's own AWS_MSK_IAM (one signed message,
+/// then the server's answer).
+enum Engine {
+    Rsasl(Box<Session>),
+    MskIam(Option<Vec<u8>>),
+}
+
 /// One SASL exchange, sans-io.
 pub struct Exchange {
     mechanism: Mechanism,
-    session: Session,
+    engine: Engine,
     /// OAUTHBEARER: the server's error, when it sent one (RFC 7628 §3.2.2).
     server_error: Arc<Mutex<Option<String>>>,
     steps: u32,
@@ -208,6 +174,7 @@ impl fmt::Debug for Exchange {
 /// Supplies the OAUTHBEARER token to rsasl and records a server error report.
 struct TokenCallback {
     token: Secret,
+    extensions: Extensions,
     server_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -226,28 +193,67 @@ impl SessionCallback for TokenCallback {
             *self.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
             return Ok(());
         }
+        if request.is::<OAuthBearerKV>() {
+            let pairs: Vec<(&str, &str)> = self
+                .extensions
+                .pairs()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            request.satisfy::<OAuthBearerKV>(&pairs)?;
+            return Ok(());
+        }
         request.satisfy::<OAuthBearerToken>(self.token.expose())?;
         Ok(())
     }
 }
 
 impl Exchange {
-    /// Start an exchange for `sasl` (reads the token file for OAUTHBEARER).
+    /// Start an exchange for `sasl` with credentials at hand (a password, a static token,
+    /// a token file read now); [`Exchange::begin`] also fetches tokens.
     pub fn start(sasl: &Sasl) -> Result<Exchange, String> {
+        let token = match &sasl.credentials {
+            Credentials::Token(source, _) => Some(source.token_now()?),
+            Credentials::Password { .. } => None,
+            Credentials::Aws(_) => return Err("AWS_MSK_IAM needs the broker's host".into()),
+        };
+        Self::with_token(sasl, token)
+    }
+
+    /// Start an exchange for `sasl` with broker `host`, fetching a token or credentials
+    /// first when the source needs it.
+    pub async fn begin(sasl: &Sasl, host: &str) -> Result<Exchange, String> {
+        let token = match &sasl.credentials {
+            Credentials::Token(source, _) => Some(source.token().await?),
+            Credentials::Password { .. } => None,
+            Credentials::Aws(iam) => {
+                let payload = iam.payload(host, std::time::SystemTime::now()).await?;
+                return Ok(Exchange {
+                    mechanism: sasl.mechanism,
+                    engine: Engine::MskIam(Some(payload)),
+                    server_error: Arc::default(),
+                    steps: 0,
+                });
+            }
+        };
+        Self::with_token(sasl, token)
+    }
+
+    fn with_token(sasl: &Sasl, token: Option<Secret>) -> Result<Exchange, String> {
         let server_error = Arc::new(Mutex::new(None));
-        let config = match &sasl.credentials {
-            Credentials::Password { username, password } => {
+        let config = match (&sasl.credentials, token) {
+            (Credentials::Password { username, password }, _) => {
                 SASLConfig::with_credentials(None, username.clone(), password.expose().to_string())
             }
-            Credentials::Token(source) => {
-                let token = source.token()?;
-                SASLConfig::builder()
-                    .with_defaults()
-                    .with_callback(TokenCallback {
-                        token,
-                        server_error: server_error.clone(),
-                    })
-            }
+            (Credentials::Token(_, extensions), Some(token)) => SASLConfig::builder()
+                .with_defaults()
+                .with_callback(TokenCallback {
+                    token,
+                    extensions: extensions.clone(),
+                    server_error: server_error.clone(),
+                }),
+            (Credentials::Token(..), None) => return Err("no token".into()),
+            (Credentials::Aws(_), _) => return Err("AWS_MSK_IAM needs the broker's host".into()),
         }
         .map_err(|e| format!("cannot set up {}: {e}", sasl.mechanism))?;
         let name = Mechname::parse(sasl.mechanism.name().as_bytes())
@@ -257,7 +263,7 @@ impl Exchange {
             .map_err(|e| format!("cannot start {}: {e}", sasl.mechanism))?;
         Ok(Exchange {
             mechanism: sasl.mechanism,
-            session,
+            engine: Engine::Rsasl(Box::new(session)),
             server_error,
             steps: 0,
         })
@@ -276,8 +282,18 @@ impl Exchange {
             }
         }
         self.steps += 1;
+        let session = match &mut self.engine {
+            Engine::Rsasl(session) => session,
+            // The payload first; the server's answer (JSON with a request id) ends it.
+            Engine::MskIam(payload) => {
+                return match (payload.take(), server) {
+                    (Some(p), None) => Ok(Step::Send(p)),
+                    (None, Some(_)) if self.steps == 2 => Ok(Step::Done),
+                    _ => Err("AWS_MSK_IAM stepped out of order".into()),
+                };
+            }
+        };
         let mut out = Vec::new();
-        let session = &mut self.session;
         // rsasl is not trusted with hostile input: the checks above keep it off the slicing
         // that would panic, and a panic that slips through is a failed login, not a crash.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -374,6 +390,10 @@ pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Durat
         }
         .into()
     };
+    // Credentials first (a token fetch may take a while): the broker sees no handshake
+    // that cannot be followed by a login.
+    let host = super::tls::host_of(&broker);
+    let mut exchange = Exchange::begin(sasl, host).await.map_err(&failed)?;
     let (handshake, _) = conn
         .send(&requests::sasl_handshake(mechanism.name()))
         .await?;
@@ -388,7 +408,6 @@ pub async fn authenticate(conn: &Connection, sasl: &Sasl) -> Result<Option<Durat
             }
         )));
     }
-    let mut exchange = Exchange::start(sasl).map_err(&failed)?;
     let mut server: Option<Bytes> = None;
     let mut lifetime_ms = 0;
     loop {

@@ -203,6 +203,37 @@ impl Tls {
                 .into()
             })
     }
+
+    /// Run the TLS handshake over `tcp` to an HTTPS endpoint ("host:port"); the error says
+    /// what went wrong in an HTTPS endpoint's terms (`https.ca.location`).
+    pub async fn connect_https(
+        &self,
+        address: &str,
+        tcp: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, String> {
+        let host = host_of(address);
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+        let e = match TlsConnector::from(self.config.clone())
+            .connect(name, tcp)
+            .await
+        {
+            Ok(stream) => return Ok(stream),
+            Err(e) => e,
+        };
+        let rustls_error = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        let hint = match rustls_error {
+            Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                " (its certificate does not chain to a trusted CA: set https.ca.location to \
+                 the CA that signed it)"
+            }
+            Some(rustls::Error::InvalidCertificate(_)) => " (its certificate is not acceptable)",
+            _ => "",
+        };
+        Err(format!("TLS handshake failed: {e}{hint}"))
+    }
 }
 
 /// The host part of "host:port", "[v6]:port" or a bare host.

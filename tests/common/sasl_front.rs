@@ -35,6 +35,9 @@ use tokio::task::AbortHandle;
 
 use super::scram::{ScramHash, ScramServer};
 
+mod frames;
+use frames::{parse_oauthbearer, read_frame, response, with_sasl_apis, write_frame};
+
 /// SASL_AUTHENTICATION_FAILED.
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 /// UNSUPPORTED_SASL_MECHANISM.
@@ -54,6 +57,20 @@ pub enum Fault {
     WrongServerSignature,
 }
 
+/// Decides whether an OAUTHBEARER token is valid: `Ok(time left)` or why not. The session
+/// lifetime granted is then at most the time left, as a Kafka broker grants it (KIP-368).
+#[derive(Clone)]
+pub struct TokenCheck(pub Arc<CheckFn>);
+
+/// `Ok(time left)` of a token, or why it is not valid.
+pub type CheckFn = dyn Fn(&str) -> Result<Duration, String> + Send + Sync;
+
+impl std::fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck")
+    }
+}
+
 /// What the front accepts.
 #[derive(Clone, Debug)]
 pub struct FrontConfig {
@@ -64,6 +81,12 @@ pub struct FrontConfig {
     pub password: String,
     /// OAUTHBEARER tokens accepted.
     pub tokens: Vec<String>,
+    /// OAUTHBEARER: checks tokens instead of `tokens` when set.
+    pub token_check: Option<TokenCheck>,
+    /// AWS_MSK_IAM: the secret access key the payload's signature is verified with
+    /// (by botocore, [`super::sigv4`]), and the verifier's clock offset in seconds.
+    pub aws_secret: String,
+    pub aws_clock_offset: i64,
     /// SCRAM salt and iteration count.
     pub salt: Vec<u8>,
     pub iterations: u32,
@@ -81,6 +104,9 @@ impl Default for FrontConfig {
             username: "tidemark-user".into(),
             password: "s3cret-Pa55".into(),
             tokens: Vec::new(),
+            token_check: None,
+            aws_secret: String::new(),
+            aws_clock_offset: 0,
             salt: b"tidemark-salt-16".to_vec(),
             iterations: 4096,
             session_lifetime_ms: 0,
@@ -99,6 +125,8 @@ pub struct Login {
     pub authenticate_version: i16,
     /// Every SaslAuthenticate payload the client sent, in order.
     pub client_messages: Vec<Vec<u8>>,
+    /// OAUTHBEARER: the extensions (key/value pairs besides `auth`) of the first message.
+    pub extensions: Vec<(String, String)>,
     /// `Ok` when the front accepted the login; `Err` with the reason otherwise.
     pub outcome: Result<(), String>,
 }
@@ -200,38 +228,6 @@ impl SaslFront {
     }
 }
 
-async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).await.ok()?;
-    let size = usize::try_from(i32::from_be_bytes(size)).ok()?;
-    if size > 64 * 1024 * 1024 {
-        return None;
-    }
-    let mut frame = vec![0u8; size];
-    stream.read_exact(&mut frame).await.ok()?;
-    Some(Bytes::from(frame))
-}
-
-async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> bool {
-    let mut out = Vec::with_capacity(frame.len() + 4);
-    out.extend_from_slice(&(frame.len() as i32).to_be_bytes());
-    out.extend_from_slice(frame);
-    stream.write_all(&out).await.is_ok()
-}
-
-/// A response frame (without size prefix) for `header`'s request.
-fn response<T: Encodable>(api: ApiKey, header: &RequestHeader, body: &T) -> Bytes {
-    let mut out = BytesMut::new();
-    let version = header.request_api_version;
-    ResponseHeader::default()
-        .with_correlation_id(header.correlation_id)
-        .encode(&mut out, api.response_header_version(version))
-        .expect("encode response header");
-    body.encode(&mut out, version)
-        .expect("encode response body");
-    out.freeze()
-}
-
 struct Conn {
     id: u64,
     config: FrontConfig,
@@ -244,6 +240,9 @@ struct Conn {
     /// OAUTHBEARER: the front sent an error report and waits for %x01.
     oauth_error_sent: bool,
     authenticated_until: Option<Option<Instant>>,
+    /// The session lifetime of this login when shorter than the configured one (the time
+    /// left of its token).
+    granted_ms: Option<i64>,
     close_after_reply: bool,
 }
 
@@ -301,6 +300,7 @@ async fn serve(
         scram: None,
         oauth_error_sent: false,
         authenticated_until: None,
+        granted_ms: None,
         close_after_reply: false,
     };
     while let Some(frame) = read_frame(&mut client).await {
@@ -368,6 +368,7 @@ async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
                     handshake_version: version,
                     authenticate_version: -1,
                     client_messages: Vec::new(),
+                    extensions: Vec::new(),
                     outcome: Err("not finished".into()),
                 });
             }
@@ -392,7 +393,12 @@ async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
                 }
                 StepOutcome::Accepted(final_message) => {
                     conn.finish_login(Ok(()));
-                    let lifetime = conn.config.session_lifetime_ms;
+                    let configured = conn.config.session_lifetime_ms;
+                    let lifetime = match conn.granted_ms {
+                        Some(left) if configured > 0 => left.min(configured),
+                        Some(left) => left,
+                        None => configured,
+                    };
                     conn.authenticated_until = Some(
                         (lifetime > 0)
                             .then(|| Instant::now() + Duration::from_millis(lifetime as u64)),
@@ -410,11 +416,17 @@ async fn handle(conn: &mut Conn, frame: Bytes) -> Option<Bytes> {
                     Some(response(api, &header, &resp))
                 }
                 StepOutcome::Failed(reason) => {
+                    // MSK names the IAM failure; the other mechanisms answer as Kafka does.
+                    let detail = if mechanism == "AWS_MSK_IAM" {
+                        format!(": {reason}")
+                    } else {
+                        String::new()
+                    };
                     conn.finish_login(Err(reason));
                     resp = resp
                         .with_error_code(SASL_AUTHENTICATION_FAILED)
                         .with_error_message(Some(StrBytes::from_string(format!(
-                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}{detail}"
                         ))));
                     // Kafka answers, then closes the connection.
                     conn.mechanism = Some(("FAILED".into(), 0));
@@ -459,17 +471,36 @@ fn authenticate_step(conn: &mut Conn, mechanism: &str, message: &[u8]) -> StepOu
                 };
             }
             let text = String::from_utf8_lossy(message);
-            let token = text
-                .strip_prefix("n,,\u{1}auth=Bearer ")
-                .and_then(|rest| rest.strip_suffix("\u{1}\u{1}"));
-            match token {
-                Some(t) if cfg.tokens.iter().any(|ok| ok == t) => StepOutcome::Accepted(Vec::new()),
-                Some(_) => {
-                    // RFC 7628 §3.2.2: an error report; the client answers %x01.
-                    conn.oauth_error_sent = true;
-                    StepOutcome::Continue(br#"{"status":"invalid_token"}"#.to_vec())
-                }
-                None => StepOutcome::Failed(format!("malformed OAUTHBEARER message {text:?}")),
+            let Some((token, extensions)) = parse_oauthbearer(&text) else {
+                return StepOutcome::Failed(format!("malformed OAUTHBEARER message {text:?}"));
+            };
+            if let Some(login) = conn.login.as_mut() {
+                login.extensions = extensions;
+            }
+            let valid = match &cfg.token_check {
+                Some(check) => match (check.0)(&token) {
+                    Ok(left) => {
+                        conn.granted_ms = Some(left.as_millis().max(1) as i64);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                None => cfg.tokens.contains(&token),
+            };
+            if valid {
+                StepOutcome::Accepted(Vec::new())
+            } else {
+                // RFC 7628 §3.2.2: an error report; the client answers %x01.
+                conn.oauth_error_sent = true;
+                StepOutcome::Continue(br#"{"status":"invalid_token"}"#.to_vec())
+            }
+        }
+        "AWS_MSK_IAM" => {
+            match super::sigv4::verify(message, &cfg.aws_secret, cfg.aws_clock_offset) {
+                Ok(()) => StepOutcome::Accepted(
+                    br#"{"version":"2020_10_22","request-id":"front-1"}"#.to_vec(),
+                ),
+                Err(reason) => StepOutcome::Failed(reason),
             }
         }
         "FAILED" | "FAULTED" => {
@@ -518,41 +549,4 @@ fn authenticate_step(conn: &mut Conn, mechanism: &str, message: &[u8]) -> StepOu
             }
         }
     }
-}
-
-/// The broker's ApiVersions answer with SaslHandshake (0..=1) and SaslAuthenticate (0..=2)
-/// listed (they are what the front speaks); unchanged when it cannot be decoded.
-fn with_sasl_apis(frame: Bytes, version: i16) -> Bytes {
-    let mut body = frame.clone();
-    if body.remaining() < 4 {
-        return frame;
-    }
-    let correlation_id = body.get_i32();
-    let Ok(mut resp) = ApiVersionsResponse::decode(&mut body, version) else {
-        return frame;
-    };
-    if resp.error_code != 0 {
-        return frame;
-    }
-    resp.api_keys.retain(|k| {
-        k.api_key != ApiKey::SaslHandshake as i16 && k.api_key != ApiKey::SaslAuthenticate as i16
-    });
-    resp.api_keys.push(
-        ApiVersion::default()
-            .with_api_key(ApiKey::SaslHandshake as i16)
-            .with_min_version(0)
-            .with_max_version(1),
-    );
-    resp.api_keys.push(
-        ApiVersion::default()
-            .with_api_key(ApiKey::SaslAuthenticate as i16)
-            .with_min_version(0)
-            .with_max_version(2),
-    );
-    let mut out = BytesMut::new();
-    out.put_i32(correlation_id);
-    if resp.encode(&mut out, version).is_err() {
-        return frame;
-    }
-    out.freeze()
 }

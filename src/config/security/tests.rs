@@ -131,7 +131,7 @@ fn oauthbearer_token_or_token_file() {
     let s = ok(&[base[0], base[1], ("sasl.oauthbearer.token", SECRET)]);
     assert!(matches!(
         &s.sasl().unwrap().credentials,
-        Credentials::Token(TokenSource::Static(t)) if t.expose() == SECRET
+        Credentials::Token(TokenSource::Static(t), _) if t.expose() == SECRET
     ));
 
     let dir = temp_dir("oauth");
@@ -140,7 +140,7 @@ fn oauthbearer_token_or_token_file() {
     let path = file.display().to_string();
     let s = ok(&[base[0], base[1], ("sasl.oauthbearer.token.file", &path)]);
     match &s.sasl().unwrap().credentials {
-        Credentials::Token(TokenSource::File(f)) => {
+        Credentials::Token(TokenSource::File(f), _) => {
             assert_eq!(f.path(), file.as_path());
             assert_eq!(f.read().unwrap().expose(), SECRET);
         }
@@ -149,7 +149,7 @@ fn oauthbearer_token_or_token_file() {
 
     let e = err(&[base[0], base[1]]);
     assert!(
-        e.contains("\"sasl.oauthbearer.token\": is missing") && e.contains("OIDC"),
+        e.contains("\"sasl.oauthbearer.token\": is missing") && e.contains("method = oidc"),
         "{e}"
     );
     let e = err(&[
@@ -335,4 +335,132 @@ fn secrets_are_redacted_in_check_config_output_and_debug() {
         "{debug}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn oauthbearer_oidc_client_credentials() {
+    let oidc = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("sasl.oauthbearer.method", "OIDC"),
+        ("sasl.oauthbearer.client.id", "tidemark-client"),
+        ("sasl.oauthbearer.client.secret", SECRET),
+        (
+            "sasl.oauthbearer.token.endpoint.url",
+            "https://idp.example.com:8443/oauth2/token",
+        ),
+        ("sasl.oauthbearer.scope", "kafka"),
+        (
+            "sasl.oauthbearer.extensions",
+            "logicalCluster=lkc-abc12,identityPoolId=pool-Xy1",
+        ),
+        ("https.ca.location", &testdata("cert.pem")),
+    ];
+    let s = ok(&oidc);
+    let Credentials::Token(TokenSource::Oidc(o), extensions) = &s.sasl().unwrap().credentials
+    else {
+        panic!("{s:?}")
+    };
+    let settings = o.settings();
+    assert_eq!(
+        settings.endpoint.to_string(),
+        "https://idp.example.com:8443/oauth2/token"
+    );
+    assert_eq!(settings.client_id, "tidemark-client");
+    assert_eq!(settings.client_secret.expose(), SECRET);
+    assert_eq!(settings.scope.as_deref(), Some("kafka"));
+    assert_eq!(extensions.pairs().len(), 2);
+    assert_eq!(
+        extensions.pairs()[0],
+        ("logicalCluster".into(), "lkc-abc12".into())
+    );
+    assert!(!format!("{s:?}").contains(SECRET));
+
+    // Each required key, when missing, is named.
+    for key in [
+        "sasl.oauthbearer.client.id",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.token.endpoint.url",
+    ] {
+        let without: Vec<_> = oidc.iter().copied().filter(|(k, _)| *k != key).collect();
+        let e = err(&without);
+        assert!(
+            e.contains(&format!(
+                "\"{key}\": is missing (needed for sasl.oauthbearer.method = oidc)"
+            )),
+            "{e}"
+        );
+    }
+    let with = |key: &'static str, value: &'static str| {
+        let mut v: Vec<_> = oidc.iter().copied().filter(|(k, _)| *k != key).collect();
+        v.push((key, value));
+        err(&v)
+    };
+    let e = with("sasl.oauthbearer.token.endpoint.url", "idp/token");
+    assert!(
+        e.contains("\"sasl.oauthbearer.token.endpoint.url\": \"idp/token\" is not"),
+        "{e}"
+    );
+    let e = with("sasl.oauthbearer.extensions", "logicalCluster");
+    assert!(
+        e.contains("\"sasl.oauthbearer.extensions\": \"logicalCluster\" is not key=value"),
+        "{e}"
+    );
+    let e = with("sasl.oauthbearer.method", "jwt-bearer");
+    assert!(
+        e.contains("\"sasl.oauthbearer.method\": \"jwt-bearer\" is not supported"),
+        "{e}"
+    );
+    let e = with("sasl.oauthbearer.token", "static");
+    assert!(
+        e.contains(
+            "\"sasl.oauthbearer.token\": is set together with sasl.oauthbearer.method = oidc"
+        ),
+        "{e}"
+    );
+    let e = with("https.ca.location", "/nonexistent/ca.pem");
+    assert!(e.contains("\"https.ca.location\": cannot read"), "{e}");
+}
+
+#[test]
+fn aws_msk_iam_with_or_without_a_region() {
+    let base = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "AWS_MSK_IAM"),
+    ];
+    let s = ok(&base);
+    let Credentials::Aws(iam) = &s.sasl().unwrap().credentials else {
+        panic!("{s:?}")
+    };
+    assert_eq!(iam.region, None);
+    assert_eq!(
+        iam.region_for("b-1.demo.abc123.c2.kafka.eu-west-1.amazonaws.com"),
+        Ok("eu-west-1")
+    );
+    let e = iam.region_for("kafka.internal").unwrap_err();
+    assert!(e.contains("set aws.region"), "{e}");
+    let s = ok(&[base[0], base[1], ("aws.region", "us-east-2")]);
+    let Credentials::Aws(iam) = &s.sasl().unwrap().credentials else {
+        panic!("{s:?}")
+    };
+    assert_eq!(iam.region_for("kafka.internal"), Ok("us-east-2"));
+}
+
+#[test]
+fn oauthbearer_with_msk_iam_tokens_needs_a_region() {
+    let base = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("sasl.oauthbearer.method", "aws_msk_iam"),
+    ];
+    let e = err(&base);
+    assert!(
+        e.contains("\"aws.region\": is missing (needed for sasl.oauthbearer.method = aws_msk_iam)"),
+        "{e}"
+    );
+    let s = ok(&[base[0], base[1], base[2], ("aws.region", "eu-west-1")]);
+    let Credentials::Token(TokenSource::MskIam(iam), _) = &s.sasl().unwrap().credentials else {
+        panic!("{s:?}")
+    };
+    assert_eq!(iam.region.as_deref(), Some("eu-west-1"));
 }

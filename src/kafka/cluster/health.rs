@@ -36,6 +36,16 @@ impl Cluster {
         self.health().down.keys().copied().collect()
     }
 
+    /// The brokers not dialled again this cycle, with the failure that put them there.
+    pub(super) fn down_failures(&self) -> Vec<(i32, String)> {
+        let health = self.health();
+        health
+            .down
+            .iter()
+            .map(|(n, e)| (*n, e.to_string()))
+            .collect()
+    }
+
     /// Whether `node` failed earlier in this cycle (and is not asked again until the next).
     pub(crate) fn is_down(&self, node: i32) -> bool {
         self.health().down.contains_key(&node)

@@ -13,7 +13,7 @@ fn password(mechanism: Mechanism, user: &str, pass: &str) -> Sasl {
 fn token(t: &str) -> Sasl {
     Sasl {
         mechanism: Mechanism::OAuthBearer,
-        credentials: Credentials::Token(TokenSource::Static(Secret::new(t))),
+        credentials: Credentials::Token(TokenSource::Static(Secret::new(t)), Extensions::default()),
     }
 }
 
@@ -58,6 +58,52 @@ fn oauthbearer_message_and_success() {
 }
 
 #[test]
+fn oauthbearer_extensions_are_key_value_pairs_of_the_first_message() {
+    let ext = Extensions::parse(" logicalCluster=lkc-abc12 , identityPoolId=pool-X9=z ").unwrap();
+    assert_eq!(
+        ext.pairs(),
+        [
+            ("logicalCluster".to_owned(), "lkc-abc12".to_owned()),
+            ("identityPoolId".to_owned(), "pool-X9=z".to_owned())
+        ]
+    );
+    let sasl = Sasl {
+        mechanism: Mechanism::OAuthBearer,
+        credentials: Credentials::Token(TokenSource::Static(Secret::new("tok.en")), ext),
+    };
+    let first = send(Exchange::start(&sasl).unwrap().step(None).unwrap());
+    // RFC 7628: gs2 header, then kvpairs each ended by %x01, then a final %x01.
+    assert_eq!(
+        first,
+        b"n,,\x01logicalCluster=lkc-abc12\x01identityPoolId=pool-X9=z\x01auth=Bearer tok.en\x01\x01"
+    );
+    assert!(
+        Credentials::Token(TokenSource::Static(Secret::new("t")), Extensions::default())
+            .describe()
+            .ends_with("a static token")
+    );
+}
+
+#[test]
+fn extensions_follow_kafkas_rules() {
+    assert!(Extensions::parse("").unwrap().is_empty());
+    assert!(Extensions::parse(" , ").unwrap().is_empty());
+    for (bad, why) in [
+        ("novalue", "not key=value"),
+        ("a1=b", "letters only"),
+        ("=b", "letters only"),
+        ("auth=x", "reserved"),
+        ("a=", "not empty"),
+        ("a=caf\u{e9}", "printable ASCII"),
+        ("a=b\u{1}", "printable ASCII"),
+        ("a=1,a=2", "twice"),
+    ] {
+        let e = Extensions::parse(bad).unwrap_err();
+        assert!(e.contains(why), "{bad:?}: {e}");
+    }
+}
+
+#[test]
 fn oauthbearer_server_error_is_answered_with_0x01() {
     let mut x = Exchange::start(&token("t")).unwrap();
     x.step(None).unwrap();
@@ -78,7 +124,7 @@ fn token_file_is_read_again_at_every_login() {
     let file = TokenFile::open(&path).unwrap();
     let sasl = Sasl {
         mechanism: Mechanism::OAuthBearer,
-        credentials: Credentials::Token(TokenSource::File(file.clone())),
+        credentials: Credentials::Token(TokenSource::File(file.clone()), Extensions::default()),
     };
     let msg = send(Exchange::start(&sasl).unwrap().step(None).unwrap());
     assert_eq!(msg, b"n,,\x01auth=Bearer first-token\x01\x01");

@@ -1,6 +1,7 @@
-//! Exponential backoff with jitter for push retries. (The Kafka client's
+//! Exponential backoff with jitter, for retries against one remote endpoint: the push
+//! exporters' receivers and the SASL token / credential endpoints. (The Kafka client's
 //! `Cluster::backoff` has no jitter and belongs to a cluster's settings; many replicas
-//! retrying one receiver in step is what jitter is for.)
+//! retrying one endpoint in step is what jitter is for.)
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
