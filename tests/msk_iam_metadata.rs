@@ -209,8 +209,19 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
         ("partition", "0"),
     ];
 
-    // Phase 1: EKS Pod Identity. The agent accepts the token the file holds at the time
-    // (the test rotates it after the first fetch).
+    let dir = pod_identity(&front, lag, &labels).await;
+    instance_metadata(&front, lag, &labels).await;
+    refused(&front).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Phase 1: EKS Pod Identity. The agent accepts the token the file holds at the time (the
+/// test rotates it after the first fetch); returns the directory of the token file.
+async fn pod_identity(
+    front: &SaslFront,
+    lag: Option<f64>,
+    labels: &[(&str, &str)],
+) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(unique_name("tidemark-podid"));
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("token");
@@ -246,7 +257,7 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
             *expected.lock().unwrap() = "pod-identity-token-2".into();
         })
     };
-    run_past_refresh("podid", &front, lag, &labels).await;
+    run_past_refresh("podid", front, lag, labels).await;
     rotate.await.unwrap();
     let seen = agent_seen.lock().unwrap().clone();
     let auth: Vec<_> = seen.iter().map(|s| s.authorization.as_deref()).collect();
@@ -255,7 +266,7 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
         auth,
         [Some("pod-identity-token-1"), Some("pod-identity-token-2")]
     );
-    let logins = logins_since(&front, 0);
+    let logins = logins_since(front, 0);
     assert!(logins.len() >= 6, "{} logins", logins.len());
     assert!(logins.iter().all(|(k, _)| k == CONTAINER_KEY));
     let tokens: Vec<&str> = logins.iter().map(|(_, t)| t.as_str()).collect();
@@ -263,7 +274,11 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
     assert_eq!(tokens.last(), Some(&"container-2"));
     assert!(tokens.windows(2).all(|w| w[0] <= w[1]), "{tokens:?}");
 
-    // Phase 2: IMDSv2 (no container endpoint configured).
+    dir
+}
+
+/// Phase 2: IMDSv2 (no container endpoint configured).
+async fn instance_metadata(front: &SaslFront, lag: Option<f64>, labels: &[(&str, &str)]) {
     for k in [
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
@@ -302,7 +317,7 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
     .await;
     std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds);
     let before = front.logins().len();
-    run_past_refresh("imds", &front, lag, &labels).await;
+    run_past_refresh("imds", front, lag, labels).await;
     let seen = imds_seen.lock().unwrap().clone();
     let calls: Vec<String> = seen
         .iter()
@@ -317,14 +332,16 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
         ]
     };
     assert_eq!(calls, [round(1), round(2)].concat());
-    let logins = logins_since(&front, before);
+    let logins = logins_since(front, before);
     assert!(logins.len() >= 6, "{} logins", logins.len());
     assert!(logins.iter().all(|(k, _)| k == IMDS_KEY));
     assert_eq!(logins.first().map(|l| l.1.as_str()), Some("imds-1"));
     assert_eq!(logins.last().map(|l| l.1.as_str()), Some("imds-2"));
+}
 
-    // Phase 3: an IMDS that refuses the session token request: the error names the
-    // provider, the URL and the status, and the cycle fails without a login.
+/// Phase 3: an IMDS that refuses the session token request: the error names the provider,
+/// the URL and the status, and the cycle fails without a login.
+async fn refused(front: &SaslFront) {
     let (refusing, _) = server(Arc::new(|_: &Seen, _| (403, "Forbidden".into()))).await;
     std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", &refusing);
     let before = front.logins().len();
@@ -340,5 +357,4 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
     );
     exp.shutdown().await;
     assert_eq!(front.logins().len(), before);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

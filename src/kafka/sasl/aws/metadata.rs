@@ -223,7 +223,7 @@ impl Metadata {
         let response = http::send(call, &self.tls, IMDS_TIMEOUT)
             .await
             .map_err(|e| format!("{IMDS}: {e}"))?;
-        ok_body(&format!("{IMDS} {url}"), &response).map(|b| Bytes::copy_from_slice(b))
+        ok_body(&format!("{IMDS} {url}"), &response).map(Bytes::copy_from_slice)
     }
 }
 
