@@ -185,6 +185,7 @@ pub fn from_environment(env: impl Fn(&str) -> Option<String>) -> Result<AwsCrede
             secret_access_key: Secret::new(secret.trim()),
             session_token: get("AWS_SESSION_TOKEN").map(|t| Secret::new(t.trim())),
         }),
+        (Some(_), None) => Err("AWS_ACCESS_KEY_ID is set without AWS_SECRET_ACCESS_KEY".into()),
         _ => Err(
             "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both \
                   set, no web identity token or container endpoint is configured, and the \
