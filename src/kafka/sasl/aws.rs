@@ -48,17 +48,21 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
+pub mod metadata;
 pub mod web_identity;
 
+pub use metadata::Metadata;
 pub use web_identity::WebIdentity;
 
 /// MSK IAM settings of a cluster: the region to sign for (`aws.region`; else the region in
-/// the broker's host name) and where credentials come from: the environment's keys, else a
-/// web identity token ([`WebIdentity`]).
+/// the broker's host name) and where credentials come from, in the standard chain's order:
+/// the environment's keys, a web identity token ([`WebIdentity`]), the container
+/// credentials endpoint, the instance metadata service ([`Metadata`]).
 #[derive(Debug)]
 pub struct AwsIam {
     pub region: Option<String>,
     web_identity: WebIdentity,
+    metadata: Metadata,
 }
 
 fn process_env(name: &str) -> Option<String> {
@@ -70,7 +74,8 @@ impl AwsIam {
     pub fn new(region: Option<String>, tls: crate::kafka::tls::Tls) -> AwsIam {
         AwsIam {
             region,
-            web_identity: WebIdentity::new(tls),
+            web_identity: WebIdentity::new(tls.clone()),
+            metadata: Metadata::new(tls),
         }
     }
 
@@ -80,7 +85,10 @@ impl AwsIam {
             Some(r) => format!("region {r}"),
             None => "the region of the broker's host name".into(),
         };
-        format!("AWS credentials (environment or web identity), signed for {region}")
+        format!(
+            "AWS credentials (environment, web identity, container endpoint or instance \
+             metadata), signed for {region}"
+        )
     }
 
     /// The region to sign a login to `host` for.
@@ -94,12 +102,25 @@ impl AwsIam {
     }
 
     /// The current credentials: the environment's keys, else from the web identity token
-    /// (STS in `region`).
+    /// (STS in `region`), else from the container endpoint, else from the instance metadata
+    /// service.
     pub async fn credentials(&self, region: &str) -> Result<AwsCredentials, String> {
-        if process_env("AWS_ACCESS_KEY_ID").is_some() || !WebIdentity::configured(&process_env) {
-            return from_environment(process_env);
+        self.credentials_in(&process_env, region).await
+    }
+
+    /// [`AwsIam::credentials`] in the environment `env`.
+    pub async fn credentials_in(
+        &self,
+        env: metadata::Env<'_>,
+        region: &str,
+    ) -> Result<AwsCredentials, String> {
+        match Provider::of(env) {
+            Provider::Environment => from_environment(env),
+            Provider::WebIdentity => self.web_identity.credentials(env, region).await,
+            Provider::Container => self.metadata.container(env).await,
+            Provider::Instance => self.metadata.instance(env).await,
+            Provider::None => from_environment(env),
         }
-        self.web_identity.credentials(&process_env, region).await
     }
 
     /// An MSK IAM OAUTHBEARER token signed at `now` (needs `aws.region`: a token is not
@@ -127,6 +148,34 @@ impl AwsIam {
     }
 }
 
+/// The link of the credentials chain the environment selects (the first one configured,
+/// as in the AWS SDKs: a configured link that fails does not fall through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Environment,
+    WebIdentity,
+    Container,
+    Instance,
+    /// Nothing configured and the instance metadata service disabled.
+    None,
+}
+
+impl Provider {
+    pub fn of(env: metadata::Env<'_>) -> Provider {
+        if env("AWS_ACCESS_KEY_ID").is_some() {
+            Provider::Environment
+        } else if WebIdentity::configured(env) {
+            Provider::WebIdentity
+        } else if metadata::container_configured(env) {
+            Provider::Container
+        } else if metadata::imds_enabled(env) {
+            Provider::Instance
+        } else {
+            Provider::None
+        }
+    }
+}
+
 /// Credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
 pub fn from_environment(env: impl Fn(&str) -> Option<String>) -> Result<AwsCredentials, String> {
     let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
@@ -136,10 +185,11 @@ pub fn from_environment(env: impl Fn(&str) -> Option<String>) -> Result<AwsCrede
             secret_access_key: Secret::new(secret.trim()),
             session_token: get("AWS_SESSION_TOKEN").map(|t| Secret::new(t.trim())),
         }),
+        (Some(_), None) => Err("AWS_ACCESS_KEY_ID is set without AWS_SECRET_ACCESS_KEY".into()),
         _ => Err(
             "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both \
-                  set (web identity, container and instance metadata credentials are not \
-                  supported yet)"
+                  set, no web identity token or container endpoint is configured, and the \
+                  instance metadata service is disabled (AWS_EC2_METADATA_DISABLED)"
                 .into(),
         ),
     }

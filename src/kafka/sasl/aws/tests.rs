@@ -189,16 +189,19 @@ fn the_exchange_sends_the_payload_and_ends_on_the_answer() {
         ))),
     };
     assert!(Exchange::start(&sasl).is_err(), "needs the broker's host");
-    // Without credentials in the environment the login fails before sending anything.
-    if std::env::var("AWS_ACCESS_KEY_ID").is_err()
-        && std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").is_err()
-    {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let e = rt.block_on(Exchange::begin(&sasl, BROKER)).unwrap_err();
-        assert!(e.starts_with("no AWS credentials"), "{e}");
-    }
+    // Without credentials in the environment (and IMDS disabled) nothing is sent.
+    let Credentials::Aws(iam) = &sasl.credentials else {
+        unreachable!()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let no_imds = env(&[("AWS_EC2_METADATA_DISABLED", "true")]);
+    let e = rt
+        .block_on(iam.credentials_in(&no_imds, "eu-west-1"))
+        .unwrap_err();
+    assert!(e.starts_with("no AWS credentials"), "{e}");
     assert_eq!(Mechanism::parse("aws_msk_iam"), Some(Mechanism::AwsMskIam));
     // One message, then the server's answer ends the exchange.
     let payload = msk_iam_payload(&creds(None), BROKER, "eu-west-1", "t", at());
@@ -212,4 +215,39 @@ fn the_exchange_sends_the_payload_and_ends_on_the_answer() {
     let answer = br#"{"version":"2020_10_22","request-id":"a1b2"}"#;
     assert_eq!(x.step(Some(answer)).unwrap(), Step::Done);
     assert!(x.step(Some(answer)).is_err());
+}
+
+#[test]
+fn the_chain_takes_the_first_configured_provider() {
+    use super::Provider;
+    let all = [
+        ("AWS_ACCESS_KEY_ID", "AKID"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+        ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://169.254.170.23/v1/credentials",
+        ),
+    ];
+    let chain = [
+        Provider::Environment,
+        Provider::WebIdentity,
+        // AWS_ROLE_ARN alone is no web identity.
+        Provider::Container,
+        Provider::Container,
+        Provider::Instance,
+    ];
+    for (skip, want) in chain.iter().enumerate() {
+        assert_eq!(Provider::of(&env(&all[skip..])), *want, "from {skip}");
+    }
+    let off = env(&[("AWS_EC2_METADATA_DISABLED", "true")]);
+    assert_eq!(Provider::of(&off), Provider::None);
+}
+
+fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + Sync + 'a {
+    move |k: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    }
 }
