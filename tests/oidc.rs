@@ -133,32 +133,10 @@ fn toml(s: &Setup, poll: &str, clusters: &[(&str, Vec<(&str, String)>)]) -> Stri
 }
 
 /// The exporter's lag for every partition equals the ledger's, and the cluster is up.
+/// The lag the workload's ledger gives, served by `exp` for `cluster`.
 async fn assert_lag(exp: &RunningExporter, s: &Setup, cluster: &str) {
-    let m = exp.metrics().await;
-    for p in 0..2 {
-        let ps = p.to_string();
-        let labels = [
-            ("cluster_name", cluster),
-            ("group", s.group.as_str()),
-            ("topic", s.topic.as_str()),
-            ("partition", ps.as_str()),
-        ];
-        let want = s
-            .workload
-            .ledger()
-            .lag(&s.group, &s.topic, p)
-            .map(|l| l as f64);
-        assert!(want.is_some());
-        assert_eq!(
-            m.value("kafka_consumergroup_group_lag", &labels),
-            want,
-            "{cluster} partition {p}"
-        );
-    }
-    assert_eq!(
-        m.value("tidemark_cluster_up", &[("cluster_name", cluster)]),
-        Some(1.0)
-    );
+    exp.assert_ledger_lag(s.workload.ledger(), cluster, &s.group, &s.topic)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

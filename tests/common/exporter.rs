@@ -33,6 +33,38 @@ impl RunningExporter {
         }
     }
 
+    /// Asserts that `cluster` is up and serves, for partitions 0 and 1 of `topic`, the offset
+    /// lag of `group` that `ledger` (what the test wrote) gives.
+    pub async fn assert_ledger_lag(
+        &self,
+        ledger: &super::Ledger,
+        cluster: &str,
+        group: &str,
+        topic: &str,
+    ) {
+        let m = self.metrics().await;
+        for p in 0..2 {
+            let ps = p.to_string();
+            let labels = [
+                ("cluster_name", cluster),
+                ("group", group),
+                ("topic", topic),
+                ("partition", ps.as_str()),
+            ];
+            let want = ledger.lag(group, topic, p).map(|l| l as f64);
+            assert!(want.is_some());
+            assert_eq!(
+                m.value("kafka_consumergroup_group_lag", &labels),
+                want,
+                "{cluster} partition {p}"
+            );
+        }
+        assert_eq!(
+            m.value("tidemark_cluster_up", &[("cluster_name", cluster)]),
+            Some(1.0)
+        );
+    }
+
     /// Successful cycles of `cluster` so far.
     pub fn cycles_ok(&self, cluster: &str) -> u64 {
         self.exporter
