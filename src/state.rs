@@ -269,7 +269,11 @@ impl ExporterState {
                 st.group_types = report.group_type_counts();
                 st.coverage = health.coverage;
                 st.denied = health.denied;
-                st.partitions = report.partitions.len();
+                st.partitions = if report.partition_series {
+                    report.partitions.len()
+                } else {
+                    0
+                };
                 st.series = metrics::lag_series(&report, self.granularity);
                 view.report = Some(report);
                 st.last_error = None;

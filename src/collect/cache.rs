@@ -15,25 +15,71 @@
 //! cache never outgrows the groups' positions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::kafka::records::RecordAt;
+use crate::kafka::records::{RecordAt, TimestampType};
 use crate::kafka::{TopicPartition, Watermarks};
+
+/// One topic's cached logs. The topic id is kept once per topic (it is the topic's, not a
+/// partition's), and partitions sit in a vector sorted by partition number: keyed by topic
+/// partition, 50,000 partitions cost 5.3 MB of hash table alone.
+#[derive(Debug)]
+struct TopicLog {
+    topic_id: [u8; 16],
+    partitions: Vec<PartitionLog>,
+}
 
 #[derive(Debug)]
 struct PartitionLog {
-    topic_id: [u8; 16],
+    partition: i32,
     watermarks: Watermarks,
     /// By offset, sorted: a partition has one entry per distinct group position, usually
     /// a handful, so a sorted vector is smaller and faster than a map per partition.
     records: Vec<Entry>,
 }
 
-#[derive(Debug)]
+/// A cached answer: the record found for `offset` (32 bytes; a [`RecordAt`] with the
+/// lookup offset and the cycle would take 40).
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     offset: i64,
-    record: RecordAt,
+    found: i64,
+    timestamp_ms: i64,
     /// The cycle that last looked it up or stored it.
     cycle: u32,
+    log_append_time: bool,
+}
+
+impl Entry {
+    fn record(&self) -> RecordAt {
+        RecordAt {
+            offset: self.found,
+            timestamp_ms: self.timestamp_ms,
+            timestamp_type: if self.log_append_time {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            // Only verified records are cached (see `insert`).
+            verified: true,
+        }
+    }
+
+    /// Still an answer for its offset with low watermark `low`: the record at the offset
+    /// itself, or a later one that is still in the log.
+    fn valid(&self, low: i64) -> bool {
+        self.found == self.offset || self.found >= low
+    }
+}
+
+impl TopicLog {
+    fn partition(&mut self, partition: i32) -> Option<&mut PartitionLog> {
+        let i = self
+            .partitions
+            .binary_search_by_key(&partition, |p| p.partition)
+            .ok()?;
+        self.partitions.get_mut(i)
+    }
 }
 
 impl PartitionLog {
@@ -49,7 +95,7 @@ impl PartitionLog {
 /// Timestamps of records at (partition, offset).
 #[derive(Debug, Default)]
 pub struct TimestampCache {
-    logs: HashMap<TopicPartition, PartitionLog>,
+    topics: HashMap<Arc<str>, TopicLog>,
     /// Counts cycles ([`TimestampCache::start_cycle`]).
     cycle: u32,
     hits: u64,
@@ -64,33 +110,44 @@ impl TimestampCache {
     }
 
     /// Tell the cache what this cycle saw of a partition's log; entries from another log
-    /// (other topic id, or watermarks lower than last seen) are dropped.
+    /// (other topic id: the whole topic's; or watermarks lower than last seen) are dropped.
     pub fn observe(&mut self, tp: &TopicPartition, topic_id: [u8; 16], watermarks: Watermarks) {
-        if let Some(log) = self.logs.get_mut(tp) {
-            let same_log = log.topic_id == topic_id
-                && watermarks.low >= log.watermarks.low
-                && watermarks.high >= log.watermarks.high;
+        let Some(topic) = self.topics.get_mut(&tp.topic) else {
+            return;
+        };
+        if topic.topic_id != topic_id {
+            // Deleted and re-created under the same name: a new log for every partition.
+            for p in &mut topic.partitions {
+                p.records.clear();
+            }
+            topic.topic_id = topic_id;
+        }
+        if let Some(log) = topic.partition(tp.partition) {
+            let same_log =
+                watermarks.low >= log.watermarks.low && watermarks.high >= log.watermarks.high;
             if !same_log {
                 log.records.clear();
             }
-            log.topic_id = topic_id;
             log.watermarks = watermarks;
         }
+    }
+
+    fn entry(&mut self, tp: &TopicPartition, offset: i64, low: i64) -> Option<&mut Entry> {
+        self.topics
+            .get_mut(&tp.topic)?
+            .partition(tp.partition)?
+            .find(offset)
+            .filter(|e| e.valid(low))
     }
 
     /// The cached record for `offset` of `tp`, if still valid with low watermark `low`;
     /// a hit keeps the entry for another cycle.
     pub fn get(&mut self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
         let cycle = self.cycle;
-        let found = self
-            .logs
-            .get_mut(tp)
-            .and_then(|log| log.find(offset))
-            .filter(|e| e.record.offset == offset || e.record.offset >= low)
-            .map(|e| {
-                e.cycle = cycle;
-                e.record
-            });
+        let found = self.entry(tp, offset, low).map(|e| {
+            e.cycle = cycle;
+            e.record()
+        });
         match found {
             Some(_) => self.hits += 1,
             None => self.misses += 1,
@@ -101,15 +158,11 @@ impl TimestampCache {
     /// [`get`](TimestampCache::get) without counting a hit or a miss (for re-reading an
     /// entry this cycle already counted or stored).
     pub fn peek(&mut self, tp: &TopicPartition, offset: i64, low: i64) -> Option<RecordAt> {
-        self.logs
-            .get_mut(tp)
-            .and_then(|log| log.find(offset))
-            .filter(|e| e.record.offset == offset || e.record.offset >= low)
-            .map(|e| e.record)
+        self.entry(tp, offset, low).map(|e| e.record())
     }
 
     /// Remember the record found for `offset` of `tp`, whose log this cycle has topic id
-    /// `topic_id` and `watermarks`.
+    /// `topic_id` and `watermarks`. A record whose CRC was not checked is not kept.
     pub fn insert(
         &mut self,
         tp: &TopicPartition,
@@ -118,16 +171,48 @@ impl TimestampCache {
         topic_id: [u8; 16],
         watermarks: Watermarks,
     ) {
-        let cycle = self.cycle;
-        let log = self.logs.entry(tp.clone()).or_insert_with(|| PartitionLog {
-            topic_id,
-            watermarks,
-            records: Vec::new(),
-        });
+        if !record.verified {
+            return;
+        }
+        let topic = self
+            .topics
+            .entry(tp.topic.clone())
+            .or_insert_with(|| TopicLog {
+                topic_id,
+                partitions: Vec::new(),
+            });
+        if topic.topic_id != topic_id {
+            for p in &mut topic.partitions {
+                p.records.clear();
+            }
+            topic.topic_id = topic_id;
+        }
+        let at = match topic
+            .partitions
+            .binary_search_by_key(&tp.partition, |p| p.partition)
+        {
+            Ok(i) => i,
+            Err(i) => {
+                topic.partitions.insert(
+                    i,
+                    PartitionLog {
+                        partition: tp.partition,
+                        watermarks,
+                        records: Vec::new(),
+                    },
+                );
+                i
+            }
+        };
+        let Some(log) = topic.partitions.get_mut(at) else {
+            return;
+        };
         let entry = Entry {
             offset,
-            record,
-            cycle,
+            found: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            cycle: self.cycle,
+            log_append_time: record.timestamp_type == TimestampType::LogAppendTime,
         };
         match log.records.binary_search_by_key(&offset, |e| e.offset) {
             Ok(i) => log.records[i] = entry,
@@ -139,23 +224,33 @@ impl TimestampCache {
         }
     }
 
-    /// Evict what this cycle neither looked up nor stored, and partitions left empty.
+    /// Evict what this cycle neither looked up nor stored, and partitions and topics left
+    /// empty.
     pub fn end_cycle(&mut self) {
         let cycle = self.cycle;
-        self.logs.retain(|_, log| {
-            log.records.retain(|e| e.cycle == cycle);
-            !log.records.is_empty()
+        self.topics.retain(|_, topic| {
+            topic.partitions.retain_mut(|log| {
+                log.records.retain(|e| e.cycle == cycle);
+                log.records.shrink_to_fit();
+                !log.records.is_empty()
+            });
+            topic.partitions.shrink_to_fit();
+            !topic.partitions.is_empty()
         });
     }
 
     /// Forget everything (the cluster id changed: another cluster answers now).
     pub fn clear(&mut self) {
-        self.logs.clear();
+        self.topics.clear();
     }
 
     /// Cached records.
     pub fn len(&self) -> usize {
-        self.logs.values().map(|l| l.records.len()).sum()
+        self.topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .map(|l| l.records.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -171,7 +266,6 @@ impl TimestampCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::records::TimestampType;
 
     const ID: [u8; 16] = [7; 16];
 
@@ -250,6 +344,52 @@ mod tests {
         c.insert(&tp, 4, rec(4, 1), ID, marks(3, 10));
         c.observe(&tp, ID, marks(0, 10));
         assert_eq!(c.get(&tp, 4, 0), None);
+    }
+
+    #[test]
+    fn a_recreated_topic_drops_every_partition() {
+        let t0 = TopicPartition::new("t", 0);
+        let t1 = TopicPartition::new("t", 1);
+        let u0 = TopicPartition::new("u", 0);
+        let mut c = cache_with(&t0, 4, rec(4, 1));
+        c.insert(&t1, 2, rec(2, 1), ID, marks(0, 10));
+        c.insert(&u0, 2, rec(2, 1), ID, marks(0, 10));
+        // Seen first through partition 1: partition 0's entries are of the old log too.
+        c.observe(&t1, [9; 16], marks(0, 10));
+        c.observe(&t0, [9; 16], marks(0, 10));
+        assert_eq!(c.get(&t0, 4, 0), None);
+        assert_eq!(c.get(&t1, 2, 0), None);
+        assert_eq!(
+            c.get(&u0, 2, 0),
+            Some(rec(2, 1)),
+            "another topic is untouched"
+        );
+    }
+
+    #[test]
+    fn unverified_records_are_not_kept() {
+        let tp = TopicPartition::new("t", 0);
+        let mut c = TimestampCache::default();
+        c.start_cycle();
+        let unverified = RecordAt {
+            verified: false,
+            ..rec(4, 1)
+        };
+        c.insert(&tp, 4, unverified, ID, marks(0, 10));
+        assert!(c.is_empty());
+        let appended = RecordAt {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..rec(5, 2)
+        };
+        c.insert(&tp, 5, appended, ID, marks(0, 10));
+        assert_eq!(c.peek(&tp, 5, 0), Some(appended));
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        // 50,000 partitions with one or two positions each: every byte counts twice.
+        assert!(std::mem::size_of::<Entry>() <= 32);
+        assert!(std::mem::size_of::<PartitionLog>() <= 48);
     }
 
     #[test]

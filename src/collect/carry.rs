@@ -40,13 +40,9 @@ impl<'a> EarlierRows<'a> {
             .index
             .get_or_init(|| crate::lag::ReportIndex::new(self.report, self.oldest_ms));
         let Some((g, rows)) = index.group(group) else {
-            return (GroupState::Unknown, Vec::new());
+            return (GroupState::Unknown, Owners::default());
         };
-        let mut owners: Owners = rows
-            .iter()
-            .filter_map(|r| Some((r.tp.clone(), r.member.clone()?)))
-            .collect();
-        owners.sort_by(|a, b| a.0.cmp(&b.0));
+        let owners = Owners::from_pairs(rows.filter_map(|r| Some((r.tp, r.row.member.as_ref()?))));
         (g.state, owners)
     }
 }

@@ -18,9 +18,70 @@ use super::issues::CycleIssues;
 /// What a group's DescribeGroups answer keeps: its state and who owns which partition.
 pub(super) type Described = (GroupState, Owners);
 
-/// Partition owners sorted by partition, one per partition: a sorted list rather than a
-/// map, as the descriptions of every group are held at the cycle's largest moment.
-pub(super) type Owners = Vec<(TopicPartition, Arc<Member>)>;
+/// Which member owns each partition of a group. Compact, as the descriptions of every
+/// group are held at the cycle's largest moment: 8 bytes a partition (a list of
+/// `(TopicPartition, Arc<Member>)` took 32).
+#[derive(Debug, Default)]
+pub(super) struct Owners {
+    members: Vec<Arc<Member>>,
+    /// Topics sorted by name, each with where its partitions start in `partitions`.
+    topics: Vec<(Arc<str>, u32)>,
+    /// (partition, index into `members`), sorted by partition within each topic's range.
+    partitions: Vec<(i32, u32)>,
+}
+
+impl Owners {
+    /// From (partition, owner) pairs; a partition named twice keeps its first owner.
+    pub(super) fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a TopicPartition, &'a Arc<Member>)>,
+    ) -> Owners {
+        let mut owners = Owners::default();
+        let mut list: Vec<(&TopicPartition, u32)> = Vec::new();
+        for (tp, member) in pairs {
+            let index = match owners.members.last() {
+                Some(last) if Arc::ptr_eq(last, member) => owners.members.len() - 1,
+                _ => {
+                    owners.members.push(member.clone());
+                    owners.members.len() - 1
+                }
+            };
+            list.push((tp, u32::try_from(index).unwrap_or(u32::MAX)));
+        }
+        // A share partition may have several owners: the first is kept, which the stable
+        // sort leaves first.
+        list.sort_by(|a, b| a.0.cmp(b.0));
+        list.dedup_by(|later, first| later.0 == first.0);
+        owners.partitions.reserve_exact(list.len());
+        for (tp, member) in list {
+            if owners.topics.last().is_none_or(|(t, _)| *t != tp.topic) {
+                let start = u32::try_from(owners.partitions.len()).unwrap_or(u32::MAX);
+                owners.topics.push((tp.topic.clone(), start));
+            }
+            owners.partitions.push((tp.partition, member));
+        }
+        owners.topics.shrink_to_fit();
+        owners.members.shrink_to_fit();
+        owners
+    }
+
+    /// The member that owns `tp`.
+    pub(super) fn owner(&self, tp: &TopicPartition) -> Option<&Arc<Member>> {
+        let t = self
+            .topics
+            .binary_search_by(|(topic, _)| (**topic).cmp(&*tp.topic))
+            .ok()?;
+        let start = self.topics.get(t)?.1 as usize;
+        let end = self
+            .topics
+            .get(t + 1)
+            .map_or(self.partitions.len(), |(_, s)| *s as usize);
+        let range = self.partitions.get(start..end)?;
+        let i = range
+            .binary_search_by_key(&tp.partition, |(p, _)| *p)
+            .ok()?;
+        self.members.get(range.get(i)?.1 as usize)
+    }
+}
 
 /// The state and partition owners of a description.
 pub(super) fn described(d: &GroupDescription) -> Described {
@@ -51,7 +112,7 @@ pub(super) async fn describe(
                 .state
                 .as_deref()
                 .map_or(GroupState::Unknown, GroupState::parse);
-            out.insert(g.group_id.clone(), Ok((state, Vec::new())));
+            out.insert(g.group_id.clone(), Ok((state, Owners::default())));
         }
     }
     out
@@ -176,36 +237,33 @@ pub(super) fn apply_descriptions(
                     issues.note(|| format!("group {}: describe: {e}", g.group));
                 }
                 issues.groups_undescribed += 1;
-                earlier
-                    .map(|e| e.described(&g.group))
-                    .unwrap_or((GroupState::Unknown, Vec::new()))
+                earlier.map(|e| e.described(&g.group)).unwrap_or_default()
             }
         };
         g.state = state;
         for gp in &mut g.partitions {
-            gp.member = owners
-                .binary_search_by(|(tp, _)| tp.cmp(&gp.tp))
-                .ok()
-                .and_then(|i| owners.get(i))
-                .map(|(_, m)| m.clone());
+            gp.member = owners.owner(&gp.tp).cloned();
         }
     }
 }
 
 /// Which member owns each partition, from DescribeGroups assignments.
 fn owners(d: &GroupDescription) -> Owners {
-    let mut owners = Vec::with_capacity(d.members.iter().map(|m| m.assignment.len()).sum());
-    for m in &d.members {
-        let member = Arc::new(Member {
-            host: m.client_host.clone(),
-            consumer_id: m.member_id.clone(),
-            client_id: m.client_id.clone(),
-        });
-        owners.extend(m.assignment.iter().map(|tp| (tp.clone(), member.clone())));
-    }
-    // A share partition may have several owners: the first (by member id) is kept, which
-    // the stable sort leaves first.
-    owners.sort_by(|a, b| a.0.cmp(&b.0));
-    owners.dedup_by(|later, first| later.0 == first.0);
-    owners
+    let members: Vec<Arc<Member>> = d
+        .members
+        .iter()
+        .map(|m| {
+            Arc::new(Member {
+                host: m.client_host.clone(),
+                consumer_id: m.member_id.clone(),
+                client_id: m.client_id.clone(),
+            })
+        })
+        .collect();
+    Owners::from_pairs(
+        d.members
+            .iter()
+            .zip(&members)
+            .flat_map(|(m, member)| m.assignment.iter().map(move |tp| (tp, member))),
+    )
 }

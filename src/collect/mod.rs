@@ -265,8 +265,7 @@ pub async fn one_cycle(
     if let Some(window) = cycle.status.as_mut() {
         report.status = window.observe(&report, now);
         if !rows {
-            report.group_partitions = Vec::new();
-            report.share_group_partitions = Vec::new();
+            report.drop_rows();
             report.status.partitions = Vec::new();
         }
     }

@@ -21,7 +21,7 @@ mod run;
 pub use assign::{Assignment, PROTOCOL_TYPE};
 pub use run::{run, MemberTask};
 
-use crate::lag::LagReport;
+use crate::lag::{GroupLag, GroupPartitionLag, LagReport};
 
 /// What this replica owns of one cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,22 +54,16 @@ impl Ownership {
             .is_some_and(|a| a.owns_group(&self.member_id, group))
     }
 
-    /// The part of `report` this replica owns.
+    /// The part of `report` this replica owns: its groups with their rows, and the
+    /// partition series when it collects the cluster (the partition table stays whole: rows
+    /// point into it).
     pub fn filter(&self, report: &LagReport) -> LagReport {
         let owned = |g: &str| self.group(g);
         let cluster = self.cluster();
-        let groups: Vec<_> = report
-            .groups
-            .iter()
-            .filter(|g| owned(&g.group))
-            .cloned()
-            .collect();
-        let share_groups: Vec<_> = report
-            .share_groups
-            .iter()
-            .filter(|g| owned(&g.group))
-            .cloned()
-            .collect();
+        let (groups, group_partitions) =
+            owned_rows(&report.groups, &report.group_partitions, &owned);
+        let (share_groups, share_group_partitions) =
+            owned_rows(&report.share_groups, &report.share_group_partitions, &owned);
         let status = crate::lag::StatusReport {
             groups: (report.status.groups.iter())
                 .filter(|g| owned(&g.group))
@@ -83,23 +77,10 @@ impl Ownership {
         LagReport {
             status,
             cluster: report.cluster.clone(),
-            partitions: if cluster {
-                report.partitions.clone()
-            } else {
-                Vec::new()
-            },
-            group_partitions: report
-                .group_partitions
-                .iter()
-                .filter(|p| owned(&p.group))
-                .cloned()
-                .collect(),
-            share_group_partitions: report
-                .share_group_partitions
-                .iter()
-                .filter(|p| owned(&p.group))
-                .cloned()
-                .collect(),
+            partitions: report.partitions.clone(),
+            partition_series: cluster && report.partition_series,
+            group_partitions,
+            share_group_partitions,
             stale_groups: groups
                 .iter()
                 .chain(&share_groups)
@@ -112,6 +93,27 @@ impl Ownership {
             data_loss_partitions: report.data_loss_partitions,
         }
     }
+}
+
+/// The owned groups of a report and their rows (each group's rows follow those of the
+/// groups before it, see [`LagReport`]).
+fn owned_rows(
+    groups: &[GroupLag],
+    rows: &[GroupPartitionLag],
+    owned: &dyn Fn(&str) -> bool,
+) -> (Vec<GroupLag>, Vec<GroupPartitionLag>) {
+    let mut kept_groups = Vec::new();
+    let mut kept_rows = Vec::new();
+    let mut at = 0usize;
+    for g in groups {
+        let end = at.saturating_add(g.rows as usize);
+        if owned(&g.group) {
+            kept_groups.push(g.clone());
+            kept_rows.extend_from_slice(rows.get(at..end).unwrap_or_default());
+        }
+        at = end;
+    }
+    (kept_groups, kept_rows)
 }
 
 /// This replica's name in every coordination group: `identity`, else the pod name
@@ -137,7 +139,7 @@ mod tests {
 
     use super::*;
     use crate::kafka::TopicPartition;
-    use crate::lag::{GroupLag, GroupPartitionLag, PartitionOffsets};
+    use crate::lag::PartitionOffsets;
 
     fn report() -> LagReport {
         let tp = TopicPartition::new("t", 0);
@@ -152,19 +154,10 @@ mod tests {
             topics: Default::default(),
             read_at_ms: 0,
             stale: g == "b",
+            rows: 1,
         };
-        let row = |g: &str| {
-            GroupPartitionLag::new(
-                Arc::from(g),
-                tp.clone(),
-                None,
-                1,
-                (0, 2),
-                false,
-                None,
-                false,
-            )
-        };
+        let row =
+            |committed: i64| GroupPartitionLag::new(0, None, committed, (0, 2), false, None, false);
         LagReport {
             cluster: "c".into(),
             partitions: vec![PartitionOffsets {
@@ -173,7 +166,7 @@ mod tests {
                 high: 2,
                 read_at_ms: 0,
             }],
-            group_partitions: vec![row("a"), row("b")],
+            group_partitions: vec![row(1), row(0)],
             groups: vec![group("a"), group("b")],
             stale_groups: 1,
             ..LagReport::default()
@@ -208,7 +201,8 @@ mod tests {
         );
         let standby = own("m2", &whole).filter(&r);
         assert!(!own("m2", &whole).any());
-        assert!(standby.groups.is_empty() && standby.partitions.is_empty());
+        assert!(standby.groups.is_empty() && !standby.partition_series);
+        assert_eq!(standby.rows().count(), 0);
         let sharded = Assignment {
             sharded: true,
             ..whole
@@ -217,14 +211,19 @@ mod tests {
             own("m1", &sharded).filter(&r),
             own("m2", &sharded).filter(&r),
         );
-        assert_eq!(
-            a.partitions.len() + b.partitions.len(),
-            1,
+        assert!(
+            a.partition_series && !b.partition_series,
             "partitions go with the owner"
         );
-        assert_eq!(a.partitions.len(), 1);
         assert_eq!(a.groups.len() + b.groups.len(), 2, "every group once");
         assert_eq!(a.group_partitions.len() + b.group_partitions.len(), 2);
+        // Each group keeps its own row.
+        for kept in [&a, &b] {
+            for row in kept.rows() {
+                let committed = if &**row.group_name() == "a" { 1 } else { 0 };
+                assert_eq!((row.committed, &*row.tp.topic), (committed, "t"));
+            }
+        }
         assert_eq!(a.stale_groups + b.stale_groups, 1);
         assert!(!Ownership::default().any());
     }

@@ -365,12 +365,13 @@ mod tests {
                     read_at_ms: 0,
                 })
                 .collect(),
-            group_partitions: (0..3000)
+            // Seven groups, each with every seventh partition.
+            group_partitions: (0..7)
+                .flat_map(|g| (g..3000).step_by(7))
                 .map(|p| {
                     let committed = 1000 + i64::from(p);
                     GroupPartitionLag::new(
-                        Arc::from(format!("g{}", p % 7)),
-                        TopicPartition::new(topic.clone(), p),
+                        p as u32,
                         None,
                         committed,
                         (0, committed + i64::from(p % 13)),
@@ -380,18 +381,21 @@ mod tests {
                     )
                 })
                 .collect(),
-            groups: vec![GroupLag {
-                group: Arc::from("g0"),
-                group_type: Default::default(),
-                state: GroupState::Stable,
-                offsets_known: true,
-                max_lag: 12,
-                max_lag_seconds: Some(374.875),
-                sum_lag: 18_000,
-                topics: Default::default(),
-                read_at_ms: 0,
-                stale: false,
-            }],
+            groups: (0..7)
+                .map(|g| GroupLag {
+                    group: Arc::from(format!("g{g}")),
+                    group_type: Default::default(),
+                    state: GroupState::Stable,
+                    offsets_known: true,
+                    max_lag: 12,
+                    max_lag_seconds: Some(374.875),
+                    sum_lag: 18_000,
+                    topics: Default::default(),
+                    read_at_ms: 0,
+                    stale: false,
+                    rows: (g..3000).step_by(7).count() as u32,
+                })
+                .collect(),
             ..LagReport::default()
         };
         let s = state();
@@ -572,6 +576,7 @@ mod tests {
             topics: Default::default(),
             read_at_ms: 0,
             stale: false,
+            rows: 0,
         };
         let report = LagReport {
             groups: vec![

@@ -20,11 +20,11 @@ mod report;
 mod snapshot;
 pub mod status;
 
-pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, TopicLag};
+pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, Row, Rows, TopicLag};
 pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
 pub use status::{GroupStatus, PartitionStatus, Status, StatusReport, StatusRules, StatusWindow};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::model::{GroupType, TopicPartition, Watermarks};
@@ -91,9 +91,10 @@ struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
-    fn watermarks(&self, tp: &TopicPartition) -> Option<&PartitionOffsets> {
+    /// The index of `tp` in `partitions` and its watermarks.
+    fn watermarks(&self, tp: &TopicPartition) -> Option<(u32, &PartitionOffsets)> {
         let i = self.partitions.binary_search_by(|p| p.tp.cmp(tp)).ok()?;
-        self.partitions.get(i)
+        Some((u32::try_from(i).ok()?, self.partitions.get(i)?))
     }
 }
 
@@ -113,6 +114,13 @@ fn partition_offsets(
         .collect()
 }
 
+/// The rows and aggregates of one kind of group (share groups are kept apart).
+#[derive(Default)]
+struct Built {
+    groups: Vec<GroupLag>,
+    rows: Vec<GroupPartitionLag>,
+}
+
 /// The report of `groups` (borrowed, or owned and dropped one by one as they are done).
 fn compute_from<G: std::borrow::Borrow<GroupSnapshot>>(
     inputs: Inputs<'_>,
@@ -123,99 +131,111 @@ fn compute_from<G: std::borrow::Borrow<GroupSnapshot>>(
 ) -> LagReport {
     let groups_in: Vec<G> = groups_in.into_iter().collect();
     let earlier = carry.map(|c| ReportIndex::new(c.previous, c.oldest_ms));
-    let mut group_partitions = Vec::with_capacity(if rows {
-        groups_in.iter().map(|g| g.borrow().partitions.len()).sum()
-    } else {
-        0
-    });
+    let capacity = |share: bool| {
+        let n: usize = (groups_in.iter().map(|g| g.borrow()))
+            .filter(|g| (g.group_type == GroupType::Share) == share)
+            .map(|g| g.partitions.len())
+            .sum();
+        if rows {
+            n
+        } else {
+            0
+        }
+    };
+    let mut plain = Built {
+        rows: Vec::with_capacity(capacity(false)),
+        ..Built::default()
+    };
+    let mut share = Built {
+        rows: Vec::with_capacity(capacity(true)),
+        ..Built::default()
+    };
     let mut compaction_partitions = 0u64;
     let mut data_loss_partitions = 0u64;
-    let mut groups = Vec::with_capacity(groups_in.len());
     for group in groups_in {
         let group = group.borrow();
-        if !group.offsets_known {
-            if let Some((agg, carried_rows)) = earlier.as_ref().and_then(|e| e.group(&group.group))
-            {
-                let mut agg = agg.clone();
-                agg.stale = true;
-                agg.group_type = group.group_type.clone();
-                if group.state != GroupState::Unknown {
-                    agg.state = group.state;
-                }
-                if rows {
-                    group_partitions.extend_from_slice(carried_rows);
-                }
-                groups.push(agg);
-                continue;
-            }
-        }
-        let mut agg = GroupLag {
-            group: group.group.clone(),
-            group_type: group.group_type.clone(),
-            state: group.state,
-            offsets_known: group.offsets_known,
-            max_lag: 0,
-            max_lag_seconds: None,
-            sum_lag: 0,
-            topics: BTreeMap::new(),
-            read_at_ms: now_ms,
-            stale: false,
+        let out = if group.group_type == GroupType::Share {
+            &mut share
+        } else {
+            &mut plain
         };
-        for gp in &group.partitions {
-            // A partition no longer in metadata (deleted topic) has no watermarks: skip it.
-            let Some(w) = inputs.watermarks(&gp.tp) else {
-                continue;
+        let first_row = out.rows.len();
+        let carried = (!group.offsets_known)
+            .then(|| earlier.as_ref().and_then(|e| e.group(&group.group)))
+            .flatten();
+        let mut agg = if let Some((agg, carried_rows)) = carried {
+            let mut agg = agg.clone();
+            agg.stale = true;
+            agg.group_type = group.group_type.clone();
+            if group.state != GroupState::Unknown {
+                agg.state = group.state;
+            }
+            if rows {
+                // Re-pointed into this report's partitions; a partition gone from them
+                // (its topic deleted) has no row any more.
+                out.rows.extend(carried_rows.filter_map(|r| {
+                    let (i, _) = inputs.watermarks(r.tp)?;
+                    Some(r.row.moved_to(i))
+                }));
+            }
+            agg
+        } else {
+            let mut agg = GroupLag {
+                group: group.group.clone(),
+                group_type: group.group_type.clone(),
+                state: group.state,
+                offsets_known: group.offsets_known,
+                max_lag: 0,
+                max_lag_seconds: None,
+                sum_lag: 0,
+                topics: BTreeMap::new(),
+                read_at_ms: now_ms,
+                stale: false,
+                rows: 0,
             };
-            if inputs.carried_watermarks.contains_key(&gp.tp) {
-                // Its leader could not answer: fresh committed offsets against old
-                // watermarks would understate the lag (down to a false 0), so the row the
-                // last cycle computed is carried whole, and the group is marked stale.
-                agg.stale = true;
-                let Some(row) = earlier.as_ref().and_then(|e| e.row(&group.group, &gp.tp)) else {
+            for gp in &group.partitions {
+                // A partition no longer in metadata (deleted topic) has no watermarks: skip it.
+                let Some((i, w)) = inputs.watermarks(&gp.tp) else {
                     continue;
                 };
-                agg.add(row);
+                let row = if inputs.carried_watermarks.contains_key(&gp.tp) {
+                    // Its leader could not answer: fresh committed offsets against old
+                    // watermarks would understate the lag (down to a false 0), so the row
+                    // the last cycle computed is carried whole, and the group is marked
+                    // stale.
+                    agg.stale = true;
+                    let Some(row) = earlier.as_ref().and_then(|e| e.row(&group.group, &gp.tp))
+                    else {
+                        continue;
+                    };
+                    row.row.moved_to(i)
+                } else {
+                    let row = partition_lag(inputs.compacted_topics, i, gp, w, now_ms);
+                    compaction_partitions += u64::from(row.compaction_detected);
+                    data_loss_partitions += u64::from(row.data_loss());
+                    row
+                };
+                agg.add(&gp.tp.topic, &row);
                 if rows {
-                    group_partitions.push(row.clone());
+                    out.rows.push(row);
                 }
-                continue;
             }
-            let row = partition_lag(
-                inputs.compacted_topics,
-                &group.group,
-                gp,
-                w.low,
-                w.high,
-                now_ms,
-            );
-            agg.add(&row);
-            compaction_partitions += u64::from(row.compaction_detected);
-            data_loss_partitions += u64::from(row.data_loss());
-            if rows {
-                group_partitions.push(row);
-            }
-        }
-        groups.push(agg);
+            agg
+        };
+        agg.rows = u32::try_from(out.rows.len() - first_row).unwrap_or(u32::MAX);
+        out.groups.push(agg);
     }
-    let stale_groups = groups.iter().filter(|g| g.stale).count() as u64;
-    let (share_groups, groups): (Vec<GroupLag>, Vec<GroupLag>) = groups
-        .into_iter()
-        .partition(|g| g.group_type == GroupType::Share);
-    let (share_group_partitions, group_partitions) = if share_groups.is_empty() {
-        (Vec::new(), group_partitions)
-    } else {
-        let share: HashSet<&str> = share_groups.iter().map(|g| &*g.group).collect();
-        group_partitions
-            .into_iter()
-            .partition(|r| share.contains(&*r.group))
-    };
+    let stale_groups = (plain.groups.iter().chain(&share.groups))
+        .filter(|g| g.stale)
+        .count() as u64;
     LagReport {
         cluster: inputs.cluster.to_owned(),
         partitions: inputs.partitions,
-        group_partitions,
-        groups,
-        share_group_partitions,
-        share_groups,
+        partition_series: true,
+        group_partitions: plain.rows,
+        groups: plain.groups,
+        share_group_partitions: share.rows,
+        share_groups: share.groups,
         compaction_partitions,
         data_loss_partitions,
         stale_groups,
@@ -225,12 +245,12 @@ fn compute_from<G: std::borrow::Borrow<GroupSnapshot>>(
 }
 
 impl GroupLag {
-    /// Fold one partition's row into the group's aggregates.
-    fn add(&mut self, row: &GroupPartitionLag) {
+    /// Fold one partition's row (of `topic`) into the group's aggregates.
+    fn add(&mut self, topic: &Arc<str>, row: &GroupPartitionLag) {
         let lag = row.lag();
         self.max_lag = self.max_lag.max(lag);
         self.sum_lag = self.sum_lag.saturating_add(lag);
-        let topic = self.topics.entry(row.tp.topic.clone()).or_default();
+        let topic = self.topics.entry(topic.clone()).or_default();
         topic.sum_lag = topic.sum_lag.saturating_add(lag);
         topic.max_lag = topic.max_lag.max(lag);
         if let Some(s) = row.lag_seconds() {
@@ -244,6 +264,7 @@ impl GroupLag {
 /// An earlier report, indexed by group: the groups read at or after a time, each with its
 /// rows.
 pub struct ReportIndex<'a> {
+    partitions: &'a [PartitionOffsets],
     groups: HashMap<&'a str, (&'a GroupLag, &'a [GroupPartitionLag])>,
 }
 
@@ -257,44 +278,57 @@ impl<'a> ReportIndex<'a> {
         ] {
             let mut at = 0usize;
             for g in aggs {
-                // Rows were written group by group, in the order of the groups.
-                let n = rows.get(at..).map_or(0, |rest| {
-                    rest.iter().take_while(|r| r.group == g.group).count()
-                });
-                let own = rows.get(at..at + n).unwrap_or_default();
-                at += n;
+                let end = at.saturating_add(g.rows as usize);
+                let own = rows.get(at..end).unwrap_or_default();
+                at = end;
                 if g.offsets_known && g.read_at_ms >= oldest_ms {
                     groups.insert(&*g.group, (g, own));
                 }
             }
         }
-        ReportIndex { groups }
+        ReportIndex {
+            partitions: &report.partitions,
+            groups,
+        }
     }
 
     /// A group's aggregates and rows.
-    pub fn group(&self, name: &str) -> Option<(&'a GroupLag, &'a [GroupPartitionLag])> {
-        self.groups.get(name).copied()
+    pub fn group(
+        &self,
+        name: &str,
+    ) -> Option<(&'a GroupLag, impl Iterator<Item = Row<'a>> + use<'a>)> {
+        let (agg, rows) = self.groups.get(name).copied()?;
+        let partitions = self.partitions;
+        let rows = rows.iter().filter_map(move |row| {
+            let offsets = partitions.get(row.partition as usize)?;
+            Some(Row {
+                group: agg,
+                tp: &offsets.tp,
+                offsets,
+                row,
+            })
+        });
+        Some((agg, rows))
     }
 
     /// A group's row for one partition.
-    pub fn row(&self, group: &str, tp: &TopicPartition) -> Option<&'a GroupPartitionLag> {
-        self.groups.get(group)?.1.iter().find(|r| r.tp == *tp)
+    pub fn row(&self, group: &str, tp: &TopicPartition) -> Option<Row<'a>> {
+        self.group(group)?.1.find(|r| r.tp == tp)
     }
 }
 
 fn partition_lag(
     compacted_topics: &BTreeSet<Arc<str>>,
-    group: &Arc<str>,
+    partition: u32,
     gp: &GroupPartition,
-    low: i64,
-    high: i64,
+    w: &PartitionOffsets,
     now_ms: i64,
 ) -> GroupPartitionLag {
     let committed = gp.committed;
     let lag = if gp.markers_only {
         0
     } else {
-        high.saturating_sub(committed).max(0)
+        w.high.saturating_sub(committed).max(0)
     };
     let lag_seconds = if lag == 0 {
         Some(0.0)
@@ -303,11 +337,10 @@ fn partition_lag(
             .map(|ts| (now_ms.saturating_sub(ts.timestamp_ms) as f64 / 1000.0).max(0.0))
     };
     GroupPartitionLag::new(
-        group.clone(),
-        gp.tp.clone(),
+        partition,
         gp.member.clone(),
         committed,
-        (low, high),
+        (w.low, w.high),
         gp.markers_only,
         lag_seconds,
         // The record at the committed offset is gone and a later one answered, on a topic

@@ -8,11 +8,11 @@
 //! `memory_at_100k_group_partitions` in the tests for the measured figures.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use super::report::{GroupPartitionLag, LagReport};
+use super::report::{GroupPartitionLag, LagReport, Row};
 use crate::model::TopicPartition;
 use track::{Matcher, Point, Track};
 
@@ -128,14 +128,6 @@ impl StatusWindow {
     /// deleted, partition no longer assigned a commit) lose their window.
     pub fn observe(&mut self, report: &LagReport, at_ms: i64) -> StatusReport {
         let cycle = self.next_cycle(at_ms);
-        let stale: HashSet<&str> = report
-            .groups
-            .iter()
-            .filter(|g| g.stale)
-            .map(|g| &*g.group)
-            .collect();
-        let highs: HashMap<&TopicPartition, i64> =
-            report.partitions.iter().map(|p| (&p.tp, p.high)).collect();
         let old_tracks = std::mem::take(&mut self.tracks);
         let old_arena = std::mem::take(&mut self.arena);
         let mut matcher = Matcher::new(&old_tracks, &old_arena);
@@ -145,30 +137,27 @@ impl StatusWindow {
         let mut points = Vec::with_capacity(self.rules.points);
         let mut out = StatusReport::default();
         let mut groups: Vec<GroupStatus> = Vec::new();
-        for row in &report.group_partitions {
+        for row in report.rows() {
             let key = self
                 .hasher
-                .hash_one((&*row.group, &*row.tp.topic, row.tp.partition));
+                .hash_one((&**row.group_name(), &*row.tp.topic, row.tp.partition));
             points.clear();
             if let Some((t, bytes)) = matcher.find(key) {
                 t.decode(bytes, &mut points);
             }
-            // Without this cycle's watermark (partition gone) there is no point to add.
-            match highs.get(&row.tp) {
-                Some(&high) if !stale.contains(&*row.group) => {
-                    self.push(&mut points, row, high, cycle)
-                }
-                _ => {}
+            // A stale group's offsets are not this cycle's: no point to add.
+            if !row.group.stale {
+                self.push(&mut points, &row, row.offsets.high, cycle);
             }
             let Some(t) = Track::encode(key, &points, &mut arena) else {
                 continue;
             };
             tracks.push(t);
-            let p = self.evaluate(row, &points);
+            let p = self.evaluate(&row, &points);
             match groups.last_mut() {
-                Some(g) if g.group == row.group => fold(g, &p),
+                Some(g) if g.group == *row.group_name() => fold(g, &p),
                 _ => groups.push(GroupStatus {
-                    group: row.group.clone(),
+                    group: row.group_name().clone(),
                     status: p.status,
                     consume_rate: p.consume_rate,
                     catchup_seconds: p.catchup_seconds,
@@ -247,7 +236,7 @@ impl StatusWindow {
         window.push(point);
     }
 
-    fn evaluate(&self, row: &GroupPartitionLag, points: &[Point]) -> PartitionStatus {
+    fn evaluate(&self, row: &Row<'_>, points: &[Point]) -> PartitionStatus {
         let rules = &self.rules;
         let status = partition_status(points, rules, row.lag_seconds());
         let (consume_rate, catchup_seconds) = match (points.first(), points.last()) {
@@ -263,7 +252,7 @@ impl StatusWindow {
             _ => (None, None),
         };
         PartitionStatus {
-            group: row.group.clone(),
+            group: row.group_name().clone(),
             tp: row.tp.clone(),
             status,
             consume_rate,

@@ -58,8 +58,7 @@ fn report(rows: &[Row], stale: bool) -> LagReport {
                     (r.high - r.committed).max(0)
                 };
                 GroupPartitionLag::new(
-                    Arc::from("g"),
-                    tp(i),
+                    i as u32,
                     None,
                     r.committed,
                     (0, r.high),
@@ -80,6 +79,7 @@ fn report(rows: &[Row], stale: bool) -> LagReport {
             topics: BTreeMap::new(),
             read_at_ms: T0,
             stale,
+            rows: rows.len() as u32,
         }],
         ..LagReport::default()
     }

@@ -38,31 +38,23 @@ impl Reference {
         }
         self.cycles.push_back(at_ms);
         let cycle = self.first_cycle.wrapping_add(self.cycles.len() as u32 - 1);
-        let stale: HashSet<&str> = report
-            .groups
-            .iter()
-            .filter(|g| g.stale)
-            .map(|g| &*g.group)
-            .collect();
-        let highs: HashMap<&TopicPartition, i64> =
-            report.partitions.iter().map(|p| (&p.tp, p.high)).collect();
         let mut seen = HashSet::new();
         let mut out = StatusReport::default();
-        for row in &report.group_partitions {
-            let key = (row.group.clone(), row.tp.clone());
-            if let Some(&high) = highs.get(&row.tp).filter(|_| !stale.contains(&*row.group)) {
-                self.push(&key, row, high, cycle);
+        for row in report.rows() {
+            let key = (row.group_name().clone(), row.tp.clone());
+            if !row.group.stale {
+                self.push(&key, &row, row.offsets.high, cycle);
             }
             let Some(points) = self.windows.get(&key) else {
                 continue;
             };
             // Contiguous since its last push.
-            let p = self.evaluate(row, points.as_slices().0);
+            let p = self.evaluate(&row, points.as_slices().0);
             seen.insert(key);
             match out.groups.last_mut() {
-                Some(g) if g.group == row.group => fold(g, &p),
+                Some(g) if g.group == *row.group_name() => fold(g, &p),
                 _ => out.groups.push(GroupStatus {
-                    group: row.group.clone(),
+                    group: row.group_name().clone(),
                     status: p.status,
                     consume_rate: p.consume_rate,
                     catchup_seconds: p.catchup_seconds,
@@ -102,7 +94,7 @@ impl Reference {
         window.make_contiguous();
     }
 
-    fn evaluate(&self, row: &GroupPartitionLag, points: &[Point]) -> PartitionStatus {
+    fn evaluate(&self, row: &Row<'_>, points: &[Point]) -> PartitionStatus {
         let at = |c: u32| {
             self.cycles
                 .get(c.wrapping_sub(self.first_cycle) as usize)
@@ -119,7 +111,7 @@ impl Reference {
             _ => (None, None),
         };
         PartitionStatus {
-            group: row.group.clone(),
+            group: row.group_name().clone(),
             tp: row.tp.clone(),
             status: partition_status(points, &self.rules, row.lag_seconds()),
             consume_rate,
@@ -170,14 +162,15 @@ fn group_lag(group: &str, stale: bool) -> GroupLag {
         topics: BTreeMap::new(),
         read_at_ms: 0,
         stale,
+        rows: 0,
     }
 }
 
-fn row(group: &Arc<str>, tp: &TopicPartition, committed: i64, lag: i64) -> GroupPartitionLag {
+/// A row of the partition at `index` of its report.
+fn row(index: usize, committed: i64, lag: i64) -> GroupPartitionLag {
     // Lag as given: high at committed + lag (the window takes its high from the partitions).
     GroupPartitionLag::new(
-        group.clone(),
-        tp.clone(),
+        index as u32,
         None,
         committed,
         (0, committed.saturating_add(lag)),
@@ -246,7 +239,13 @@ fn random_history(seed: u64, cycles: usize, check: &mut dyn FnMut(&LagReport, i6
                 } else {
                     (high[i] - *c).max(0)
                 };
-                report.group_partitions.push(row(&groups[g], tp, *c, lag));
+                // A row points at its partition in the report: without watermarks, none.
+                if let Some(index) = report.partitions.iter().position(|p| p.tp == *tp) {
+                    report.group_partitions.push(row(index, *c, lag));
+                    if let Some(last) = report.groups.last_mut() {
+                        last.rows += 1;
+                    }
+                }
             }
         }
         check(&report, at);
@@ -345,10 +344,12 @@ fn memory_at_100k_group_partitions() {
         for cycle in 0..25_i64 {
             let mut report = LagReport::default();
             for g in &groups {
-                report.groups.push(group_lag(g, false));
-                for (i, tp) in tps.iter().enumerate() {
+                let mut group = group_lag(g, false);
+                group.rows = tps.len() as u32;
+                report.groups.push(group);
+                for i in 0..tps.len() {
                     let (c, h) = profile_values(profile, cycle, i as i64);
-                    report.group_partitions.push(row(g, tp, c, h - c));
+                    report.group_partitions.push(row(i, c, h - c));
                 }
             }
             // Per-partition watermarks: the highest any group sees (one per partition).

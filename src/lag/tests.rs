@@ -325,13 +325,68 @@ fn without_rows_the_aggregates_and_counts_are_the_same() {
     let lean = compute_for(s.clone(), NOW, false, None);
     assert!(lean.group_partitions.is_empty());
     assert_eq!(full.group_partitions.len(), 4);
-    assert_eq!(lean.groups, full.groups);
+    let mut dropped = full.clone();
+    dropped.drop_rows();
+    assert_eq!(lean.groups, dropped.groups, "the same, with no rows");
+    assert_eq!(lean.rows().count(), 0);
     assert_eq!(lean.partitions, full.partitions);
     assert_eq!(
         (lean.data_loss_partitions, lean.compaction_partitions),
         (full.data_loss_partitions, full.compaction_partitions)
     );
     assert_eq!(lean.data_loss_partitions, 1);
+}
+
+#[test]
+fn carried_rows_point_at_their_partitions_in_the_new_report() {
+    let first = compute(
+        &snapshot(
+            &[("t", 0, 0, 10), ("t", 1, 0, 20), ("x", 0, 0, 5)],
+            vec![(
+                "a",
+                GroupState::Stable,
+                vec![
+                    gp("t", 0, 4, at(4, NOW - 2_000)),
+                    gp("t", 1, 15, at(15, NOW - 1_000)),
+                    gp("x", 0, 1, at(1, NOW - 3_000)),
+                ],
+            )],
+        ),
+        NOW,
+    );
+    // Next cycle: a new topic sorts first (every index moves), `x` was deleted, and `a`
+    // could not be read.
+    let mut next = snapshot(
+        &[("s", 0, 0, 1), ("t", 0, 0, 12), ("t", 1, 0, 22)],
+        vec![("a", GroupState::Unknown, vec![])],
+    );
+    next.groups[0].offsets_known = false;
+    let carry = Carry {
+        previous: &first,
+        oldest_ms: NOW,
+    };
+    let r = compute_for(next, NOW + 5_000, true, Some(carry));
+    let rows: Vec<_> = r
+        .rows()
+        .map(|row| {
+            (
+                row.tp.to_string(),
+                row.committed,
+                row.lag(),
+                row.lag_seconds(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("t/0".to_string(), 4, 6, Some(2.0)),
+            ("t/1".to_string(), 15, 5, Some(1.0)),
+        ],
+        "the last values, on the same partitions; none for the deleted topic"
+    );
+    assert_eq!(r.groups[0].rows, 2);
+    assert!(r.groups[0].stale);
 }
 
 #[test]
@@ -381,11 +436,7 @@ fn unread_groups_carry_their_last_values_until_the_threshold() {
         Some(2.0),
         "the values of the cycle that read them"
     );
-    let rows: Vec<_> = r
-        .group_partitions
-        .iter()
-        .map(|p| (&*p.group, p.lag()))
-        .collect();
+    let rows: Vec<_> = r.rows().map(|p| (&**p.group_name(), p.lag())).collect();
     assert_eq!(rows, [("a", 6), ("b", 0)]);
     assert!(!r.groups[1].stale);
     // Past the threshold: nothing carried, the group shows only its state.
@@ -429,8 +480,7 @@ fn rows_on_partitions_with_carried_watermarks_are_carried_whole() {
     };
     let r = compute_for(next.clone(), NOW + 1_000, true, Some(carry));
     let rows: Vec<_> = r
-        .group_partitions
-        .iter()
+        .rows()
         .map(|p| (p.tp.partition, p.committed, p.lag()))
         .collect();
     assert_eq!(rows, [(0, 12, 0), (1, 5, 5)]);
@@ -465,7 +515,8 @@ fn share_groups_are_reported_apart_and_carried_like_any_group() {
     assert_eq!(r.share_group_partitions.len(), 1);
     assert_eq!(r.share_group_partitions[0].lag(), 60);
     assert_eq!(r.share_group_partitions[0].lag_seconds(), Some(9.0));
-    assert!(r.group_partitions.iter().all(|row| &*row.group != "shared"));
+    assert!(r.rows().all(|row| &**row.group_name() != "shared"));
+    assert!(r.share_rows().all(|row| &**row.group_name() == "shared"));
     assert_eq!(r.group_type_counts().get("share"), Some(&1));
 
     // Offsets unknown next cycle: the share group carries its last values, still apart.
@@ -487,5 +538,5 @@ fn share_groups_are_reported_apart_and_carried_like_any_group() {
 fn a_group_partition_row_stays_small() {
     // One per group partition, held twice while the next report is computed: at 100,000
     // group partitions every 8 bytes are 1.6 MB of the cycle's peak.
-    assert!(std::mem::size_of::<GroupPartitionLag>() <= 88);
+    assert!(std::mem::size_of::<GroupPartitionLag>() <= 48);
 }

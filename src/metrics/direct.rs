@@ -170,7 +170,7 @@ pub(super) fn encode(text: &mut TextBuf<'_>, clusters: &[ClusterView], granulari
 
     for (name, help, value) in PARTITION_FAMILIES {
         push_gauge_descriptor(text, name, help);
-        for c in &clusters {
+        for c in clusters.iter().filter(|c| c.report.partition_series) {
             for p in &c.report.partitions {
                 let out = text.line();
                 out.push_str(name);
@@ -193,15 +193,15 @@ pub(super) fn encode(text: &mut TextBuf<'_>, clusters: &[ClusterView], granulari
     for family in &GROUP_PARTITION_FAMILIES {
         push_gauge_descriptor(text, family.name, family.help);
         for c in &clusters {
-            for row in &c.report.group_partitions {
-                let Some(v) = (family.value)(row) else {
+            for row in c.report.rows() {
+                let Some(v) = (family.value)(&row) else {
                     continue;
                 };
                 let out = text.line();
                 out.push_str(family.name);
                 out.push('{');
                 out.push_str(&c.labels);
-                push_label(out, "group", &row.group);
+                push_label(out, "group", row.group_name());
                 push_label(out, "topic", &row.tp.topic);
                 out.push_str(",partition=\"");
                 out.push_str(int.format(row.tp.partition));

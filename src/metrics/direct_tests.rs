@@ -117,8 +117,7 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
     let group_partitions = (0..rows)
         .map(|i| {
             GroupPartitionLag::new(
-                Arc::from(STRINGS[(i + 2) % STRINGS.len()]),
-                TopicPartition::new(topic(i), partition(i)),
+                i as u32,
                 member(i),
                 INTS[i % INTS.len()],
                 (INTS[(i + 2) % INTS.len()], INTS[(i + 5) % INTS.len()]),
@@ -147,6 +146,8 @@ fn report(name: &str, rows: usize, float: impl Fn(usize) -> f64) -> LagReport {
             )]),
             read_at_ms: 0,
             stale: i % 4 == 1,
+            // Consecutive shares of the rows.
+            rows: ((i + 1) * rows / STRINGS.len() - i * rows / STRINGS.len()) as u32,
         })
         .collect();
     LagReport {

@@ -17,7 +17,7 @@ use prometheus_client::metrics::MetricType;
 
 use super::{ClientStats, ClusterView, CYCLE_BUCKETS};
 use crate::config::Granularity;
-use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, TopicLag};
+use crate::lag::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, Row, TopicLag};
 
 type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 
@@ -73,10 +73,10 @@ fn partition_labels(p: &PartitionOffsets) -> ([Pair<'_>; 1], [(&'static str, i32
 }
 
 /// group, topic, partition, member_host, consumer_id, client_id.
-pub(super) fn member_labels(
-    r: &GroupPartitionLag,
-) -> ([Pair<'_>; 2], [(&'static str, i32); 1], [Pair<'_>; 3]) {
-    let (host, consumer, client) = match &r.member {
+pub(super) fn member_labels<'a>(
+    r: &Row<'a>,
+) -> ([Pair<'a>; 2], [(&'static str, i32); 1], [Pair<'a>; 3]) {
+    let (host, consumer, client) = match &r.row.member {
         Some(m) => (
             m.host.as_str(),
             m.consumer_id.as_str(),
@@ -85,7 +85,7 @@ pub(super) fn member_labels(
         None => ("", "", ""),
     };
     (
-        [("group", &*r.group), ("topic", &*r.tp.topic)],
+        [("group", &**r.group_name()), ("topic", &*r.tp.topic)],
         [("partition", r.tp.partition)],
         [
             ("member_host", host),
@@ -121,6 +121,9 @@ impl Exposition {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
             let b = base(c);
+            if !r.partition_series {
+                continue;
+            }
             for p in &r.partitions {
                 let (t, n) = partition_labels(p);
                 gauge(&mut enc, &(&b[..], (&t[..], &n[..])), value(p))?;
@@ -140,9 +143,13 @@ impl Exposition {
         let mut enc = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (c, r) in self.reports() {
             let b = base(c);
-            for row in &r.group_partitions {
-                let (gt, n, m) = member_labels(row);
-                gauge(&mut enc, &(&b[..], (&gt[..], (&n[..], &m[..]))), value(row))?;
+            for row in r.rows() {
+                let (gt, n, m) = member_labels(&row);
+                gauge(
+                    &mut enc,
+                    &(&b[..], (&gt[..], (&n[..], &m[..]))),
+                    value(&row),
+                )?;
             }
         }
         Ok(())
@@ -444,9 +451,9 @@ impl Exposition {
             )?;
             for (c, r) in self.reports() {
                 let b = base(c);
-                for row in &r.group_partitions {
+                for row in r.rows() {
                     if let Some(secs) = row.lag_seconds() {
-                        let (gt, n, m) = member_labels(row);
+                        let (gt, n, m) = member_labels(&row);
                         let flags = [
                             ("compaction_detected", flag(row.compaction_detected)),
                             ("data_loss_detected", flag(row.data_loss())),

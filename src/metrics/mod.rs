@@ -255,7 +255,11 @@ pub fn lag_series(report: &LagReport, granularity: Granularity) -> usize {
     let with_time = |rows: &[crate::lag::GroupPartitionLag]| {
         rows.iter().filter(|r| r.lag_seconds().is_some()).count()
     };
-    let mut n = 2 * report.partitions.len();
+    let mut n = if report.partition_series {
+        2 * report.partitions.len()
+    } else {
+        0
+    };
     if granularity == Granularity::Partition {
         // offset, lag, messages_lost, retention_margin, retention_ratio; lag_seconds
         n += 5 * report.group_partitions.len() + with_time(&report.group_partitions);

@@ -24,8 +24,8 @@ impl Exposition {
             )?;
             for (c, r) in self.reports() {
                 let b = base(c);
-                for row in &r.share_group_partitions {
-                    let (gt, n, m) = member_labels(row);
+                for row in r.share_rows() {
+                    let (gt, n, m) = member_labels(&row);
                     gauge(
                         &mut enc,
                         &(&b[..], (&gt[..], (&n[..], &m[..]))),
@@ -41,9 +41,9 @@ impl Exposition {
             )?;
             for (c, r) in self.reports() {
                 let b = base(c);
-                for row in &r.share_group_partitions {
+                for row in r.share_rows() {
                     if let Some(secs) = row.lag_seconds() {
-                        let (gt, n, m) = member_labels(row);
+                        let (gt, n, m) = member_labels(&row);
                         let flags = [
                             ("compaction_detected", flag(row.compaction_detected)),
                             ("data_loss_detected", flag(row.data_loss())),

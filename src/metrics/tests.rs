@@ -302,17 +302,32 @@ fn operational_counters_and_the_cycle_histogram_are_exposed() {
 pub(crate) fn large_view() -> ClusterView {
     let mut v = view();
     let base = v.report.as_deref().cloned().unwrap_or_default();
-    let rows = |i: usize| {
-        let mut row = base.group_partitions[i % base.group_partitions.len()].clone();
-        row.group = Arc::from(format!("group \"{}\"\\λ", i % 40));
-        row.tp = TopicPartition::new(format!("topic-{}", i % 17), i as i32);
-        row.committed += i as i64 * 104_729;
-        row.set_lag_seconds(row.lag_seconds().map(|s| s * i as f64 / 7.0));
-        row.high += i as i64 % 11;
-        row
-    };
+    // 40 groups with every 40th of 6,000 rows, each row on a partition of its own.
+    let mut partitions = Vec::new();
+    let mut group_partitions = Vec::new();
+    let mut groups = Vec::new();
+    for g in 0..40 {
+        let mut group = base.groups[0].clone();
+        group.group = Arc::from(format!("group \"{g}\"\\λ"));
+        group.rows = 0;
+        for i in (g..6000).step_by(40) {
+            let index = partitions.len() as u32;
+            let mut offsets = base.partitions[i % base.partitions.len()].clone();
+            offsets.tp = TopicPartition::new(format!("topic-{}", i % 17), i as i32);
+            partitions.push(offsets);
+            let mut row = base.group_partitions[i % base.group_partitions.len()].moved_to(index);
+            row.committed += i as i64 * 104_729;
+            row.set_lag_seconds(row.lag_seconds().map(|s| s * i as f64 / 7.0));
+            row.high += i as i64 % 11;
+            group_partitions.push(row);
+            group.rows += 1;
+        }
+        groups.push(group);
+    }
     let report = lag::LagReport {
-        group_partitions: (0..6000).map(rows).collect(),
+        partitions,
+        group_partitions,
+        groups,
         ..base
     };
     v.report = Some(Arc::new(report));

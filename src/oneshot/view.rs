@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::kafka::TopicPartition;
-use crate::lag::{GroupLag, GroupPartitionLag, LagReport};
+use crate::lag::{GroupLag, LagReport, Row};
 
 /// The whole output: every cluster read.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -78,17 +77,11 @@ impl ClusterView {
         complete: bool,
         filter: Option<&Regex>,
     ) -> Self {
-        let highs: HashMap<&TopicPartition, i64> =
-            report.partitions.iter().map(|p| (&p.tp, p.high)).collect();
         let mut rows: HashMap<&str, Vec<PartitionView>> = HashMap::new();
-        for row in report
-            .group_partitions
-            .iter()
-            .chain(&report.share_group_partitions)
-        {
-            rows.entry(&row.group)
+        for row in report.rows().chain(report.share_rows()) {
+            rows.entry(&**row.group_name())
                 .or_default()
-                .push(partition_view(row, highs.get(&row.tp).copied()));
+                .push(partition_view(&row));
         }
         let mut groups: Vec<GroupView> = report
             .groups
@@ -121,14 +114,14 @@ fn group_view(g: &GroupLag, mut partitions: Vec<PartitionView>) -> GroupView {
     }
 }
 
-fn partition_view(row: &GroupPartitionLag, high: Option<i64>) -> PartitionView {
+fn partition_view(row: &Row<'_>) -> PartitionView {
     let member = row.member.as_deref();
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     PartitionView {
         topic: row.tp.topic.to_string(),
         partition: row.tp.partition,
         committed: row.committed,
-        high_watermark: high,
+        high_watermark: Some(row.offsets.high),
         lag: row.lag(),
         lag_seconds: row.lag_seconds(),
         member_client_id: member.and_then(|m| non_empty(&m.client_id)),
