@@ -19,6 +19,19 @@
 //!
 //! Secrets ([`Secret`]) never appear in `Debug` output, logs or errors.
 
+// Network bytes and text (server messages, token endpoint, STS and metadata answers): the
+// lint wall of `kafka::records`, for this module and every submodule below; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,6 +173,8 @@ pub struct Exchange {
     /// OAUTHBEARER: the server's error, when it sent one (RFC 7628 §3.2.2).
     server_error: Arc<Mutex<Option<String>>>,
     steps: u32,
+    /// A step failed or finished the exchange: rsasl's SCRAM panics when stepped again.
+    ended: bool,
 }
 
 impl fmt::Debug for Exchange {
@@ -233,6 +248,7 @@ impl Exchange {
                     engine: Engine::MskIam(Some(payload)),
                     server_error: Arc::default(),
                     steps: 0,
+                    ended: false,
                 });
             }
         };
@@ -266,6 +282,7 @@ impl Exchange {
             engine: Engine::Rsasl(Box::new(session)),
             server_error,
             steps: 0,
+            ended: false,
         })
     }
 
@@ -276,12 +293,24 @@ impl Exchange {
     /// Feed the server's last message (`None` for the first step of these client-first
     /// mechanisms) and get what to do next. An error means the login failed.
     pub fn step(&mut self, server: Option<&[u8]>) -> Result<Step, String> {
+        if self.ended {
+            return Err(format!(
+                "{} stepped after its exchange ended",
+                self.mechanism
+            ));
+        }
+        let step = self.step_once(server);
+        self.ended = !matches!(step, Ok(Step::Send(_)));
+        step
+    }
+
+    fn step_once(&mut self, server: Option<&[u8]>) -> Result<Step, String> {
         if self.mechanism.is_scram() {
             if let Some(message) = server {
                 check_scram_message(self.steps, message)?;
             }
         }
-        self.steps += 1;
+        self.steps = self.steps.saturating_add(1);
         let session = match &mut self.engine {
             Engine::Rsasl(session) => session,
             // The payload first; the server's answer (JSON with a request id) ends it.
@@ -295,7 +324,9 @@ impl Exchange {
         };
         let mut out = Vec::new();
         // rsasl is not trusted with hostile input: the checks above keep it off the slicing
-        // that would panic, and a panic that slips through is a failed login, not a crash.
+        // that would panic. A panic that slips through is a failed login in tests and debug
+        // builds; release builds abort on panic (`panic = "abort"`), so the checks are what
+        // keeps the process up.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             session.step(server, &mut out)
         }))

@@ -24,6 +24,19 @@
 //! [`TimestampQuery::requests_per_leader`] caps the requests to each leader (the exporter's
 //! per-cycle budget); targets past it are answered [`TimestampResult::Deferred`].
 
+// Network bytes: the lint wall of `kafka::records` (Fetch answers turned into timestamps),
+// for this module and every submodule below; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -169,7 +182,7 @@ impl<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)> Sink<F> {
     ) {
         if matches!(result, Ok(TimestampResult::Found(_))) {
             if let Some(f) = self.fetched.get_mut(order) {
-                f.samples += 1;
+                f.samples = f.samples.saturating_add(1);
             }
         }
         (self.answer)(tp, target, result);
@@ -177,7 +190,7 @@ impl<F: FnMut(&TopicPartition, i64, Result<TimestampResult>)> Sink<F> {
 
     fn received(&mut self, order: usize, record_bytes: usize) {
         if let Some(f) = self.fetched.get_mut(order) {
-            f.record_bytes += record_bytes as u64;
+            f.record_bytes = f.record_bytes.saturating_add(record_bytes as u64);
         }
     }
 
@@ -268,7 +281,7 @@ impl Cluster {
             for mut w in std::mem::take(&mut work) {
                 let Some(node) = meta.leader(&w.tp) else {
                     stale = true;
-                    w.attempts += 1;
+                    w.attempts = w.attempts.saturating_add(1);
                     let e =
                         KafkaErrorKind::UnknownInMetadata(format!("leader for partition {}", w.tp))
                             .into();
@@ -288,8 +301,8 @@ impl Cluster {
                 }
                 let (used, items) = rounds.entry(node).or_default();
                 let cost = i64::from(w.max_bytes);
-                if items.is_empty() || *used + cost <= room {
-                    *used += cost;
+                if items.is_empty() || used.saturating_add(cost) <= room {
+                    *used = used.saturating_add(cost);
                     items.push(w);
                 } else {
                     next.push(w);
@@ -297,8 +310,9 @@ impl Cluster {
             }
             drop(meta);
             for node in rounds.keys() {
-                *sent.entry(*node).or_insert(0) += 1;
-                requests += 1;
+                let n = sent.entry(*node).or_insert(0);
+                *n = n.saturating_add(1);
+                requests = requests.saturating_add(1);
             }
             let sink_ref = &sink;
             let results = futures_util::future::join_all(rounds.into_iter().map(
@@ -324,7 +338,7 @@ impl Cluster {
                         if error.is_transport() || error.is_retriable_routing() {
                             stale = true;
                             for mut w in items {
-                                w.attempts += 1;
+                                w.attempts = w.attempts.saturating_add(1);
                                 again_or_fail(w, Some(&error), retries, &mut next, &sink);
                             }
                         } else {
@@ -340,7 +354,7 @@ impl Cluster {
             work.sort_unstable_by_key(|w| w.order);
             if stale && !work.is_empty() {
                 tokio::time::sleep(self.backoff(stale_rounds)).await;
-                stale_rounds += 1;
+                stale_rounds = stale_rounds.saturating_add(1);
                 if let Err(e) = self.refresh_metadata().await {
                     tracing::warn!(error = %e, "metadata refresh before the next Fetch round failed");
                 }
@@ -394,14 +408,15 @@ fn plan_work(targets: &[(TopicPartition, i64)], query: &TimestampQuery) -> Vec<P
     let mut work: Vec<PartitionWork> = Vec::new();
     for (tp, offset) in targets {
         let at = *index.entry(tp).or_insert_with(|| {
+            let order = work.len();
             work.push(PartitionWork {
-                order: work.len(),
+                order,
                 tp: tp.clone(),
                 targets: Vec::new(),
                 max_bytes: initial,
                 attempts: 0,
             });
-            work.len() - 1
+            order
         });
         let Some(w) = work.get_mut(at) else { continue };
         if !w.targets.iter().any(|t| t.target == *offset) {

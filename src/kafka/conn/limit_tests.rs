@@ -6,6 +6,7 @@ use kafka_protocol::messages::FetchRequest;
 use super::*;
 use crate::kafka::budget::ResponseBudget;
 use crate::kafka::caps::{self, Shape};
+use crate::kafka::codec::DEFAULT_MAX_FRAME_BYTES;
 
 fn limited(
     timeout_ms: u64,

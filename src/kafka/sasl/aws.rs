@@ -210,7 +210,8 @@ pub struct Signed {
 /// SigV4-presign `GET https://<host>/?Action=kafka-cluster%3AConnect` at `now`.
 pub fn presign(creds: &AwsCredentials, host: &str, region: &str, now: SystemTime) -> Signed {
     let amz_date = amz_date(now);
-    let day = &amz_date[..8];
+    // `YYYYMMDD` of `YYYYMMDDTHHMMSSZ`.
+    let day = amz_date.get(..8).unwrap_or(&amz_date);
     let scope = format!("{day}/{region}/{SERVICE}/aws4_request");
     let credential = format!("{}/{scope}", creds.access_key_id);
     let mut params: Vec<(&str, String)> = vec![
@@ -356,18 +357,35 @@ pub fn amz_date(now: SystemTime) -> String {
     )
 }
 
-/// Gregorian date of a day number since 1970-01-01 (H. Hinnant's algorithm).
+/// Gregorian date of a day number since 1970-01-01 (H. Hinnant's algorithm). Days from a
+/// `SystemTime` (under 2^47) keep every step far from overflow; saturating all the same.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
+    let z = z.saturating_add(719_468);
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let yoe = doe
+        .saturating_sub(doe.div_euclid(1460))
+        .saturating_add(doe.div_euclid(36_524))
+        .saturating_sub(doe.div_euclid(146_096))
+        .div_euclid(365);
+    let doy = doe.saturating_sub(
+        yoe.saturating_mul(365)
+            .saturating_add(yoe.div_euclid(4))
+            .saturating_sub(yoe.div_euclid(100)),
+    );
+    let mp = doy.saturating_mul(5).saturating_add(2).div_euclid(153);
+    let d = doy
+        .saturating_sub(mp.saturating_mul(153).saturating_add(2).div_euclid(5))
+        .saturating_add(1);
+    let m = if mp < 10 {
+        mp.saturating_add(3)
+    } else {
+        mp.saturating_sub(9)
+    };
+    let y = yoe
+        .saturating_add(era.saturating_mul(400))
+        .saturating_add(i64::from(m <= 2));
+    (y, m as u32, d as u32)
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ where
         let mut kept = BytesMut::new();
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame.map_err(failed)?.into_data() {
-                if kept.len() + data.len() > MAX_BODY {
+                if kept.len().saturating_add(data.len()) > MAX_BODY {
                     return Err(HttpError::TooLarge {
                         url: url.to_string(),
                     });

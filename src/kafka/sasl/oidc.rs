@@ -196,15 +196,16 @@ pub fn parse_response(
     }
 }
 
-/// The time left until a JWT's `exp` claim (zero once past), `None` when the token is not
-/// a JWT with one.
+/// The time left until a JWT's `exp` claim (zero once past, [`Duration::MAX`] when beyond
+/// what a `Duration` holds), `None` when the token is not a JWT with one.
 pub fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let bytes = Base64UrlUnpadded::decode_vec(payload.trim_end_matches('=')).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_f64()?;
     let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
-    Some(Duration::from_secs_f64((exp - now).max(0.0)))
+    // `from_secs_f64` panics past `Duration::MAX`: an `exp` of 1e300 must not.
+    Some(Duration::try_from_secs_f64((exp - now).max(0.0)).unwrap_or(Duration::MAX))
 }
 
 /// Text from the endpoint, safe for one log line.
@@ -270,6 +271,12 @@ mod tests {
         let f = parse_response(WHAT, 200, br#"{"access_token":"opaque"}"#, at(0)).unwrap();
         assert_eq!(f.lifetime, Some(DEFAULT_LIFETIME));
         assert_eq!(jwt_lifetime("a.!!!.c", at(0)), None);
+        // {"exp":1e300}: used to panic in Duration::from_secs_f64.
+        let far = "eyJhbGciOiJub25lIn0.eyJleHAiOjFlMzAwfQ.";
+        assert_eq!(jwt_lifetime(far, at(0)), Some(Duration::MAX));
+        let body = format!(r#"{{"access_token":"{far}"}}"#);
+        let f = parse_response(WHAT, 200, body.as_bytes(), at(0)).unwrap();
+        assert_eq!(f.lifetime, Some(Duration::MAX));
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl<T: Clone> Schedule<T> {
                     self.last_error
                         .as_deref()
                         .unwrap_or("the last attempt failed"),
-                    (at - now).as_secs_f64()
+                    at.saturating_duration_since(now).as_secs_f64()
                 )),
             },
             _ => Decision::Fetch,
@@ -116,14 +116,15 @@ impl<T: Clone> Schedule<T> {
     }
 
     /// A fetch that was sent at `sent` succeeded (lifetimes count from the request, not
-    /// the answer: the endpoint's clock started then).
+    /// the answer: the endpoint's clock started then). A point beyond what the clock can
+    /// hold (an endpoint may answer any lifetime) is never reached: no refresh, no expiry.
     pub fn fetched(&mut self, fetched: Fetched<T>, sent: Instant) {
         let (refresh_at, expires_at) = match fetched.lifetime {
             Some(life) => {
                 let margin = life.mul_f64(EXPIRY_MARGIN).min(MAX_EXPIRY_MARGIN);
                 (
-                    Some(sent + life.mul_f64(REFRESH_AT)),
-                    Some(sent + life - margin),
+                    sent.checked_add(life.mul_f64(REFRESH_AT)),
+                    sent.checked_add(life.saturating_sub(margin)),
                 )
             }
             None => (None, None),
@@ -141,7 +142,8 @@ impl<T: Clone> Schedule<T> {
     /// A fetch failed at `now`: no new attempt before the backoff delay.
     pub fn failed(&mut self, error: String, now: Instant) -> Duration {
         let delay = self.backoff.next_delay();
-        self.retry_at = Some(now + delay);
+        // At most `MAX_RETRY` ahead: `None` (no backoff) only past the clock's end.
+        self.retry_at = now.checked_add(delay);
         self.last_error = Some(error);
         delay
     }
@@ -187,8 +189,10 @@ impl<T: Clone> Cached<T> {
                     };
                     let Some(due) = due else { return };
                     // Never spin, whatever the schedule says.
-                    let due = due.max(Instant::now() + Duration::from_millis(100));
-                    tokio::time::sleep_until(due.into()).await;
+                    let wait = due
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(100));
+                    tokio::time::sleep(wait).await;
                     let Some(o) = owner.upgrade() else { return };
                     refresh(o).await;
                 }
@@ -285,6 +289,25 @@ mod tests {
             t0,
         );
         assert_eq!(s.decide(t0 + Duration::from_secs(1 << 30)), Decision::Use);
+    }
+
+    #[test]
+    fn a_lifetime_past_the_clocks_end_never_expires() {
+        // `expires_in: 18446744073709551615` used to panic adding it to an Instant.
+        let t0 = Instant::now();
+        let mut s = Schedule::new(Duration::from_secs(1), Duration::from_secs(30));
+        s.fetched(fetched("a", u64::MAX), t0);
+        assert_eq!(s.refresh_at(), None);
+        assert_eq!(s.decide(t0 + Duration::from_secs(1 << 30)), Decision::Use);
+        assert!(s.valid(t0 + Duration::from_secs(1 << 30)).is_some());
+        s.fetched(
+            Fetched {
+                value: "b".to_owned(),
+                lifetime: Some(Duration::MAX),
+            },
+            t0,
+        );
+        assert_eq!(s.next_due(), None);
     }
 
     #[test]

@@ -253,6 +253,24 @@ fn malformed_scram_server_messages_fail_without_panicking() {
     }
 }
 
+/// rsasl's SCRAM panics when stepped after a failure or its end ("State machine in invalid
+/// state"), and release builds abort on a panic: the exchange refuses instead.
+#[test]
+fn a_finished_or_failed_exchange_is_not_stepped_again() {
+    let mut x = Exchange::start(&password(Mechanism::ScramSha256, "u", "p")).unwrap();
+    let nonce = scram_first(&mut x, "u");
+    assert!(x.step(Some(b"r=someoneelse,s=c2FsdA==,i=4096")).is_err());
+    let server_first = format!("r={nonce}srv,s=c2FsdA==,i=4096");
+    let e = x.step(Some(server_first.as_bytes())).unwrap_err();
+    assert_eq!(e, "SCRAM-SHA-256 stepped after its exchange ended");
+    let mut x = Exchange::start(&password(Mechanism::Plain, "u", "p")).unwrap();
+    assert!(matches!(x.step(None).unwrap(), Step::SendLast(_)));
+    assert!(x
+        .step(Some(b""))
+        .unwrap_err()
+        .contains("after its exchange ended"));
+}
+
 #[test]
 fn secrets_are_redacted_in_debug() {
     let sasl = password(Mechanism::ScramSha512, "alice", "hunter2");

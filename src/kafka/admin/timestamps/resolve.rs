@@ -35,7 +35,7 @@ pub(super) fn resolve(
 ) -> Resolution {
     let fetch_offset = w.lowest();
     if !starved {
-        w.attempts += 1;
+        w.attempts = w.attempts.saturating_add(1);
     }
     if p.error_code == OFFSET_OUT_OF_RANGE && p.log_start_offset > fetch_offset {
         // Deleted by retention: the first record still there answers for these targets.

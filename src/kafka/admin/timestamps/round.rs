@@ -100,7 +100,7 @@ impl Cluster {
         }
         // Left out of the response: next round.
         for (_, mut w) in pending {
-            w.attempts += 1;
+            w.attempts = w.attempts.saturating_add(1);
             out.left.push(w);
         }
         Ok(out)
@@ -218,7 +218,7 @@ where
             }
             Resolution::Failed(w, e) => sink.settle(&w, || Err(e.clone())),
             Resolution::Moved(mut w, e) => {
-                w.attempts += 1;
+                w.attempts = w.attempts.saturating_add(1);
                 self.out.moved.push((w, e));
             }
         }

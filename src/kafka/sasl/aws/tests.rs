@@ -210,6 +210,7 @@ fn the_exchange_sends_the_payload_and_ends_on_the_answer() {
         engine: crate::kafka::sasl::Engine::MskIam(Some(payload.clone())),
         server_error: Default::default(),
         steps: 0,
+        ended: false,
     };
     assert_eq!(x.step(None).unwrap(), Step::Send(payload));
     let answer = br#"{"version":"2020_10_22","request-id":"a1b2"}"#;

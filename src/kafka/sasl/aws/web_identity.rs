@@ -99,9 +99,10 @@ pub fn request_body(role_arn: &str, session_name: &str, token: &str) -> String {
 
 /// The text of the first `<tag>...</tag>` in `xml`.
 fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let len = xml.get(start..)?.find(&format!("</{tag}>"))?;
-    xml.get(start..start + len).map(str::trim)
+    let open = format!("<{tag}>");
+    let (_, rest) = xml.split_once(&open)?;
+    let (text, _) = rest.split_once(&format!("</{tag}>"))?;
+    Some(text.trim())
 }
 
 /// Credentials and their lifetime from STS's XML answer, or an error with STS's code and
@@ -140,7 +141,8 @@ pub fn parse_response(
     })
 }
 
-/// `2026-12-03T17:00:00Z` (fractional seconds allowed) as a time.
+/// `2026-12-03T17:00:00Z` (fractional seconds allowed) as a time; `None` also for a date
+/// beyond what the clock holds.
 pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
     let text = text.trim().strip_suffix('Z')?;
     let (date, time) = text.split_once('T')?;
@@ -152,20 +154,40 @@ pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
         return None;
     }
-    let days = days_from_civil(y, m, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + min * 60 + s;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    let days = u64::try_from(days_from_civil(y, m, day)?).ok()?;
+    // h, min and s are checked above: only the days can overflow.
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(
+            h.saturating_mul(3600)
+                .saturating_add(min.saturating_mul(60)),
+        )?
+        .checked_add(s)?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
-/// Days since 1970-01-01 of a Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
+/// Days since 1970-01-01 of a Gregorian date (H. Hinnant's algorithm), `None` when a year
+/// from the network is too large for it. `m` and `d` are in range.
+fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
+    let y = if m <= 2 { y.checked_sub(1)? } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    // Month and day are checked: these stay within a few hundred.
+    let mp = m.saturating_add(9).rem_euclid(12);
+    let doy = mp
+        .saturating_mul(153)
+        .saturating_add(2)
+        .div_euclid(5)
+        .saturating_add(d)
+        .saturating_sub(1);
+    let doe = yoe
+        .saturating_mul(365)
+        .saturating_add(yoe.div_euclid(4))
+        .saturating_sub(yoe.div_euclid(100))
+        .saturating_add(doy);
+    era.checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)
 }
 
 #[cfg(test)]
@@ -183,9 +205,17 @@ mod tests {
             "2020-13-01T00:00:00Z",
             "x",
             "2020-10-22Z",
+            // Used to overflow: i64 arithmetic on the year, then SystemTime + Duration.
+            "9223372036854775807-01-01T00:00:00Z",
+            "-9223372036854775808-01-01T00:00:00Z",
+            "300000000000-01-01T00:00:00Z",
         ] {
             assert!(parse_timestamp(bad).is_none(), "{bad}");
         }
+        let far =
+            b"<Credentials><Expiration>300000000000-01-01T00:00:00Z</Expiration></Credentials>";
+        let e = parse_response("STS x", 200, far, UNIX_EPOCH).unwrap_err();
+        assert!(e.contains("not a timestamp"), "{e}");
     }
 
     #[test]
