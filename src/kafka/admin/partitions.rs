@@ -1,7 +1,6 @@
 //! Partitions: low/high watermarks (ListOffsets) and topic configs (DescribeConfigs).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 
@@ -35,12 +34,7 @@ impl Cluster {
                     self.list_offsets(node, &batch, LATEST),
                 )
                 .await;
-                let (mut low, mut high) = (low?, high?);
-                // Answers are (partition, error code, offset), kept small and paired by
-                // sorting both lists: at tens of thousands of partitions per leader an
-                // error per entry, or a map of them, would triple them.
-                low.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                high.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let (low, high) = (low?, high?);
                 let error = |code: i16, which: &str, tp: &TopicPartition| {
                     let e = broker_error(
                         node,
@@ -51,23 +45,28 @@ impl Cluster {
                     );
                     Outcome::failed(code, e)
                 };
-                let mut lows = low.into_iter().peekable();
-                Ok(high
+                // A partition the latest offsets do not answer has no outcome (the routing
+                // loop reports it unanswered).
+                Ok(batch
                     .into_iter()
-                    .map(|(tp, high_code, high)| {
-                        while lows.next_if(|l| l.0 < tp).is_some() {}
-                        let outcome = match lows.next_if(|l| l.0 == tp) {
-                            None => Outcome::Done(Err(KafkaErrorKind::UnknownInMetadata(format!(
+                    .zip(low)
+                    .zip(high)
+                    .filter(|(_, high)| high.answered)
+                    .map(|((tp, low), high)| {
+                        let outcome = if !low.answered {
+                            Outcome::Done(Err(KafkaErrorKind::UnknownInMetadata(format!(
                                 "earliest offset of {tp} in the ListOffsets response"
                             ))
-                            .into())),
-                            Some((_, 0, low)) if high_code == 0 => {
-                                Outcome::Done(Ok(Watermarks { low, high }))
-                            }
-                            Some((_, low_code, _)) if low_code != 0 => {
-                                error(low_code, "earliest", &tp)
-                            }
-                            Some(_) => error(high_code, "latest", &tp),
+                            .into()))
+                        } else if low.code == 0 && high.code == 0 {
+                            Outcome::Done(Ok(Watermarks {
+                                low: low.offset,
+                                high: high.offset,
+                            }))
+                        } else if low.code != 0 {
+                            error(low.code, "earliest", &tp)
+                        } else {
+                            error(high.code, "latest", &tp)
                         };
                         (tp, outcome)
                     })
@@ -77,29 +76,34 @@ impl Cluster {
         .await
     }
 
-    /// One ListOffsets to `node`: (partition, error code, offset) per partition answered.
+    /// One ListOffsets to `node`: the answer for each partition of `partitions`, at its
+    /// position. 16 bytes an answer: at tens of thousands of partitions per leader, both
+    /// ends in flight to every broker at once were the cycle's largest moment as
+    /// (partition, error code, offset) lists.
     async fn list_offsets(
         &self,
         node: i32,
         partitions: &[TopicPartition],
         timestamp: i64,
-    ) -> Result<Vec<(TopicPartition, i16, i64)>> {
+    ) -> Result<Vec<OffsetAnswer>> {
         let req = requests::list_offsets(partitions, timestamp);
         let (r, _) = self.send_to(node, |_| req).await?;
-        let mut out = Vec::with_capacity(partitions.len());
-        // Topic names shared with the request's partitions where they match.
-        let names: HashMap<&str, &Arc<str>> = partitions
-            .iter()
-            .map(|tp| (&*tp.topic, &tp.topic))
-            .collect();
+        let mut out = vec![OffsetAnswer::default(); partitions.len()];
+        let positions = Positions::new(partitions);
         for t in r.topics {
-            let topic: Arc<str> = match names.get(t.name.as_str()) {
-                Some(name) => Arc::clone(name),
-                None => Arc::from(t.name),
-            };
             for p in t.partitions {
-                let tp = TopicPartition::new(topic.clone(), p.partition);
-                out.push((tp, p.error_code, p.offset));
+                let Some(slot) = positions
+                    .find(t.name.as_str(), p.partition)
+                    .and_then(|i| out.get_mut(i))
+                else {
+                    // Not asked for: ignored.
+                    continue;
+                };
+                *slot = OffsetAnswer {
+                    answered: true,
+                    code: p.error_code,
+                    offset: p.offset,
+                };
             }
         }
         Ok(out)
@@ -134,5 +138,71 @@ impl Cluster {
             out.insert(res.resource_name, value);
         }
         Ok(out)
+    }
+}
+
+/// One partition's answer in a ListOffsets response.
+#[derive(Clone, Copy, Debug, Default)]
+struct OffsetAnswer {
+    answered: bool,
+    code: i16,
+    offset: i64,
+}
+
+/// Where each partition of a request's list is, to place the answers: the list is usually
+/// sorted already (it comes from the metadata, sorted); otherwise an order is kept aside.
+struct Positions<'a> {
+    partitions: &'a [TopicPartition],
+    /// Positions in sorted order, when `partitions` is not sorted.
+    order: Option<Vec<usize>>,
+}
+
+impl<'a> Positions<'a> {
+    fn new(partitions: &'a [TopicPartition]) -> Self {
+        let order = (!partitions.is_sorted()).then(|| {
+            let mut order: Vec<usize> = (0..partitions.len()).collect();
+            order.sort_by(|a, b| partitions.get(*a).cmp(&partitions.get(*b)));
+            order
+        });
+        Positions { partitions, order }
+    }
+
+    /// The position of `topic`/`partition` in the list.
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        let key = |tp: &TopicPartition| (&*tp.topic, tp.partition).cmp(&(topic, partition));
+        match &self.order {
+            None => self.partitions.binary_search_by(key).ok(),
+            Some(order) => {
+                let i = order
+                    .binary_search_by(|i| {
+                        self.partitions
+                            .get(*i)
+                            .map_or(std::cmp::Ordering::Less, key)
+                    })
+                    .ok()?;
+                order.get(i).copied()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_find_their_partition_sorted_or_not() {
+        let tp = |t: &str, p: i32| TopicPartition::new(t, p);
+        for list in [
+            vec![tp("a", 0), tp("a", 1), tp("b", 0)],
+            vec![tp("b", 0), tp("a", 1), tp("a", 0)],
+        ] {
+            let positions = Positions::new(&list);
+            for (i, want) in list.iter().enumerate() {
+                assert_eq!(positions.find(&want.topic, want.partition), Some(i));
+            }
+            assert_eq!(positions.find("a", 2), None);
+            assert_eq!(positions.find("c", 0), None);
+        }
     }
 }
