@@ -3,21 +3,18 @@
 //! both carry the values of the report this test built. GET and HEAD, both formats, one
 //! keep-alive connection.
 
-#[path = "common/mod.rs"]
-mod common;
+use tidemark_testkit as common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::exporter::Metrics;
-use tidemark::config::Granularity;
-use tidemark::kafka::records::{RecordAt, TimestampType};
-use tidemark::kafka::{TopicPartition, Watermarks};
-use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
-use tidemark::state::{CycleHealth, CycleOutcome, ExporterState};
+use common::snapshot::{self, committed, high};
+use tidemark::kafka::TopicPartition;
+use tidemark::state::ExporterState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -25,16 +22,8 @@ const NOW: i64 = 1_750_000_000_000;
 const GROUPS: usize = 40;
 const PARTITIONS: i32 = 50;
 
-/// The ground truth: high watermark of partition `p`, committed offset of group `g` on it,
-/// and the age in ms of the record at the committed offset.
-fn high(p: i32) -> i64 {
-    1_000_000 + i64::from(p) * 7_919
-}
-
-fn committed(g: usize, p: i32) -> i64 {
-    high(p) - 1 - (g as i64 * 31 + i64::from(p) * 7) % 5_000
-}
-
+/// The ground truth: high watermark of partition `p` and committed offset of group `g` on
+/// it (the kit's synthetic snapshot), and the age in ms of the record at the committed offset.
 fn age_ms(g: usize, p: i32) -> i64 {
     (high(p) - committed(g, p)) * 10 + 3
 }
@@ -44,59 +33,20 @@ fn topic(g: usize) -> String {
 }
 
 fn state() -> Arc<ExporterState> {
-    let mut watermarks = BTreeMap::new();
-    for t in 0..4 {
-        for p in 0..PARTITIONS {
-            watermarks.insert(
-                TopicPartition::new(topic(t), p),
-                Watermarks {
-                    low: high(p) / 2,
-                    high: high(p),
-                },
-            );
-        }
-    }
+    let watermarks = snapshot::watermarks((0..4).map(|t| Arc::from(topic(t))), PARTITIONS);
     let groups = (0..GROUPS)
-        .map(|g| GroupSnapshot {
-            group: Arc::from(format!("orders-{g:03}-consumer")),
-            group_type: Default::default(),
-            state: GroupState::Stable,
-            offsets_known: true,
-            partitions: (0..PARTITIONS)
-                .map(|p| GroupPartition {
-                    tp: TopicPartition::new(topic(g), p),
-                    committed: committed(g, p),
-                    member: None,
-                    record: Some(RecordAt {
-                        offset: committed(g, p),
-                        timestamp_ms: NOW - age_ms(g, p),
-                        timestamp_type: TimestampType::CreateTime,
-                        verified: true,
-                    }),
-                    markers_only: false,
+        .map(|g| {
+            let partitions = (0..PARTITIONS)
+                .map(|p| {
+                    let tp = TopicPartition::new(topic(g), p);
+                    snapshot::partition(tp, committed(g, p), NOW - age_ms(g, p), None)
                 })
-                .collect(),
+                .collect();
+            snapshot::stable_group(&format!("orders-{g:03}-consumer"), partitions)
         })
         .collect();
-    let snapshot = ClusterSnapshot {
-        cluster: "prod".into(),
-        watermarks,
-        groups,
-        compacted_topics: BTreeSet::new(),
-        poll_time: Duration::from_nanos(5_977_897),
-        carried_watermarks: Default::default(),
-    };
-    let state = ExporterState::new(&[("prod".into(), vec![])], Granularity::Partition);
-    state.publish(
-        "prod",
-        CycleOutcome::Success {
-            report: Arc::new(lag::compute(&snapshot, NOW)),
-            poll_time: Duration::from_nanos(5_977_897),
-            health: CycleHealth::complete([1]),
-        },
-        Duration::from_millis(800),
-    );
-    state
+    let snapshot = snapshot::cluster(watermarks, groups, Duration::from_nanos(5_977_897));
+    snapshot::published(&snapshot, NOW)
 }
 
 struct Response {

@@ -5,13 +5,15 @@
 //! Every expected value comes from what the test scripted into the stub's model, never
 //! from what tidemark read. Poll intervals are short so the whole file runs in seconds.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::exporter::{config, Metrics, RunningExporter};
+use common::exporter::{config, Metrics, RunningExporter, FAST, GROUP_PARTITION_FAMILIES};
 use common::stub::{
     code, consumer_assignment, Received, Reply, Request, StubCluster, StubGroup, StubMember,
     Target, LATEST,
@@ -23,17 +25,6 @@ const CLUSTER: &str = "stub";
 
 /// Generous bound for waits on cycles (each cycle takes milliseconds against the stub).
 const WAIT: Duration = Duration::from_secs(15);
-
-/// `[exporter]` lines: fast cycles, partition granularity, short Kafka timeouts.
-const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
-[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Start an exporter on one stub cluster with `exporter_lines` and `cluster_lines`.
 async fn exporter_on(
@@ -493,14 +484,7 @@ async fn member_labels_come_from_assignments_and_states_are_encoded() {
         // Committed but assigned to nobody.
         ("3", "", "", ""),
     ];
-    for family in [
-        "kafka_consumergroup_group_offset",
-        "kafka_consumergroup_group_lag",
-        "kafka_consumergroup_group_lag_seconds",
-        "kafka_consumergroup_group_messages_lost",
-        "kafka_consumergroup_group_retention_margin",
-        "kafka_consumergroup_group_lag_retention_ratio",
-    ] {
+    for family in GROUP_PARTITION_FAMILIES {
         for (p, host, consumer, client) in expected {
             let series = m.find(family, &gp("billing", "orders", p));
             assert_eq!(series.len(), 1, "{family} orders/{p}: {series:?}");

@@ -7,30 +7,21 @@
 //! Every expected value comes from what the test scripted into the stub, never from what
 //! tidemark read. The log lines are captured as JSON from this test binary's subscriber.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::exporter::{config, Metrics, RunningExporter};
+use common::exporter::{config, Metrics, RunningExporter, FAST};
 use common::stub::{code, StubCluster, StubGroup, Target};
 use kafka_protocol::messages::ApiKey;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// `[exporter]` lines: fast cycles, partition granularity, short Kafka timeouts.
-const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
-[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 // Logs ------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@
 //!
 //! YAML is read through the venv's PyYAML (a dependency of kubernetes-validate) into JSON.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -1,5 +1,5 @@
 //! SASL: tidemark's SCRAM client (rsasl) against RFC test vectors and an independent SCRAM
-//! server, then whole logins over TCP through a scripted SASL front (tests/common/sasl_front.rs)
+//! server, then whole logins over TCP through a scripted SASL front (testkit/src/sasl_front.rs)
 //! relaying to the real broker, with the exporter's lag compared to the workload's ledger.
 //!
 //! * RFC 7677's SCRAM-SHA-256 example pins the independent server; a SCRAM-SHA-512 vector
@@ -12,16 +12,17 @@
 //! * re-authentication (KIP-368): connections are redialled before the session lifetime the
 //!   front grants runs out, and no request ever reaches an expired session.
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::exporter::get;
 use common::sasl_front::{Fault, FrontConfig, SaslFront};
 use common::scram::{ScramHash, ScramServer};
-use common::{unique_name, Broker, Codec, RunningExporter, Workload};
+use common::workload::lagging_group;
+use common::{unique_name, Broker, RunningExporter, Workload};
 use tidemark::kafka::sasl::{Credentials, Exchange, Mechanism, Sasl, Secret, Step};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -156,13 +157,6 @@ fn tidemark_scram_against_the_independent_server() {
 // Over TCP: broker + SASL front + the exporter
 // ---------------------------------------------------------------------------------------
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// A broker behind a SASL front, with one topic (2 partitions, 5 records each) and one
 /// group committed at 2 and 4.
 struct Setup {
@@ -174,25 +168,8 @@ struct Setup {
 }
 
 async fn setup(config: FrontConfig) -> Setup {
-    let (listener, port) = SaslFront::bind().await;
-    let broker = Broker::start_advertising(port).await;
-    let front = SaslFront::serve(listener, &broker.bootstrap, config);
-    let mut workload = Workload::connect(&broker.bootstrap).await;
-    workload.route(&broker.advertised, &broker.bootstrap);
-    let topic = unique_name("sasl-topic");
-    let group = unique_name("sasl-group");
-    workload.create_topic(&topic, 2).await;
-    let ts = now_ms() - 60_000;
-    for p in 0..2 {
-        for i in 0..5 {
-            workload
-                .produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
-                .await;
-        }
-    }
-    workload
-        .commit_offsets(&group, &[(&topic, 0, 2), (&topic, 1, 4)])
-        .await;
+    let (front, broker, mut workload) = SaslFront::with_broker(config).await;
+    let (topic, group) = lagging_group(&mut workload, "sasl", 5, 60_000, &[2, 4]).await;
     Setup {
         front,
         workload,

@@ -1,6 +1,6 @@
-//! TLS end to end: the real exporter → a real TLS terminator (HAProxy, tests/common/tls_proxy.rs)
+//! TLS end to end: the real exporter → a real TLS terminator (HAProxy, testkit/src/tls_proxy.rs)
 //! → the real broker, which advertises the terminator's address so every connection is TLS.
-//! Certificates are made at test time (tests/common/pki.rs).
+//! Certificates are made at test time (testkit/src/pki.rs).
 //!
 //! * the right CA: lag equal to the workload's (bootstrap by name, brokers by IP);
 //! * an unknown CA, or the default Mozilla roots for a private CA: a clear verification error;
@@ -11,24 +11,18 @@
 //!
 //! Run with `--features ring` too: the same tests pass with the `ring` crypto provider.
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::broker::reserve_port;
 use common::pki::{Pki, CLIENT_KEY_PASSWORD};
 use common::sasl_front::{FrontConfig, SaslFront};
 use common::tls_proxy::{ClientAuth, TlsTerminator};
-use common::{unique_name, Broker, Codec, RunningExporter, Workload};
+use common::workload::lagging_group;
+use common::{Broker, RunningExporter, Workload};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// The broker, its terminator, and a workload: one topic, 2 partitions of 4 records, one
 /// group committed at 1 and 3.
@@ -43,21 +37,7 @@ struct Setup {
 }
 
 async fn fill(workload: &mut Workload) -> (String, String) {
-    let topic = unique_name("tls-topic");
-    let group = unique_name("tls-group");
-    workload.create_topic(&topic, 2).await;
-    let ts = now_ms() - 30_000;
-    for p in 0..2 {
-        for i in 0..4 {
-            workload
-                .produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
-                .await;
-        }
-    }
-    workload
-        .commit_offsets(&group, &[(&topic, 0, 1), (&topic, 1, 3)])
-        .await;
-    (topic, group)
+    lagging_group(workload, "tls", 4, 30_000, &[1, 3]).await
 }
 
 async fn setup(client_auth: ClientAuth) -> Setup {

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::broker::{free_port, repo_root};
 use super::promtool::ensure_debian_tool;
+use crate::broker::free_port;
+use crate::repo_root;
 
 /// The PyPI packages of the receiver, pinned.
 const RECEIVER_PACKAGES: &[&str] = &[
@@ -192,7 +193,7 @@ impl OtlpReceiver {
         let python = receiver_python();
         let port = port.unwrap_or_else(|| free_port().expect("a free port"));
         let out = out.unwrap_or_else(|| scratch_dir("otlp").join("received.jsonl"));
-        let script = repo_root().join("tests/common/otlp_receiver.py");
+        let script = repo_root().join("testkit/src/otlp_receiver.py");
         let mut child = Command::new(python)
             .arg(script)
             .arg(port.to_string())

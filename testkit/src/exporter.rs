@@ -290,6 +290,21 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// `[exporter]` lines of the stub-cluster tests: fast cycles, partition granularity, short
+/// Kafka timeouts (see [`config`]).
+pub const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
+[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
+
+/// The group × partition families (served at `granularity = "partition"` only).
+pub const GROUP_PARTITION_FAMILIES: [&str; 6] = [
+    "kafka_consumergroup_group_offset",
+    "kafka_consumergroup_group_lag",
+    "kafka_consumergroup_group_lag_seconds",
+    "kafka_consumergroup_group_messages_lost",
+    "kafka_consumergroup_group_retention_margin",
+    "kafka_consumergroup_group_lag_retention_ratio",
+];
+
 /// A config for one cluster at `bootstrap`, ephemeral HTTP port, the given extra
 /// `[exporter]` lines and `[[clusters]]` lines.
 pub fn config(cluster: &str, bootstrap: &str, exporter_lines: &str, cluster_lines: &str) -> String {
