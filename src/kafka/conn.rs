@@ -12,7 +12,7 @@
 //! Memory: a request is registered with the largest response it may get
 //! ([`caps::response_cap`]); a larger response fails it and is discarded unread. A response
 //! read whole first reserves its size in the process-wide [`ResponseBudget`], waiting at
-//! most until the request's deadline; see [`read`] for streamed ones.
+//! most until the request's deadline; see `read` for streamed ones.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};

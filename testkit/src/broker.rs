@@ -37,10 +37,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running Tansu broker in its own container. Dropping it removes the container.
 pub struct Broker {
-    /// "127.0.0.1:<port>", the broker's own listener (for the workload and readiness).
+    /// `127.0.0.1:<port>`, the broker's own listener (for the workload and readiness).
     /// Unless started with [`Broker::start_advertising`], also what it advertises.
     pub bootstrap: String,
-    /// "127.0.0.1:<port>", the address the broker advertises in metadata.
+    /// `127.0.0.1:<port>`, the address the broker advertises in metadata.
     pub advertised: String,
     /// The host port mapped to the broker's listener.
     pub port: u16,

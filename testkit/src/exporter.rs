@@ -291,7 +291,7 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
 }
 
 /// `[exporter]` lines of the stub-cluster tests: fast cycles, partition granularity, short
-/// Kafka timeouts (see [`config`]).
+/// Kafka timeouts (see [`config()`]).
 pub const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
 [exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
 

@@ -6,7 +6,7 @@
 //! * [`OtlpReceiver`] — `otlp_receiver.py` (grpcio + opentelemetry-proto from PyPI, in a
 //!   venv under `target/push-venv` made on first use, serialized across processes by
 //!   `flock` on `<repo>/.cache/push-venv.lock`): each Export request it receives is one
-//!   JSON line in a file, read back with [`OtlpReceiver::exports`].
+//!   JSON line in a file, read back with [`OtlpReceiver::requests`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -141,7 +141,7 @@ struct Record {
 
 /// A running SASL front. Dropping it stops accepting (open connections end with the test).
 pub struct SaslFront {
-    /// "127.0.0.1:<port>", what the broker must advertise.
+    /// `127.0.0.1:<port>`, what the broker must advertise.
     pub address: String,
     pub port: u16,
     config: Arc<Mutex<FrontConfig>>,

@@ -1588,7 +1588,7 @@ impl Stub {
         }
     }
 
-    /// "127.0.0.1:<port>" of the first node.
+    /// `127.0.0.1:<port>` of the first node.
     pub fn bootstrap(&self) -> String {
         let first = self.nodes()[0];
         self.addr(first).to_string()
