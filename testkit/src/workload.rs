@@ -667,16 +667,12 @@ pub struct Transaction {
 impl Workload {
     /// Connects to the bootstrap broker ("host:port"); panics if it cannot.
     pub async fn connect(bootstrap: &str) -> Workload {
-        Self::try_connect(bootstrap)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(Self::try_connect(bootstrap).await)
     }
 
     /// [`Workload::try_create_topic`], panicking on failure.
     pub async fn create_topic(&mut self, name: &str, partitions: i32) {
-        if let Err(e) = self.try_create_topic(name, partitions).await {
-            panic!("workload: {e}");
-        }
+        must(self.try_create_topic(name, partitions).await)
     }
 
     /// [`Workload::try_create_topic_with_configs`], panicking on failure.
@@ -686,12 +682,10 @@ impl Workload {
         partitions: i32,
         configs: &[(&str, &str)],
     ) {
-        if let Err(e) = self
-            .try_create_topic_with_configs(name, partitions, configs)
-            .await
-        {
-            panic!("workload: {e}");
-        }
+        must(
+            self.try_create_topic_with_configs(name, partitions, configs)
+                .await,
+        )
     }
 
     /// [`Workload::try_produce`], panicking on failure: one batch, returns its
@@ -703,9 +697,7 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
     ) -> i64 {
-        self.try_produce(topic, partition, codec, records)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_produce(topic, partition, codec, records).await)
     }
 
     /// [`Workload::try_produce_log_append_time`], panicking on failure.
@@ -716,16 +708,15 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
     ) -> i64 {
-        self.try_produce_log_append_time(topic, partition, codec, records)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(
+            self.try_produce_log_append_time(topic, partition, codec, records)
+                .await,
+        )
     }
 
     /// [`Workload::try_init_transactions`], panicking on failure.
     pub async fn init_transactions(&mut self, transactional_id: &str) -> Transaction {
-        self.try_init_transactions(transactional_id)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_init_transactions(transactional_id).await)
     }
 
     /// [`Workload::try_produce_txn`], panicking on failure.
@@ -736,9 +727,7 @@ impl Workload {
         partition: i32,
         records: &[(i64, Vec<u8>)],
     ) -> i64 {
-        self.try_produce_txn(txn, topic, partition, records)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_produce_txn(txn, topic, partition, records).await)
     }
 
     /// [`Workload::try_end_txn`], panicking on failure.
@@ -747,23 +736,17 @@ impl Workload {
         txn: &mut Transaction,
         commit: bool,
     ) -> Vec<(String, i32, Marker)> {
-        self.try_end_txn(txn, commit)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_end_txn(txn, commit).await)
     }
 
     /// [`Workload::try_commit`], panicking on failure.
     pub async fn commit(&mut self, group: &str, topic: &str, partition: i32, offset: i64) {
-        if let Err(e) = self.try_commit(group, topic, partition, offset).await {
-            panic!("workload: {e}");
-        }
+        must(self.try_commit(group, topic, partition, offset).await)
     }
 
     /// [`Workload::try_commit_offsets`], panicking on failure.
     pub async fn commit_offsets(&mut self, group: &str, offsets: &[(&str, i32, i64)]) {
-        if let Err(e) = self.try_commit_offsets(group, offsets).await {
-            panic!("workload: {e}");
-        }
+        must(self.try_commit_offsets(group, offsets).await)
     }
 }
 
@@ -854,6 +837,11 @@ pub async fn small_workload(
         .map(|(p, lag)| (topic, p as i32, counts[p] - lag))
         .collect();
     w.commit_offsets(group, &offsets).await;
+}
+
+/// The value of a `try_` call, or a panic with its full error (the plain methods).
+fn must<T>(result: Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("workload: {e}"))
 }
 
 /// An OffsetCommit of `offsets` for `group` by `member_id` in `generation` (-1 and "" for a
