@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::sasl_front::{FrontConfig, SaslFront, TokenCheck};
-use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, signed_login};
+use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, msk_iam_front, signed_login};
 use common::workload::lagging_group;
 use common::RunningExporter;
 
@@ -33,10 +33,8 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
 
     let (front, _broker, mut workload) = SaslFront::with_broker(FrontConfig {
         mechanisms: vec!["AWS_MSK_IAM".into(), "OAUTHBEARER".into()],
-        aws_secret: SECRET.into(),
         token_check: Some(TokenCheck(std::sync::Arc::new(check_msk_token))),
-        session_lifetime_ms: 1500,
-        ..FrontConfig::default()
+        ..msk_iam_front(SECRET)
     })
     .await;
     let (topic, group) = lagging_group(&mut workload, "msk", 4, 60_000, &[1]).await;

@@ -22,8 +22,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use common::sasl_front::{FrontConfig, SaslFront};
-use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, signed_login};
+use common::sasl_front::SaslFront;
+use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, msk_iam_front, signed_login};
 use common::workload::lagging_group;
 use common::{unique_name, RunningExporter};
 
@@ -164,13 +164,7 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
     ] {
         std::env::remove_var(k);
     }
-    let (front, _broker, mut workload) = SaslFront::with_broker(FrontConfig {
-        mechanisms: vec!["AWS_MSK_IAM".into()],
-        aws_secret: SECRET.into(),
-        session_lifetime_ms: 1500,
-        ..FrontConfig::default()
-    })
-    .await;
+    let (front, _broker, mut workload) = SaslFront::with_broker(msk_iam_front(SECRET)).await;
     let (topic, group) = lagging_group(&mut workload, "meta", 3, 60_000, &[1]).await;
     let lag = workload.ledger().lag(&group, &topic, 0).map(|l| l as f64);
     assert!(lag.is_some());

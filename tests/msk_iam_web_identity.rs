@@ -16,8 +16,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use common::sasl_front::{FrontConfig, SaslFront};
-use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, signed_login};
+use common::sasl_front::SaslFront;
+use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, msk_iam_front, signed_login};
 use common::workload::lagging_group;
 use common::{unique_name, RunningExporter};
 
@@ -86,13 +86,7 @@ async fn web_identity_credentials_from_sts_sign_logins_botocore_accepts() {
     std::env::set_var("AWS_ROLE_ARN", ROLE);
     std::env::set_var("AWS_ENDPOINT_URL_STS", &sts_url);
 
-    let (front, _broker, mut workload) = SaslFront::with_broker(FrontConfig {
-        mechanisms: vec!["AWS_MSK_IAM".into()],
-        aws_secret: STS_SECRET.into(),
-        session_lifetime_ms: 1500,
-        ..FrontConfig::default()
-    })
-    .await;
+    let (front, _broker, mut workload) = SaslFront::with_broker(msk_iam_front(STS_SECRET)).await;
     let (topic, group) = lagging_group(&mut workload, "irsa", 3, 60_000, &[1]).await;
 
     let toml = msk_iam_exporter(&msk_iam_cluster("irsa", &front.address, Some("eu-west-1")));

@@ -84,6 +84,17 @@ pub fn signed_login(login: &crate::sasl_front::Login) -> SignedLogin {
     }
 }
 
+/// The SASL front of the MSK IAM tests: AWS_MSK_IAM only, signatures checked for `secret`,
+/// sessions of 1.5 s (so a test sees several re-authentications).
+pub fn msk_iam_front(secret: &str) -> crate::sasl_front::FrontConfig {
+    crate::sasl_front::FrontConfig {
+        mechanisms: vec!["AWS_MSK_IAM".into()],
+        aws_secret: secret.into(),
+        session_lifetime_ms: 1500,
+        ..Default::default()
+    }
+}
+
 /// A `[[clusters]]` table (with a blank line before it) for an AWS_MSK_IAM cluster `name`
 /// at `bootstrap`, with `aws.region` when given.
 pub fn msk_iam_cluster(name: &str, bootstrap: &str, region: Option<&str>) -> String {
