@@ -57,7 +57,10 @@ for t in "${targets[@]}"; do
     corpus="$work/corpus/$t"
     mkdir -p "$corpus" "$fuzz_dir/artifacts/$t"
     log="$work/$t.log"
-    if fuzz run --fuzz-dir "$fuzz_dir" "$t" "$corpus" "$fuzz_dir/seeds/$t" -- \
+    # Seeds when the target has them (membership has none yet: it starts from nothing).
+    seeds=()
+    [ -d "$fuzz_dir/seeds/$t" ] && seeds=("$fuzz_dir/seeds/$t")
+    if fuzz run --fuzz-dir "$fuzz_dir" "$t" "$corpus" "${seeds[@]}" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 \
         -max_len="$len" -timeout="$timeout" -print_final_stats=1 >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

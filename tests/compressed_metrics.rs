@@ -11,11 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::exporter::Metrics;
+use common::exporter::{read_head, serve_state, Metrics};
 use common::snapshot::{self, committed, high};
-use tidemark::kafka::TopicPartition;
 use tidemark::state::ExporterState;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const NOW: i64 = 1_750_000_000_000;
@@ -34,19 +33,14 @@ fn topic(g: usize) -> String {
 
 fn state() -> Arc<ExporterState> {
     let watermarks = snapshot::watermarks((0..4).map(|t| Arc::from(topic(t))), PARTITIONS);
-    let groups = (0..GROUPS)
-        .map(|g| {
-            let partitions = (0..PARTITIONS)
-                .map(|p| {
-                    let tp = TopicPartition::new(topic(g), p);
-                    snapshot::partition(tp, committed(g, p), NOW - age_ms(g, p), None)
-                })
-                .collect();
-            snapshot::stable_group(&format!("orders-{g:03}-consumer"), partitions)
-        })
-        .collect();
-    let snapshot = snapshot::cluster(watermarks, groups, Duration::from_nanos(5_977_897));
-    snapshot::published(&snapshot, NOW)
+    let groups = snapshot::lagging_groups(
+        GROUPS,
+        PARTITIONS,
+        |g| format!("orders-{g:03}-consumer"),
+        |g| Arc::from(topic(g)),
+        |g, p| NOW - age_ms(g, p),
+    );
+    snapshot::published(watermarks, groups, Duration::from_nanos(5_977_897), NOW)
 }
 
 struct Response {
@@ -86,24 +80,7 @@ impl Client {
             .write_all(request.as_bytes())
             .await
             .expect("send");
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {line:?}"));
-        let mut headers = BTreeMap::new();
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("header");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
+        let (status, headers) = read_head(&mut self.stream).await;
         let length: usize = headers
             .get("content-length")
             .unwrap_or_else(|| panic!("no Content-Length in {headers:?}"))
@@ -130,13 +107,7 @@ fn gunzip(body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gzip_response_inflates_to_the_text_a_plain_client_gets() {
-    let state = state();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(tidemark::http::serve(listener, state, stopped));
+    let (address, _stop) = serve_state(state()).await;
     let mut c = Client::connect(address).await;
     let openmetrics = "application/openmetrics-text; version=1.0.0";
     for accept in [None, Some(openmetrics)] {

@@ -41,19 +41,6 @@ async fn exporter_on(
     .await
 }
 
-/// The exposition together with the number of successful cycles it reflects: cycles are
-/// counted and rendered under one lock, so equal counts before and after the scrape
-/// mean the scrape shows exactly that many cycles.
-async fn consistent(exp: &RunningExporter, cluster: &str) -> (u64, Metrics) {
-    loop {
-        let before = exp.cycles_ok(cluster);
-        let m = exp.metrics().await;
-        if exp.cycles_ok(cluster) == before {
-            return (before, m);
-        }
-    }
-}
-
 /// Wait until a cycle that started after "now" has completed, and scrape.
 async fn next_full_cycle(exp: &RunningExporter, cluster: &str) -> Metrics {
     let n = exp.cycles_ok(cluster);
@@ -252,7 +239,7 @@ async fn data_loss_is_quantified_flagged_and_counted() {
 
     // The counter grows by one per cycle (one partition with data loss each cycle).
     let cluster = [("cluster_name", CLUSTER)];
-    let (n1, m1) = consistent(&exp, CLUSTER).await;
+    let (n1, m1) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(
         m1.value("kafka_lag_exporter_data_loss_partitions_total", &cluster),
         Some(n1 as f64),
@@ -263,7 +250,7 @@ async fn data_loss_is_quantified_flagged_and_counted() {
         Some(0.0)
     );
     exp.wait_cycles(CLUSTER, n1 + 2, WAIT).await;
-    let (n2, m2) = consistent(&exp, CLUSTER).await;
+    let (n2, m2) = exp.consistent_metrics(CLUSTER).await;
     assert!(n2 >= n1 + 2);
     assert_eq!(
         m2.value("kafka_lag_exporter_data_loss_partitions_total", &cluster),
@@ -371,7 +358,7 @@ async fn compacted_away_offsets_use_the_next_record_and_are_flagged() {
 
     // Two flagged partitions per cycle.
     let cluster = [("cluster_name", CLUSTER)];
-    let (n, m) = consistent(&exp, CLUSTER).await;
+    let (n, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(
         m.value("kafka_lag_exporter_compaction_detected_total", &cluster),
         Some(2.0 * n as f64),
@@ -409,7 +396,7 @@ async fn compaction_flag_only_where_the_committed_record_is_gone() {
     );
     let exp = exporter_on(&stub, FAST, "").await;
     exp.wait_cycles(CLUSTER, 2, WAIT).await;
-    let (n, m) = consistent(&exp, CLUSTER).await;
+    let (n, m) = exp.consistent_metrics(CLUSTER).await;
     let flag = |p: &str| {
         let series = m.find(
             "kafka_consumergroup_group_lag_seconds",
@@ -725,7 +712,7 @@ async fn a_slow_broker_s_delay_is_in_its_own_request_durations() {
     stub.set_node_delay(2, SLOW_BROKER_DELAY);
     let exp = exporter_on(&stub, ONE_CYCLE, "").await;
     exp.wait_cycles(CLUSTER, 1, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(cycles, 1);
     exp.shutdown().await;
     assert_every_request_timed(&m);
@@ -801,7 +788,7 @@ async fn committed_offsets_are_read_before_watermarks() {
     });
     let exp = exporter_on(&stub, ONE_CYCLE, "").await;
     exp.wait_cycles(CLUSTER, 1, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(cycles, 1);
     exp.shutdown().await;
     assert_eq!(stub.count(ApiKey::OffsetFetch), 1);
@@ -882,7 +869,7 @@ async fn a_fetch_budget_defers_samples_to_the_next_cycle_and_never_estimates() {
         [exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
     let exp = exporter_on(&stub, lines, "").await;
     exp.wait_cycles(CLUSTER, 1, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(cycles, 1, "scraped between the first two cycles");
     let lag_s = |m: &Metrics, g| m.value("kafka_consumergroup_group_lag_seconds", &gp(g, "t", "0"));
     assert_close("near, cycle 1", lag_s(&m, "near"), age_s(ts(10)), 1.0);
@@ -901,7 +888,7 @@ async fn a_fetch_budget_defers_samples_to_the_next_cycle_and_never_estimates() {
     assert_eq!(deferred(&m), Some(1.0));
 
     exp.wait_cycles(CLUSTER, 2, WAIT).await;
-    let (_, m) = consistent(&exp, CLUSTER).await;
+    let (_, m) = exp.consistent_metrics(CLUSTER).await;
     assert_close("far, cycle 2", lag_s(&m, "far"), age_s(ts(150)), 1.0);
     assert_close("near, cycle 2", lag_s(&m, "near"), age_s(ts(10)), 1.0);
     assert_eq!(deferred(&m), Some(1.0), "nothing deferred in cycle 2");

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark::http::{serve_with, ServerLimits};
-use tidemark::kafka::TopicPartition;
 use tidemark::state::ExporterState;
+use tidemark_testkit::exporter::read_head;
 use tidemark_testkit::snapshot;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -27,21 +27,14 @@ fn state(groups: usize) -> Arc<ExporterState> {
         .map(|t| Arc::from(format!("prod.orders-{t:03}.events")))
         .collect();
     let watermarks = snapshot::watermarks(topics.iter().cloned(), 50);
-    let groups = (0..groups)
-        .map(|g| {
-            let partitions = (0..50)
-                .map(|p| {
-                    let tp = TopicPartition::new(topics[g % topics.len()].clone(), p);
-                    let committed = snapshot::committed(g, p);
-                    let ts = NOW - (snapshot::high(p) - committed) * 10;
-                    snapshot::partition(tp, committed, ts, None)
-                })
-                .collect();
-            snapshot::stable_group(&format!("orders-{g:04}-consumer"), partitions)
-        })
-        .collect();
-    let snapshot = snapshot::cluster(watermarks, groups, Duration::from_millis(120));
-    snapshot::published(&snapshot, NOW)
+    let groups = snapshot::lagging_groups(
+        groups,
+        50,
+        |g| format!("orders-{g:04}-consumer"),
+        |g| topics[g % topics.len()].clone(),
+        |g, p| NOW - (snapshot::high(p) - snapshot::committed(g, p)) * 10,
+    );
+    snapshot::published(watermarks, groups, Duration::from_millis(120), NOW)
 }
 
 struct Server {
@@ -113,26 +106,10 @@ impl Client {
     }
 
     async fn read_response(&mut self) -> Response {
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {line:?}"));
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("header");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().expect("content-length");
-                }
-            }
-        }
+        let (status, headers) = read_head(&mut self.stream).await;
+        let length = headers
+            .get("content-length")
+            .map_or(0, |v| v.parse().expect("content-length"));
         let mut body = vec![0; length];
         self.stream.read_exact(&mut body).await.expect("body");
         Response {

@@ -130,7 +130,7 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
     let ok = exp.cycles_ok("msk");
     exp.wait_cycles("msk", ok + 2, WAIT).await;
     assert!(!exp.get("/").await.body.contains(SECRET));
-    assert!(front.violations().is_empty(), "{:?}", front.violations());
+    front.assert_no_violations();
     exp.shutdown().await;
 }
 

@@ -195,11 +195,7 @@ async fn tokens_are_fetched_shared_and_refreshed_before_they_expire() {
         used.len()
     );
     assert_eq!(s.front.expired_requests(), 0, "{:?}", s.front.violations());
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     exp.shutdown().await;
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::exporter::get;
+use common::exporter::{cluster_with_properties, config_of_clusters, get};
 use common::sasl_front::{Fault, FrontConfig, SaslFront};
 use common::scram::{ScramHash, ScramServer};
 use common::workload::lagging_group;
@@ -181,20 +181,11 @@ async fn setup(config: FrontConfig) -> Setup {
 
 /// One `[[clusters]]` table through the front with these consumer properties.
 fn cluster(name: &str, bootstrap: &str, props: &[(&str, &str)]) -> String {
-    let mut t = format!(
-        "[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{bootstrap}\"\n[clusters.consumer_properties]\n"
-    );
-    for (k, v) in props {
-        t.push_str(&format!("{k:?} = {v:?}\n"));
-    }
-    t
+    cluster_with_properties(name, bootstrap, props)
 }
 
 fn exporter_toml(poll: &str, clusters: &[String]) -> String {
-    format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"{poll}\"\ngranularity = \"partition\"\n\n{}",
-        clusters.join("\n")
-    )
+    config_of_clusters(poll, clusters)
 }
 
 /// The exporter's lag for every partition equals the ledger's.
@@ -257,11 +248,7 @@ async fn scram_sha256_and_sha512_logins_give_the_workload_lag() {
             );
         }
     }
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     assert!(s.front.relayed() > 0);
     exp.shutdown().await;
 }
@@ -304,11 +291,7 @@ async fn wrong_password_fails_clearly_while_the_endpoints_keep_answering() {
     assert!(!page.body.contains(wrong), "the password is shown");
     let logins = s.front.logins();
     assert!(logins.iter().all(|l| l.outcome.is_err()), "{logins:?}");
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     assert_eq!(s.front.relayed(), 0);
     exp.shutdown().await;
 }
@@ -343,11 +326,7 @@ async fn a_server_final_error_or_wrong_signature_is_never_a_success() {
             0,
             "{fault:?}: requests after a rejected server-final"
         );
-        assert!(
-            s.front.violations().is_empty(),
-            "{:?}",
-            s.front.violations()
-        );
+        s.front.assert_no_violations();
         let page = exp.get("/").await.body;
         let want = match fault {
             Fault::ServerFinalError(_) => "e=other-error",
@@ -450,11 +429,7 @@ async fn oauthbearer_static_token_and_a_rejected_token() {
         "{page}"
     );
     assert!(!page.contains("revoked-token"));
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     exp.shutdown().await;
 }
 
@@ -527,11 +502,7 @@ async fn reauthentication_redials_before_the_session_expires_and_picks_up_a_rota
         .all(|l| l.client_messages == [bearer(first)]));
     let last = logins.last().unwrap();
     assert_eq!(last.client_messages, [bearer(second)]);
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     exp.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -16,6 +16,7 @@ use tidemark_testkit as common;
 use std::time::Duration;
 
 use common::broker::reserve_port;
+use common::exporter::{cluster_with_properties, config_of_clusters};
 use common::pki::{Pki, CLIENT_KEY_PASSWORD};
 use common::sasl_front::{FrontConfig, SaslFront};
 use common::tls_proxy::{ClientAuth, TlsTerminator};
@@ -63,20 +64,11 @@ async fn setup(client_auth: ClientAuth) -> Setup {
 }
 
 fn cluster(name: &str, bootstrap: &str, props: &[(&str, &str)]) -> String {
-    let mut t = format!(
-        "[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{bootstrap}\"\n[clusters.consumer_properties]\n"
-    );
-    for (k, v) in props {
-        t.push_str(&format!("{k:?} = {v:?}\n"));
-    }
-    t
+    cluster_with_properties(name, bootstrap, props)
 }
 
 fn exporter_toml(clusters: &[String]) -> String {
-    format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"500ms\"\ngranularity = \"partition\"\n\n{}",
-        clusters.join("\n")
-    )
+    config_of_clusters("500ms", clusters)
 }
 
 /// The lag the workload's ledger gives, served by `exp` for `cluster`.
@@ -270,7 +262,7 @@ async fn sasl_ssl_through_the_terminator_and_the_sasl_front() {
     assert!(logins
         .iter()
         .all(|l| l.outcome.is_ok() && l.mechanism == "SCRAM-SHA-512"));
-    assert!(front.violations().is_empty(), "{:?}", front.violations());
+    front.assert_no_violations();
     assert!(front.relayed() > 0);
     exp.shutdown().await;
 }

@@ -218,6 +218,13 @@ impl SaslFront {
         self.record.violations.lock().unwrap().clone()
     }
 
+    /// Asserts that the client sent no request it should not have (see
+    /// [`SaslFront::violations`]), listing them if it did.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
     /// Requests that arrived on a session past its lifetime (the connection was closed).
     pub fn expired_requests(&self) -> u64 {
         self.record.expired.load(Ordering::Relaxed)

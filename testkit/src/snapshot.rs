@@ -79,6 +79,29 @@ pub fn stable_group(name: &str, partitions: Vec<GroupPartition>) -> GroupSnapsho
     }
 }
 
+/// Groups `0..groups` without members, group `g` named `name(g)` and committed at
+/// [`committed`]`(g, p)` on partitions `0..partitions` of `topic(g)`, its record there
+/// timestamped `timestamp_ms(g, p)`.
+pub fn lagging_groups(
+    groups: usize,
+    partitions: i32,
+    name: impl Fn(usize) -> String,
+    topic: impl Fn(usize) -> Arc<str>,
+    timestamp_ms: impl Fn(usize, i32) -> i64,
+) -> Vec<GroupSnapshot> {
+    (0..groups)
+        .map(|g| {
+            let partitions = (0..partitions)
+                .map(|p| {
+                    let tp = TopicPartition::new(topic(g), p);
+                    partition(tp, committed(g, p), timestamp_ms(g, p), None)
+                })
+                .collect();
+            stable_group(&name(g), partitions)
+        })
+        .collect()
+}
+
 /// A snapshot of cluster [`CLUSTER`], polled in `poll_time`.
 pub fn cluster(
     watermarks: BTreeMap<TopicPartition, Watermarks>,
@@ -96,8 +119,15 @@ pub fn cluster(
 }
 
 /// An exporter state of the one cluster [`CLUSTER`] (partition granularity) after a
-/// successful cycle that saw `snapshot` at `now_ms` (a complete cycle, 800 ms ago).
-pub fn published(snapshot: &ClusterSnapshot, now_ms: i64) -> Arc<ExporterState> {
+/// successful cycle (complete, 800 ms ago) that saw these watermarks and groups in
+/// `poll_time`, its lag computed at `now_ms`.
+pub fn published(
+    watermarks: BTreeMap<TopicPartition, Watermarks>,
+    groups: Vec<GroupSnapshot>,
+    poll_time: Duration,
+    now_ms: i64,
+) -> Arc<ExporterState> {
+    let snapshot = &cluster(watermarks, groups, poll_time);
     let state = ExporterState::new(&[(CLUSTER.into(), vec![])], Granularity::Partition);
     state.publish(
         CLUSTER,
