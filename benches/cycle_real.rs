@@ -1,4 +1,4 @@
-//! Collection cycles against the real test broker (Tansu in Docker, `tests/common`):
+//! Collection cycles against the real test broker (Tansu in Docker, the test kit `tidemark-testkit`):
 //! N groups × M partitions, every group lagging on every partition.
 //!
 //! ```text
@@ -23,10 +23,7 @@
 //! runs in this process with the test workload and is timed; the cycles run in a child
 //! process (this binary with `--child`), so the reported RSS is the exporter's alone.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "support/external.rs"]
-mod external;
+use tidemark_testkit as common;
 mod support;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -50,11 +47,7 @@ fn main() {
         .build()
         .expect("runtime");
     let mut summaries = Vec::new();
-    for size in sizes.split(',') {
-        let (groups, partitions) = size
-            .split_once('x')
-            .and_then(|(g, p)| Some((g.parse::<usize>().ok()?, p.parse::<usize>().ok()?)))
-            .unwrap_or_else(|| panic!("--sizes {size}: expected GROUPSxPARTITIONS"));
+    for (groups, partitions) in support::sizes(&sizes) {
         let topics = topics.min(partitions).max(1);
         let per_topic = partitions / topics;
         eprintln!(
@@ -76,7 +69,7 @@ fn main() {
         });
         eprintln!("  setup: {setup}");
         if let Some(bin) = args.get("exporter-bin") {
-            let truth = external::Truth {
+            let truth = support::external::Truth {
                 topics: (0..topics)
                     .map(|t| format!("bench-events-{t:02}"))
                     .collect(),
@@ -87,7 +80,7 @@ fn main() {
             };
             let seconds = args.num::<u64>("seconds", 60);
             let poll = args.num::<u64>("poll", 10);
-            let s = runtime.block_on(external::run(
+            let s = runtime.block_on(support::external::run(
                 std::path::Path::new(bin),
                 &broker.bootstrap,
                 &truth,

@@ -40,11 +40,7 @@ fn main() {
         .build()
         .expect("runtime");
     let mut summaries = Vec::new();
-    for size in sizes.split(',') {
-        let (groups, partitions) = size
-            .split_once('x')
-            .and_then(|(g, p)| Some((g.parse::<usize>().ok()?, p.parse::<usize>().ok()?)))
-            .unwrap_or_else(|| panic!("--sizes {size}: expected GROUPSxPARTITIONS"));
+    for (groups, partitions) in support::sizes(&sizes) {
         let topics = partitions.div_ceil(PARTITIONS_PER_TOPIC).max(1);
         let shape = synthetic::Shape {
             brokers: args.num("brokers", 3),

@@ -34,21 +34,19 @@
 //! partition at partition granularity, plus 5 aggregates per group and one per group
 //! topic). The defaults give 101,800 series.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use tidemark_testkit as common;
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::exporter;
+use common::snapshot as synthetic;
 use support::{median, percentile, rss_kib, Args};
 use tidemark::config::Granularity;
-use tidemark::kafka::records::{RecordAt, TimestampType};
-use tidemark::kafka::{TopicPartition, Watermarks};
-use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+use tidemark::kafka::TopicPartition;
+use tidemark::lag::{self, ClusterSnapshot, Member};
 use tidemark::metrics::{self, ClusterView, Format};
 use tidemark::state::{CycleOutcome, ExporterState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,19 +58,7 @@ fn snapshot(topics: usize, groups: usize) -> ClusterSnapshot {
     let names: Vec<Arc<str>> = (0..topics)
         .map(|t| Arc::from(format!("prod.payments-{t:04}.ledger-events.v2")))
         .collect();
-    let mut watermarks = BTreeMap::new();
-    for name in &names {
-        for p in 0..PARTITIONS_PER_TOPIC {
-            let high = 1_000_000 + i64::from(p) * 7_919;
-            watermarks.insert(
-                TopicPartition::new(name.clone(), p),
-                Watermarks {
-                    low: high / 2,
-                    high,
-                },
-            );
-        }
-    }
+    let watermarks = synthetic::watermarks(names.iter().cloned(), PARTITIONS_PER_TOPIC);
     let groups = (0..groups)
         .map(|g| {
             let topic = names[g % topics].clone();
@@ -90,39 +76,16 @@ fn snapshot(topics: usize, groups: usize) -> ClusterSnapshot {
             let partitions = (0..PARTITIONS_PER_TOPIC)
                 .map(|p| {
                     let tp = TopicPartition::new(topic.clone(), p);
-                    let high = watermarks[&tp].high;
-                    let committed = high - 1 - ((g as i64 * 31 + i64::from(p) * 7) % 5_000);
-                    GroupPartition {
-                        tp,
-                        committed,
-                        member: Some(members[p as usize % 3].clone()),
-                        record: Some(RecordAt {
-                            offset: committed,
-                            timestamp_ms: NOW - (high - committed) * 10,
-                            timestamp_type: TimestampType::CreateTime,
-                            verified: true,
-                        }),
-                        markers_only: false,
-                    }
+                    let committed = synthetic::committed(g, p);
+                    let ts = NOW - (synthetic::high(p) - committed) * 10;
+                    let member = Some(members[p as usize % 3].clone());
+                    synthetic::partition(tp, committed, ts, member)
                 })
                 .collect();
-            GroupSnapshot {
-                group: Arc::from(format!("payments-{g:04}-ledger-consumer")),
-                group_type: Default::default(),
-                state: GroupState::Stable,
-                offsets_known: true,
-                partitions,
-            }
+            synthetic::stable_group(&format!("payments-{g:04}-ledger-consumer"), partitions)
         })
         .collect();
-    ClusterSnapshot {
-        cluster: "prod".into(),
-        watermarks,
-        groups,
-        compacted_topics: BTreeSet::new(),
-        poll_time: Duration::from_millis(120),
-        carried_watermarks: Default::default(),
-    }
+    synthetic::cluster(watermarks, groups, Duration::from_millis(120))
 }
 
 fn ms(d: Duration) -> f64 {

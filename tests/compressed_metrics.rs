@@ -3,38 +3,26 @@
 //! both carry the values of the report this test built. GET and HEAD, both formats, one
 //! keep-alive connection.
 
-#[path = "common/mod.rs"]
-mod common;
+use tidemark_testkit as common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::exporter::Metrics;
-use tidemark::config::Granularity;
-use tidemark::kafka::records::{RecordAt, TimestampType};
-use tidemark::kafka::{TopicPartition, Watermarks};
-use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
-use tidemark::state::{CycleHealth, CycleOutcome, ExporterState};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use common::exporter::{read_head, serve_state, Metrics};
+use common::snapshot::{self, committed, high};
+use tidemark::state::ExporterState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const NOW: i64 = 1_750_000_000_000;
 const GROUPS: usize = 40;
 const PARTITIONS: i32 = 50;
 
-/// The ground truth: high watermark of partition `p`, committed offset of group `g` on it,
-/// and the age in ms of the record at the committed offset.
-fn high(p: i32) -> i64 {
-    1_000_000 + i64::from(p) * 7_919
-}
-
-fn committed(g: usize, p: i32) -> i64 {
-    high(p) - 1 - (g as i64 * 31 + i64::from(p) * 7) % 5_000
-}
-
+/// The ground truth: high watermark of partition `p` and committed offset of group `g` on
+/// it (the kit's synthetic snapshot), and the age in ms of the record at the committed offset.
 fn age_ms(g: usize, p: i32) -> i64 {
     (high(p) - committed(g, p)) * 10 + 3
 }
@@ -44,59 +32,15 @@ fn topic(g: usize) -> String {
 }
 
 fn state() -> Arc<ExporterState> {
-    let mut watermarks = BTreeMap::new();
-    for t in 0..4 {
-        for p in 0..PARTITIONS {
-            watermarks.insert(
-                TopicPartition::new(topic(t), p),
-                Watermarks {
-                    low: high(p) / 2,
-                    high: high(p),
-                },
-            );
-        }
-    }
-    let groups = (0..GROUPS)
-        .map(|g| GroupSnapshot {
-            group: Arc::from(format!("orders-{g:03}-consumer")),
-            group_type: Default::default(),
-            state: GroupState::Stable,
-            offsets_known: true,
-            partitions: (0..PARTITIONS)
-                .map(|p| GroupPartition {
-                    tp: TopicPartition::new(topic(g), p),
-                    committed: committed(g, p),
-                    member: None,
-                    record: Some(RecordAt {
-                        offset: committed(g, p),
-                        timestamp_ms: NOW - age_ms(g, p),
-                        timestamp_type: TimestampType::CreateTime,
-                        verified: true,
-                    }),
-                    markers_only: false,
-                })
-                .collect(),
-        })
-        .collect();
-    let snapshot = ClusterSnapshot {
-        cluster: "prod".into(),
-        watermarks,
-        groups,
-        compacted_topics: BTreeSet::new(),
-        poll_time: Duration::from_nanos(5_977_897),
-        carried_watermarks: Default::default(),
-    };
-    let state = ExporterState::new(&[("prod".into(), vec![])], Granularity::Partition);
-    state.publish(
-        "prod",
-        CycleOutcome::Success {
-            report: Arc::new(lag::compute(&snapshot, NOW)),
-            poll_time: Duration::from_nanos(5_977_897),
-            health: CycleHealth::complete([1]),
-        },
-        Duration::from_millis(800),
+    let watermarks = snapshot::watermarks((0..4).map(|t| Arc::from(topic(t))), PARTITIONS);
+    let groups = snapshot::lagging_groups(
+        GROUPS,
+        PARTITIONS,
+        |g| format!("orders-{g:03}-consumer"),
+        |g| Arc::from(topic(g)),
+        |g, p| NOW - age_ms(g, p),
     );
-    state
+    snapshot::published(watermarks, groups, Duration::from_nanos(5_977_897), NOW)
 }
 
 struct Response {
@@ -136,24 +80,7 @@ impl Client {
             .write_all(request.as_bytes())
             .await
             .expect("send");
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {line:?}"));
-        let mut headers = BTreeMap::new();
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("header");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
+        let (status, headers) = read_head(&mut self.stream).await;
         let length: usize = headers
             .get("content-length")
             .unwrap_or_else(|| panic!("no Content-Length in {headers:?}"))
@@ -180,13 +107,7 @@ fn gunzip(body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gzip_response_inflates_to_the_text_a_plain_client_gets() {
-    let state = state();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(tidemark::http::serve(listener, state, stopped));
+    let (address, _stop) = serve_state(state()).await;
     let mut c = Client::connect(address).await;
     let openmetrics = "application/openmetrics-text; version=1.0.0";
     for accept in [None, Some(openmetrics)] {

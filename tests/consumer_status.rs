@@ -9,11 +9,13 @@
 //!
 //! 200 ms cycles and a 2 s window, so it runs in seconds.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::exporter::{config, Metrics, RunningExporter};
 use common::stub::{StubCluster, StubGroup};
@@ -29,13 +31,6 @@ const BACKLOG: i64 = 4000;
 const LINES: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
 [exporter.status]\nenabled = true\nwindow = \"2s\"\nerror_time_lag = \"1h\"\n\
 [exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn group(g: &str) -> [(&str, &str); 1] {
     [("group", g)]

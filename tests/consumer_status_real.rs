@@ -1,6 +1,6 @@
 //! Consumer status, consumption rate and catch-up estimate (issue 13 acceptance) from the
 //! real exporter, in-process, against the real broker (Tansu), with the demo workload's
-//! groups (examples/workload/mod.rs) played at rates the test chooses and on a 3 s window
+//! groups (testkit/src/demo_workload.rs) played at rates the test chooses and on a 3 s window
 //! (500 ms cycles, 7 points), so the whole file runs in about half a minute:
 //!
 //! - `test-consumer-group` (the demo's trailing group, 3 partitions) reads 4 records/s per
@@ -23,7 +23,7 @@
 //! 5 s poll and a 30 s window: its slow group goes OK → WARN → STOP (its 30 s stall) → OK
 //! while it still has lag, the idle consumer ERR → STALL, the steady group stays OK.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -398,11 +398,9 @@ async fn statuses_and_catch_up_follow_the_demo_consumers_on_the_real_broker() {
     exp.shutdown().await;
 }
 
-#[path = "../examples/workload/mod.rs"]
-#[allow(dead_code)]
-mod demo;
+use tidemark_testkit::demo_workload as demo;
 
-/// The demo workload itself (examples/workload/mod.rs, as the demo stack runs it: 1 s ticks,
+/// The demo workload itself (testkit/src/demo_workload.rs, as the demo stack runs it: 1 s ticks,
 /// phases of 20–40 s) for 100 s, with a 5 s poll and a 30 s window: its slow group trails
 /// (WARN), stalls, then catches up (OK while it still has lag); the idle consumer is STALL.
 /// About 100 s, so not in the default run:

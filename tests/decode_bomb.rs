@@ -11,9 +11,11 @@
 //! cargo test --test decode_bomb -- --nocapture
 //! ```
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use common::workload::now_ms;
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::exporter::{config, get, RunningExporter};
@@ -143,13 +145,6 @@ fn zstd_bomb(records: i32) -> (Vec<u8>, u64) {
     body.extend_from_slice(&block_header(true, 0, 1));
     body.push(0);
     (batch(4, &body), size + 1)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// CPU time (user + system) of this process so far.

@@ -4,7 +4,7 @@
 //! The TLS mismatches (plaintext to a TLS listener and the reverse) are in tests/tls.rs,
 //! through the real TLS terminator.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::time::Duration;
 

@@ -11,13 +11,13 @@
 //! * klag-exporter's README configuration, unchanged but for the test-specific keys;
 //! * shutdown while a cycle hangs on a frozen broker.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::exporter::{config, Metrics, Sample};
+use common::exporter::{config, Metrics, Sample, GROUP_PARTITION_FAMILIES};
 use common::members::{decode_assignment, describe_group, wait_for_state};
 use common::promtool::ensure_promtool;
 use common::truth::Window;
@@ -28,15 +28,6 @@ use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse};
 const CLUSTER: &str = "test-cluster";
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Group × partition families (granularity = "partition" only).
-const GROUP_PARTITION_FAMILIES: [&str; 6] = [
-    "kafka_consumergroup_group_offset",
-    "kafka_consumergroup_group_lag",
-    "kafka_consumergroup_group_lag_seconds",
-    "kafka_consumergroup_group_messages_lost",
-    "kafka_consumergroup_group_retention_margin",
-    "kafka_consumergroup_group_lag_retention_ratio",
-];
 /// The compressed topics of the seed stack: (topic, codec of partition 0, of partition 1).
 const COMPRESSED: [(&str, Codec, Codec); 4] = [
     ("gzip-topic", Codec::Gzip, Codec::Gzip),

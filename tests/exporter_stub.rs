@@ -5,13 +5,15 @@
 //! Every expected value comes from what the test scripted into the stub's model, never
 //! from what tidemark read. Poll intervals are short so the whole file runs in seconds.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::exporter::{config, Metrics, RunningExporter};
+use common::exporter::{config, Metrics, RunningExporter, FAST, GROUP_PARTITION_FAMILIES};
 use common::stub::{
     code, consumer_assignment, Received, Reply, Request, StubCluster, StubGroup, StubMember,
     Target, LATEST,
@@ -23,17 +25,6 @@ const CLUSTER: &str = "stub";
 
 /// Generous bound for waits on cycles (each cycle takes milliseconds against the stub).
 const WAIT: Duration = Duration::from_secs(15);
-
-/// `[exporter]` lines: fast cycles, partition granularity, short Kafka timeouts.
-const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
-[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Start an exporter on one stub cluster with `exporter_lines` and `cluster_lines`.
 async fn exporter_on(
@@ -48,19 +39,6 @@ async fn exporter_on(
         cluster_lines,
     ))
     .await
-}
-
-/// The exposition together with the number of successful cycles it reflects: cycles are
-/// counted and rendered under one lock, so equal counts before and after the scrape
-/// mean the scrape shows exactly that many cycles.
-async fn consistent(exp: &RunningExporter, cluster: &str) -> (u64, Metrics) {
-    loop {
-        let before = exp.cycles_ok(cluster);
-        let m = exp.metrics().await;
-        if exp.cycles_ok(cluster) == before {
-            return (before, m);
-        }
-    }
 }
 
 /// Wait until a cycle that started after "now" has completed, and scrape.
@@ -261,7 +239,7 @@ async fn data_loss_is_quantified_flagged_and_counted() {
 
     // The counter grows by one per cycle (one partition with data loss each cycle).
     let cluster = [("cluster_name", CLUSTER)];
-    let (n1, m1) = consistent(&exp, CLUSTER).await;
+    let (n1, m1) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(
         m1.value("kafka_lag_exporter_data_loss_partitions_total", &cluster),
         Some(n1 as f64),
@@ -272,7 +250,7 @@ async fn data_loss_is_quantified_flagged_and_counted() {
         Some(0.0)
     );
     exp.wait_cycles(CLUSTER, n1 + 2, WAIT).await;
-    let (n2, m2) = consistent(&exp, CLUSTER).await;
+    let (n2, m2) = exp.consistent_metrics(CLUSTER).await;
     assert!(n2 >= n1 + 2);
     assert_eq!(
         m2.value("kafka_lag_exporter_data_loss_partitions_total", &cluster),
@@ -380,7 +358,7 @@ async fn compacted_away_offsets_use_the_next_record_and_are_flagged() {
 
     // Two flagged partitions per cycle.
     let cluster = [("cluster_name", CLUSTER)];
-    let (n, m) = consistent(&exp, CLUSTER).await;
+    let (n, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(
         m.value("kafka_lag_exporter_compaction_detected_total", &cluster),
         Some(2.0 * n as f64),
@@ -418,7 +396,7 @@ async fn compaction_flag_only_where_the_committed_record_is_gone() {
     );
     let exp = exporter_on(&stub, FAST, "").await;
     exp.wait_cycles(CLUSTER, 2, WAIT).await;
-    let (n, m) = consistent(&exp, CLUSTER).await;
+    let (n, m) = exp.consistent_metrics(CLUSTER).await;
     let flag = |p: &str| {
         let series = m.find(
             "kafka_consumergroup_group_lag_seconds",
@@ -493,14 +471,7 @@ async fn member_labels_come_from_assignments_and_states_are_encoded() {
         // Committed but assigned to nobody.
         ("3", "", "", ""),
     ];
-    for family in [
-        "kafka_consumergroup_group_offset",
-        "kafka_consumergroup_group_lag",
-        "kafka_consumergroup_group_lag_seconds",
-        "kafka_consumergroup_group_messages_lost",
-        "kafka_consumergroup_group_retention_margin",
-        "kafka_consumergroup_group_lag_retention_ratio",
-    ] {
+    for family in GROUP_PARTITION_FAMILIES {
         for (p, host, consumer, client) in expected {
             let series = m.find(family, &gp("billing", "orders", p));
             assert_eq!(series.len(), 1, "{family} orders/{p}: {series:?}");
@@ -741,7 +712,7 @@ async fn a_slow_broker_s_delay_is_in_its_own_request_durations() {
     stub.set_node_delay(2, SLOW_BROKER_DELAY);
     let exp = exporter_on(&stub, ONE_CYCLE, "").await;
     exp.wait_cycles(CLUSTER, 1, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(cycles, 1);
     exp.shutdown().await;
     assert_every_request_timed(&m);
@@ -817,7 +788,7 @@ async fn committed_offsets_are_read_before_watermarks() {
     });
     let exp = exporter_on(&stub, ONE_CYCLE, "").await;
     exp.wait_cycles(CLUSTER, 1, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(cycles, 1);
     exp.shutdown().await;
     assert_eq!(stub.count(ApiKey::OffsetFetch), 1);
@@ -898,7 +869,7 @@ async fn a_fetch_budget_defers_samples_to_the_next_cycle_and_never_estimates() {
         [exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
     let exp = exporter_on(&stub, lines, "").await;
     exp.wait_cycles(CLUSTER, 1, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     assert_eq!(cycles, 1, "scraped between the first two cycles");
     let lag_s = |m: &Metrics, g| m.value("kafka_consumergroup_group_lag_seconds", &gp(g, "t", "0"));
     assert_close("near, cycle 1", lag_s(&m, "near"), age_s(ts(10)), 1.0);
@@ -917,7 +888,7 @@ async fn a_fetch_budget_defers_samples_to_the_next_cycle_and_never_estimates() {
     assert_eq!(deferred(&m), Some(1.0));
 
     exp.wait_cycles(CLUSTER, 2, WAIT).await;
-    let (_, m) = consistent(&exp, CLUSTER).await;
+    let (_, m) = exp.consistent_metrics(CLUSTER).await;
     assert_close("far, cycle 2", lag_s(&m, "far"), age_s(ts(150)), 1.0);
     assert_close("near, cycle 2", lag_s(&m, "near"), age_s(ts(10)), 1.0);
     assert_eq!(deferred(&m), Some(1.0), "nothing deferred in cycle 2");

@@ -23,11 +23,13 @@
 //! the exporter got wrong, cycle by cycle, and every test prints what was served during
 //! and after its fault and the measured recovery times (`--nocapture`).
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::exporter::{Metrics, RunningExporter};
@@ -53,13 +55,6 @@ const OFFSET: &str = "kafka_consumergroup_group_offset";
 const LAG: &str = "kafka_consumergroup_group_lag";
 const LAG_SECONDS: &str = "kafka_consumergroup_group_lag_seconds";
 const LATEST: &str = "kafka_partition_latest_offset";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// (group, topic, partition)
 type Gp = (String, String, i32);

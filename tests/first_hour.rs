@@ -7,30 +7,21 @@
 //! Every expected value comes from what the test scripted into the stub, never from what
 //! tidemark read. The log lines are captured as JSON from this test binary's subscriber.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::exporter::{config, Metrics, RunningExporter};
+use common::exporter::{config, RunningExporter, FAST};
 use common::stub::{code, StubCluster, StubGroup, Target};
 use kafka_protocol::messages::ApiKey;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// `[exporter]` lines: fast cycles, partition granularity, short Kafka timeouts.
-const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
-[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 // Logs ------------------------------------------------------------------------------------
 
@@ -115,17 +106,6 @@ async fn status_row(exp: &RunningExporter, cluster: &str) -> BTreeMap<String, St
         .map(str::to_owned)
         .zip(cells.into_iter().map(str::to_owned))
         .collect()
-}
-
-/// The exposition together with the number of successful cycles it reflects.
-async fn consistent(exp: &RunningExporter, cluster: &str) -> (u64, Metrics) {
-    loop {
-        let before = exp.cycles_ok(cluster);
-        let m = exp.metrics().await;
-        if exp.cycles_ok(cluster) == before {
-            return (before, m);
-        }
-    }
 }
 
 // Filters -----------------------------------------------------------------------------------
@@ -281,7 +261,7 @@ async fn authorization_failures_name_the_acl_once_per_resource_and_are_counted()
 
     let exp = RunningExporter::start(&config(CLUSTER, &stub.bootstrap(), FAST, "")).await;
     exp.wait_cycles(CLUSTER, 3, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
 
     // Counted once per cycle and resource: each of the three resources is denied in every
     // cycle, on however many requests and items.
@@ -428,7 +408,7 @@ async fn a_cluster_denial_names_describe_on_the_cluster() {
     );
     let exp = RunningExporter::start(&config(CLUSTER, &stub.bootstrap(), FAST, "")).await;
     exp.wait_cycles(CLUSTER, 2, WAIT).await;
-    let (cycles, m) = consistent(&exp, CLUSTER).await;
+    let (cycles, m) = exp.consistent_metrics(CLUSTER).await;
     let labels = [
         ("cluster_name", CLUSTER),
         ("resource_type", "cluster"),

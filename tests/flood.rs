@@ -15,7 +15,7 @@
 //! a generous constant — not a timing. Without the budget and the caps, the two phases grow
 //! the peak by ~2.3 GB and ~384 MiB.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

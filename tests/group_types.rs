@@ -4,18 +4,18 @@
 //!
 //! Every expected value comes from what the test scripted into the stub's model.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::time::Duration;
 
-use common::exporter::{config, Metrics, RunningExporter};
+use common::exporter::{config, Metrics, RunningExporter, FAST};
 use common::stub::{code, consumer_assignment, StubCluster, StubGroup, StubMember, Target};
 use kafka_protocol::messages::ApiKey;
 
 const CLUSTER: &str = "stub";
 const WAIT: Duration = Duration::from_secs(15);
-const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
-[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
 
 async fn exporter_on(stub: &StubCluster) -> RunningExporter {
     RunningExporter::start(&config(CLUSTER, &stub.bootstrap(), FAST, "")).await
@@ -346,13 +346,6 @@ fn share_setup(stub: &StubCluster, ts: impl Fn(i64) -> i64) {
             .offset("jobs", 1, -1),
     );
     stub.add_group(StubGroup::consumer("classic").offset("jobs", 1, 12));
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

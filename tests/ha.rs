@@ -8,7 +8,7 @@
 //! only until the start-up converged, and within session timeout + one poll interval after
 //! a replica is killed.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

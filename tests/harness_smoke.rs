@@ -3,7 +3,9 @@
 //! requests (not the workload's own bookkeeping, not tidemark) confirm the broker
 //! stored exactly that.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::time::Instant;
 
@@ -385,11 +387,4 @@ async fn log_append_time_batches_carry_the_broker_append_time() {
     );
     assert_eq!(batches[1].records[1].value.as_deref(), Some(&b"y"[..]));
     assert_eq!(batches[1].compression, Codec::Lz4.compression());
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
 }

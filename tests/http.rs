@@ -6,19 +6,16 @@
 //! `cargo test --test http -- --nocapture` prints the keep-alive and fresh-connection
 //! latencies (docs/benchmarks.md).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark::config::Granularity;
 use tidemark::http::{serve_with, ServerLimits};
-use tidemark::kafka::records::{RecordAt, TimestampType};
-use tidemark::kafka::{TopicPartition, Watermarks};
-use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
-use tidemark::state::{CycleHealth, CycleOutcome, ExporterState};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tidemark::state::ExporterState;
+use tidemark_testkit::exporter::read_head;
+use tidemark_testkit::snapshot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -29,65 +26,15 @@ fn state(groups: usize) -> Arc<ExporterState> {
     let topics: Vec<Arc<str>> = (0..10)
         .map(|t| Arc::from(format!("prod.orders-{t:03}.events")))
         .collect();
-    let mut watermarks = BTreeMap::new();
-    for topic in &topics {
-        for p in 0..50 {
-            let high = 1_000_000 + i64::from(p) * 7_919;
-            watermarks.insert(
-                TopicPartition::new(topic.clone(), p),
-                Watermarks {
-                    low: high / 2,
-                    high,
-                },
-            );
-        }
-    }
-    let groups = (0..groups)
-        .map(|g| GroupSnapshot {
-            group: Arc::from(format!("orders-{g:04}-consumer")),
-            group_type: Default::default(),
-            state: GroupState::Stable,
-            offsets_known: true,
-            partitions: (0..50)
-                .map(|p| {
-                    let tp = TopicPartition::new(topics[g % topics.len()].clone(), p);
-                    let high = watermarks[&tp].high;
-                    let committed = high - 1 - (g as i64 * 31 + i64::from(p) * 7) % 5_000;
-                    GroupPartition {
-                        tp,
-                        committed,
-                        member: None,
-                        record: Some(RecordAt {
-                            offset: committed,
-                            timestamp_ms: NOW - (high - committed) * 10,
-                            timestamp_type: TimestampType::CreateTime,
-                            verified: true,
-                        }),
-                        markers_only: false,
-                    }
-                })
-                .collect(),
-        })
-        .collect();
-    let snapshot = ClusterSnapshot {
-        cluster: "prod".into(),
-        watermarks,
+    let watermarks = snapshot::watermarks(topics.iter().cloned(), 50);
+    let groups = snapshot::lagging_groups(
         groups,
-        compacted_topics: BTreeSet::new(),
-        poll_time: Duration::from_millis(120),
-        carried_watermarks: Default::default(),
-    };
-    let state = ExporterState::new(&[("prod".into(), vec![])], Granularity::Partition);
-    state.publish(
-        "prod",
-        CycleOutcome::Success {
-            report: Arc::new(lag::compute(&snapshot, NOW)),
-            poll_time: Duration::from_millis(120),
-            health: CycleHealth::complete([1]),
-        },
-        Duration::from_millis(800),
+        50,
+        |g| format!("orders-{g:04}-consumer"),
+        |g| topics[g % topics.len()].clone(),
+        |g, p| NOW - (snapshot::high(p) - snapshot::committed(g, p)) * 10,
     );
-    state
+    snapshot::published(watermarks, groups, Duration::from_millis(120), NOW)
 }
 
 struct Server {
@@ -159,26 +106,10 @@ impl Client {
     }
 
     async fn read_response(&mut self) -> Response {
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {line:?}"));
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("header");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().expect("content-length");
-                }
-            }
-        }
+        let (status, headers) = read_head(&mut self.stream).await;
+        let length = headers
+            .get("content-length")
+            .map_or(0, |v| v.parse().expect("content-length"));
         let mut body = vec![0; length];
         self.stream.read_exact(&mut body).await.expect("body");
         Response {

@@ -18,7 +18,7 @@
 //!
 //! YAML is read through the venv's PyYAML (a dependency of kubernetes-validate) into JSON.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -356,12 +356,7 @@ async fn the_probed_and_scraped_paths_are_served() {
         .collect();
     let state = tidemark::state::ExporterState::new(&clusters, config.exporter.granularity);
     // Port 0: the test must not depend on the configured port being free here.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(tidemark::http::serve(listener, state, stopped));
+    let (address, _stop) = common::exporter::serve_state(state).await;
 
     let got = tokio::task::spawn_blocking(move || {
         [

@@ -10,7 +10,7 @@
 //! * `--watch`: one JSON document per read into a pipe, until SIGINT;
 //! * passwords from flags or the environment never printed.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};

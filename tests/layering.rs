@@ -304,3 +304,56 @@ fn comments_and_literals_are_not_imports() {
     assert_eq!(found, [(6, "model".to_string())], "{code}");
     assert_eq!(code.lines().count(), 6, "line numbers are kept");
 }
+
+/// Tests, benches and examples share code through the test kit (`testkit/`, the crate
+/// `tidemark-testkit`), never by compiling another directory's files into themselves with a
+/// `#[path = "..."]` module: each such include compiled the whole harness into every binary
+/// again, and hid its unused parts behind a blanket `allow(dead_code)`.
+#[test]
+fn no_path_includes_in_tests_benches_or_examples() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    let mut files = 0;
+    for dir in ["tests", "benches", "examples", "testkit"] {
+        for file in rust_files(&repo.join(dir)) {
+            files += 1;
+            let source = read(&file);
+            for line in path_attributes(&code_only(&source)) {
+                let shown = file.strip_prefix(repo).unwrap_or(&file).display();
+                let text = source.lines().nth(line - 1).unwrap_or("").trim();
+                found.push(format!("{shown}:{line}: {text}"));
+            }
+        }
+    }
+    assert!(
+        files > 40,
+        "only {files} files read under tests/, benches/, examples/, testkit/"
+    );
+    assert!(
+        found.is_empty(),
+        "`#[path]` includes (use the test kit, `use tidemark_testkit as common;`):\n{}",
+        found.join("\n")
+    );
+}
+
+/// Lines (1-based) of `code` (as [`code_only`] leaves it) holding a `#[path` or `#![path`
+/// attribute, white space inside the attribute allowed.
+fn path_attributes(code: &str) -> Vec<usize> {
+    code.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let squeezed: String = line.split_whitespace().collect();
+            squeezed.contains("#[path") || squeezed.contains("#![path")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+#[test]
+fn path_attributes_are_found() {
+    let code = code_only(
+        "#[path = \"common/mod.rs\"]\nmod common;\n// #[path = \"x\"]\n\
+         let s = \"#[path = y]\";\n# [ path = \"z.rs\" ]\nmod z;\n",
+    );
+    assert_eq!(path_attributes(&code), [1, 5]);
+}

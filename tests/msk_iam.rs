@@ -1,5 +1,5 @@
 //! AWS_MSK_IAM end to end: the scripted SASL front verifies every login's SigV4 signature
-//! with an independent implementation (Python botocore, tests/common/sigv4_verify.py) and
+//! with an independent implementation (Python botocore, testkit/src/sigv4_verify.py) and
 //! relays to the real broker; the exporter's lag is compared with the workload's ledger.
 //!
 //! One test (the credentials are process environment variables): session credentials from
@@ -8,26 +8,21 @@
 //! broker's reason and `up` 0; a cluster whose region cannot be known says to set
 //! `aws.region`; the secret is never shown.
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::sasl_front::{FrontConfig, SaslFront, TokenCheck};
-use common::{sigv4, unique_name, Broker, Codec, RunningExporter, Workload};
+use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, msk_iam_front, signed_login};
+use common::workload::lagging_group;
+use common::RunningExporter;
 
 const WAIT: Duration = Duration::from_secs(90);
 const KEY_ID: &str = "AKIDTIDEMARKTEST";
 const SECRET: &str = "tIdEmArK/sEcReT+kEy/never-shown-0123456";
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE+/=session";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
@@ -36,55 +31,24 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
     std::env::set_var("AWS_SESSION_TOKEN", SESSION_TOKEN);
 
-    let (listener, port) = SaslFront::bind().await;
-    let broker = Broker::start_advertising(port).await;
-    let front = SaslFront::serve(
-        listener,
-        &broker.bootstrap,
-        FrontConfig {
-            mechanisms: vec!["AWS_MSK_IAM".into(), "OAUTHBEARER".into()],
-            aws_secret: SECRET.into(),
-            token_check: Some(TokenCheck(std::sync::Arc::new(check_msk_token))),
-            session_lifetime_ms: 1500,
-            ..FrontConfig::default()
-        },
-    );
-    let mut workload = Workload::connect(&broker.bootstrap).await;
-    workload.route(&broker.advertised, &broker.bootstrap);
-    let topic = unique_name("msk-topic");
-    let group = unique_name("msk-group");
-    workload.create_topic(&topic, 1).await;
-    for i in 0..4 {
-        workload
-            .produce(
-                &topic,
-                0,
-                Codec::None,
-                &[(now_ms() - 60_000 + i, b"v".to_vec())],
-            )
-            .await;
-    }
-    workload.commit_offsets(&group, &[(&topic, 0, 1)]).await;
+    let (front, _broker, mut workload) = SaslFront::with_broker(FrontConfig {
+        mechanisms: vec!["AWS_MSK_IAM".into(), "OAUTHBEARER".into()],
+        token_check: Some(TokenCheck(std::sync::Arc::new(check_msk_token))),
+        ..msk_iam_front(SECRET)
+    })
+    .await;
+    let (topic, group) = lagging_group(&mut workload, "msk", 4, 60_000, &[1]).await;
 
-    let cluster = |name: &str, region: Option<&str>| {
-        let mut t = format!(
-            "\n[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{}\"\n[clusters.consumer_properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanism\" = \"AWS_MSK_IAM\"\n",
-            front.address
-        );
-        if let Some(r) = region {
-            t.push_str(&format!("\"aws.region\" = \"{r}\"\n"));
-        }
-        t
-    };
+    let cluster = |name: &str, region: Option<&str>| msk_iam_cluster(name, &front.address, region);
     let oauth = format!(
         "{}\"sasl.oauthbearer.method\" = \"aws_msk_iam\"\n",
         cluster("msk-oauth", Some("eu-west-1")).replace("\"AWS_MSK_IAM\"", "\"OAUTHBEARER\"")
     );
-    let toml = format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"300ms\"\ngranularity = \"partition\"\n{}{}{oauth}",
+    let toml = msk_iam_exporter(&format!(
+        "{}{}{oauth}",
         cluster("msk", Some("eu-west-1")),
         cluster("noregion", None)
-    );
+    ));
     let exp = RunningExporter::start(&toml).await;
     exp.wait_cycles("msk", 2, WAIT).await;
     exp.wait_failures("noregion", 1, WAIT).await;
@@ -123,15 +87,10 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
     assert!(!logins.is_empty());
     for l in &logins {
         assert_eq!(l.mechanism, "AWS_MSK_IAM");
-        assert_eq!(l.outcome, Ok(()), "{l:?}");
-        let payload: serde_json::Value =
-            serde_json::from_slice(&l.client_messages[0]).expect("JSON payload");
-        assert_eq!(payload["host"], "127.0.0.1");
-        assert_eq!(payload["x-amz-security-token"], SESSION_TOKEN);
-        assert!(payload["x-amz-credential"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{KEY_ID}/")));
+        let signed = signed_login(l);
+        assert_eq!(signed.payload["host"], "127.0.0.1");
+        assert_eq!(signed.session_token.as_deref(), Some(SESSION_TOKEN));
+        assert_eq!(signed.key_id, KEY_ID);
     }
     let e = exp.last_error("noregion").unwrap();
     assert!(
@@ -171,7 +130,7 @@ async fn signatures_verified_by_botocore_tampered_and_expired_refused() {
     let ok = exp.cycles_ok("msk");
     exp.wait_cycles("msk", ok + 2, WAIT).await;
     assert!(!exp.get("/").await.body.contains(SECRET));
-    assert!(front.violations().is_empty(), "{:?}", front.violations());
+    front.assert_no_violations();
     exp.shutdown().await;
 }
 

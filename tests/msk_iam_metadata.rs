@@ -10,7 +10,7 @@
 //!
 //! One test (the providers are chosen by process environment variables), in phases.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use common::sasl_front::{FrontConfig, SaslFront};
-use common::{sigv4, unique_name, Broker, Codec, RunningExporter, Workload};
+use common::sasl_front::SaslFront;
+use common::sigv4::{self, msk_iam_cluster, msk_iam_exporter, msk_iam_front, signed_login};
+use common::workload::lagging_group;
+use common::{unique_name, RunningExporter};
 
 const WAIT: Duration = Duration::from_secs(90);
 const SECRET: &str = "served/Secret+Key/never-shown-24680";
@@ -113,31 +115,20 @@ fn credentials(key: &str, token: &str, fetch: usize) -> String {
     .to_string()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// The session token and key id of every login since `from`, checking each succeeded.
 fn logins_since(front: &SaslFront, from: usize) -> Vec<(String, String)> {
     front.logins()[from..]
         .iter()
         .map(|l| {
-            assert_eq!(l.outcome, Ok(()), "{l:?}");
-            let p: serde_json::Value = serde_json::from_slice(&l.client_messages[0]).unwrap();
-            let key = p["x-amz-credential"].as_str().unwrap();
-            let key = key.split('/').next().unwrap().to_owned();
-            (key, p["x-amz-security-token"].as_str().unwrap().to_owned())
+            let signed = signed_login(l);
+            let token = signed.session_token.expect("x-amz-security-token");
+            (signed.key_id, token)
         })
         .collect()
 }
 
 fn exporter_toml(name: &str, front: &str) -> String {
-    format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"300ms\"\ngranularity = \"partition\"\n\n[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{front}\"\n[clusters.consumer_properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanism\" = \"AWS_MSK_IAM\"\n\"aws.region\" = \"eu-west-1\"\n"
-    )
+    msk_iam_exporter(&msk_iam_cluster(name, front, Some("eu-west-1")))
 }
 
 /// Run an exporter until the first credentials have been refreshed and a few more logins
@@ -173,34 +164,8 @@ async fn container_and_instance_metadata_credentials_sign_logins_botocore_accept
     ] {
         std::env::remove_var(k);
     }
-    let (listener, port) = SaslFront::bind().await;
-    let broker = Broker::start_advertising(port).await;
-    let front = SaslFront::serve(
-        listener,
-        &broker.bootstrap,
-        FrontConfig {
-            mechanisms: vec!["AWS_MSK_IAM".into()],
-            aws_secret: SECRET.into(),
-            session_lifetime_ms: 1500,
-            ..FrontConfig::default()
-        },
-    );
-    let mut workload = Workload::connect(&broker.bootstrap).await;
-    workload.route(&broker.advertised, &broker.bootstrap);
-    let topic = unique_name("meta-topic");
-    let group = unique_name("meta-group");
-    workload.create_topic(&topic, 1).await;
-    for i in 0..3 {
-        workload
-            .produce(
-                &topic,
-                0,
-                Codec::None,
-                &[(now_ms() - 60_000 + i, b"v".to_vec())],
-            )
-            .await;
-    }
-    workload.commit_offsets(&group, &[(&topic, 0, 1)]).await;
+    let (front, _broker, mut workload) = SaslFront::with_broker(msk_iam_front(SECRET)).await;
+    let (topic, group) = lagging_group(&mut workload, "meta", 3, 60_000, &[1]).await;
     let lag = workload.ledger().lag(&group, &topic, 0).map(|l| l as f64);
     assert!(lag.is_some());
     let labels = [

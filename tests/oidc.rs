@@ -1,6 +1,6 @@
 //! OAUTHBEARER with OIDC client credentials (`sasl.oauthbearer.method = oidc`), end to end:
-//! a local HTTPS token endpoint (certificate from a test CA, tests/common/token_endpoint.rs)
-//! issues short-lived tokens; the scripted SASL front (tests/common/sasl_front.rs) accepts
+//! a local HTTPS token endpoint (certificate from a test CA, testkit/src/token_endpoint.rs)
+//! issues short-lived tokens; the scripted SASL front (testkit/src/sasl_front.rs) accepts
 //! only tokens that endpoint issued and that have not expired, grants sessions no longer
 //! than the token's time left (as a Kafka broker does, KIP-368), and relays to the real
 //! broker; the exporter's lag is compared with the workload's ledger.
@@ -13,26 +13,20 @@
 //! * a wrong client secret, or an endpoint certificate from an untrusted CA, fail with an
 //!   error naming the endpoint and the cause; the secret is never shown.
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::pki::Pki;
 use common::sasl_front::{FrontConfig, SaslFront, TokenCheck};
 use common::token_endpoint::{EndpointConfig, TokenEndpoint};
-use common::{unique_name, Broker, Codec, RunningExporter, Workload};
+use common::workload::lagging_group;
+use common::{Broker, RunningExporter, Workload};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CLIENT_ID: &str = "tidemark-oidc-client";
 const CLIENT_SECRET: &str = "Oidc-S3cret-never-shown";
 const SCOPE: &str = "kafka";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 struct Setup {
     front: SaslFront,
@@ -58,33 +52,13 @@ async fn setup(expires_in: u64) -> Setup {
         },
     )
     .await;
-    let (listener, port) = SaslFront::bind().await;
-    let broker = Broker::start_advertising(port).await;
-    let front = SaslFront::serve(
-        listener,
-        &broker.bootstrap,
-        FrontConfig {
-            mechanisms: vec!["OAUTHBEARER".into()],
-            token_check: Some(TokenCheck(std::sync::Arc::new(endpoint.checker()))),
-            ..FrontConfig::default()
-        },
-    );
-    let mut workload = Workload::connect(&broker.bootstrap).await;
-    workload.route(&broker.advertised, &broker.bootstrap);
-    let topic = unique_name("oidc-topic");
-    let group = unique_name("oidc-group");
-    workload.create_topic(&topic, 2).await;
-    let ts = now_ms() - 60_000;
-    for p in 0..2 {
-        for i in 0..5 {
-            workload
-                .produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
-                .await;
-        }
-    }
-    workload
-        .commit_offsets(&group, &[(&topic, 0, 2), (&topic, 1, 4)])
-        .await;
+    let (front, broker, mut workload) = SaslFront::with_broker(FrontConfig {
+        mechanisms: vec!["OAUTHBEARER".into()],
+        token_check: Some(TokenCheck(std::sync::Arc::new(endpoint.checker()))),
+        ..FrontConfig::default()
+    })
+    .await;
+    let (topic, group) = lagging_group(&mut workload, "oidc", 5, 60_000, &[2, 4]).await;
     Setup {
         front,
         endpoint,
@@ -221,11 +195,7 @@ async fn tokens_are_fetched_shared_and_refreshed_before_they_expire() {
         used.len()
     );
     assert_eq!(s.front.expired_requests(), 0, "{:?}", s.front.violations());
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     exp.shutdown().await;
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Ground truth comes from the stub's setup ([`LAYOUT`]), never from what tidemark read.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -6,7 +6,7 @@
 //! The exporter polls every second with a 2 s Kafka timeout, so "within two cycles" is
 //! a few seconds; recovery times are printed (`--nocapture`).
 
-mod common;
+use tidemark_testkit as common;
 
 use std::time::{Duration, Instant};
 

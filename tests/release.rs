@@ -14,14 +14,16 @@
 //! image, started with the image's own `docker/config.toml` against the test broker, must
 //! serve exact offsets, lag and time lag on `/metrics`.
 
-mod common;
+use tidemark_testkit as common;
+
+use common::workload::now_ms;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::exporter::{get, Metrics};
 use common::promtool::ensure_promtool;
@@ -33,7 +35,7 @@ use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupS
 use tidemark::metrics::{self, ClusterView};
 
 fn repo(path: &str) -> PathBuf {
-    common::broker::repo_root().join(path)
+    common::repo_root().join(path)
 }
 
 fn read(path: &str) -> String {
@@ -694,12 +696,6 @@ impl CloneArgs for Command {
         c.args(self.get_args());
         c
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

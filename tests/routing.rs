@@ -4,7 +4,7 @@
 //! responses the decoder rejects. Each test builds its own stub cluster; backoffs are
 //! 10 ms so the whole file runs in well under a second of sleeping.
 
-mod common;
+use tidemark_testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

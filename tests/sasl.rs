@@ -1,5 +1,5 @@
 //! SASL: tidemark's SCRAM client (rsasl) against RFC test vectors and an independent SCRAM
-//! server, then whole logins over TCP through a scripted SASL front (tests/common/sasl_front.rs)
+//! server, then whole logins over TCP through a scripted SASL front (testkit/src/sasl_front.rs)
 //! relaying to the real broker, with the exporter's lag compared to the workload's ledger.
 //!
 //! * RFC 7677's SCRAM-SHA-256 example pins the independent server; a SCRAM-SHA-512 vector
@@ -12,16 +12,17 @@
 //! * re-authentication (KIP-368): connections are redialled before the session lifetime the
 //!   front grants runs out, and no request ever reaches an expired session.
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::exporter::get;
+use common::exporter::{cluster_with_properties, config_of_clusters, get};
 use common::sasl_front::{Fault, FrontConfig, SaslFront};
 use common::scram::{ScramHash, ScramServer};
-use common::{unique_name, Broker, Codec, RunningExporter, Workload};
+use common::workload::lagging_group;
+use common::{unique_name, Broker, RunningExporter, Workload};
 use tidemark::kafka::sasl::{Credentials, Exchange, Mechanism, Sasl, Secret, Step};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -156,13 +157,6 @@ fn tidemark_scram_against_the_independent_server() {
 // Over TCP: broker + SASL front + the exporter
 // ---------------------------------------------------------------------------------------
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// A broker behind a SASL front, with one topic (2 partitions, 5 records each) and one
 /// group committed at 2 and 4.
 struct Setup {
@@ -174,25 +168,8 @@ struct Setup {
 }
 
 async fn setup(config: FrontConfig) -> Setup {
-    let (listener, port) = SaslFront::bind().await;
-    let broker = Broker::start_advertising(port).await;
-    let front = SaslFront::serve(listener, &broker.bootstrap, config);
-    let mut workload = Workload::connect(&broker.bootstrap).await;
-    workload.route(&broker.advertised, &broker.bootstrap);
-    let topic = unique_name("sasl-topic");
-    let group = unique_name("sasl-group");
-    workload.create_topic(&topic, 2).await;
-    let ts = now_ms() - 60_000;
-    for p in 0..2 {
-        for i in 0..5 {
-            workload
-                .produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
-                .await;
-        }
-    }
-    workload
-        .commit_offsets(&group, &[(&topic, 0, 2), (&topic, 1, 4)])
-        .await;
+    let (front, broker, mut workload) = SaslFront::with_broker(config).await;
+    let (topic, group) = lagging_group(&mut workload, "sasl", 5, 60_000, &[2, 4]).await;
     Setup {
         front,
         workload,
@@ -204,20 +181,11 @@ async fn setup(config: FrontConfig) -> Setup {
 
 /// One `[[clusters]]` table through the front with these consumer properties.
 fn cluster(name: &str, bootstrap: &str, props: &[(&str, &str)]) -> String {
-    let mut t = format!(
-        "[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{bootstrap}\"\n[clusters.consumer_properties]\n"
-    );
-    for (k, v) in props {
-        t.push_str(&format!("{k:?} = {v:?}\n"));
-    }
-    t
+    cluster_with_properties(name, bootstrap, props)
 }
 
 fn exporter_toml(poll: &str, clusters: &[String]) -> String {
-    format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"{poll}\"\ngranularity = \"partition\"\n\n{}",
-        clusters.join("\n")
-    )
+    config_of_clusters(poll, clusters)
 }
 
 /// The exporter's lag for every partition equals the ledger's.
@@ -280,11 +248,7 @@ async fn scram_sha256_and_sha512_logins_give_the_workload_lag() {
             );
         }
     }
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     assert!(s.front.relayed() > 0);
     exp.shutdown().await;
 }
@@ -327,11 +291,7 @@ async fn wrong_password_fails_clearly_while_the_endpoints_keep_answering() {
     assert!(!page.body.contains(wrong), "the password is shown");
     let logins = s.front.logins();
     assert!(logins.iter().all(|l| l.outcome.is_err()), "{logins:?}");
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     assert_eq!(s.front.relayed(), 0);
     exp.shutdown().await;
 }
@@ -366,11 +326,7 @@ async fn a_server_final_error_or_wrong_signature_is_never_a_success() {
             0,
             "{fault:?}: requests after a rejected server-final"
         );
-        assert!(
-            s.front.violations().is_empty(),
-            "{:?}",
-            s.front.violations()
-        );
+        s.front.assert_no_violations();
         let page = exp.get("/").await.body;
         let want = match fault {
             Fault::ServerFinalError(_) => "e=other-error",
@@ -473,11 +429,7 @@ async fn oauthbearer_static_token_and_a_rejected_token() {
         "{page}"
     );
     assert!(!page.contains("revoked-token"));
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     exp.shutdown().await;
 }
 
@@ -550,11 +502,7 @@ async fn reauthentication_redials_before_the_session_expires_and_picks_up_a_rota
         .all(|l| l.client_messages == [bearer(first)]));
     let last = logins.last().unwrap();
     assert_eq!(last.client_messages, [bearer(second)]);
-    assert!(
-        s.front.violations().is_empty(),
-        "{:?}",
-        s.front.violations()
-    );
+    s.front.assert_no_violations();
     exp.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

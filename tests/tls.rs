@@ -1,6 +1,6 @@
-//! TLS end to end: the real exporter → a real TLS terminator (HAProxy, tests/common/tls_proxy.rs)
+//! TLS end to end: the real exporter → a real TLS terminator (HAProxy, testkit/src/tls_proxy.rs)
 //! → the real broker, which advertises the terminator's address so every connection is TLS.
-//! Certificates are made at test time (tests/common/pki.rs).
+//! Certificates are made at test time (testkit/src/pki.rs).
 //!
 //! * the right CA: lag equal to the workload's (bootstrap by name, brokers by IP);
 //! * an unknown CA, or the default Mozilla roots for a private CA: a clear verification error;
@@ -11,24 +11,19 @@
 //!
 //! Run with `--features ring` too: the same tests pass with the `ring` crypto provider.
 
-mod common;
+use tidemark_testkit as common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::broker::reserve_port;
+use common::exporter::{cluster_with_properties, config_of_clusters};
 use common::pki::{Pki, CLIENT_KEY_PASSWORD};
 use common::sasl_front::{FrontConfig, SaslFront};
 use common::tls_proxy::{ClientAuth, TlsTerminator};
-use common::{unique_name, Broker, Codec, RunningExporter, Workload};
+use common::workload::lagging_group;
+use common::{Broker, RunningExporter, Workload};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// The broker, its terminator, and a workload: one topic, 2 partitions of 4 records, one
 /// group committed at 1 and 3.
@@ -43,21 +38,7 @@ struct Setup {
 }
 
 async fn fill(workload: &mut Workload) -> (String, String) {
-    let topic = unique_name("tls-topic");
-    let group = unique_name("tls-group");
-    workload.create_topic(&topic, 2).await;
-    let ts = now_ms() - 30_000;
-    for p in 0..2 {
-        for i in 0..4 {
-            workload
-                .produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
-                .await;
-        }
-    }
-    workload
-        .commit_offsets(&group, &[(&topic, 0, 1), (&topic, 1, 3)])
-        .await;
-    (topic, group)
+    lagging_group(workload, "tls", 4, 30_000, &[1, 3]).await
 }
 
 async fn setup(client_auth: ClientAuth) -> Setup {
@@ -83,20 +64,11 @@ async fn setup(client_auth: ClientAuth) -> Setup {
 }
 
 fn cluster(name: &str, bootstrap: &str, props: &[(&str, &str)]) -> String {
-    let mut t = format!(
-        "[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{bootstrap}\"\n[clusters.consumer_properties]\n"
-    );
-    for (k, v) in props {
-        t.push_str(&format!("{k:?} = {v:?}\n"));
-    }
-    t
+    cluster_with_properties(name, bootstrap, props)
 }
 
 fn exporter_toml(clusters: &[String]) -> String {
-    format!(
-        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"500ms\"\ngranularity = \"partition\"\n\n{}",
-        clusters.join("\n")
-    )
+    config_of_clusters("500ms", clusters)
 }
 
 /// The lag the workload's ledger gives, served by `exp` for `cluster`.
@@ -290,7 +262,7 @@ async fn sasl_ssl_through_the_terminator_and_the_sasl_front() {
     assert!(logins
         .iter()
         .all(|l| l.outcome.is_ok() && l.mechanism == "SCRAM-SHA-512"));
-    assert!(front.violations().is_empty(), "{:?}", front.violations());
+    front.assert_no_violations();
     assert!(front.relayed() > 0);
     exp.shutdown().await;
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::exporter::{get, Metrics};
+use tidemark_testkit::exporter::{get, Metrics};
 
 /// What the setup wrote: topics × partitions, groups, and each committed offset.
 pub struct Truth {
@@ -119,7 +119,7 @@ pub async fn run(bin: &Path, bootstrap: &str, truth: &Truth, seconds: u64, poll:
         rss as f64 / 1024.0,
         cpu.as_secs_f64(),
         size as f64 / (1024.0 * 1024.0),
-        crate::support::median(&scrape_ms),
+        super::median(&scrape_ms),
         scrapes.len(),
     )
 }

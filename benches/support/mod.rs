@@ -11,6 +11,7 @@
 //! `key=value` pairs per cycle, which the parent parses ([`CycleLine`]).
 #![allow(dead_code)]
 
+pub mod external;
 pub mod synthetic;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,17 @@ use tidemark::config::{ClusterSettings, ExporterConfig, Granularity};
 use tidemark::kafka::{Cluster, ResponseBudget};
 use tidemark::lag;
 use tidemark::state::{CycleOutcome, ExporterState};
+
+/// `--sizes GxP[,GxP...]`: (groups, partitions) pairs; panics on anything else.
+pub fn sizes(arg: &str) -> Vec<(usize, usize)> {
+    arg.split(',')
+        .map(|size| {
+            size.split_once('x')
+                .and_then(|(g, p)| Some((g.parse::<usize>().ok()?, p.parse::<usize>().ok()?)))
+                .unwrap_or_else(|| panic!("--sizes {size}: expected GROUPSxPARTITIONS"))
+        })
+        .collect()
+}
 
 /// The APIs a cycle may send, in the order reports list them.
 pub const CYCLE_APIS: [ApiKey; 8] = [

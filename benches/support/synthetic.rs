@@ -1,7 +1,7 @@
 //! A lean synthetic Kafka cluster for benchmarks: several node ids, one TCP listener each,
 //! answering every API a collection cycle sends from formulas instead of stored data.
 //!
-//! `tests/common/stub.rs` keeps a model of every record (one timestamp per offset) and
+//! `testkit/src/stub.rs` keeps a model of every record (one timestamp per offset) and
 //! builds every response through `kafka-protocol` structs; a cluster of 50,000 partitions
 //! with realistic offsets (a million records each) cannot be held that way. Here nothing
 //! per record is stored: the log of a partition is `[low, high)` in batches of

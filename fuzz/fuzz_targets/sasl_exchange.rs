@@ -24,15 +24,18 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tidemark::kafka::sasl::{Credentials, Exchange, Mechanism, Sasl, Secret, Step, TokenSource};
+use tidemark::kafka::sasl::{
+    Credentials, Exchange, Extensions, Mechanism, Sasl, Secret, Step, TokenSource,
+};
 
 const FAST_ITERATIONS: u32 = 64;
 
 fn sasl(mechanism: Mechanism) -> Sasl {
     let credentials = match mechanism {
-        Mechanism::OAuthBearer => {
-            Credentials::Token(TokenSource::Static(Secret::new("eyJhbGciOiJub25lIn0.e30.")))
-        }
+        Mechanism::OAuthBearer => Credentials::Token(
+            TokenSource::Static(Secret::new("eyJhbGciOiJub25lIn0.e30.")),
+            Extensions::default(),
+        ),
         _ => Credentials::Password {
             username: "tidemark".to_owned(),
             password: Secret::new("pencil"),

@@ -14,7 +14,7 @@
 //! ([`caps::response_cap`](super::caps::response_cap)); a larger response fails it and is
 //! discarded unread. A response read whole first reserves its size in the process-wide
 //! [`ResponseBudget`](super::budget::ResponseBudget), waiting at most until the request's
-//! deadline; see [`read`] for streamed ones.
+//! deadline; see `read` for streamed ones.
 //!
 //! One responsibility per file: `config` (security and settings), `counters` and
 //! `durations` (per-API counters), `dial` (connecting), `negotiate` (ApiVersions),

@@ -236,7 +236,7 @@ impl Tls {
     }
 }
 
-/// The host part of "host:port", "[v6]:port" or a bare host.
+/// The host part of `host:port`, `[v6]:port` or a bare host.
 pub fn host_of(broker: &str) -> &str {
     if let Some(rest) = broker.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

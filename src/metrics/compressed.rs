@@ -338,7 +338,7 @@ impl Sink for Deflater {
     }
 }
 
-/// The text of one format, inflated from the stored exposition [`TEXT_CHUNK`] bytes at a
+/// The text of one format, inflated from the stored exposition `TEXT_CHUNK` bytes at a
 /// time; holds the exposition (not a copy) until dropped.
 pub struct TextStream {
     source: Arc<Compressed>,

@@ -148,7 +148,7 @@ fn worst_first(lag: (Option<i64>, Option<f64>), other: (Option<i64>, Option<f64>
         .then(other.0.cmp(&lag.0))
 }
 
-/// The order of groups: [`worst_first`] by max lag and max time lag, then by name.
+/// The order of groups: `worst_first` by max lag and max time lag, then by name.
 pub fn group_order(a: &GroupView, b: &GroupView) -> Ordering {
     worst_first(
         (a.max_lag, a.max_lag_seconds),
@@ -157,7 +157,7 @@ pub fn group_order(a: &GroupView, b: &GroupView) -> Ordering {
     .then_with(|| a.group.cmp(&b.group))
 }
 
-/// The order of a group's partitions: [`worst_first`], then by topic and partition.
+/// The order of a group's partitions: `worst_first`, then by topic and partition.
 pub fn row_order(a: &PartitionView, b: &PartitionView) -> Ordering {
     worst_first((Some(a.lag), a.lag_seconds), (Some(b.lag), b.lag_seconds))
         .then_with(|| a.topic.cmp(&b.topic))

@@ -238,7 +238,7 @@ impl Reader {
         Ok(Some(n))
     }
 
-    /// i32 array count, `None` for -1 (null). See [`Reader::count`] for the bounds.
+    /// i32 array count, `None` for -1 (null). See `Reader::count` for the bounds.
     pub fn array_len(&mut self, field: &'static str) -> Res<Option<usize>> {
         self.count(field, Prefix::I32)
     }

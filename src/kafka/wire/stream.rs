@@ -107,7 +107,7 @@ impl StreamReader {
         }
     }
 
-    /// Bytes consumed since the start (or the last [`StreamReader::restart_position`]).
+    /// Bytes consumed since the start (or the last `StreamReader::restart_position`).
     pub fn position(&self) -> usize {
         self.consumed
     }

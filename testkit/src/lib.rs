@@ -1,4 +1,6 @@
-//! Integration-test harness shared by every tidemark test binary (`mod common;`).
+//! tidemark's test kit: the harness shared by its integration tests, benches and examples
+//! (a workspace member, `tidemark-testkit`, a dev-dependency of tidemark). Each test binary
+//! imports it as `use tidemark_testkit as common;`, so `common::X` names its items.
 //!
 //! * [`Broker`] — a real Kafka-protocol broker (Tansu 0.6.0) in a locally built
 //!   `FROM scratch` image, one container per test, on its own host port.
@@ -20,20 +22,19 @@
 //!   handler for anything else, and a log of every request: for routing, retry and
 //!   version-negotiation tests that a real broker cannot stage.
 //! * [`venv`] — pinned PyPI packages in a venv under `target/`, made once (flock-serialized).
+//! * [`demo_workload`] — the demo's workload rhythm (`examples/demo.rs`, `examples/workload.rs`).
 //!
 //! Everything is `async` and safe to use from many
 //! `#[tokio::test(flavor = "multi_thread")]` tests running in parallel in one binary.
 //!
 //! Environment:
 //! * `TIDEMARK_REPO_ROOT` — where `docker/tansu/Dockerfile` and `.cache/tansu/` live
-//!   (default: the crate's `CARGO_MANIFEST_DIR`).
+//!   (default: the repository this kit is in, see [`repo_root`]).
 //! * `TIDEMARK_TANSU_BINARY` — use this tansu binary instead of downloading one.
-// Each test binary compiles this module separately and uses only part of it.
-#![allow(dead_code, unused_imports)]
-
 pub mod broker;
 pub mod codec;
 pub mod corrupt_proxy;
+pub mod demo_workload;
 pub mod exporter;
 pub mod ledger;
 pub mod members;
@@ -43,6 +44,7 @@ pub mod receivers;
 pub mod sasl_front;
 pub mod scram;
 pub mod sigv4;
+pub mod snapshot;
 pub mod stub;
 pub mod tls_proxy;
 pub mod token_endpoint;
@@ -61,6 +63,19 @@ pub use wire::Connection;
 pub use workload::Workload;
 
 use std::fmt;
+use std::path::PathBuf;
+
+/// The repository root: `$TIDEMARK_REPO_ROOT`, else the parent of this kit's directory
+/// (`testkit/`). Repository files the kit reads (`docker/tansu/Dockerfile`, its own Python
+/// helpers under `testkit/src/`) and writes (`.cache/`, venvs under `target/`) are found from it.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("TIDEMARK_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            kit.parent().unwrap_or(kit).to_path_buf()
+        })
+}
 
 /// Everything the harness can fail with. `Display` says what was being done.
 #[derive(Debug)]
@@ -85,31 +100,31 @@ pub enum HarnessError {
 }
 
 impl HarnessError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         HarnessError::Io {
             context: context.into(),
             source,
         }
     }
 
-    pub(crate) fn protocol(context: impl Into<String>) -> Self {
+    pub fn protocol(context: impl Into<String>) -> Self {
         HarnessError::Protocol {
             context: context.into(),
         }
     }
 
-    pub(crate) fn setup(context: impl Into<String>) -> Self {
+    pub fn setup(context: impl Into<String>) -> Self {
         HarnessError::Setup {
             context: context.into(),
         }
     }
 
     /// Turns a non-zero Kafka error code into an error.
-    pub(crate) fn check(code: i16, context: impl FnOnce() -> String) -> Result<(), Self> {
+    pub fn check(code: i16, context: impl FnOnce() -> String) -> Result<(), Self> {
         Self::check_msg(code, None, context)
     }
 
-    pub(crate) fn check_msg(
+    pub fn check_msg(
         code: i16,
         message: Option<&kafka_protocol::protocol::StrBytes>,
         context: impl FnOnce() -> String,

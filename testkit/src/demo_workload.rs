@@ -1,7 +1,6 @@
 //! The demo workload, shared by `examples/workload.rs` and `examples/demo.rs`.
 //!
-//! It drives a broker through the integration-test harness's [`Workload`] client
-//! (`tests/common/`, included by each example as `crate::common`) with a rhythm that gives
+//! It drives a broker through the test kit's [`Workload`] client with a rhythm that gives
 //! a lag exporter something to show:
 //!
 //! * `test-topic` (6 partitions) and `high-volume-topic` (3) are written in phases: a steady
@@ -23,9 +22,10 @@
 //! written and committed.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::common::{Codec, HarnessError, Workload};
+use crate::workload::now_ms;
+use crate::{Codec, HarnessError, Workload};
 
 pub const TEST_TOPIC: &str = "test-topic";
 pub const HIGH_VOLUME_TOPIC: &str = "high-volume-topic";
@@ -396,10 +396,4 @@ fn partitions(topic: &str) -> i32 {
         .iter()
         .find(|(t, _, _)| *t == topic)
         .map_or(1, |(_, n, _)| *n)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,4 +1,4 @@
-//! Framing, encoding and message parsing of the SASL front (tests/common/sasl_front.rs).
+//! Framing, encoding and message parsing of the SASL front (testkit/src/sasl_front.rs).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;

@@ -24,7 +24,7 @@ use testcontainers::{ContainerAsync, GenericBuildableImage, GenericImage, ImageE
 use tokio::sync::OnceCell;
 
 use super::wire::Connection;
-use super::{HarnessError, Result};
+use super::{repo_root, HarnessError, Result};
 
 pub const TANSU_VERSION: &str = "0.6.0";
 pub const IMAGE_NAME: &str = "tidemark-test-broker";
@@ -37,10 +37,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running Tansu broker in its own container. Dropping it removes the container.
 pub struct Broker {
-    /// "127.0.0.1:<port>", the broker's own listener (for the workload and readiness).
+    /// `127.0.0.1:<port>`, the broker's own listener (for the workload and readiness).
     /// Unless started with [`Broker::start_advertising`], also what it advertises.
     pub bootstrap: String,
-    /// "127.0.0.1:<port>", the address the broker advertises in metadata.
+    /// `127.0.0.1:<port>`, the address the broker advertises in metadata.
     pub advertised: String,
     /// The host port mapped to the broker's listener.
     pub port: u16,
@@ -149,15 +149,6 @@ impl Broker {
         }
     }
 
-    /// Stops the broker with SIGTERM, then SIGKILL after `grace_secs`. Tansu
-    /// exits on SIGTERM only once every client connection has closed, so with a
-    /// client still connected this takes the whole grace period.
-    pub async fn stop_gracefully(&self, grace_secs: i32) {
-        if let Err(e) = self.container.stop_with_timeout(Some(grace_secs)).await {
-            panic!("stopping the test broker {}: {e}", self.bootstrap);
-        }
-    }
-
     /// Starts the stopped container again (same port, same advertised address,
     /// EMPTY storage) and waits until it answers.
     pub async fn start_again(&self) {
@@ -251,13 +242,6 @@ impl PortReservation {
         drop(self.listener);
         self.port
     }
-}
-
-/// The repository root: `$TIDEMARK_REPO_ROOT`, else this crate's manifest dir.
-pub fn repo_root() -> PathBuf {
-    std::env::var_os("TIDEMARK_REPO_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Makes sure the broker image exists, building it once per process.

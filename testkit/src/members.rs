@@ -21,15 +21,12 @@ use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as As
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, DescribeGroupsRequest,
     DescribeGroupsResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitResponse,
+    SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::sync::watch;
@@ -37,6 +34,7 @@ use tokio::task::JoinHandle;
 
 use super::ledger::Ledger;
 use super::wire::Connection;
+use super::workload::{offset_commit_request, record_commits};
 use super::{HarnessError, Result};
 
 /// Limit for every request of a member (a first JoinGroup waits for the rebalance delay).
@@ -241,57 +239,17 @@ impl GroupMember {
         ledger: &mut Ledger,
         offsets: &[(&str, i32, i64)],
     ) -> Result<()> {
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (topic, partition, offset) in offsets {
-            by_topic.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset)
-                    .with_committed_metadata(Some(StrBytes::new())),
-            );
-        }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.group)))
-            .with_generation_id_or_member_epoch(self.generation_id)
-            .with_member_id(str_bytes(&self.member_id))
-            .with_topics(
-                by_topic
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(str_bytes(t)))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
+        let req = offset_commit_request(&self.group, self.generation_id, &self.member_id, offsets);
         let version = self.conn.version(ApiKey::OffsetCommit, OFFSET_COMMIT_MAX)?;
         let resp: OffsetCommitResponse = self
             .conn
             .request(ApiKey::OffsetCommit, version, &req)
             .await?;
-        for (topic, partition, offset) in offsets {
-            let code = resp
-                .topics
-                .iter()
-                .filter(|t| t.name.0.as_str() == *topic)
-                .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == *partition)
-                .map(|p| p.error_code)
-                .ok_or_else(|| {
-                    HarnessError::protocol(format!(
-                        "OffsetCommit: no result for {} {topic}-{partition}",
-                        self.group
-                    ))
-                })?;
-            HarnessError::check(code, || {
-                format!(
-                    "member {} (generation {}) committing {offset} for {} on {topic}-{partition}",
-                    self.member_id, self.generation_id, self.group
-                )
-            })?;
-            ledger.add_commit(&self.group, topic, *partition, *offset);
-        }
-        Ok(())
+        let committer = format!(
+            "member {} (generation {}) ",
+            self.member_id, self.generation_id
+        );
+        record_commits(&resp, &self.group, offsets, &committer, ledger)
     }
 
     /// Stops heartbeating and leaves the group (LeaveGroup).

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::broker::repo_root;
+use crate::repo_root;
 
 /// The python of the venv `name` holding `packages` (pip requirement strings), made once.
 /// Panics with pip's output when it cannot be made.

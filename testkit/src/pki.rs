@@ -50,7 +50,6 @@ fn leaf(
 /// Encrypted PKCS#8 (PBES2: PBKDF2-SHA256 + AES-256-CBC), as `openssl pkcs8 -topk8 -v2
 /// aes-256-cbc` writes it.
 fn encrypt_key(key: &KeyPair, password: &str) -> String {
-    use pkcs8::der::EncodePem;
     let der = key.serialize_der();
     let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).expect("pkcs8");
     let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
@@ -66,6 +65,12 @@ fn encrypt_key(key: &KeyPair, password: &str) -> String {
         .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
         .expect("pem")
         .to_string()
+}
+
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
 }
 
 impl Pki {

@@ -702,6 +702,15 @@ impl Model {
         self.nodes.first().map(|(n, _)| *n).unwrap_or(-1)
     }
 
+    /// The error `node` answers for group `id` in `api`: an injected fault, else
+    /// NOT_COORDINATOR when it is not the group's coordinator.
+    fn group_fault(&mut self, node: i32, api: ApiKey, id: &str) -> Option<i16> {
+        let first = self.first_node();
+        self.faults.take(node, api, Item::Group(id)).or_else(|| {
+            (coordinator_of(&self.groups, first, id) != node).then_some(code::NOT_COORDINATOR)
+        })
+    }
+
     fn answer(&mut self, node: i32, version: i16, req: &Request) -> Option<Response> {
         Some(match req {
             Request::ApiVersions(_) => self.api_versions(version).into(),
@@ -881,20 +890,13 @@ impl Model {
         version: i16,
         req: &DescribeGroupsRequest,
     ) -> DescribeGroupsResponse {
-        let first = self.first_node();
         let groups = req
             .groups
             .iter()
             .map(|gid| {
                 let id = gid.0.as_str();
                 let base = DescribedGroup::default().with_group_id(gid.clone());
-                let code = self
-                    .faults
-                    .take(node, ApiKey::DescribeGroups, Item::Group(id))
-                    .or_else(|| {
-                        (coordinator_of(&self.groups, first, id) != node)
-                            .then_some(code::NOT_COORDINATOR)
-                    });
+                let code = self.group_fault(node, ApiKey::DescribeGroups, id);
                 if let Some(code) = code {
                     return base.with_error_code(code);
                 }
@@ -934,20 +936,13 @@ impl Model {
         node: i32,
         req: &ConsumerGroupDescribeRequest,
     ) -> ConsumerGroupDescribeResponse {
-        let first = self.first_node();
         let groups = req
             .group_ids
             .iter()
             .map(|gid| {
                 let id = gid.0.as_str();
                 let base = Kip848Group::default().with_group_id(gid.clone());
-                let code = self
-                    .faults
-                    .take(node, ApiKey::ConsumerGroupDescribe, Item::Group(id))
-                    .or_else(|| {
-                        (coordinator_of(&self.groups, first, id) != node)
-                            .then_some(code::NOT_COORDINATOR)
-                    });
+                let code = self.group_fault(node, ApiKey::ConsumerGroupDescribe, id);
                 if let Some(code) = code {
                     return base.with_error_code(code);
                 }
@@ -991,20 +986,13 @@ impl Model {
         node: i32,
         req: &ShareGroupDescribeRequest,
     ) -> ShareGroupDescribeResponse {
-        let first = self.first_node();
         let groups = req
             .group_ids
             .iter()
             .map(|gid| {
                 let id = gid.0.as_str();
                 let base = ShareGroup::default().with_group_id(gid.clone());
-                let code = self
-                    .faults
-                    .take(node, ApiKey::ShareGroupDescribe, Item::Group(id))
-                    .or_else(|| {
-                        (coordinator_of(&self.groups, first, id) != node)
-                            .then_some(code::NOT_COORDINATOR)
-                    });
+                let code = self.group_fault(node, ApiKey::ShareGroupDescribe, id);
                 if let Some(code) = code {
                     return base.with_error_code(code);
                 }
@@ -1042,20 +1030,13 @@ impl Model {
         node: i32,
         req: &DescribeShareGroupOffsetsRequest,
     ) -> DescribeShareGroupOffsetsResponse {
-        let first = self.first_node();
         let groups = req
             .groups
             .iter()
             .map(|rg| {
                 let id = rg.group_id.0.as_str();
                 let base = ShareOffsetsGroup::default().with_group_id(rg.group_id.clone());
-                let code = self
-                    .faults
-                    .take(node, ApiKey::DescribeShareGroupOffsets, Item::Group(id))
-                    .or_else(|| {
-                        (coordinator_of(&self.groups, first, id) != node)
-                            .then_some(code::NOT_COORDINATOR)
-                    });
+                let code = self.group_fault(node, ApiKey::DescribeShareGroupOffsets, id);
                 if let Some(code) = code {
                     return base.with_error_code(code);
                 }
@@ -1111,16 +1092,9 @@ impl Model {
             });
             vec![(req.group_id.0.as_str().to_owned(), topics)]
         };
-        let first = self.first_node();
         let mut answers: Vec<GroupAnswer> = Vec::new();
         for (group, topics) in wanted {
-            let code = self
-                .faults
-                .take(node, ApiKey::OffsetFetch, Item::Group(&group))
-                .or_else(|| {
-                    (coordinator_of(&self.groups, first, &group) != node)
-                        .then_some(code::NOT_COORDINATOR)
-                });
+            let code = self.group_fault(node, ApiKey::OffsetFetch, &group);
             let mut by_topic: BTreeMap<String, Vec<(i32, i64, i16)>> = BTreeMap::new();
             if code.is_none() {
                 let committed = self
@@ -1588,7 +1562,7 @@ impl Stub {
         }
     }
 
-    /// "127.0.0.1:<port>" of the first node.
+    /// `127.0.0.1:<port>` of the first node.
     pub fn bootstrap(&self) -> String {
         let first = self.nodes()[0];
         self.addr(first).to_string()

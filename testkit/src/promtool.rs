@@ -32,7 +32,7 @@ pub fn ensure_debian_tool(tool: &Path, package: &str) -> Result<PathBuf, String>
             tool.display()
         ));
     }
-    let cache = super::broker::repo_root().join(".cache");
+    let cache = crate::repo_root().join(".cache");
     std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
     let lock = cache.join("apt.lock");
     let script = format!(

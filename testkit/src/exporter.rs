@@ -65,6 +65,19 @@ impl RunningExporter {
         );
     }
 
+    /// The exposition together with the number of successful cycles of `cluster` it
+    /// reflects (cycles are counted and rendered under one lock, so equal counts before and
+    /// after the scrape mean the scrape shows exactly that many cycles).
+    pub async fn consistent_metrics(&self, cluster: &str) -> (u64, Metrics) {
+        loop {
+            let before = self.cycles_ok(cluster);
+            let m = self.metrics().await;
+            if self.cycles_ok(cluster) == before {
+                return (before, m);
+            }
+        }
+    }
+
     /// Successful cycles of `cluster` so far.
     pub fn cycles_ok(&self, cluster: &str) -> u64 {
         self.exporter
@@ -288,6 +301,82 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         rest = &after[end..];
     }
     labels
+}
+
+/// `[exporter]` lines of the stub-cluster tests: fast cycles, partition granularity, short
+/// Kafka timeouts (see [`config()`]).
+pub const FAST: &str = "poll_interval = \"200ms\"\ngranularity = \"partition\"\n\
+[exporter.performance]\nkafka_timeout = \"2s\"\noffset_fetch_timeout = \"2s\"";
+
+/// The group × partition families (served at `granularity = "partition"` only).
+pub const GROUP_PARTITION_FAMILIES: [&str; 6] = [
+    "kafka_consumergroup_group_offset",
+    "kafka_consumergroup_group_lag",
+    "kafka_consumergroup_group_lag_seconds",
+    "kafka_consumergroup_group_messages_lost",
+    "kafka_consumergroup_group_retention_margin",
+    "kafka_consumergroup_group_lag_retention_ratio",
+];
+
+/// Reads the head of an HTTP/1.1 response from `stream`: its status code (panics without
+/// one) and its headers, names in lower case.
+pub async fn read_head(
+    stream: &mut (impl tokio::io::AsyncBufRead + Unpin),
+) -> (u16, BTreeMap<String, String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    stream.read_line(&mut line).await.expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {line:?}"));
+    let mut headers = BTreeMap::new();
+    loop {
+        line.clear();
+        stream.read_line(&mut line).await.expect("header");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    (status, headers)
+}
+
+/// tidemark's HTTP server for `state` on an ephemeral port of 127.0.0.1, in a task: its
+/// address, and the sender that stops it (it serves until that is dropped or sent `true`).
+pub async fn serve_state(
+    state: std::sync::Arc<tidemark::state::ExporterState>,
+) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(tidemark::http::serve(listener, state, stopped));
+    (address, stop)
+}
+
+/// One `[[clusters]]` table: `name` at `bootstrap` with these consumer properties.
+pub fn cluster_with_properties(name: &str, bootstrap: &str, props: &[(&str, &str)]) -> String {
+    let mut t = format!(
+        "[[clusters]]\nname = \"{name}\"\nbootstrap_servers = \"{bootstrap}\"\n[clusters.consumer_properties]\n"
+    );
+    for (k, v) in props {
+        t.push_str(&format!("{k:?} = {v:?}\n"));
+    }
+    t
+}
+
+/// A config of these `[[clusters]]` tables: ephemeral port, polls every `poll`, partition
+/// granularity.
+pub fn config_of_clusters(poll: &str, clusters: &[String]) -> String {
+    format!(
+        "[exporter]\nhttp_host = \"127.0.0.1\"\nhttp_port = 0\npoll_interval = \"{poll}\"\ngranularity = \"partition\"\n\n{}",
+        clusters.join("\n")
+    )
 }
 
 /// A config for one cluster at `bootstrap`, ephemeral HTTP port, the given extra

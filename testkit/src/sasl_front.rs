@@ -22,14 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -143,7 +141,7 @@ struct Record {
 
 /// A running SASL front. Dropping it stops accepting (open connections end with the test).
 pub struct SaslFront {
-    /// "127.0.0.1:<port>", what the broker must advertise.
+    /// `127.0.0.1:<port>`, what the broker must advertise.
     pub address: String,
     pub port: u16,
     config: Arc<Mutex<FrontConfig>>,
@@ -195,6 +193,17 @@ impl SaslFront {
         }
     }
 
+    /// A broker behind a new front with `config` (the broker advertises the front's port),
+    /// and a workload connected to the broker directly, past the front.
+    pub async fn with_broker(config: FrontConfig) -> (SaslFront, crate::Broker, crate::Workload) {
+        let (listener, port) = SaslFront::bind().await;
+        let broker = crate::Broker::start_advertising(port).await;
+        let front = SaslFront::serve(listener, &broker.bootstrap, config);
+        let mut workload = crate::Workload::connect(&broker.bootstrap).await;
+        workload.route(&broker.advertised, &broker.bootstrap);
+        (front, broker, workload)
+    }
+
     /// Change what new connections accept (e.g. rotate the accepted tokens).
     pub fn reconfigure(&self, change: impl FnOnce(&mut FrontConfig)) {
         change(&mut self.config.lock().unwrap());
@@ -204,13 +213,16 @@ impl SaslFront {
         self.record.logins.lock().unwrap().clone()
     }
 
-    pub fn successful_logins(&self) -> usize {
-        self.logins().iter().filter(|l| l.outcome.is_ok()).count()
-    }
-
     /// Requests the client should never have sent (before or after a failed login).
     pub fn violations(&self) -> Vec<String> {
         self.record.violations.lock().unwrap().clone()
+    }
+
+    /// Asserts that the client sent no request it should not have (see
+    /// [`SaslFront::violations`]), listing them if it did.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        assert!(violations.is_empty(), "{violations:?}");
     }
 
     /// Requests that arrived on a session past its lifetime (the connection was closed).

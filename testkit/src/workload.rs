@@ -529,52 +529,12 @@ impl Workload {
         group: &str,
         offsets: &[(&str, i32, i64)],
     ) -> Result<()> {
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (topic, partition, offset) in offsets {
-            by_topic.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset)
-                    .with_committed_metadata(Some(StrBytes::new())),
-            );
-        }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_generation_id_or_member_epoch(-1)
-            .with_member_id(StrBytes::new())
-            .with_topics(
-                by_topic
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(topic_name(t))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
+        let req = offset_commit_request(group, -1, "", offsets);
         let coordinator = self.coordinator(group).await?;
         let resp: OffsetCommitResponse = self
             .call(&coordinator, ApiKey::OffsetCommit, OFFSET_COMMIT_MAX, &req)
             .await?;
-        for (topic, partition, offset) in offsets {
-            let code = resp
-                .topics
-                .iter()
-                .filter(|t| t.name.0.as_str() == *topic)
-                .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == *partition)
-                .map(|p| p.error_code)
-                .ok_or_else(|| {
-                    HarnessError::protocol(format!(
-                        "OffsetCommit: no result for {group} {topic}-{partition}"
-                    ))
-                })?;
-            HarnessError::check(code, || {
-                format!("committing {offset} for {group} on {topic}-{partition}")
-            })?;
-            self.ledger.add_commit(group, topic, *partition, *offset);
-        }
-        Ok(())
+        record_commits(&resp, group, offsets, "", &mut self.ledger)
     }
 
     /// Address ("host:port") of the coordinator of `group`.
@@ -707,16 +667,12 @@ pub struct Transaction {
 impl Workload {
     /// Connects to the bootstrap broker ("host:port"); panics if it cannot.
     pub async fn connect(bootstrap: &str) -> Workload {
-        Self::try_connect(bootstrap)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(Self::try_connect(bootstrap).await)
     }
 
     /// [`Workload::try_create_topic`], panicking on failure.
     pub async fn create_topic(&mut self, name: &str, partitions: i32) {
-        if let Err(e) = self.try_create_topic(name, partitions).await {
-            panic!("workload: {e}");
-        }
+        must(self.try_create_topic(name, partitions).await)
     }
 
     /// [`Workload::try_create_topic_with_configs`], panicking on failure.
@@ -726,12 +682,10 @@ impl Workload {
         partitions: i32,
         configs: &[(&str, &str)],
     ) {
-        if let Err(e) = self
-            .try_create_topic_with_configs(name, partitions, configs)
-            .await
-        {
-            panic!("workload: {e}");
-        }
+        must(
+            self.try_create_topic_with_configs(name, partitions, configs)
+                .await,
+        )
     }
 
     /// [`Workload::try_produce`], panicking on failure: one batch, returns its
@@ -743,9 +697,7 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
     ) -> i64 {
-        self.try_produce(topic, partition, codec, records)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_produce(topic, partition, codec, records).await)
     }
 
     /// [`Workload::try_produce_log_append_time`], panicking on failure.
@@ -756,16 +708,15 @@ impl Workload {
         codec: Codec,
         records: &[(i64, Vec<u8>)],
     ) -> i64 {
-        self.try_produce_log_append_time(topic, partition, codec, records)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(
+            self.try_produce_log_append_time(topic, partition, codec, records)
+                .await,
+        )
     }
 
     /// [`Workload::try_init_transactions`], panicking on failure.
     pub async fn init_transactions(&mut self, transactional_id: &str) -> Transaction {
-        self.try_init_transactions(transactional_id)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_init_transactions(transactional_id).await)
     }
 
     /// [`Workload::try_produce_txn`], panicking on failure.
@@ -776,9 +727,7 @@ impl Workload {
         partition: i32,
         records: &[(i64, Vec<u8>)],
     ) -> i64 {
-        self.try_produce_txn(txn, topic, partition, records)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_produce_txn(txn, topic, partition, records).await)
     }
 
     /// [`Workload::try_end_txn`], panicking on failure.
@@ -787,23 +736,17 @@ impl Workload {
         txn: &mut Transaction,
         commit: bool,
     ) -> Vec<(String, i32, Marker)> {
-        self.try_end_txn(txn, commit)
-            .await
-            .unwrap_or_else(|e| panic!("workload: {e}"))
+        must(self.try_end_txn(txn, commit).await)
     }
 
     /// [`Workload::try_commit`], panicking on failure.
     pub async fn commit(&mut self, group: &str, topic: &str, partition: i32, offset: i64) {
-        if let Err(e) = self.try_commit(group, topic, partition, offset).await {
-            panic!("workload: {e}");
-        }
+        must(self.try_commit(group, topic, partition, offset).await)
     }
 
     /// [`Workload::try_commit_offsets`], panicking on failure.
     pub async fn commit_offsets(&mut self, group: &str, offsets: &[(&str, i32, i64)]) {
-        if let Err(e) = self.try_commit_offsets(group, offsets).await {
-            panic!("workload: {e}");
-        }
+        must(self.try_commit_offsets(group, offsets).await)
     }
 }
 
@@ -894,6 +837,103 @@ pub async fn small_workload(
         .map(|(p, lag)| (topic, p as i32, counts[p] - lag))
         .collect();
     w.commit_offsets(group, &offsets).await;
+}
+
+/// The value of a `try_` call, or a panic with its full error (the plain methods).
+fn must<T>(result: Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("workload: {e}"))
+}
+
+/// An OffsetCommit of `offsets` for `group` by `member_id` in `generation` (-1 and "" for a
+/// simple consumer), one entry per topic.
+pub(crate) fn offset_commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64)],
+) -> OffsetCommitRequest {
+    let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for (topic, partition, offset) in offsets {
+        by_topic.entry(topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(*offset)
+                .with_committed_metadata(Some(StrBytes::new())),
+        );
+    }
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(str_bytes(member_id))
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(t))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
+}
+
+/// Checks the result of every offset of an OffsetCommit in `resp` and adds each to `ledger`;
+/// an error says "`<committer>`committing ..." (`committer` is empty or ends in a space).
+pub(crate) fn record_commits(
+    resp: &OffsetCommitResponse,
+    group: &str,
+    offsets: &[(&str, i32, i64)],
+    committer: &str,
+    ledger: &mut Ledger,
+) -> Result<()> {
+    for (topic, partition, offset) in offsets {
+        let code = resp
+            .topics
+            .iter()
+            .filter(|t| t.name.0.as_str() == *topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == *partition)
+            .map(|p| p.error_code)
+            .ok_or_else(|| {
+                HarnessError::protocol(format!(
+                    "OffsetCommit: no result for {group} {topic}-{partition}"
+                ))
+            })?;
+        HarnessError::check(code, || {
+            format!("{committer}committing {offset} for {group} on {topic}-{partition}")
+        })?;
+        ledger.add_commit(group, topic, *partition, *offset);
+    }
+    Ok(())
+}
+
+/// A new topic (unique name from `<prefix>-topic`) of one partition per entry of `commits`,
+/// `records` one-record batches in each, timestamped from `age_ms` ago 1 ms apart, and a new
+/// group (`<prefix>-group`) committed at `commits[p]` on partition p. Returns (topic, group).
+pub async fn lagging_group(
+    w: &mut Workload,
+    prefix: &str,
+    records: i64,
+    age_ms: i64,
+    commits: &[i64],
+) -> (String, String) {
+    let topic = crate::unique_name(&format!("{prefix}-topic"));
+    let group = crate::unique_name(&format!("{prefix}-group"));
+    let partitions = i32::try_from(commits.len()).expect("partition count");
+    w.create_topic(&topic, partitions).await;
+    let ts = now_ms() - age_ms;
+    for p in 0..partitions {
+        for i in 0..records {
+            w.produce(&topic, p, Codec::None, &[(ts + i, b"v".to_vec())])
+                .await;
+        }
+    }
+    let offsets: Vec<(&str, i32, i64)> = (0..partitions)
+        .zip(commits)
+        .map(|(p, &offset)| (topic.as_str(), p, offset))
+        .collect();
+    w.commit_offsets(&group, &offsets).await;
+    (topic, group)
 }
 
 fn str_bytes(s: &str) -> StrBytes {

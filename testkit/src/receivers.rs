@@ -6,14 +6,15 @@
 //! * [`OtlpReceiver`] — `otlp_receiver.py` (grpcio + opentelemetry-proto from PyPI, in a
 //!   venv under `target/push-venv` made on first use, serialized across processes by
 //!   `flock` on `<repo>/.cache/push-venv.lock`): each Export request it receives is one
-//!   JSON line in a file, read back with [`OtlpReceiver::exports`].
+//!   JSON line in a file, read back with [`OtlpReceiver::requests`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::broker::{free_port, repo_root};
 use super::promtool::ensure_debian_tool;
+use crate::broker::free_port;
+use crate::repo_root;
 
 /// The PyPI packages of the receiver, pinned.
 const RECEIVER_PACKAGES: &[&str] = &[
@@ -192,7 +193,7 @@ impl OtlpReceiver {
         let python = receiver_python();
         let port = port.unwrap_or_else(|| free_port().expect("a free port"));
         let out = out.unwrap_or_else(|| scratch_dir("otlp").join("received.jsonl"));
-        let script = repo_root().join("tests/common/otlp_receiver.py");
+        let script = repo_root().join("testkit/src/otlp_receiver.py");
         let mut child = Command::new(python)
             .arg(script)
             .arg(port.to_string())
