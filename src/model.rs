@@ -34,6 +34,101 @@ pub struct Watermarks {
     pub high: i64,
 }
 
+/// Watermarks of many partitions, sorted by partition: one allocation of 40 bytes a
+/// partition, looked up by binary search (a `BTreeMap` of the same took ~64 bytes a
+/// partition, and was built while the answers it came from were still held).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionWatermarks(Vec<(TopicPartition, Watermarks)>);
+
+impl PartitionWatermarks {
+    /// From a list sorted by partition without duplicates (checked; a list that is not is
+    /// sorted, the last value of a partition kept).
+    pub fn from_sorted(list: Vec<(TopicPartition, Watermarks)>) -> Self {
+        if list.windows(2).all(|w| w[0].0 < w[1].0) {
+            PartitionWatermarks(list)
+        } else {
+            list.into_iter().collect()
+        }
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<&Watermarks> {
+        let i = self.0.binary_search_by(|(p, _)| p.cmp(tp)).ok()?;
+        self.0.get(i).map(|(_, w)| w)
+    }
+
+    pub fn contains_key(&self, tp: &TopicPartition) -> bool {
+        self.get(tp).is_some()
+    }
+
+    /// Set the watermarks of `tp`, returning the ones it had.
+    pub fn insert(&mut self, tp: TopicPartition, w: Watermarks) -> Option<Watermarks> {
+        match self.0.binary_search_by(|(p, _)| p.cmp(&tp)) {
+            Ok(i) => self.0.get_mut(i).map(|(_, old)| std::mem::replace(old, w)),
+            Err(i) => {
+                self.0.insert(i, (tp, w));
+                None
+            }
+        }
+    }
+
+    /// In partition order.
+    pub fn iter(&self) -> impl Iterator<Item = (&TopicPartition, &Watermarks)> {
+        self.0.iter().map(|(tp, w)| (tp, w))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.0.iter().map(|(tp, _)| tp)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(TopicPartition, Watermarks)> for PartitionWatermarks {
+    /// In any order; of a partition listed twice the last value counts (as in a map).
+    fn from_iter<It: IntoIterator<Item = (TopicPartition, Watermarks)>>(items: It) -> Self {
+        let mut list: Vec<_> = items.into_iter().collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        PartitionWatermarks(list)
+    }
+}
+
+impl From<std::collections::BTreeMap<TopicPartition, Watermarks>> for PartitionWatermarks {
+    fn from(map: std::collections::BTreeMap<TopicPartition, Watermarks>) -> Self {
+        PartitionWatermarks(map.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(TopicPartition, Watermarks); N]> for PartitionWatermarks {
+    fn from(list: [(TopicPartition, Watermarks); N]) -> Self {
+        list.into_iter().collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a PartitionWatermarks {
+    type Item = (&'a TopicPartition, &'a Watermarks);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (TopicPartition, Watermarks)>,
+        fn(&'a (TopicPartition, Watermarks)) -> (&'a TopicPartition, &'a Watermarks),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(tp, w)| (tp, w))
+    }
+}
+
 /// The kind of a group (Kafka 4.x): each is read with its own requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GroupType {
@@ -108,4 +203,46 @@ pub struct RecordAt {
     /// False only when answered from a cut batch larger than `whole_up_to` (its CRC could
     /// not be checked): use it for this cycle only, never cache it.
     pub verified: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition::new(topic, partition)
+    }
+
+    fn marks(low: i64, high: i64) -> Watermarks {
+        Watermarks { low, high }
+    }
+
+    #[test]
+    fn partition_watermarks_behave_as_a_map_sorted_by_partition() {
+        let mut w: PartitionWatermarks = [
+            (tp("b", 0), marks(0, 5)),
+            (tp("a", 1), marks(1, 2)),
+            (tp("a", 0), marks(0, 1)),
+            (tp("b", 0), marks(3, 9)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(w.len(), 3);
+        assert_eq!(
+            w.get(&tp("b", 0)),
+            Some(&marks(3, 9)),
+            "the last value counts"
+        );
+        assert!(!w.contains_key(&tp("c", 0)));
+        assert_eq!(w.insert(tp("a", 5), marks(7, 8)), None);
+        assert_eq!(w.insert(tp("a", 1), marks(2, 3)), Some(marks(1, 2)));
+        let order: Vec<String> = w.keys().map(|tp| tp.to_string()).collect();
+        assert_eq!(order, ["a/0", "a/1", "a/5", "b/0"]);
+        let unsorted = PartitionWatermarks::from_sorted(vec![
+            (tp("b", 0), marks(0, 1)),
+            (tp("a", 0), marks(0, 2)),
+        ]);
+        assert_eq!(unsorted.keys().next(), Some(&tp("a", 0)));
+        assert_eq!(unsorted.get(&tp("b", 0)), Some(&marks(0, 1)));
+    }
 }

@@ -18,7 +18,7 @@ use tidemark_testkit as common;
 
 use common::workload::now_ms;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,9 +29,11 @@ use common::exporter::{get, Metrics};
 use common::promtool::ensure_promtool;
 use common::{unique_name, Broker, Codec, Workload};
 use tidemark::config::Granularity;
-use tidemark::kafka::records::{RecordAt, TimestampType};
 use tidemark::kafka::{TopicPartition, Watermarks};
-use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+use tidemark::lag::{
+    self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member, PartitionWatermarks,
+    Sample,
+};
 use tidemark::metrics::{self, ClusterView};
 
 fn repo(path: &str) -> PathBuf {
@@ -59,7 +61,7 @@ fn full_view() -> ClusterView {
     });
     let snapshot = ClusterSnapshot {
         cluster: "c".into(),
-        watermarks: BTreeMap::from([
+        watermarks: PartitionWatermarks::from([
             (tp("t", 0), Watermarks { low: 0, high: 10 }),
             (tp("t", 1), Watermarks { low: 5, high: 10 }),
             (tp("k", 0), Watermarks { low: 0, high: 10 }),
@@ -74,37 +76,28 @@ fn full_view() -> ClusterView {
                     tp: tp("t", 0),
                     committed: 4,
                     member: Some(member),
-                    record: Some(RecordAt {
-                        offset: 4,
+                    sample: Sample::At {
                         timestamp_ms: NOW - 5_000,
-                        timestamp_type: TimestampType::CreateTime,
-                        verified: true,
-                    }),
-                    markers_only: false,
+                        later: false,
+                    },
                 },
                 GroupPartition {
                     tp: tp("t", 1),
                     committed: 2,
                     member: None,
-                    record: Some(RecordAt {
-                        offset: 5,
+                    sample: Sample::At {
                         timestamp_ms: NOW - 9_000,
-                        timestamp_type: TimestampType::CreateTime,
-                        verified: true,
-                    }),
-                    markers_only: false,
+                        later: true,
+                    },
                 },
                 GroupPartition {
                     tp: tp("k", 0),
                     committed: 3,
                     member: None,
-                    record: Some(RecordAt {
-                        offset: 6,
+                    sample: Sample::At {
                         timestamp_ms: NOW - 1_000,
-                        timestamp_type: TimestampType::LogAppendTime,
-                        verified: true,
-                    }),
-                    markers_only: false,
+                        later: true,
+                    },
                 },
             ],
         }],

@@ -296,7 +296,7 @@ pub fn run_child(args: &Args) {
                 .groups
                 .iter()
                 .flat_map(|g| &g.partitions)
-                .filter(|p| p.record.is_some())
+                .filter(|p| matches!(p.sample, lag::Sample::At { .. }))
                 .count();
             let poll_time = snapshot.poll_time;
             let t1 = Instant::now();

@@ -1,12 +1,13 @@
 //! Which topics are compacted: their cleanup.policy, read with DescribeConfigs hourly and
 //! whenever a topic not read before shows up.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::denied::Denials;
-use crate::kafka::{Cluster, TopicPartition, Watermarks};
+use crate::kafka::Cluster;
+use crate::model::PartitionWatermarks;
 
 /// How often topic configs (cleanup.policy) are re-read.
 pub const COMPACTION_REFRESH: Duration = Duration::from_secs(3600);
@@ -35,7 +36,7 @@ impl CompactionFlags {
     pub(super) async fn topics(
         &mut self,
         cluster: &Cluster,
-        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+        watermarks: &PartitionWatermarks,
         cluster_name: &str,
         denied: &mut Denials,
     ) -> BTreeSet<Arc<str>> {

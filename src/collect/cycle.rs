@@ -39,7 +39,7 @@ use crate::kafka::{
     Cluster, FetchStats, GroupListing, KafkaError, TimestampQuery, TimestampResult, TopicPartition,
     Watermarks,
 };
-use crate::lag::{ClusterSnapshot, GroupSnapshot, LagReport};
+use crate::lag::{ClusterSnapshot, GroupSnapshot, LagReport, PartitionWatermarks, Sample};
 
 use super::cache::TimestampCache;
 use super::carry::{last_watermarks, EarlierRows};
@@ -377,21 +377,19 @@ impl CycleState {
         meta: &crate::kafka::Metadata,
         oldest_ms: i64,
         issues: &mut CycleIssues,
-    ) -> (
-        BTreeMap<TopicPartition, Watermarks>,
-        BTreeMap<TopicPartition, i64>,
-    ) {
+    ) -> (PartitionWatermarks, BTreeMap<TopicPartition, i64>) {
         let monitored: Vec<TopicPartition> = meta
             .partitions()
             .filter(|tp| self.settings.topic_allowed(&tp.topic))
             .collect();
-        let mut watermarks: BTreeMap<TopicPartition, Watermarks> = BTreeMap::new();
         let mut carried_watermarks = BTreeMap::new();
-        for (tp, w) in cluster.watermarks_of(monitored).await {
-            match w {
-                Ok(w) => {
-                    watermarks.insert(tp, w);
-                }
+        let answers = cluster.watermarks_of(monitored).await;
+        // Sorted answers become the sorted list in their own allocation (a smaller element
+        // collected from a `Vec`'s iterator reuses it).
+        let watermarks: Vec<(TopicPartition, Watermarks)> = answers
+            .into_iter()
+            .filter_map(|(tp, w)| match w {
+                Ok(w) => Some((tp, w)),
                 Err(e) => {
                     issues.partitions_without_watermarks += 1;
                     if !issues.denied.note(&e, &tp.topic) {
@@ -399,18 +397,22 @@ impl CycleState {
                     }
                     issues.note(|| format!("partition {tp}: watermarks: {e}"));
                     let previous = self.previous.as_deref();
-                    if let Some(last) = previous.and_then(|r| last_watermarks(r, &tp, oldest_ms)) {
-                        let w = Watermarks {
+                    let last = previous.and_then(|r| last_watermarks(r, &tp, oldest_ms))?;
+                    carried_watermarks.insert(tp.clone(), last.read_at_ms);
+                    Some((
+                        tp,
+                        Watermarks {
                             low: last.low,
                             high: last.high,
-                        };
-                        watermarks.insert(tp.clone(), w);
-                        carried_watermarks.insert(tp, last.read_at_ms);
-                    }
+                        },
+                    ))
                 }
-            }
-        }
-        (watermarks, carried_watermarks)
+            })
+            .collect();
+        (
+            PartitionWatermarks::from_sorted(watermarks),
+            carried_watermarks,
+        )
     }
 
     /// The groups to read this cycle, as listed: every allowed group a broker listed, and
@@ -466,7 +468,7 @@ impl CycleState {
         &mut self,
         cluster: &Cluster,
         groups: &mut [GroupSnapshot],
-        watermarks: &BTreeMap<TopicPartition, Watermarks>,
+        watermarks: &PartitionWatermarks,
         topic_ids: &HashMap<Arc<str>, [u8; 16]>,
         issues: &mut CycleIssues,
     ) {
@@ -485,7 +487,7 @@ impl CycleState {
                 continue;
             }
             match self.timestamps.get(&gp.tp, gp.committed, w.low) {
-                Some(rec) => gp.record = Some(rec),
+                Some(rec) => gp.sample = Sample::of(rec, gp.committed),
                 None => wanted.push((gp.tp.clone(), gp.committed)),
             }
         }
@@ -556,16 +558,20 @@ impl CycleState {
             }
             self.last_fetch = stats;
             for gp in groups.iter_mut().flat_map(|g| g.partitions.iter_mut()) {
-                if gp.record.is_some() {
+                if !gp.sample.is_none() {
                     continue;
                 }
                 if let Some(w) = watermarks.get(&gp.tp).filter(|w| gp.committed < w.high) {
-                    gp.record = self.timestamps.peek(&gp.tp, gp.committed, w.low);
+                    if let Some(rec) = self.timestamps.peek(&gp.tp, gp.committed, w.low) {
+                        gp.sample = Sample::of(rec, gp.committed);
+                    }
                 }
-                if gp.record.is_none() && !uncached.is_empty() {
+                if gp.sample.is_none() && !uncached.is_empty() {
                     match uncached.get(&(gp.tp.clone(), gp.committed)) {
-                        Some(Uncached::MarkersOnly) => gp.markers_only = true,
-                        Some(Uncached::Unverified(rec)) => gp.record = Some(*rec),
+                        Some(Uncached::MarkersOnly) => gp.sample = Sample::MarkersOnly,
+                        Some(Uncached::Unverified(rec)) => {
+                            gp.sample = Sample::of(*rec, gp.committed);
+                        }
                         None => {}
                     }
                 }
@@ -583,7 +589,7 @@ impl CycleState {
 /// What the chain of committed offsets, watermarks and timestamps read.
 struct PartitionReads {
     groups: Vec<GroupSnapshot>,
-    watermarks: BTreeMap<TopicPartition, Watermarks>,
+    watermarks: PartitionWatermarks,
     carried_watermarks: BTreeMap<TopicPartition, i64>,
     /// When the last watermark was in.
     watermarks_read: Instant,

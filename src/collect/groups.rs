@@ -10,7 +10,7 @@ use kafka_protocol::messages::ApiKey;
 use crate::kafka::{
     Cluster, GroupDescription, GroupListing, GroupOffsets, GroupType, Result, TopicPartition,
 };
-use crate::lag::{GroupPartition, GroupSnapshot, GroupState, Member};
+use crate::lag::{GroupPartition, GroupSnapshot, GroupState, Member, Sample};
 
 use super::carry::EarlierRows;
 use super::issues::CycleIssues;
@@ -201,8 +201,7 @@ pub(super) fn assemble(
                     tp: tp.clone(),
                     committed: *offset,
                     member: None,
-                    record: None,
-                    markers_only: false,
+                    sample: Sample::None,
                 }),
         );
         snapshot_groups.push(GroupSnapshot {

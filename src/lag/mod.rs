@@ -20,14 +20,15 @@ mod report;
 mod snapshot;
 pub mod status;
 
+pub use crate::model::PartitionWatermarks;
 pub use report::{GroupLag, GroupPartitionLag, LagReport, PartitionOffsets, Row, Rows, TopicLag};
-pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+pub use snapshot::{ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member, Sample};
 pub use status::{GroupStatus, PartitionStatus, Status, StatusReport, StatusRules, StatusWindow};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::model::{GroupType, TopicPartition, Watermarks};
+use crate::model::{GroupType, TopicPartition};
 
 /// What an earlier report lends to groups whose committed offsets could not be read in this
 /// cycle: their last values, marked stale, as long as they were read at or after
@@ -99,7 +100,7 @@ impl Inputs<'_> {
 }
 
 fn partition_offsets(
-    watermarks: &BTreeMap<TopicPartition, Watermarks>,
+    watermarks: &PartitionWatermarks,
     carried: &BTreeMap<TopicPartition, i64>,
     now_ms: i64,
 ) -> Vec<PartitionOffsets> {
@@ -325,27 +326,30 @@ fn partition_lag(
     now_ms: i64,
 ) -> GroupPartitionLag {
     let committed = gp.committed;
-    let lag = if gp.markers_only {
+    let markers_only = gp.sample == Sample::MarkersOnly;
+    let lag = if markers_only {
         0
     } else {
         w.high.saturating_sub(committed).max(0)
     };
-    let lag_seconds = if lag == 0 {
-        Some(0.0)
-    } else {
-        gp.record
-            .map(|ts| (now_ms.saturating_sub(ts.timestamp_ms) as f64 / 1000.0).max(0.0))
+    let lag_seconds = match gp.sample {
+        _ if lag == 0 => Some(0.0),
+        Sample::At { timestamp_ms, .. } => {
+            Some((now_ms.saturating_sub(timestamp_ms) as f64 / 1000.0).max(0.0))
+        }
+        Sample::None | Sample::MarkersOnly => None,
     };
+    let later = matches!(gp.sample, Sample::At { later: true, .. });
     GroupPartitionLag::new(
         partition,
         gp.member.clone(),
         committed,
         (w.low, w.high),
-        gp.markers_only,
+        markers_only,
         lag_seconds,
         // The record at the committed offset is gone and a later one answered, on a topic
         // that compacts: its age understates the time lag.
-        compacted_topics.contains(&gp.tp.topic) && gp.record.is_some_and(|r| r.offset > committed),
+        later && compacted_topics.contains(&gp.tp.topic),
     )
 }
 

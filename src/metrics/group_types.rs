@@ -32,13 +32,13 @@ impl Exposition {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     use std::sync::Arc;
 
     use crate::config::Granularity;
-    use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
+    use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Sample};
     use crate::metrics::{render, ClusterView};
-    use crate::model::{GroupType, TopicPartition, Watermarks};
+    use crate::model::{GroupType, PartitionWatermarks, TopicPartition, Watermarks};
 
     fn group(name: &str, group_type: GroupType, state: GroupState) -> GroupSnapshot {
         GroupSnapshot {
@@ -50,8 +50,7 @@ mod tests {
                 tp: TopicPartition::new("t", 0),
                 committed: 4,
                 member: None,
-                record: None,
-                markers_only: false,
+                sample: Sample::None,
             }],
         }
     }
@@ -60,7 +59,7 @@ mod tests {
     fn state_carries_the_group_type_and_lag_families_do_not() {
         let snapshot = ClusterSnapshot {
             cluster: "c".into(),
-            watermarks: BTreeMap::from([(
+            watermarks: PartitionWatermarks::from([(
                 TopicPartition::new("t", 0),
                 Watermarks { low: 0, high: 10 },
             )]),

@@ -96,18 +96,18 @@ impl Exposition {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     use std::sync::Arc;
 
     use crate::config::Granularity;
-    use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState};
+    use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Sample};
     use crate::metrics::{render, ClusterView};
-    use crate::model::{GroupType, TopicPartition, Watermarks};
+    use crate::model::{GroupType, PartitionWatermarks, TopicPartition, Watermarks};
 
     fn view() -> ClusterView {
         let snapshot = ClusterSnapshot {
             cluster: "c".into(),
-            watermarks: BTreeMap::from([(
+            watermarks: PartitionWatermarks::from([(
                 TopicPartition::new("t", 0),
                 Watermarks { low: 0, high: 10 },
             )]),
@@ -120,8 +120,7 @@ mod tests {
                     tp: TopicPartition::new("t", 0),
                     committed: 3,
                     member: None,
-                    record: None,
-                    markers_only: false,
+                    sample: Sample::None,
                 }],
             }],
             compacted_topics: BTreeSet::new(),

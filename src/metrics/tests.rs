@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -6,8 +6,10 @@ use kafka_protocol::messages::ApiKey;
 
 use super::*;
 use crate::kafka::conn::REQUEST_DURATION_BUCKETS;
-use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
-use crate::model::{RecordAt, TimestampType, TopicPartition, Watermarks};
+use crate::lag::{
+    self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member, Sample,
+};
+use crate::model::{PartitionWatermarks, TopicPartition, Watermarks};
 
 const NOW: i64 = 1_700_000_100_000;
 
@@ -15,7 +17,7 @@ pub(crate) fn view() -> ClusterView {
     let tp = |p| TopicPartition::new("orders", p);
     let snapshot = ClusterSnapshot {
         cluster: "prod".into(),
-        watermarks: BTreeMap::from([
+        watermarks: PartitionWatermarks::from([
             (tp(0), Watermarks { low: 0, high: 100 }),
             (tp(1), Watermarks { low: 50, high: 80 }),
         ]),
@@ -33,20 +35,16 @@ pub(crate) fn view() -> ClusterView {
                         consumer_id: "consumer-1-abc".into(),
                         client_id: "consumer-1".into(),
                     })),
-                    record: Some(RecordAt {
-                        offset: 90,
+                    sample: Sample::At {
                         timestamp_ms: NOW - 12_500,
-                        timestamp_type: TimestampType::CreateTime,
-                        verified: true,
-                    }),
-                    markers_only: false,
+                        later: false,
+                    },
                 },
                 GroupPartition {
                     tp: tp(1),
                     committed: 40,
                     member: None,
-                    record: None,
-                    markers_only: false,
+                    sample: Sample::None,
                 },
             ],
         }],

@@ -8,7 +8,9 @@ use regex::Regex;
 use super::*;
 use crate::kafka::records::{RecordAt, TimestampType};
 use crate::kafka::{GroupType, TopicPartition, Watermarks};
-use crate::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+use crate::lag::{
+    self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member, Sample,
+};
 
 const NOW: i64 = 1_700_000_100_000;
 
@@ -36,13 +38,9 @@ fn group(name: &str, parts: &[Part]) -> GroupSnapshot {
                 tp: TopicPartition::new(t, p),
                 committed,
                 member: None,
-                record: age.and_then(|a| {
-                    at(a).map(|mut r| {
-                        r.offset = committed;
-                        r
-                    })
-                }),
-                markers_only: false,
+                sample: age
+                    .and_then(at)
+                    .map_or(Sample::None, |r| Sample::of(r, committed)),
             })
             .collect(),
     }
@@ -66,7 +64,7 @@ fn report(groups: Vec<GroupSnapshot>) -> crate::lag::LagReport {
         .collect();
     let snapshot = ClusterSnapshot {
         cluster: "c".into(),
-        watermarks,
+        watermarks: watermarks.into(),
         groups,
         ..Default::default()
     };

@@ -3,14 +3,16 @@
 //! every topic has the high watermark [`high`]`(p)`, group `g` is committed [`committed`]`(g,
 //! p)` on it, and every committed record was found.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark::config::Granularity;
-use tidemark::kafka::records::{RecordAt, TimestampType};
 use tidemark::kafka::{TopicPartition, Watermarks};
-use tidemark::lag::{self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member};
+use tidemark::lag::{
+    self, ClusterSnapshot, GroupPartition, GroupSnapshot, GroupState, Member, PartitionWatermarks,
+    Sample,
+};
 use tidemark::state::{CycleHealth, CycleOutcome, ExporterState};
 
 /// The cluster name of these snapshots.
@@ -30,20 +32,20 @@ pub fn committed(g: usize, p: i32) -> i64 {
 pub fn watermarks(
     topics: impl IntoIterator<Item = Arc<str>>,
     partitions: i32,
-) -> BTreeMap<TopicPartition, Watermarks> {
-    let mut out = BTreeMap::new();
+) -> PartitionWatermarks {
+    let mut out = Vec::new();
     for topic in topics {
         for p in 0..partitions {
-            out.insert(
+            out.push((
                 TopicPartition::new(topic.clone(), p),
                 Watermarks {
                     low: high(p) / 2,
                     high: high(p),
                 },
-            );
+            ));
         }
     }
-    out
+    out.into_iter().collect()
 }
 
 /// A group partition committed at `committed`, whose record there was found (verified,
@@ -58,13 +60,10 @@ pub fn partition(
         tp,
         committed,
         member,
-        record: Some(RecordAt {
-            offset: committed,
+        sample: Sample::At {
             timestamp_ms,
-            timestamp_type: TimestampType::CreateTime,
-            verified: true,
-        }),
-        markers_only: false,
+            later: false,
+        },
     }
 }
 
@@ -104,7 +103,7 @@ pub fn lagging_groups(
 
 /// A snapshot of cluster [`CLUSTER`], polled in `poll_time`.
 pub fn cluster(
-    watermarks: BTreeMap<TopicPartition, Watermarks>,
+    watermarks: PartitionWatermarks,
     groups: Vec<GroupSnapshot>,
     poll_time: Duration,
 ) -> ClusterSnapshot {
@@ -122,7 +121,7 @@ pub fn cluster(
 /// successful cycle (complete, 800 ms ago) that saw these watermarks and groups in
 /// `poll_time`, its lag computed at `now_ms`.
 pub fn published(
-    watermarks: BTreeMap<TopicPartition, Watermarks>,
+    watermarks: PartitionWatermarks,
     groups: Vec<GroupSnapshot>,
     poll_time: Duration,
     now_ms: i64,

@@ -25,7 +25,7 @@ mod partitions;
 mod share_groups;
 mod timestamps;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use kafka_protocol::messages::ApiKey;
@@ -134,7 +134,7 @@ impl Cluster {
         items: Vec<I>,
         key: impl Fn(&I) -> &TopicPartition,
         op: F,
-    ) -> HashMap<TopicPartition, Result<T>>
+    ) -> Vec<(TopicPartition, Result<T>)>
     where
         I: Clone,
         F: Fn(i32, Vec<I>) -> Fut,
@@ -210,13 +210,15 @@ impl Cluster {
         };
         self.per_broker(groups.to_vec(), |g: &String| g, route, forget, op)
             .await
+            .into_iter()
+            .collect()
     }
 
     /// The one routing-and-retry loop of every batched request: `route` sends each item to
     /// a broker, `op(node, items)` runs once per broker (concurrently) and classifies each
     /// item; items whose routing went stale, or whose broker failed in transport, go again
     /// after a backoff and `before_retry` (a metadata refresh, forgetting coordinators), at
-    /// most `max_retries` times. Each item ends with its own `Result`.
+    /// most `max_retries` times. Each item ends with its own `Result`, in no particular order.
     async fn per_broker<I, K, T, R, RFut, B, BFut, F, Fut>(
         &self,
         items: Vec<I>,
@@ -224,7 +226,7 @@ impl Cluster {
         route: R,
         before_retry: B,
         op: F,
-    ) -> HashMap<K, Result<T>>
+    ) -> Vec<(K, Result<T>)>
     where
         I: Clone,
         K: Clone + Eq + std::hash::Hash,
@@ -235,7 +237,9 @@ impl Cluster {
         F: Fn(i32, Vec<I>) -> Fut,
         Fut: Future<Output = Result<Vec<(K, Outcome<T>)>>>,
     {
-        let mut results = HashMap::with_capacity(items.len());
+        // A list, not a map: at tens of thousands of partitions a map sized for every item
+        // was the largest allocation of a ListOffsets round.
+        let mut results = Vec::with_capacity(items.len());
         let mut pending = items;
         let mut attempt = 0;
         while !pending.is_empty() {
@@ -245,7 +249,7 @@ impl Cluster {
                 failed,
             } = route(std::mem::take(&mut pending)).await;
             for (item, e) in failed {
-                results.insert(key(&item).clone(), Err(e));
+                results.push((key(&item).clone(), Err(e)));
             }
             // Each broker's answers are filed as they arrive and dropped: held until the
             // slowest broker answered, the answers of every broker were the largest
@@ -264,9 +268,8 @@ impl Cluster {
                         retry.extend(batch.into_iter().map(|i| (i, e.clone())));
                     }
                     Err(e) => {
-                        for item in batch {
-                            results.insert(key(&item).clone(), Err(e.clone()));
-                        }
+                        results
+                            .extend(batch.iter().map(|item| (key(item).clone(), Err(e.clone()))));
                     }
                 }
             }
@@ -274,9 +277,11 @@ impl Cluster {
                 break;
             }
             if attempt >= self.config().max_retries {
-                for (item, e) in retry {
-                    results.insert(key(&item).clone(), Err(e));
-                }
+                results.extend(
+                    retry
+                        .into_iter()
+                        .map(|(item, e)| (key(&item).clone(), Err(e))),
+                );
                 break;
             }
             tokio::time::sleep(self.backoff(attempt)).await;
@@ -307,43 +312,52 @@ impl<I> Default for Routed<I> {
     }
 }
 
-/// File one broker's answers for `batch`: final ones into `results` (straight in, no map
-/// of them per broker: at tens of thousands of partitions that was the largest allocation
-/// of a ListOffsets round), stale ones into `retry`; an item the answer left out fails.
+/// File one broker's answers for `batch`: final ones into `results`, stale ones into
+/// `retry`; an item the answer left out fails, an answer for an item not asked is ignored
+/// (the last one counts when an item is answered twice).
 fn settle<I, K, T>(
     key: &impl Fn(&I) -> &K,
     batch: Vec<I>,
     answers: Vec<(K, Outcome<T>)>,
-    results: &mut HashMap<K, Result<T>>,
+    results: &mut Vec<(K, Result<T>)>,
     retry: &mut Vec<(I, KafkaError)>,
 ) where
     K: Clone + Eq + std::hash::Hash,
 {
-    let asked: HashSet<&K> = batch.iter().map(key).collect();
-    let mut moved: HashMap<K, KafkaError> = HashMap::new();
-    for (k, outcome) in answers {
-        if !asked.contains(&k) {
-            continue;
-        }
-        match outcome {
-            Outcome::Done(r) => {
-                results.insert(k, r);
+    // Brokers answer in the order asked: then no map of the batch is needed.
+    let in_order = answers.len() == batch.len()
+        && answers
+            .iter()
+            .zip(&batch)
+            .all(|((k, _), item)| k == key(item));
+    let fates: Vec<Option<Outcome<T>>> = if in_order {
+        answers.into_iter().map(|(_, o)| Some(o)).collect()
+    } else {
+        let position: HashMap<&K, usize> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (key(item), i))
+            .collect();
+        let mut fates: Vec<Option<Outcome<T>>> =
+            std::iter::repeat_with(|| None).take(batch.len()).collect();
+        for (k, outcome) in answers {
+            if let Some(fate) = position.get(&k).and_then(|&i| fates.get_mut(i)) {
+                *fate = Some(outcome);
             }
-            Outcome::Retry(e) => {
-                moved.insert(k, e);
-            }
         }
-    }
-    drop(asked);
-    for item in batch {
-        if let Some(e) = moved.remove(key(&item)) {
-            retry.push((item, e));
-        } else if !results.contains_key(key(&item)) {
-            let e = KafkaErrorKind::UnknownInMetadata(
-                "an answer for every item asked in the broker's response".to_string(),
-            )
-            .into();
-            results.insert(key(&item).clone(), Err(e));
+        fates
+    };
+    for (item, fate) in batch.into_iter().zip(fates) {
+        match fate {
+            Some(Outcome::Done(r)) => results.push((key(&item).clone(), r)),
+            Some(Outcome::Retry(e)) => retry.push((item, e)),
+            None => {
+                let e = KafkaErrorKind::UnknownInMetadata(
+                    "an answer for every item asked in the broker's response".to_string(),
+                )
+                .into();
+                results.push((key(&item).clone(), Err(e)));
+            }
         }
     }
 }

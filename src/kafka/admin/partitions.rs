@@ -16,64 +16,71 @@ impl Cluster {
         &self,
         partitions: &[TopicPartition],
     ) -> HashMap<TopicPartition, Result<Watermarks>> {
-        self.watermarks_of(partitions.to_vec()).await
+        self.watermarks_of(partitions.to_vec())
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// [`Cluster::watermarks`] of a list the caller no longer needs (no copy of it is held
-    /// while the answers arrive).
+    /// while the answers arrive), as a list sorted by partition: at tens of thousands of
+    /// partitions a map of the answers was the largest allocation of the round.
     pub async fn watermarks_of(
         &self,
         partitions: Vec<TopicPartition>,
-    ) -> HashMap<TopicPartition, Result<Watermarks>> {
-        self.per_leader(
-            partitions,
-            |tp| tp,
-            |node, batch| async move {
-                let (low, high) = futures_util::future::join(
-                    self.list_offsets(node, &batch, EARLIEST),
-                    self.list_offsets(node, &batch, LATEST),
-                )
-                .await;
-                let (low, high) = (low?, high?);
-                let error = |code: i16, which: &str, tp: &TopicPartition| {
-                    let e = broker_error(
-                        node,
-                        ApiKey::ListOffsets,
-                        code,
-                        format!("{which} offset of {tp}"),
-                        None,
-                    );
-                    Outcome::failed(code, e)
-                };
-                // A partition the latest offsets do not answer has no outcome (the routing
-                // loop reports it unanswered).
-                Ok(batch
-                    .into_iter()
-                    .zip(low)
-                    .zip(high)
-                    .filter(|(_, high)| high.answered)
-                    .map(|((tp, low), high)| {
-                        let outcome = if !low.answered {
-                            Outcome::Done(Err(KafkaErrorKind::UnknownInMetadata(format!(
-                                "earliest offset of {tp} in the ListOffsets response"
-                            ))
-                            .into()))
-                        } else if low.code == 0 && high.code == 0 {
-                            Outcome::Done(Ok(Watermarks {
-                                low: low.offset,
-                                high: high.offset,
-                            }))
-                        } else if low.code != 0 {
-                            error(low.code, "earliest", &tp)
-                        } else {
-                            error(high.code, "latest", &tp)
-                        };
-                        (tp, outcome)
-                    })
-                    .collect())
-            },
-        )
-        .await
+    ) -> Vec<(TopicPartition, Result<Watermarks>)> {
+        let mut answers = self
+            .per_leader(
+                partitions,
+                |tp| tp,
+                |node, batch| async move {
+                    let (low, high) = futures_util::future::join(
+                        self.list_offsets(node, &batch, EARLIEST),
+                        self.list_offsets(node, &batch, LATEST),
+                    )
+                    .await;
+                    let (low, high) = (low?, high?);
+                    let error = |code: i16, which: &str, tp: &TopicPartition| {
+                        let e = broker_error(
+                            node,
+                            ApiKey::ListOffsets,
+                            code,
+                            format!("{which} offset of {tp}"),
+                            None,
+                        );
+                        Outcome::failed(code, e)
+                    };
+                    // A partition the latest offsets do not answer has no outcome (the routing
+                    // loop reports it unanswered).
+                    Ok(batch
+                        .into_iter()
+                        .zip(low)
+                        .zip(high)
+                        .filter(|(_, high)| high.answered)
+                        .map(|((tp, low), high)| {
+                            let outcome = if !low.answered {
+                                Outcome::Done(Err(KafkaErrorKind::UnknownInMetadata(format!(
+                                    "earliest offset of {tp} in the ListOffsets response"
+                                ))
+                                .into()))
+                            } else if low.code == 0 && high.code == 0 {
+                                Outcome::Done(Ok(Watermarks {
+                                    low: low.offset,
+                                    high: high.offset,
+                                }))
+                            } else if low.code != 0 {
+                                error(low.code, "earliest", &tp)
+                            } else {
+                                error(high.code, "latest", &tp)
+                            };
+                            (tp, outcome)
+                        })
+                        .collect())
+                },
+            )
+            .await;
+        answers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        answers
     }
 
     /// One ListOffsets to `node`: the answer for each partition of `partitions`, at its
