@@ -97,7 +97,7 @@ impl Cluster {
     ) -> HashMap<String, Result<Option<GroupDescription>>> {
         self.per_coordinator(groups, |node, batch| async move {
             if !self.speaks::<ConsumerGroupDescribeRequest>(node).await? {
-                return Ok(not_described(batch));
+                return Ok(not_described(&batch));
             }
             let (r, _) = self
                 .send_to(node, |_| requests::consumer_group_describe(&batch))

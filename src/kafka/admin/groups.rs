@@ -1,6 +1,7 @@
 //! Consumer groups: listing, coordinators, descriptions, committed offsets.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, OffsetFetchRequest};
 
@@ -200,7 +201,7 @@ impl Cluster {
     async fn lookup_coordinators(
         &self,
         node: i32,
-        groups: Vec<String>,
+        groups: Arc<[String]>,
     ) -> Result<Vec<(String, Outcome<i32>)>> {
         let version = self.version_for::<FindCoordinatorRequest>(node).await?;
         let classify = |key: &str, c: wire::find_coordinator::Coordinator| {
@@ -227,7 +228,8 @@ impl Cluster {
                 .map(|c| (c.key.clone(), c))
                 .collect();
             Ok(groups
-                .into_iter()
+                .iter()
+                .cloned()
                 .filter_map(|g| {
                     let c = by_key.remove(&g)?;
                     let outcome = classify(&g, c);
@@ -235,7 +237,7 @@ impl Cluster {
                 })
                 .collect())
         } else {
-            let calls = groups.into_iter().map(|g| async move {
+            let calls = groups.iter().cloned().map(|g| async move {
                 let req = requests::find_coordinator(&g);
                 let outcome = match self.send_to(node, |_| req).await {
                     Ok((mut r, _)) if !r.coordinators.is_empty() => {
@@ -304,7 +306,7 @@ impl Cluster {
                     .map(|g| (g.group_id.clone(), self.group_offsets(node, g)))
                     .collect())
             } else {
-                let calls = batch.into_iter().map(|g| async move {
+                let calls = batch.iter().cloned().map(|g| async move {
                     let req = requests::offset_fetch_group(&g);
                     match self.send_to(node, |_| req).await {
                         Ok((mut r, _)) if !r.groups.is_empty() => {

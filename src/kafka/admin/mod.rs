@@ -27,6 +27,7 @@ mod timestamps;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 
@@ -51,10 +52,10 @@ pub(crate) enum Outcome<T> {
 
 /// Every group of `batch` answered "not described by this API" (`Ok(None)`): another API
 /// describes them.
-pub(crate) fn not_described<T>(batch: Vec<String>) -> Vec<(String, Outcome<Option<T>>)> {
+pub(crate) fn not_described<T>(batch: &[String]) -> Vec<(String, Outcome<Option<T>>)> {
     batch
-        .into_iter()
-        .map(|g| (g, Outcome::Done(Ok(None))))
+        .iter()
+        .map(|g| (g.clone(), Outcome::Done(Ok(None))))
         .collect()
 }
 
@@ -137,7 +138,7 @@ impl Cluster {
     ) -> Vec<(TopicPartition, Result<T>)>
     where
         I: Clone,
-        F: Fn(i32, Vec<I>) -> Fut,
+        F: Fn(i32, Arc<[I]>) -> Fut,
         Fut: Future<Output = Result<Vec<(TopicPartition, Outcome<T>)>>>,
     {
         let route = |pending: Vec<I>| {
@@ -174,7 +175,7 @@ impl Cluster {
         op: F,
     ) -> HashMap<String, Result<T>>
     where
-        F: Fn(i32, Vec<String>) -> Fut,
+        F: Fn(i32, Arc<[String]>) -> Fut,
         Fut: Future<Output = Result<Vec<(String, Outcome<T>)>>>,
     {
         let route = |pending: Vec<String>| async move {
@@ -234,7 +235,7 @@ impl Cluster {
         RFut: Future<Output = Routed<I>>,
         B: Fn(Vec<I>) -> BFut,
         BFut: Future<Output = ()>,
-        F: Fn(i32, Vec<I>) -> Fut,
+        F: Fn(i32, Arc<[I]>) -> Fut,
         Fut: Future<Output = Result<Vec<(K, Outcome<T>)>>>,
     {
         // A list, not a map: at tens of thousands of partitions a map sized for every item
@@ -253,19 +254,21 @@ impl Cluster {
             }
             // Each broker's answers are filed as they arrive and dropped: held until the
             // slowest broker answered, the answers of every broker were the largest
-            // allocation of a ListOffsets round.
+            // allocation of a ListOffsets round. A batch is shared with its request, not
+            // copied for the retries it may need.
             let mut batches: futures_util::stream::FuturesUnordered<_> = by_node
                 .into_iter()
                 .map(|(node, batch)| {
-                    let fut = op(node, batch.clone());
+                    let batch: Arc<[I]> = batch.into();
+                    let fut = op(node, Arc::clone(&batch));
                     async move { (batch, fut.await) }
                 })
                 .collect();
             while let Some((batch, outcome)) = futures_util::StreamExt::next(&mut batches).await {
                 match outcome {
-                    Ok(answers) => settle(&key, batch, answers, &mut results, &mut retry),
+                    Ok(answers) => settle(&key, &batch, answers, &mut results, &mut retry),
                     Err(e) if e.is_transport() || e.is_retriable_routing() => {
-                        retry.extend(batch.into_iter().map(|i| (i, e.clone())));
+                        retry.extend(batch.iter().map(|i| (i.clone(), e.clone())));
                     }
                     Err(e) => {
                         results
@@ -315,9 +318,9 @@ impl<I> Default for Routed<I> {
 /// File one broker's answers for `batch`: final ones into `results`, stale ones into
 /// `retry`; an item the answer left out fails, an answer for an item not asked is ignored
 /// (the last one counts when an item is answered twice).
-fn settle<I, K, T>(
+fn settle<I: Clone, K, T>(
     key: &impl Fn(&I) -> &K,
-    batch: Vec<I>,
+    batch: &[I],
     answers: Vec<(K, Outcome<T>)>,
     results: &mut Vec<(K, Result<T>)>,
     retry: &mut Vec<(I, KafkaError)>,
@@ -328,7 +331,7 @@ fn settle<I, K, T>(
     let in_order = answers.len() == batch.len()
         && answers
             .iter()
-            .zip(&batch)
+            .zip(batch)
             .all(|((k, _), item)| k == key(item));
     let fates: Vec<Option<Outcome<T>>> = if in_order {
         answers.into_iter().map(|(_, o)| Some(o)).collect()
@@ -347,16 +350,16 @@ fn settle<I, K, T>(
         }
         fates
     };
-    for (item, fate) in batch.into_iter().zip(fates) {
+    for (item, fate) in batch.iter().zip(fates) {
         match fate {
-            Some(Outcome::Done(r)) => results.push((key(&item).clone(), r)),
-            Some(Outcome::Retry(e)) => retry.push((item, e)),
+            Some(Outcome::Done(r)) => results.push((key(item).clone(), r)),
+            Some(Outcome::Retry(e)) => retry.push((item.clone(), e)),
             None => {
                 let e = KafkaErrorKind::UnknownInMetadata(
                     "an answer for every item asked in the broker's response".to_string(),
                 )
                 .into();
-                results.push((key(&item).clone(), Err(e)));
+                results.push((key(item).clone(), Err(e)));
             }
         }
     }

@@ -53,7 +53,8 @@ impl Cluster {
                     // A partition the latest offsets do not answer has no outcome (the routing
                     // loop reports it unanswered).
                     Ok(batch
-                        .into_iter()
+                        .iter()
+                        .cloned()
                         .zip(low)
                         .zip(high)
                         .filter(|(_, high)| high.answered)

@@ -23,7 +23,7 @@ impl Cluster {
     ) -> HashMap<String, Result<Option<GroupDescription>>> {
         self.per_coordinator(groups, |node, batch| async move {
             if !self.speaks::<ShareGroupDescribeRequest>(node).await? {
-                return Ok(not_described(batch));
+                return Ok(not_described(&batch));
             }
             let (r, _) = self
                 .send_to(node, |_| requests::share_group_describe(&batch))
